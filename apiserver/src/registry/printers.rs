@@ -1,0 +1,1 @@
+//! Table printers: the `kubectl get` columns of every kind.

@@ -1,0 +1,1 @@
+//! Per-kind strategies: defaults and validation, one module per kind.

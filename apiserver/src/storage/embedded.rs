@@ -1,0 +1,1 @@
+//! Embedded on-disk MVCC store.
