@@ -2,5 +2,7 @@
 //! cache and persisted through [`storage::Storage`] to etcd or to the
 //! embedded store.
 
+pub mod cache;
+pub mod error;
 pub mod registry;
 pub mod storage;

@@ -1,1 +1,2 @@
 //! Per-kind strategies: defaults and validation, one module per kind.
+pub mod validation;
