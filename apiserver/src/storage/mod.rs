@@ -18,10 +18,17 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
 
+mod compactor;
 #[cfg(test)]
 mod conformance;
-pub mod embedded;
-pub mod etcd;
+mod embedded;
+mod etcd;
+mod etcd_testing;
+
+pub use compactor::spawn_compactor;
+pub use embedded::EmbeddedStore;
+pub use etcd::EtcdStore;
+pub use etcd_testing::{EtcdProcess, EtcdProcessError};
 
 /// One key's value at a revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
