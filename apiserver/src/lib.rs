@@ -2,5 +2,7 @@
 //! cache and persisted through [`storage::Storage`] to etcd or to the
 //! embedded store.
 
+pub mod discovery;
+pub mod openapi;
 pub mod registry;
 pub mod storage;
