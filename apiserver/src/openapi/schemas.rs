@@ -116,6 +116,11 @@ const fn gvk(group: &'static str, version: &'static str, kind: &'static str) -> 
     }
 }
 
+/// Every kind with a published schema.
+pub fn all_kinds() -> impl Iterator<Item = Gvk> {
+    KINDS.iter().map(|(g, _)| *g)
+}
+
 /// The Kubernetes schema name of a kind (`io.k8s.api.apps.v1.Deployment`),
 /// if ferrokube knows the kind.
 pub fn schema_name(group: &str, version: &str, kind: &str) -> Option<String> {
