@@ -3,6 +3,8 @@
 //! embedded store.
 
 pub mod cache;
+pub mod discovery;
 pub mod error;
+pub mod openapi;
 pub mod registry;
 pub mod storage;

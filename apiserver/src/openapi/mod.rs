@@ -1,0 +1,14 @@
+//! The OpenAPI documents kube-apiserver publishes (`/openapi/v2`,
+//! `/openapi/v3`, `/openapi/v3/<gv>`), generated from k8s-openapi's schemas,
+//! and the schema walk behind `fieldValidation` ([`validate`]).
+//!
+//! Documents are generated once, on first request, and kept as serialized
+//! bytes only; see [`cache`] for what that costs.
+
+pub mod cache;
+pub mod document;
+pub mod paths;
+pub mod schemas;
+pub mod validate;
+
+pub use cache::router;
