@@ -2,6 +2,7 @@
 //! engine of `common::patch` (merge, JSON, strategic merge, server-side apply).
 
 use common::ResourceInfo;
+use common::patch;
 use k8s_openapi::Metadata;
 use serde_json::Value;
 
