@@ -30,13 +30,22 @@ async fn a_reopened_store_keeps_values_history_and_revisions() {
             let key = format!("/registry/pods/ns/p{i:02}");
             let kv = store.get(&key).await.expect("get").expect("present");
             if i % 2 == 0 {
-                store.update(&key, value(100 + i), kv.mod_revision).await.expect("update");
+                store
+                    .update(&key, value(100 + i), kv.mod_revision)
+                    .await
+                    .expect("update");
             } else {
-                store.delete(&key, Some(kv.mod_revision)).await.expect("delete");
+                store
+                    .delete(&key, Some(kv.mod_revision))
+                    .await
+                    .expect("delete");
             }
         }
         store.compact(compacted).await.expect("compact");
-        let at_old = store.list("/registry/", None, 0, Some(old)).await.expect("list old");
+        let at_old = store
+            .list("/registry/", None, 0, Some(old))
+            .await
+            .expect("list old");
         let latest = store.list("/registry/", None, 0, None).await.expect("list");
         let revision = store.current_revision().await.expect("revision");
         (latest, at_old, old, compacted, revision)
@@ -47,7 +56,10 @@ async fn a_reopened_store_keeps_values_history_and_revisions() {
     let reread = store.list("/registry/", None, 0, None).await.expect("list");
     assert_eq!(reread.kvs, latest.kvs);
     assert_eq!(reread.revision, revision);
-    let reread_old = store.list("/registry/", None, 0, Some(old)).await.expect("list old");
+    let reread_old = store
+        .list("/registry/", None, 0, Some(old))
+        .await
+        .expect("list old");
     assert_eq!(reread_old.kvs, at_old.kvs);
     assert!(matches!(
         store.list("/registry/", None, 0, Some(compacted - 1)).await,
