@@ -417,3 +417,35 @@ fn watch_event(event: &etcd_client::Event) -> Result<WatchEvent, StorageError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_is_the_first_key_after_every_key_with_the_prefix() {
+        let cases: [(&str, &[u8]); 4] = [
+            ("/registry/pods/", b"/registry/pods0"),
+            ("a", b"b"),
+            ("a\u{7f}", b"a\x80"),
+            ("", b"\0"),
+        ];
+        for (prefix, end) in cases {
+            assert_eq!(prefix_end(prefix), end, "prefix {prefix:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn connecting_to_a_closed_port_is_unavailable() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let endpoints = [format!("http://127.0.0.1:{port}")];
+        match EtcdStore::connect(&endpoints).await {
+            Err(StorageError::Unavailable(_)) => {}
+            Err(other) => panic!("expected Unavailable, got {other:?}"),
+            Ok(_) => panic!("connected to a closed port"),
+        }
+    }
+}

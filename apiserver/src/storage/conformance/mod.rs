@@ -21,12 +21,8 @@ use super::{
 /// A backend under test and what keeps it alive.
 pub(super) struct Backend {
     pub storage: Arc<dyn Storage>,
-    _guard: Guard,
-}
-
-enum Guard {
-    Dir(#[allow(dead_code)] tempfile::TempDir),
-    Etcd(#[allow(dead_code)] EtcdProcess),
+    _dir: Option<tempfile::TempDir>,
+    _etcd: Option<EtcdProcess>,
 }
 
 impl Backend {
@@ -35,7 +31,8 @@ impl Backend {
         let store = EmbeddedStore::open(dir.path()).expect("embedded store opens");
         Backend {
             storage: Arc::new(store),
-            _guard: Guard::Dir(dir),
+            _dir: Some(dir),
+            _etcd: None,
         }
     }
 
@@ -46,7 +43,8 @@ impl Backend {
             .expect("etcd store connects");
         Backend {
             storage: Arc::new(store),
-            _guard: Guard::Etcd(process),
+            _dir: None,
+            _etcd: Some(process),
         }
     }
 }

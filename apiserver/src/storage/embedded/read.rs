@@ -185,9 +185,9 @@ pub(super) fn log_chunk(
     }
     let log = txn.open_table(LOG).map_err(|e| internal(&e))?;
     let mut events = Vec::new();
-    let mut scanned = 0;
-    let mut scanned_to = after.max(current);
-    for item in log.range(after + 1..).map_err(|e| internal(&e))? {
+    let mut scanned_to = after;
+    let entries = log.range(after + 1..).map_err(|e| internal(&e))?;
+    for (scanned, item) in entries.enumerate() {
         if scanned == max_entries {
             return Ok(LogChunk {
                 events,
@@ -197,7 +197,6 @@ pub(super) fn log_chunk(
         }
         let (revision, bytes) = item.map_err(|e| internal(&e))?;
         let revision = revision.value();
-        scanned += 1;
         scanned_to = revision;
         let entry = LogEntry::decode(revision, bytes.value())?;
         if entry.key.starts_with(prefix) {
