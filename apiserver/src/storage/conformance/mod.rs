@@ -7,6 +7,7 @@
 mod basic;
 mod concurrency;
 mod history;
+mod model;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,6 +78,7 @@ macro_rules! conformance_suite {
 use basic::*;
 use concurrency::*;
 use history::*;
+use model::*;
 
 conformance_suite!(
     create_then_get_returns_the_value_and_a_second_create_fails,
@@ -92,6 +94,7 @@ conformance_suite!(
     compactor_compacts_to_the_revision_of_the_previous_tick,
     racing_updates_on_one_key_have_exactly_one_winner_per_round,
     thirty_two_concurrent_writers_get_distinct_revisions,
+    random_histories_match_the_model,
 );
 
 pub(super) fn bytes(s: &str) -> Bytes {
