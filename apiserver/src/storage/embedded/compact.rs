@@ -17,7 +17,7 @@ use super::{COMPACT_CURSOR, COMPACT_REVISION, CURRENT_REVISION, LOG, META, inter
 use crate::storage::StorageError;
 
 /// Log entries examined per sweep transaction.
-const SWEEP_CHUNK: usize = 4096;
+pub(super) const SWEEP_CHUNK: usize = 2048;
 
 pub(super) fn compact(db: &Database, revision: i64) -> Result<(), StorageError> {
     if !raise_compacted_revision(db, revision)? {

@@ -132,3 +132,76 @@ async fn an_idle_watcher_reports_progress() {
         .expect("an event");
     assert_eq!(item, WatchEvent::Progress { revision });
 }
+
+/// The revisions left in the log table.
+fn log_revisions(store: &EmbeddedStore) -> Vec<i64> {
+    use redb::{ReadableDatabase, ReadableTable};
+    let txn = store.shared.db.begin_read().expect("read");
+    let log = txn.open_table(super::LOG).expect("log table");
+    log.iter()
+        .expect("iterate")
+        .map(|item| item.expect("entry").0.value())
+        .collect()
+}
+
+#[tokio::test]
+async fn compaction_removes_superseded_entries_and_old_tombstones_only() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = EmbeddedStore::open(dir.path()).expect("open");
+    let a1 = store.create("/k/a", value(1)).await.expect("create a");
+    let a2 = store.update("/k/a", value(2), a1).await.expect("update a");
+    let a3 = store.update("/k/a", value(3), a2).await.expect("update a");
+    let b4 = store.create("/k/b", value(4)).await.expect("create b");
+    let (_, b5) = store.delete("/k/b", None).await.expect("delete b");
+    let c6 = store.create("/k/c", value(6)).await.expect("create c");
+    let a7 = store.update("/k/a", value(7), a3).await.expect("update a");
+    assert_eq!(log_revisions(&store), [a1, a2, a3, b4, b5, c6, a7]);
+
+    store.compact(c6).await.expect("compact");
+    // a3 is a's last entry before c6 and a7 (at or after c6) still needs it
+    // as its prev; b's create and tombstone are both gone.
+    assert_eq!(log_revisions(&store), [a3, c6, a7]);
+    // At the compacted revision itself nothing is removed: a watch from just
+    // before it replays a7 with a3 as its prev.
+    store.compact(a7).await.expect("compact to the newest");
+    assert_eq!(log_revisions(&store), [a3, c6, a7]);
+    let a8 = store.update("/k/a", value(8), a7).await.expect("update a");
+    store.compact(a8).await.expect("compact further");
+    assert_eq!(log_revisions(&store), [c6, a7, a8]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_larger_than_one_sweep_chunk_completes() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = EmbeddedStore::open(dir.path()).expect("open");
+    let writers: Vec<_> = (0..32)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let key = format!("/k/{w:02}");
+                let mut revision = store.create(&key, value(0)).await.expect("create");
+                for i in 1..160 {
+                    revision = store
+                        .update(&key, value(i), revision)
+                        .await
+                        .expect("update");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let now = store.current_revision().await.expect("revision");
+    assert!(log_revisions(&store).len() > 2 * super::compact::SWEEP_CHUNK);
+    let before = store.list("/k/", None, 0, None).await.expect("list");
+    store.compact(now).await.expect("compact");
+    // Each key keeps its last entry; the key written at `now` itself also
+    // keeps the one before, the prev of a watch from `now - 1`.
+    assert_eq!(log_revisions(&store).len(), 33);
+    let at = store
+        .list("/k/", None, 0, Some(now))
+        .await
+        .expect("list at now");
+    assert_eq!(at.kvs, before.kvs);
+}
