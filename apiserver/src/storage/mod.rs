@@ -21,8 +21,8 @@ use futures::Stream;
 mod compactor;
 #[cfg(test)]
 mod conformance;
-mod embedded;
-mod etcd;
+pub(crate) mod embedded;
+pub(crate) mod etcd;
 mod etcd_testing;
 
 pub use compactor::spawn_compactor;
