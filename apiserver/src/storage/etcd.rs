@@ -301,7 +301,7 @@ impl Storage for EtcdStore {
         }
         let store = self.clone();
         let state = (stream, VecDeque::new(), false);
-        let events = futures::stream::unfold(state, move |(mut stream, mut queue, done)| {
+        let events = futures::stream::unfold(state, move |(mut stream, mut queue, mut done)| {
             let store = store.clone();
             async move {
                 loop {
@@ -315,11 +315,7 @@ impl Storage for EtcdStore {
                         Ok(Some(response)) => {
                             let (items, last) = store.translate(&response, after_revision);
                             queue.extend(items);
-                            if last {
-                                return queue
-                                    .pop_front()
-                                    .map(|item| (item, (stream, VecDeque::new(), true)));
-                            }
+                            done = last;
                         }
                         Ok(None) => return None,
                         Err(error) => {
