@@ -12,7 +12,7 @@
 
 use redb::{Database, ReadableTable};
 
-use super::codec::LogEntry;
+use super::codec::LogView;
 use super::{COMPACT_CURSOR, COMPACT_REVISION, CURRENT_REVISION, LOG, META, internal};
 use crate::storage::StorageError;
 
@@ -88,7 +88,7 @@ fn sweep_chunk(db: &Database) -> Result<bool, StorageError> {
                 next_cursor = revision;
                 break;
             }
-            let entry = LogEntry::decode(revision, bytes.value())?;
+            let entry = LogView::parse(revision, bytes.value())?;
             if entry.prev_revision != 0 {
                 doomed.push(entry.prev_revision);
             }
