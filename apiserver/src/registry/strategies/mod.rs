@@ -7,11 +7,16 @@
 //! apimachinery validators, including [`validation::validate_object_meta`]
 //! that the store runs on every object.
 
+mod deployment;
 mod gofmt;
 mod pod;
 mod pod_defaults;
 mod pod_validation;
 mod quantity;
+#[cfg(test)]
+mod testutil;
 pub mod validation;
+mod workload;
 
+pub use deployment::{DeploymentStrategy, ReplicaSetStrategy};
 pub use pod::{POD_UPDATE_FORBIDDEN, PodStrategy, pod_qos_class};
