@@ -68,8 +68,9 @@ fn validate_strategy(s: &DeploymentUpdateStrategy, path: &FieldPath) -> Vec<Fiel
             )],
             Some(ru) => validate_rolling_update(ru, &path.child("rollingUpdate")),
         },
+        // Kubernetes reports the whole strategy at `spec.strategy`.
         other => vec![FieldError::not_supported(
-            &path.child("type"),
+            path,
             other,
             &["Recreate", "RollingUpdate"],
         )],
@@ -97,9 +98,7 @@ fn validate_deployment_spec(spec: &DeploymentSpec) -> Vec<FieldError> {
     }
     if let Some(p) = spec.progress_deadline_seconds {
         let pp = path.child("progressDeadlineSeconds");
-        if p <= 0 {
-            errs.push(FieldError::invalid(&pp, p, "must be greater than 0"));
-        }
+        errs.extend(validate_nonnegative(i64::from(p), &pp));
         if p <= min_ready {
             errs.push(FieldError::invalid(&pp, p, "must be greater than minReadySeconds"));
         }

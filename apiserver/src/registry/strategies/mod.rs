@@ -7,16 +7,20 @@
 //! apimachinery validators, including [`validation::validate_object_meta`]
 //! that the store runs on every object.
 
+mod daemonset;
 mod deployment;
 mod gofmt;
 mod pod;
 mod pod_defaults;
 mod pod_validation;
 mod quantity;
+mod statefulset;
 #[cfg(test)]
 mod testutil;
 pub mod validation;
 mod workload;
 
+pub use daemonset::DaemonSetStrategy;
 pub use deployment::{DeploymentStrategy, ReplicaSetStrategy};
 pub use pod::{POD_UPDATE_FORBIDDEN, PodStrategy, pod_qos_class};
+pub use statefulset::StatefulSetStrategy;
