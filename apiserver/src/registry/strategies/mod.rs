@@ -7,6 +7,8 @@
 //! apimachinery validators, including [`validation::validate_object_meta`]
 //! that the store runs on every object.
 
+mod batch;
+mod cron;
 mod daemonset;
 mod deployment;
 mod gofmt;
@@ -20,6 +22,7 @@ mod testutil;
 pub mod validation;
 mod workload;
 
+pub use batch::{CronJobStrategy, JobStrategy};
 pub use daemonset::DaemonSetStrategy;
 pub use deployment::{DeploymentStrategy, ReplicaSetStrategy};
 pub use pod::{POD_UPDATE_FORBIDDEN, PodStrategy, pod_qos_class};
