@@ -16,6 +16,7 @@ mod pod;
 mod pod_defaults;
 mod pod_validation;
 mod quantity;
+mod service;
 mod statefulset;
 #[cfg(test)]
 mod testutil;
@@ -26,4 +27,5 @@ pub use batch::{CronJobStrategy, JobStrategy};
 pub use daemonset::DaemonSetStrategy;
 pub use deployment::{DeploymentStrategy, ReplicaSetStrategy};
 pub use pod::{POD_UPDATE_FORBIDDEN, PodStrategy, pod_qos_class};
+pub use service::ServiceStrategy;
 pub use statefulset::StatefulSetStrategy;
