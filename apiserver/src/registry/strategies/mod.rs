@@ -8,6 +8,7 @@
 //! that the store runs on every object.
 
 mod batch;
+mod config;
 mod cron;
 mod daemonset;
 mod deployment;
@@ -24,6 +25,7 @@ pub mod validation;
 mod workload;
 
 pub use batch::{CronJobStrategy, JobStrategy};
+pub use config::{ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy};
 pub use daemonset::DaemonSetStrategy;
 pub use deployment::{DeploymentStrategy, ReplicaSetStrategy};
 pub use pod::{POD_UPDATE_FORBIDDEN, PodStrategy, pod_qos_class};
