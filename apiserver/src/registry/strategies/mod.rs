@@ -8,6 +8,7 @@
 //! that the store runs on every object.
 
 mod batch;
+mod cluster;
 mod config;
 mod cron;
 mod daemonset;
@@ -25,6 +26,7 @@ pub mod validation;
 mod workload;
 
 pub use batch::{CronJobStrategy, JobStrategy};
+pub use cluster::{NamespaceStrategy, NodeStrategy, PriorityClassStrategy};
 pub use config::{ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy};
 pub use daemonset::DaemonSetStrategy;
 pub use deployment::{DeploymentStrategy, ReplicaSetStrategy};
