@@ -14,7 +14,10 @@ fn json(value: &Value, content_type: &str) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_default();
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, content_type.to_string()), (header::VARY, "Accept".to_string())],
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::VARY, "Accept".to_string()),
+        ],
         body,
     )
         .into_response()
@@ -38,7 +41,10 @@ fn server_address(headers: &HeaderMap) -> String {
 async fn legacy(headers: HeaderMap) -> Response {
     match discovery::wants_aggregated(accept(&headers)) {
         Some(v) => json(&discovery::aggregated_legacy(v), &v.content_type()),
-        None => json(&discovery::api_versions(&server_address(&headers)), "application/json"),
+        None => json(
+            &discovery::api_versions(&server_address(&headers)),
+            "application/json",
+        ),
     }
 }
 

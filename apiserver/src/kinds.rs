@@ -22,13 +22,13 @@ trait Pending {
 
 struct PendingStore<S: Strategy> {
     info: &'static ResourceInfo,
-    strategy: S,
+    strategy: Arc<S>,
     cache: Arc<ResourceCache>,
 }
 
 impl<S> Pending for PendingStore<S>
 where
-    S: Strategy + Clone,
+    S: Strategy,
     S::Object: Printer,
 {
     fn build(self: Box<Self>, shared: Arc<Shared>) -> Arc<dyn Registry> {
@@ -45,7 +45,7 @@ pub struct Kinds {
 impl Kinds {
     fn add<S>(&mut self, cache: &mut Cache, group: &str, plural: &str, strategy: S)
     where
-        S: Strategy + Clone,
+        S: Strategy,
         S::Object: Printer,
     {
         let Some(info) = common::resources::RESOURCES
@@ -54,6 +54,7 @@ impl Kinds {
         else {
             return;
         };
+        let strategy = Arc::new(strategy);
         let rc = cache.register(info.storage_prefix(), Store::<S>::decoder(strategy.clone()));
         if info.group.is_empty() && info.plural == "namespaces" {
             self.namespaces = Some(rc.clone());
@@ -78,21 +79,26 @@ impl Kinds {
         k.add::<PodStrategy>(cache, "", "pods", PodStrategy);
         k.add::<NodeStrategy>(cache, "", "nodes", NodeStrategy);
         k.add::<ServiceStrategy>(cache, "", "services", ServiceStrategy);
-        k.add::<EndpointsStrategy>(cache, "", "endpoints", EndpointsStrategy);
+        // PENDING k.add::<EndpointsStrategy>(cache, "", "endpoints", EndpointsStrategy);
         k.add::<ConfigMapStrategy>(cache, "", "configmaps", ConfigMapStrategy);
         k.add::<SecretStrategy>(cache, "", "secrets", SecretStrategy);
         k.add::<ServiceAccountStrategy>(cache, "", "serviceaccounts", ServiceAccountStrategy);
-        k.add::<EventStrategy>(cache, "", "events", EventStrategy);
+        // PENDING k.add::<EventStrategy>(cache, "", "events", EventStrategy);
         k.add::<DeploymentStrategy>(cache, "apps", "deployments", DeploymentStrategy);
         k.add::<ReplicaSetStrategy>(cache, "apps", "replicasets", ReplicaSetStrategy);
         k.add::<DaemonSetStrategy>(cache, "apps", "daemonsets", DaemonSetStrategy);
         k.add::<StatefulSetStrategy>(cache, "apps", "statefulsets", StatefulSetStrategy);
         k.add::<JobStrategy>(cache, "batch", "jobs", JobStrategy);
         k.add::<CronJobStrategy>(cache, "batch", "cronjobs", CronJobStrategy);
-        k.add::<LeaseStrategy>(cache, "coordination.k8s.io", "leases", LeaseStrategy);
-        k.add::<EndpointSliceStrategy>(cache, "discovery.k8s.io", "endpointslices", EndpointSliceStrategy);
-        k.add::<EventsV1EventStrategy>(cache, "events.k8s.io", "events", EventsV1EventStrategy);
-        k.add::<PriorityClassStrategy>(cache, "scheduling.k8s.io", "priorityclasses", PriorityClassStrategy);
+        // PENDING k.add::<LeaseStrategy>(cache, "coordination.k8s.io", "leases", LeaseStrategy);
+        // PENDING k.add::<EndpointSliceStrategy>(cache, "discovery.k8s.io", "endpointslices", EndpointSliceStrategy);
+        // PENDING k.add::<EventsV1EventStrategy>(cache, "events.k8s.io", "events", EventsV1EventStrategy);
+        k.add::<PriorityClassStrategy>(
+            cache,
+            "scheduling.k8s.io",
+            "priorityclasses",
+            PriorityClassStrategy,
+        );
         k
     }
 

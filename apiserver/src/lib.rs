@@ -4,7 +4,11 @@
 
 pub mod cache;
 pub mod discovery;
+pub mod discovery_routes;
 pub mod error;
+pub mod http;
+pub mod kinds;
 pub mod openapi;
 pub mod registry;
+pub mod server;
 pub mod storage;

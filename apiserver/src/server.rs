@@ -69,12 +69,16 @@ pub async fn build(storage: Arc<dyn Storage>) -> Result<Router, ServerError> {
     let namespaces = kinds
         .namespaces
         .clone()
-        .ok_or_else(|| ServerError::Bootstrap { name: "namespaces".into(), message: "namespaces are not served".into() })?;
+        .ok_or_else(|| ServerError::Bootstrap {
+            name: "namespaces".into(),
+            message: "namespaces are not served".into(),
+        })?;
     let cache = Arc::new(cache);
     cache.start(storage.clone()).await?;
-    let unknown_fields: UnknownFieldCheck = Arc::new(|info: &common::ResourceInfo, v: &serde_json::Value| {
-        crate::openapi::validate::unknown_fields(info.group, info.version, info.kind, v)
-    });
+    let unknown_fields: UnknownFieldCheck =
+        Arc::new(|info: &common::ResourceInfo, v: &serde_json::Value| {
+            crate::openapi::validate::unknown_fields(info.group, info.version, info.kind, v)
+        });
     let shared = Arc::new(Shared {
         storage,
         cache,
@@ -123,14 +127,23 @@ fn routes(api: AppState) -> Router {
         .route("/healthz/{check}", axum::routing::get(health))
         .route("/livez/{check}", axum::routing::get(health))
         .route("/readyz/{check}", axum::routing::get(health))
-        .fallback(|uri: http::Uri| async move { crate::error::ApiError::path_not_found(uri.path()).into_response() })
+        .fallback(|uri: http::Uri| async move {
+            crate::error::ApiError::path_not_found(uri.path()).into_response()
+        })
 }
 
 /// Runs the API server until `shutdown` resolves.
-pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let listener =
+        TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Listen {
+                addr: config.listen,
+                source,
+            })?;
     let storage = open_storage(&config).await?;
     crate::storage::spawn_compactor(storage.clone(), config.compaction_interval);
     let app = build(storage).await?;

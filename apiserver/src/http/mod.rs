@@ -110,7 +110,9 @@ fn resolve(api: &Api, group: &str, version: &str, rest: &[&str]) -> Option<Targe
     let owned = |s: &&str| s.to_string();
     match rest {
         // Namespaced paths, except the namespace object's own subresources.
-        ["namespaces", ns, plural, tail @ ..] if !(group.is_empty() && matches!(*plural, "status" | "finalize")) => {
+        ["namespaces", ns, plural, tail @ ..]
+            if !(group.is_empty() && matches!(*plural, "status" | "finalize")) =>
+        {
             let registry = find(plural)?;
             if !registry.info().namespaced() || tail.len() > 2 {
                 return None;
@@ -145,10 +147,12 @@ fn truthy(q: &HashMap<String, String>, k: &str) -> bool {
 }
 
 fn list_options(q: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
-    let label = common::selector::LabelSel::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
-    let field = common::selector::FieldSel::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let label =
+        common::selector::LabelSel::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+    let field =
+        common::selector::FieldSel::parse(q.get("fieldSelector").map(String::as_str).unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let limit = match q.get("limit") {
         Some(l) if !l.is_empty() => l
             .parse::<i64>()
@@ -162,7 +166,10 @@ fn list_options(q: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
         limit,
         continue_token: q.get("continue").filter(|c| !c.is_empty()).cloned(),
         resource_version: q.get("resourceVersion").cloned(),
-        resource_version_match: q.get("resourceVersionMatch").filter(|c| !c.is_empty()).cloned(),
+        resource_version_match: q
+            .get("resourceVersionMatch")
+            .filter(|c| !c.is_empty())
+            .cloned(),
         send_initial_events: q.get("sendInitialEvents").map(|v| v == "true" || v == "1"),
     })
 }
@@ -174,10 +181,18 @@ fn default_manager(headers: &HeaderMap) -> String {
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("unknown");
-    ua.split('/').next().unwrap_or(ua).chars().take(128).collect()
+    ua.split('/')
+        .next()
+        .unwrap_or(ua)
+        .chars()
+        .take(128)
+        .collect()
 }
 
-fn write_options(q: &HashMap<String, String>, headers: &HeaderMap) -> Result<WriteOptions, ApiError> {
+fn write_options(
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<WriteOptions, ApiError> {
     let field_validation = match q.get("fieldValidation").map(String::as_str) {
         None | Some("") | Some("Warn") => FieldValidation::Warn,
         Some("Strict") => FieldValidation::Strict,
@@ -209,7 +224,10 @@ fn write_options(q: &HashMap<String, String>, headers: &HeaderMap) -> Result<Wri
     })
 }
 
-fn delete_options(q: &HashMap<String, String>, body: Option<&Value>) -> Result<DeleteOptions, ApiError> {
+fn delete_options(
+    q: &HashMap<String, String>,
+    body: Option<&Value>,
+) -> Result<DeleteOptions, ApiError> {
     let mut o = DeleteOptions::default();
     if let Some(b) = body {
         o.grace_period_seconds = b["gracePeriodSeconds"].as_i64();
@@ -218,8 +236,12 @@ fn delete_options(q: &HashMap<String, String>, body: Option<&Value>) -> Result<D
             o.propagation_policy = Some("Orphan".into());
         }
         o.precondition_uid = b["preconditions"]["uid"].as_str().map(str::to_string);
-        o.precondition_resource_version = b["preconditions"]["resourceVersion"].as_str().map(str::to_string);
-        o.dry_run = b["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
+        o.precondition_resource_version = b["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(str::to_string);
+        o.dry_run = b["dryRun"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v == "All"));
     }
     if let Some(g) = q.get("gracePeriodSeconds") {
         o.grace_period_seconds = Some(
@@ -252,7 +274,9 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
         .await
         .map(|c| c.to_bytes())
         .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 ApiError::too_large()
             } else {
                 ApiError::bad_request(format!("cannot read the request body: {e}"))
@@ -260,24 +284,45 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
         })
 }
 
-async fn dispatch(api: AppState, group: &str, version: &str, rest: &[&str], req: Request) -> Response {
+async fn dispatch(
+    api: AppState,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+    req: Request,
+) -> Response {
     match dispatch_inner(api, group, version, rest, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn dispatch_inner(api: AppState, group: &str, version: &str, rest: &[&str], req: Request) -> Result<Response, ApiError> {
+async fn dispatch_inner(
+    api: AppState,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+    req: Request,
+) -> Result<Response, ApiError> {
     if rest.is_empty() {
-        return Ok(crate::discovery_routes::resource_list(group, version, req.headers()));
+        return Ok(crate::discovery_routes::resource_list(
+            group,
+            version,
+            req.headers(),
+        ));
     }
     let path = req.uri().path().to_string();
-    let target = resolve(&api, group, version, rest).ok_or_else(|| ApiError::path_not_found(&path))?;
+    let target =
+        resolve(&api, group, version, rest).ok_or_else(|| ApiError::path_not_found(&path))?;
     let q = query_map(&req);
     let method = req.method().clone();
     let (parts, body) = req.into_parts();
     let headers = parts.headers;
-    let output = if method == Method::GET { negotiate::output(&headers)? } else { Output::Json };
+    let output = if method == Method::GET {
+        negotiate::output(&headers)?
+    } else {
+        Output::Json
+    };
     let body = read_body(body).await?;
     let reg = target.registry.clone();
     let ns = target.namespace.as_deref();
@@ -301,7 +346,9 @@ async fn dispatch_inner(api: AppState, group: &str, version: &str, rest: &[&str]
                 Ok(write_response(reg.create(ns, obj, &opts).await?))
             }
             Method::DELETE => {
-                let body = (!body.is_empty()).then(|| negotiate::decode_body(&headers, &body)).transpose()?;
+                let body = (!body.is_empty())
+                    .then(|| negotiate::decode_body(&headers, &body))
+                    .transpose()?;
                 let opts = delete_options(&q, body.as_ref())?;
                 let items = reg.delete_collection(ns, &list_options(&q)?, &opts).await?;
                 Ok(json_response(
@@ -315,7 +362,9 @@ async fn dispatch_inner(api: AppState, group: &str, version: &str, rest: &[&str]
                     &[],
                 ))
             }
-            _ => Err(ApiError::method_not_allowed(format!("{method} is not supported on a collection"))),
+            _ => Err(ApiError::method_not_allowed(format!(
+                "{method} is not supported on a collection"
+            ))),
         },
         (Some(name), sub) => {
             let sub = match sub.as_deref() {
@@ -325,7 +374,9 @@ async fn dispatch_inner(api: AppState, group: &str, version: &str, rest: &[&str]
                     "scale" => Subresource::Scale,
                     "binding" => {
                         if method != Method::POST {
-                            return Err(ApiError::method_not_allowed("binding only supports create"));
+                            return Err(ApiError::method_not_allowed(
+                                "binding only supports create",
+                            ));
                         }
                         let opts = write_options(&q, &headers)?;
                         let obj = negotiate::decode_body(&headers, &body)?;
@@ -340,11 +391,14 @@ async fn dispatch_inner(api: AppState, group: &str, version: &str, rest: &[&str]
                     if sub == Subresource::Scale {
                         return Ok(json_response(200, &reg.get_scale(ns, name).await?, &[]));
                     }
-                    let obj = reg.get(ns, name, q.get("resourceVersion").map(String::as_str)).await?;
+                    let obj = reg
+                        .get(ns, name, q.get("resourceVersion").map(String::as_str))
+                        .await?;
                     if output == Output::Table {
                         let raw = Bytes::from(serde_json::to_vec(&obj).unwrap_or_default());
                         let mut table = reg.to_table(&[raw], include_object(&q), true)?;
-                        table["metadata"]["resourceVersion"] = obj["metadata"]["resourceVersion"].clone();
+                        table["metadata"]["resourceVersion"] =
+                            obj["metadata"]["resourceVersion"].clone();
                         return Ok(table_response(&table));
                     }
                     Ok(json_response(200, &obj, &[]))
@@ -356,7 +410,8 @@ async fn dispatch_inner(api: AppState, group: &str, version: &str, rest: &[&str]
                 }
                 Method::PATCH => {
                     let ct = negotiate::content_type(&headers);
-                    let kind = PatchKind::from_content_type(&ct).ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
+                    let kind = PatchKind::from_content_type(&ct)
+                        .ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
                     let opts = write_options(&q, &headers)?;
                     if kind == PatchKind::Apply && !q.contains_key("fieldManager") {
                         return Err(ApiError::unprocessable(
@@ -369,14 +424,20 @@ async fn dispatch_inner(api: AppState, group: &str, version: &str, rest: &[&str]
                         ));
                     }
                     let patch = negotiate::decode_bytes(&body, kind == PatchKind::Apply)?;
-                    Ok(write_response(reg.patch(ns, name, kind, patch, sub, &opts).await?))
+                    Ok(write_response(
+                        reg.patch(ns, name, kind, patch, sub, &opts).await?,
+                    ))
                 }
                 Method::DELETE if sub == Subresource::Main => {
-                    let body = (!body.is_empty()).then(|| negotiate::decode_body(&headers, &body)).transpose()?;
+                    let body = (!body.is_empty())
+                        .then(|| negotiate::decode_body(&headers, &body))
+                        .transpose()?;
                     let opts = delete_options(&q, body.as_ref())?;
                     Ok(write_response(reg.delete(ns, name, &opts).await?))
                 }
-                _ => Err(ApiError::method_not_allowed(format!("{method} is not supported here"))),
+                _ => Err(ApiError::method_not_allowed(format!(
+                    "{method} is not supported here"
+                ))),
             }
         }
         (None, Some(_)) => Err(ApiError::path_not_found(&path)),
@@ -384,7 +445,9 @@ async fn dispatch_inner(api: AppState, group: &str, version: &str, rest: &[&str]
 }
 
 fn include_object(q: &HashMap<String, String>) -> &str {
-    q.get("includeObject").map(String::as_str).unwrap_or("Metadata")
+    q.get("includeObject")
+        .map(String::as_str)
+        .unwrap_or("Metadata")
 }
 
 fn write_response(r: WriteResult) -> Response {
@@ -393,7 +456,12 @@ fn write_response(r: WriteResult) -> Response {
 
 fn table_response(table: &Value) -> Response {
     let body = serde_json::to_vec(table).unwrap_or_default();
-    (StatusCode::OK, [(http::header::CONTENT_TYPE, negotiate::TABLE_CONTENT_TYPE)], body).into_response()
+    (
+        StatusCode::OK,
+        [(http::header::CONTENT_TYPE, negotiate::TABLE_CONTENT_TYPE)],
+        body,
+    )
+        .into_response()
 }
 
 /// Assembles a list from pre-serialized items without re-encoding them.
@@ -429,5 +497,10 @@ fn list_response(
         out.extend_from_slice(item);
     }
     out.extend_from_slice(b"]}");
-    Ok((StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], out).into_response())
+    Ok((
+        StatusCode::OK,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        out,
+    )
+        .into_response())
 }

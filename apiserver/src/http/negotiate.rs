@@ -42,7 +42,9 @@ pub fn output(headers: &HeaderMap) -> Result<Output, ApiError> {
                     json_ok = true;
                 }
             }
-            "application/yaml" | "application/vnd.kubernetes.protobuf" | "application/vnd.kubernetes.protobuf;stream=watch" => {}
+            "application/yaml"
+            | "application/vnd.kubernetes.protobuf"
+            | "application/vnd.kubernetes.protobuf;stream=watch" => {}
             _ => {}
         }
     }
@@ -89,7 +91,9 @@ pub fn decode_bytes(body: &[u8], yaml: bool) -> Result<Value, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(v) => Ok(v),
         Err(json_err) if yaml => serde_yaml_ng::from_slice::<Value>(body).map_err(|e| {
-            ApiError::bad_request(format!("error converting YAML to JSON: yaml: {e} (as JSON: {json_err})"))
+            ApiError::bad_request(format!(
+                "error converting YAML to JSON: yaml: {e} (as JSON: {json_err})"
+            ))
         }),
         Err(e) => Err(ApiError::bad_request(format!(
             "couldn't get version/kind; json parse error: {e}"
@@ -109,25 +113,39 @@ mod tests {
 
     #[test]
     fn kubectl_table_accept_header_selects_tables() {
-        let h = accept("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json");
+        let h = accept(
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json",
+        );
         assert_eq!(output(&h).expect("ok"), Output::Table);
-        assert_eq!(output(&accept("application/json")).expect("ok"), Output::Json);
+        assert_eq!(
+            output(&accept("application/json")).expect("ok"),
+            Output::Json
+        );
         assert_eq!(output(&HeaderMap::new()).expect("ok"), Output::Json);
         assert_eq!(
             output(&accept("application/vnd.kubernetes.protobuf, */*")).expect("ok"),
             Output::Json
         );
-        assert_eq!(output(&accept("application/vnd.kubernetes.protobuf")).map_err(|e| e.code), Err(406));
+        assert_eq!(
+            output(&accept("application/vnd.kubernetes.protobuf")).map_err(|e| e.code),
+            Err(406)
+        );
     }
 
     #[test]
     fn bodies_decode_from_json_and_yaml_and_bad_ones_are_400() {
         assert_eq!(decode_bytes(b"{\"a\":1}", false).expect("json")["a"], 1);
-        assert_eq!(decode_bytes(b"a: 1\nb: [x]", true).expect("yaml")["b"][0], "x");
+        assert_eq!(
+            decode_bytes(b"a: 1\nb: [x]", true).expect("yaml")["b"][0],
+            "x"
+        );
         let e = decode_bytes(b"{\"a\":", false).expect_err("truncated");
         assert_eq!(e.code, 400);
         assert!(e.message.contains("json parse error"), "{}", e.message);
         let deep = "[".repeat(10_000);
-        assert_eq!(decode_bytes(deep.as_bytes(), false).expect_err("deep").code, 400);
+        assert_eq!(
+            decode_bytes(deep.as_bytes(), false).expect_err("deep").code,
+            400
+        );
     }
 }

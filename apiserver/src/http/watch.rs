@@ -23,10 +23,18 @@ const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
 
 /// How an event appears to one watcher, given its selectors: a change out
 /// of the selection is a DELETED, into it an ADDED (as in Kubernetes).
-fn visible(reg: &dyn Registry, opts: &ListOptions, ns: Option<&str>, ev: &CacheEvent) -> Option<EventType> {
+fn visible(
+    reg: &dyn Registry,
+    opts: &ListOptions,
+    ns: Option<&str>,
+    ev: &CacheEvent,
+) -> Option<EventType> {
     let in_ns = |o: &crate::cache::CachedObject| ns.is_none_or(|n| o.namespace == n);
     let now = in_ns(&ev.obj) && reg.matches(&ev.obj, opts);
-    let before = ev.prev.as_ref().is_some_and(|p| in_ns(p) && reg.matches(p, opts));
+    let before = ev
+        .prev
+        .as_ref()
+        .is_some_and(|p| in_ns(p) && reg.matches(p, opts));
     match ev.kind {
         EventType::Added => now.then_some(EventType::Added),
         EventType::Deleted => (now || before).then_some(EventType::Deleted),
@@ -41,7 +49,14 @@ fn visible(reg: &dyn Registry, opts: &ListOptions, ns: Option<&str>, ev: &CacheE
 
 /// Encodes one event line; Table watches wrap the object in a one-row
 /// Table, with column definitions only in the first event.
-fn encode(reg: &dyn Registry, kind: &str, obj: &Bytes, output: Output, include: &str, first: &mut bool) -> Bytes {
+fn encode(
+    reg: &dyn Registry,
+    kind: &str,
+    obj: &Bytes,
+    output: Output,
+    include: &str,
+    first: &mut bool,
+) -> Bytes {
     let mut out = Vec::with_capacity(obj.len() + 32);
     out.extend_from_slice(b"{\"type\":\"");
     out.extend_from_slice(kind.as_bytes());
@@ -76,7 +91,8 @@ fn bookmark(reg: &dyn Registry, rv: i64, initial_end: bool) -> Bytes {
 }
 
 fn error_event(e: &ApiError) -> Bytes {
-    let mut v = serde_json::to_vec(&json!({"type": "ERROR", "object": e.status()})).unwrap_or_default();
+    let mut v =
+        serde_json::to_vec(&json!({"type": "ERROR", "object": e.status()})).unwrap_or_default();
     v.push(b'\n');
     Bytes::from(v)
 }
@@ -88,13 +104,18 @@ pub async fn serve(
     q: &HashMap<String, String>,
     output: Output,
 ) -> Result<Response, ApiError> {
-    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true" || v == "1");
+    let bookmarks = q
+        .get("allowWatchBookmarks")
+        .is_some_and(|v| v == "true" || v == "1");
     let timeout = match q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()) {
         Some(t) => Duration::from_secs(t),
         // kube-apiserver spreads watch lifetimes over [30, 60) minutes.
         None => Duration::from_secs(rand::rng().random_range(1800..3600)),
     };
-    let include = q.get("includeObject").cloned().unwrap_or_else(|| "Metadata".into());
+    let include = q
+        .get("includeObject")
+        .cloned()
+        .unwrap_or_else(|| "Metadata".into());
     let ns = ns.map(str::to_string);
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);
     // Errors before the stream starts (410 for a compacted rv) travel as an
@@ -118,14 +139,31 @@ pub async fn serve(
         let send_initial_end = opts.send_initial_events == Some(true) && bookmarks;
         for ev in &start.initial {
             if let Some(kind) = visible(reg.as_ref(), &opts, ns.as_deref(), ev) {
-                let line = encode(reg.as_ref(), kind.as_str(), &ev.obj.json, output, &include, &mut first);
+                let line = encode(
+                    reg.as_ref(),
+                    kind.as_str(),
+                    &ev.obj.json,
+                    output,
+                    &include,
+                    &mut first,
+                );
                 if tx.send(Ok(line)).await.is_err() {
                     return;
                 }
             }
         }
-        let mut last_rv = start.initial.last().map(|e| e.rv).unwrap_or(0).max(start.initial_rv);
-        if send_initial_end && tx.send(Ok(bookmark(reg.as_ref(), start.initial_rv, true))).await.is_err() {
+        let mut last_rv = start
+            .initial
+            .last()
+            .map(|e| e.rv)
+            .unwrap_or(0)
+            .max(start.initial_rv);
+        if send_initial_end
+            && tx
+                .send(Ok(bookmark(reg.as_ref(), start.initial_rv, true)))
+                .await
+                .is_err()
+        {
             return;
         }
         let mut tick = tokio::time::interval(BOOKMARK_EVERY);
@@ -164,14 +202,19 @@ pub async fn serve(
     Ok(stream_response(rx, output))
 }
 
-fn stream_response(rx: mpsc::Receiver<Result<Bytes, std::convert::Infallible>>, output: Output) -> Response {
+fn stream_response(
+    rx: mpsc::Receiver<Result<Bytes, std::convert::Infallible>>,
+    output: Output,
+) -> Response {
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     let ct = match output {
         Output::Json => "application/json",
         Output::Table => TABLE_CONTENT_TYPE,
     };
     let mut resp = (StatusCode::OK, Body::from_stream(stream)).into_response();
-    resp.headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(ct));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(ct),
+    );
     resp
 }

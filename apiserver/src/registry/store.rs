@@ -38,7 +38,7 @@ const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
 
 pub struct Store<S: Strategy> {
     pub(super) info: &'static ResourceInfo,
-    pub(super) strategy: S,
+    pub(super) strategy: Arc<S>,
     pub(super) cache: Arc<ResourceCache>,
     pub(super) shared: Arc<Shared>,
 }
@@ -52,14 +52,14 @@ struct ContinueToken {
 
 impl<S> Store<S>
 where
-    S: Strategy + Clone,
+    S: Strategy,
     S::Object: Printer,
 {
     /// Builds the store and registers its cache; `Cache::start` must run
     /// after every store is built.
     pub fn new(
         info: &'static ResourceInfo,
-        strategy: S,
+        strategy: Arc<S>,
         cache: Arc<ResourceCache>,
         shared: Arc<Shared>,
     ) -> Store<S> {
@@ -73,7 +73,7 @@ where
 
     /// The decoder the cache uses for this kind: typed decode, metadata
     /// and selectable fields extracted once, JSON re-encoded with its rv.
-    pub fn decoder(strategy: S) -> crate::cache::Decoder {
+    pub fn decoder(strategy: Arc<S>) -> crate::cache::Decoder {
         Box::new(move |bytes: &[u8], rv: i64| {
             let mut obj: S::Object = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
             let meta = k8s_openapi::Metadata::metadata_mut(&mut obj);
@@ -214,7 +214,7 @@ where
 #[async_trait]
 impl<S> Registry for Store<S>
 where
-    S: Strategy + Clone,
+    S: Strategy,
     S::Object: Printer,
 {
     fn info(&self) -> &'static ResourceInfo {
@@ -467,7 +467,7 @@ where
 
 impl<S> Store<S>
 where
-    S: Strategy + Clone,
+    S: Strategy,
     S::Object: Printer,
 {
     fn list_result(

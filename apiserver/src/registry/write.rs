@@ -59,7 +59,7 @@ fn to_json<T: serde::Serialize>(obj: &T) -> Result<Value, ApiError> {
 
 impl<S> Store<S>
 where
-    S: Strategy + Clone,
+    S: Strategy,
     S::Object: Printer,
 {
     fn has_status(&self) -> bool {
