@@ -127,7 +127,9 @@ where
                     .collect::<Vec<_>>()
                     .join(", ");
                 Err(ApiError::bad_request(format!(
-                    "strict decoding error: {list}"
+                    "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {list}",
+                    kind = self.info.kind,
+                    version = self.info.version,
                 )))
             }
             _ => Ok(unknown
