@@ -8,14 +8,15 @@
 //! uses (`evanphx/json-patch`, `apimachinery/pkg/util/strategicpatch`,
 //! `structured-merge-diff`) because clients print them verbatim.
 
-// mod apply;
-// mod fieldpath;
+mod apply;
+mod fieldpath;
 mod json;
-// mod managed;
+mod managed;
 mod schema;
 mod strategic;
+mod typed;
 
-// pub use apply::{ApplyError, Conflict, ManagerRequest, server_side_apply, update_managed_fields};
+pub use apply::{ApplyError, Conflict, ManagerRequest, server_side_apply, update_managed_fields};
 pub use json::apply_json_patch;
 pub use schema::TypeHint;
 pub use strategic::apply_strategic_merge_patch;

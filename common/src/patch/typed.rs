@@ -1,0 +1,366 @@
+//! Schema-aware walks over JSON objects for server-side apply, after
+//! `structured-merge-diff`'s `typed` package: the field set an object
+//! sets, the comparison of two objects as added/modified/removed field
+//! sets, the merge of an applied configuration into a live object, and the
+//! removal of field paths.
+//!
+//! Granular maps are never members themselves (only their leaves are);
+//! list-map items and set items are members; atomic values are leaves.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::fieldpath::{FieldSet, Path, PathElement};
+use super::schema::{self, Field, Shape};
+
+/// The path element naming `item` inside a list with `shape`, or why it
+/// has none (a list-map item that omits a key with no default).
+fn item_element(shape: Shape, item: &Value) -> Result<Option<PathElement>, String> {
+    match shape {
+        Shape::Keyed(keys) => {
+            let Value::Object(m) = item else {
+                return Err(format!(
+                    "associative list item must be an object, got {item}"
+                ));
+            };
+            let mut fields = Vec::with_capacity(keys.len());
+            for key in keys {
+                match (m.get(*key), schema::key_default(key)) {
+                    (Some(v), _) if !v.is_null() => fields.push((*key, v.clone())),
+                    (_, Some(default)) => fields.push((*key, Value::String(default.into()))),
+                    // Only the first key is required; Kubernetes' optional
+                    // extra keys (e.g. `whenUnsatisfiable`) may be absent.
+                    (_, None) if fields.is_empty() => {
+                        return Err(format!(
+                            "associative list with keys has an element that omits key field {key:?} (and doesn't have default value)"
+                        ));
+                    }
+                    (_, None) => {}
+                }
+            }
+            Ok(Some(PathElement::key(&fields)))
+        }
+        Shape::Set => Ok(Some(PathElement::Value(item.to_string()))),
+        _ => Ok(None),
+    }
+}
+
+fn is_granular_map(field: Field, v: &Value) -> bool {
+    v.is_object() && !matches!(field.shape, Shape::AtomicMap | Shape::ReplaceMap)
+}
+
+fn is_granular_list(field: Field, v: &Value) -> bool {
+    v.is_array() && matches!(field.shape, Shape::Keyed(_) | Shape::Set)
+}
+
+/// Items of a keyed or set list by path element; `None` if an item has no
+/// element (the caller then treats the list as atomic).
+fn index_items(field: Field, list: &[Value]) -> Option<Vec<(PathElement, &Value)>> {
+    let mut out: Vec<(PathElement, &Value)> = Vec::with_capacity(list.len());
+    for item in list {
+        let pe = item_element(field.shape, item).ok()??;
+        if !out.iter().any(|(p, _)| *p == pe) {
+            out.push((pe, item));
+        }
+    }
+    Some(out)
+}
+
+/// The fields `value` sets (`TypedValue.ToFieldSet`). Fails on list-map
+/// items without their key, as Kubernetes refuses such apply requests.
+pub(crate) fn to_field_set(value: &Value, root: Field) -> Result<FieldSet, String> {
+    let mut set = FieldSet::default();
+    walk_set(value, root, &mut Vec::new(), &mut set)?;
+    Ok(set)
+}
+
+fn walk_set(
+    value: &Value,
+    field: Field,
+    path: &mut Path,
+    set: &mut FieldSet,
+) -> Result<(), String> {
+    match value {
+        Value::Object(m) if is_granular_map(field, value) => {
+            for (k, v) in m {
+                path.push(PathElement::Field(k.clone()));
+                if v.is_null() || v.as_object().is_some_and(Map::is_empty) {
+                    set.insert(path);
+                } else {
+                    walk_set(v, schema::field(field.node, k), path, set)?;
+                }
+                path.pop();
+            }
+        }
+        Value::Array(items) if is_granular_list(field, value) => {
+            for (i, item) in items.iter().enumerate() {
+                let pe = item_element(field.shape, item)
+                    .map_err(|e| {
+                        format!("{}: element {i}: {e}", super::fieldpath::path_string(path))
+                    })?
+                    .unwrap_or(PathElement::Index(i));
+                path.push(pe);
+                if field.shape != Shape::Set {
+                    walk_set(
+                        item,
+                        Field {
+                            node: field.node,
+                            shape: Shape::Plain,
+                        },
+                        path,
+                        set,
+                    )?;
+                }
+                set.insert(path);
+                path.pop();
+            }
+        }
+        _ => set.insert(path),
+    }
+    Ok(())
+}
+
+/// What changed between two versions of an object (`typed.Comparison`).
+#[derive(Debug, Default)]
+pub(crate) struct Comparison {
+    pub added: FieldSet,
+    pub modified: FieldSet,
+    pub removed: FieldSet,
+}
+
+pub(crate) fn compare(old: &Value, new: &Value, root: Field) -> Comparison {
+    let mut cmp = Comparison::default();
+    walk_compare(Some(old), Some(new), root, &mut Vec::new(), &mut cmp);
+    cmp
+}
+
+fn walk_compare(
+    old: Option<&Value>,
+    new: Option<&Value>,
+    field: Field,
+    path: &mut Path,
+    cmp: &mut Comparison,
+) {
+    let maps = (
+        old.and_then(Value::as_object),
+        new.and_then(Value::as_object),
+    );
+    let both_maps_or_absent =
+        (old.is_none() || maps.0.is_some()) && (new.is_none() || maps.1.is_some());
+    let granular_map = both_maps_or_absent
+        && old.or(new).is_some_and(|v| is_granular_map(field, v))
+        && (maps.0.is_some_and(|m| !m.is_empty()) || maps.1.is_some_and(|m| !m.is_empty()));
+    if granular_map {
+        let empty = Map::new();
+        let (o, n) = (maps.0.unwrap_or(&empty), maps.1.unwrap_or(&empty));
+        for k in o.keys().chain(n.keys().filter(|k| !o.contains_key(*k))) {
+            path.push(PathElement::Field(k.clone()));
+            walk_compare(o.get(k), n.get(k), schema::field(field.node, k), path, cmp);
+            path.pop();
+        }
+        return;
+    }
+
+    let lists = (old.and_then(Value::as_array), new.and_then(Value::as_array));
+    let both_lists_or_absent =
+        (old.is_none() || lists.0.is_some()) && (new.is_none() || lists.1.is_some());
+    if both_lists_or_absent && old.or(new).is_some_and(|v| is_granular_list(field, v)) {
+        let (o, n) = (
+            lists.0.map_or(&[][..], Vec::as_slice),
+            lists.1.map_or(&[][..], Vec::as_slice),
+        );
+        if let (Some(oi), Some(ni)) = (index_items(field, o), index_items(field, n))
+            && !(o.is_empty() && n.is_empty())
+        {
+            let olds: HashMap<&PathElement, &Value> = oi.iter().map(|(p, v)| (p, *v)).collect();
+            let news: HashMap<&PathElement, &Value> = ni.iter().map(|(p, v)| (p, *v)).collect();
+            let item_field = Field {
+                node: field.node,
+                shape: Shape::Plain,
+            };
+            let order = oi
+                .iter()
+                .map(|(p, _)| p)
+                .chain(ni.iter().map(|(p, _)| p).filter(|p| !olds.contains_key(p)));
+            for pe in order {
+                path.push(pe.clone());
+                let (l, r) = (olds.get(pe).copied(), news.get(pe).copied());
+                if field.shape != Shape::Set {
+                    walk_compare(l, r, item_field, path, cmp);
+                }
+                match (l, r) {
+                    (None, Some(_)) => cmp.added.insert(path),
+                    (Some(_), None) => cmp.removed.insert(path),
+                    _ => {}
+                }
+                path.pop();
+            }
+            return;
+        }
+    }
+
+    match (old, new) {
+        (None, Some(_)) => cmp.added.insert(path),
+        (Some(_), None) => cmp.removed.insert(path),
+        (Some(o), Some(n)) if o != n => cmp.modified.insert(path),
+        _ => {}
+    }
+}
+
+/// Merges an applied configuration into a live object (`TypedValue.Merge`):
+/// granular maps merge key by key, keyed and set lists merge item by item,
+/// everything else takes the applied value.
+pub(crate) fn merge(live: &Value, applied: &Value, field: Field) -> Value {
+    match (live, applied) {
+        (Value::Object(l), Value::Object(a)) if is_granular_map(field, applied) => {
+            let mut out = l.clone();
+            for (k, av) in a {
+                let merged = match l.get(k) {
+                    Some(lv) => merge(lv, av, schema::field(field.node, k)),
+                    None => av.clone(),
+                };
+                out.insert(k.clone(), merged);
+            }
+            Value::Object(out)
+        }
+        (Value::Array(l), Value::Array(a)) if is_granular_list(field, applied) => {
+            match (index_items(field, l), index_items(field, a)) {
+                (Some(li), Some(ai)) => Value::Array(merge_items(&li, &ai, field)),
+                _ => applied.clone(),
+            }
+        }
+        _ => applied.clone(),
+    }
+}
+
+/// Merges list items, keeping live-only items where they were and applied
+/// items in applied order.
+fn merge_items(
+    live: &[(PathElement, &Value)],
+    applied: &[(PathElement, &Value)],
+    field: Field,
+) -> Vec<Value> {
+    let item_field = Field {
+        node: field.node,
+        shape: Shape::Plain,
+    };
+    let applied_at: HashMap<&PathElement, usize> = applied
+        .iter()
+        .enumerate()
+        .map(|(i, (p, _))| (p, i))
+        .collect();
+    let live_at: HashMap<&PathElement, &Value> = live.iter().map(|(p, v)| (p, *v)).collect();
+    let mut out = Vec::with_capacity(live.len() + applied.len());
+    let mut next_applied = 0;
+    let emit_applied = |upto: usize, out: &mut Vec<Value>, next: &mut usize| {
+        while *next <= upto && *next < applied.len() {
+            let (pe, av) = &applied[*next];
+            out.push(match live_at.get(pe) {
+                Some(lv) => merge(lv, av, item_field),
+                None => (*av).clone(),
+            });
+            *next += 1;
+        }
+    };
+    for (pe, lv) in live {
+        match applied_at.get(pe) {
+            Some(&i) => {
+                if i >= next_applied {
+                    emit_applied(i, &mut out, &mut next_applied);
+                }
+            }
+            None => out.push((*lv).clone()),
+        }
+    }
+    emit_applied(applied.len(), &mut out, &mut next_applied);
+    out
+}
+
+/// Removes the value at `path` from `obj`, then any map or list left empty
+/// by it (Kubernetes' typed objects drop empty optional fields when
+/// serialised).
+/// Returns whether something was removed.
+pub(crate) fn remove_path(obj: &mut Value, path: &[PathElement], root: Field) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let Some((parent, parent_field)) = descend(obj, parents, root) else {
+        return false;
+    };
+    let removed = match (parent, last) {
+        (Value::Object(m), PathElement::Field(f)) => m.remove(f).is_some(),
+        (Value::Array(items), pe) => {
+            let before = items.len();
+            items.retain(|item| !matches_element(parent_field.shape, item, pe));
+            items.len() != before
+        }
+        _ => false,
+    };
+    if removed {
+        prune_empty_maps(obj, parents, root);
+    }
+    removed
+}
+
+fn matches_element(shape: Shape, item: &Value, pe: &PathElement) -> bool {
+    match pe {
+        PathElement::Index(_) => false,
+        _ => item_element(shape, item).ok().flatten().as_ref() == Some(pe),
+    }
+}
+
+/// Follows `path` from `obj`; returns the value there and its schema field.
+fn descend<'a>(
+    obj: &'a mut Value,
+    path: &[PathElement],
+    root: Field,
+) -> Option<(&'a mut Value, Field)> {
+    let mut cur = obj;
+    let mut field = root;
+    for pe in path {
+        let next_field;
+        cur = match (cur, pe) {
+            (Value::Object(m), PathElement::Field(f)) => {
+                next_field = schema::field(field.node, f);
+                m.get_mut(f)?
+            }
+            (Value::Array(items), pe) => {
+                next_field = Field {
+                    node: field.node,
+                    shape: Shape::Plain,
+                };
+                items
+                    .iter_mut()
+                    .find(|item| matches_element(field.shape, item, pe))?
+            }
+            _ => return None,
+        };
+        field = next_field;
+    }
+    Some((cur, field))
+}
+
+fn prune_empty_maps(obj: &mut Value, parents: &[PathElement], root: Field) {
+    let mut depth = parents.len();
+    while depth > 0 {
+        let (last, above) = parents[..depth].split_last().expect("depth > 0");
+        let PathElement::Field(name) = last else {
+            return;
+        };
+        let Some((Value::Object(container), _)) = descend(obj, above, root) else {
+            return;
+        };
+        let emptied = |v: &Value| match v {
+            Value::Object(m) => m.is_empty(),
+            Value::Array(items) => items.is_empty(),
+            _ => false,
+        };
+        if container.get(name).is_some_and(emptied) {
+            container.remove(name);
+        } else {
+            return;
+        }
+        depth -= 1;
+    }
+}
