@@ -165,6 +165,16 @@ fn drop_nulls(v: &mut Value) {
     }
 }
 
+/// The top-level field a write through `subresource` cannot change:
+/// `status` on the main resource, `spec` through `/status`.
+fn reset_field(subresource: Option<&str>) -> &'static str {
+    if subresource == Some("status") {
+        "spec"
+    } else {
+        "status"
+    }
+}
+
 /// The part of an applied configuration that takes part in the apply:
 /// `status` is reset on the main resource and `spec` on the status
 /// subresource (the strategies' `ResetFieldsFor…`).
@@ -318,18 +328,22 @@ pub fn update_managed_fields(old: Option<&Value>, new: &mut Value, req: &Manager
     let new_obj = without_managed_fields(new);
     let old_obj = old.map_or_else(|| json!({}), without_managed_fields);
     let cmp = typed::compare(&old_obj, &new_obj, root);
-    let changed = cmp.added.union(&cmp.modified);
+    // The strategies reset these (`ResetFieldsFor…`), so Kubernetes' field
+    // manager ignores them for ownership.
+    let reset = PathElement::Field(reset_field(req.subresource).to_string());
+    let changed = cmp.added.union(&cmp.modified).without_top(&reset);
+    let removed = cmp.removed.without_top(&reset);
 
     let previous = managers
         .iter()
         .position(|e| e.same_identity(req.manager, Operation::Update, req.api_version, subresource))
         .map(|i| managers.remove(i));
     for e in &mut managers {
-        e.set = e.set.difference(&changed).difference(&cmp.removed);
+        e.set = e.set.difference(&changed).difference(&removed);
     }
     let kept = previous
         .as_ref()
-        .map(|e| e.set.difference(&changed).difference(&cmp.removed))
+        .map(|e| e.set.difference(&changed).difference(&removed))
         .unwrap_or_default();
     let current = managed::strip(&changed);
     let (set, time) = if current.is_empty() {

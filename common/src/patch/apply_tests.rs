@@ -348,3 +348,22 @@ fn invalid_apply_requests_are_refused() {
         assert!(err.to_string().contains(message), "{err}");
     }
 }
+
+#[test]
+fn status_changes_through_the_main_resource_are_not_owned() {
+    let pod = json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"nodeName": ""}, "status": {"phase": "Pending"}});
+    let mut updated = pod.clone();
+    updated["status"]["phase"] = json!("Running");
+    updated["spec"]["nodeName"] = json!("n1");
+    let r = ManagerRequest {
+        manager: "scheduler",
+        api_version: "v1",
+        subresource: None,
+        now: T1,
+    };
+    update_managed_fields(Some(&pod), &mut updated, &r);
+    assert_eq!(
+        entry(&updated, "scheduler")["fieldsV1"],
+        json!({"f:spec": {"f:nodeName": {}}})
+    );
+}

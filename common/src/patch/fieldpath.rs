@@ -148,6 +148,14 @@ impl FieldSet {
         }
     }
 
+    /// The set without anything at or below the top-level element `pe`.
+    pub(crate) fn without_top(&self, pe: &PathElement) -> FieldSet {
+        let mut out = self.clone();
+        out.members.remove(pe);
+        out.children.remove(pe);
+        out
+    }
+
     pub(crate) fn union(&self, other: &FieldSet) -> FieldSet {
         let mut out = self.clone();
         out.members.extend(other.members.iter().cloned());

@@ -216,7 +216,7 @@ pub(crate) fn cap_update_managers(entries: &mut Vec<Entry>) {
         .drain(..)
         .enumerate()
         .filter(|(i, e)| {
-            !fold.contains(i) && !(e.manager == ANCIENT_CHANGES && e.operation == Operation::Update)
+            !fold.contains(i) && (e.manager != ANCIENT_CHANGES || e.operation != Operation::Update)
         })
         .map(|(_, e)| e)
         .collect();

@@ -364,3 +364,156 @@ fn prune_empty_maps(obj: &mut Value, parents: &[PathElement], root: Field) {
         depth -= 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::patch::fieldpath::path_string;
+    use crate::patch::schema::TypeHint;
+    use serde_json::json;
+
+    fn deployment_root() -> Field {
+        TypeHint::for_kind("Deployment").root()
+    }
+
+    fn printed(set: &FieldSet) -> Vec<String> {
+        set.paths().iter().map(|p| path_string(p)).collect()
+    }
+
+    #[test]
+    fn compare_reports_leaves_items_and_atomic_values() {
+        let old = json!({
+            "metadata": {"labels": {"a": "1", "b": "2"}},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"a": "1"}},
+                "template": {"spec": {"containers": [{"name": "app", "image": "x"}]}}
+            }
+        });
+        let new = json!({
+            "metadata": {"labels": {"a": "1"}},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"a": "2"}},
+                "template": {"spec": {"containers": [
+                    {"name": "app", "image": "x"},
+                    {"name": "side", "image": "y"}
+                ]}}
+            }
+        });
+        let cmp = compare(&old, &new, deployment_root());
+        assert_eq!(printed(&cmp.modified), [".spec.replicas", ".spec.selector"]);
+        assert_eq!(printed(&cmp.removed), [".metadata.labels.b"]);
+        assert_eq!(
+            printed(&cmp.added),
+            [
+                ".spec.template.spec.containers[name=\"side\"]",
+                ".spec.template.spec.containers[name=\"side\"].image",
+                ".spec.template.spec.containers[name=\"side\"].name",
+            ]
+        );
+    }
+
+    #[test]
+    fn merge_keeps_live_only_items_in_place_and_applied_items_in_order() {
+        let root = TypeHint::for_kind("Pod").root();
+        let live = json!({"spec": {"containers": [
+            {"name": "a", "image": "1", "imagePullPolicy": "Always"},
+            {"name": "b", "image": "1"},
+            {"name": "c", "image": "1"}
+        ]}});
+        let cases = [
+            (
+                json!([{"name": "b", "image": "2"}, {"name": "d"}]),
+                json!(["a", "b", "c", "d"]),
+            ),
+            (
+                json!([{"name": "d"}, {"name": "b", "image": "2"}]),
+                json!(["a", "d", "b", "c"]),
+            ),
+            (json!([{"name": "a", "image": "2"}]), json!(["a", "b", "c"])),
+        ];
+        for (applied, want) in cases {
+            let merged = merge(&live, &json!({"spec": {"containers": applied}}), root);
+            let names: Vec<&Value> = merged["spec"]["containers"]
+                .as_array()
+                .expect("containers")
+                .iter()
+                .map(|c| &c["name"])
+                .collect();
+            assert_eq!(json!(names), want, "applied {applied}");
+        }
+        let merged = merge(
+            &live,
+            &json!({"spec": {"containers": [{"name": "a", "image": "2"}]}}),
+            root,
+        );
+        assert_eq!(
+            merged["spec"]["containers"][0],
+            json!({"name": "a", "image": "2", "imagePullPolicy": "Always"})
+        );
+    }
+
+    #[test]
+    fn atomic_values_are_replaced_by_merge() {
+        let live = json!({"spec": {"selector": {"matchLabels": {"a": "1"}}, "tolerations": [{"key": "x"}]}});
+        let applied = json!({"spec": {"selector": {"matchLabels": {"b": "2"}}}});
+        let merged = merge(&live, &applied, deployment_root());
+        assert_eq!(
+            merged["spec"]["selector"],
+            json!({"matchLabels": {"b": "2"}})
+        );
+        assert_eq!(merged["spec"]["tolerations"], json!([{"key": "x"}]));
+    }
+
+    #[test]
+    fn removing_paths_drops_emptied_maps_and_lists() {
+        let root = deployment_root();
+        let mut obj = json!({
+            "metadata": {"name": "n", "labels": {"a": "1"}},
+            "spec": {"template": {"spec": {"containers": [
+                {"name": "app", "env": [{"name": "X", "value": "1"}]}
+            ]}}}
+        });
+        let f = |s: &str| PathElement::Field(s.to_string());
+        let app = PathElement::key(&[("name", json!("app"))]);
+        let x = PathElement::key(&[("name", json!("X"))]);
+        assert!(remove_path(
+            &mut obj,
+            &[f("metadata"), f("labels"), f("a")],
+            root
+        ));
+        assert!(remove_path(
+            &mut obj,
+            &[
+                f("spec"),
+                f("template"),
+                f("spec"),
+                f("containers"),
+                app.clone(),
+                f("env"),
+                x
+            ],
+            root
+        ));
+        assert!(!remove_path(
+            &mut obj,
+            &[f("spec"), f("nope"), f("x")],
+            root
+        ));
+        assert_eq!(
+            obj,
+            json!({"metadata": {"name": "n"}, "spec": {"template": {"spec": {"containers": [{"name": "app"}]}}}})
+        );
+    }
+
+    #[test]
+    fn apply_sets_fail_on_items_without_their_key() {
+        let applied = json!({"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}});
+        let err = to_field_set(&applied, deployment_root()).expect_err("keyless item");
+        assert!(
+            err.starts_with(".spec.template.spec.containers: element 0:"),
+            "{err}"
+        );
+    }
+}
