@@ -17,6 +17,10 @@ use super::managed::{self, Entry, Operation};
 use super::schema::{Field, TypeHint};
 use super::typed;
 
+/// The manager Kubernetes credits with the fields of an object that had no
+/// managed fields when it was first applied to.
+const BEFORE_FIRST_APPLY: &str = "before-first-apply";
+
 /// Who is writing, as the request names it.
 #[derive(Debug, Clone, Copy)]
 pub struct ManagerRequest<'a> {
@@ -236,6 +240,23 @@ pub fn server_side_apply(
         None => Vec::new(),
     };
     let live_obj = live.map_or_else(|| json!({}), without_managed_fields);
+    if managers.is_empty() && live.is_some() {
+        // An object nobody tracked yet: its current fields belong to a
+        // stand-in manager, so applying over them conflicts
+        // (`skipNonAppliedManager`).
+        let existing = managed::strip(&typed::compare(&json!({}), &live_obj, root).added)
+            .without_top(&PathElement::Field(
+                reset_field(req.subresource).to_string(),
+            ));
+        managers.push(Entry {
+            manager: BEFORE_FIRST_APPLY.to_string(),
+            operation: Operation::Update,
+            api_version: req.api_version.to_string(),
+            time: Some(req.now.to_string()),
+            subresource: subresource.to_string(),
+            set: existing,
+        });
+    }
     let config = applied_config(applied, req.subresource);
     let new_set =
         managed::strip(&typed::to_field_set(&config, root).map_err(ApplyError::InvalidObject)?);
@@ -309,6 +330,8 @@ pub fn server_side_apply(
 ///
 /// A request object carrying `managedFields` replaces the stored ones (an
 /// empty list resets them), as Kubernetes allows, except on subresources.
+/// An existing object (one with a `uid`) without managed fields stays
+/// untracked, as in Kubernetes.
 pub fn update_managed_fields(old: Option<&Value>, new: &mut Value, req: &ManagerRequest<'_>) {
     let root = kind_root(&[Some(new), old]);
     let subresource = req.subresource.unwrap_or("");
@@ -326,6 +349,17 @@ pub fn update_managed_fields(old: Option<&Value>, new: &mut Value, req: &Manager
         _ => from_old(),
     };
     let new_obj = without_managed_fields(new);
+    let existed = old.is_some_and(|o| {
+        o.pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .is_some_and(|uid| !uid.is_empty())
+    });
+    if managers.is_empty() && existed {
+        // Kubernetes does not start tracking on an update of an object
+        // that has no managed fields (`skipNonAppliedManager`).
+        *new = new_obj;
+        return;
+    }
     let old_obj = old.map_or_else(|| json!({}), without_managed_fields);
     let cmp = typed::compare(&old_obj, &new_obj, root);
     // The strategies reset these (`ResetFieldsFor…`), so Kubernetes' field

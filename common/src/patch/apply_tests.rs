@@ -367,3 +367,37 @@ fn status_changes_through_the_main_resource_are_not_owned() {
         json!({"f:spec": {"f:nodeName": {}}})
     );
 }
+
+#[test]
+fn applying_over_an_untracked_object_conflicts_with_before_first_apply() {
+    let mut live = manifest(Some(3), false);
+    live["metadata"]["uid"] = json!("u-1");
+    let err = server_side_apply(
+        Some(&live),
+        &manifest(Some(2), false),
+        &req("kubectl", T1),
+        false,
+    )
+    .expect_err("conflict");
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"before-first-apply\" using apps/v1: .spec.replicas"
+    );
+    let same = apply(Some(&live), &manifest(Some(3), false), "kubectl", T1, false);
+    assert!(
+        owned_fields(&same, "before-first-apply")
+            .is_some_and(|s| s.has(&[f("spec"), f("replicas")]))
+    );
+    assert!(owned_fields(&same, "kubectl").is_some_and(|s| s.has(&[f("spec"), f("replicas")])));
+}
+
+#[test]
+fn updates_of_an_untracked_existing_object_stay_untracked() {
+    let mut live = manifest(Some(3), false);
+    live["metadata"]["uid"] = json!("u-1");
+    let mut updated = live.clone();
+    updated["spec"]["replicas"] = json!(4);
+    update_managed_fields(Some(&live), &mut updated, &req("kubectl-edit", T1));
+    assert_eq!(updated["metadata"].get("managedFields"), None);
+    assert_eq!(updated["spec"]["replicas"], 4);
+}
