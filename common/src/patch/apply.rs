@@ -13,6 +13,7 @@
 use serde_json::{Map, Value, json};
 
 use super::fieldpath::{FieldSet, PathElement, path_string};
+use super::lastapplied;
 use super::managed::{self, Entry, Operation};
 use super::schema::{Field, TypeHint};
 use super::typed;
@@ -234,6 +235,37 @@ pub fn server_side_apply(
         ));
     }
     let root = kind_root(&[Some(applied), live]);
+    let mut result = match apply_once(live, applied, req, force, root) {
+        Err(ApplyError::Conflicts(conflicts)) if !force && req.manager == lastapplied::KUBECTL => {
+            // Conflicts on fields the client-side `last-applied` annotation
+            // already agreed with are forgiven (`lastAppliedManager`).
+            let allowed = live
+                .map(|l| lastapplied::agreed_fields(l, root, req.api_version))
+                .unwrap_or_default();
+            let remaining: Vec<Conflict> = conflicts
+                .into_iter()
+                .filter(|c| !allowed.contains(&c.field))
+                .collect();
+            if !remaining.is_empty() {
+                return Err(ApplyError::Conflicts(remaining));
+            }
+            apply_once(live, applied, req, true, root)?
+        }
+        other => other?,
+    };
+    if req.manager == lastapplied::KUBECTL {
+        lastapplied::refresh(&mut result, applied);
+    }
+    Ok(result)
+}
+
+fn apply_once(
+    live: Option<&Value>,
+    applied: &Value,
+    req: &ManagerRequest<'_>,
+    force: bool,
+    root: Field,
+) -> Result<Value, ApplyError> {
     let subresource = req.subresource.unwrap_or("");
     let mut managers = match live {
         Some(l) => managed::decode(l).map_err(ApplyError::ManagedFields)?,

@@ -401,3 +401,47 @@ fn updates_of_an_untracked_existing_object_stay_untracked() {
     assert_eq!(updated["metadata"].get("managedFields"), None);
     assert_eq!(updated["spec"]["replicas"], 4);
 }
+
+#[test]
+fn moving_from_client_side_apply_forgives_conflicts_the_annotation_agrees_with() {
+    // What `kubectl apply` (client-side) leaves behind.
+    let mut live = manifest(Some(2), false);
+    live["metadata"]["uid"] = json!("u-1");
+    let last = manifest(Some(2), false);
+    live["metadata"]["annotations"] = json!({
+        "kubectl.kubernetes.io/last-applied-configuration": last.to_string()
+    });
+    let csa = ManagerRequest {
+        manager: "kubectl-client-side-apply",
+        api_version: "apps/v1",
+        subresource: None,
+        now: T1,
+    };
+    let mut tracked = live.clone();
+    tracked["metadata"]
+        .as_object_mut()
+        .expect("metadata")
+        .remove("uid");
+    update_managed_fields(None, &mut tracked, &csa);
+    tracked["metadata"]["uid"] = json!("u-1");
+
+    // The server-side apply changes replicas, which the annotation agreed
+    // with the live value on: no conflict, and the annotation follows.
+    let applied = manifest(Some(4), false);
+    let out = apply(Some(&tracked), &applied, "kubectl", T2, false);
+    assert_eq!(out["spec"]["replicas"], 4);
+    let annotation =
+        out["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .expect("annotation kept");
+    let recorded: Value = serde_json::from_str(annotation).expect("annotation is JSON");
+    assert_eq!(recorded["spec"]["replicas"], 4);
+
+    // Another manager gets no such leniency.
+    let err = server_side_apply(Some(&tracked), &applied, &req("other", T2), false)
+        .expect_err("conflict");
+    assert!(
+        err.to_string().contains("kubectl-client-side-apply"),
+        "{err}"
+    );
+}

@@ -11,6 +11,7 @@
 mod apply;
 mod fieldpath;
 mod json;
+mod lastapplied;
 mod managed;
 mod schema;
 mod strategic;
