@@ -54,17 +54,24 @@ fn is_granular_list(field: Field, v: &Value) -> bool {
     v.is_array() && matches!(field.shape, Shape::Keyed(_) | Shape::Set)
 }
 
-/// Items of a keyed or set list by path element; `None` if an item has no
-/// element (the caller then treats the list as atomic).
+/// Items of a keyed or set list by path element, duplicates included
+/// (Kubernetes tolerates duplicate keys in stored objects, e.g. `env`);
+/// `None` if an item has no element (the list is then treated as atomic).
 fn index_items(field: Field, list: &[Value]) -> Option<Vec<(PathElement, &Value)>> {
-    let mut out: Vec<(PathElement, &Value)> = Vec::with_capacity(list.len());
-    for item in list {
-        let pe = item_element(field.shape, item).ok()??;
-        if !out.iter().any(|(p, _)| *p == pe) {
-            out.push((pe, item));
-        }
+    list.iter()
+        .map(|item| Some((item_element(field.shape, item).ok()??, item)))
+        .collect()
+}
+
+/// The first item for each path element.
+fn first_items<'a, 'v>(
+    items: &'a [(PathElement, &'v Value)],
+) -> HashMap<&'a PathElement, &'v Value> {
+    let mut out = HashMap::with_capacity(items.len());
+    for (pe, v) in items {
+        out.entry(pe).or_insert(*v);
     }
-    Some(out)
+    out
 }
 
 /// The fields `value` sets (`TypedValue.ToFieldSet`). Fails on list-map
@@ -173,8 +180,8 @@ fn walk_compare(
         if let (Some(oi), Some(ni)) = (index_items(field, o), index_items(field, n))
             && !(o.is_empty() && n.is_empty())
         {
-            let olds: HashMap<&PathElement, &Value> = oi.iter().map(|(p, v)| (p, *v)).collect();
-            let news: HashMap<&PathElement, &Value> = ni.iter().map(|(p, v)| (p, *v)).collect();
+            let olds = first_items(&oi);
+            let news = first_items(&ni);
             let item_field = Field {
                 node: field.node,
                 shape: Shape::Plain,
@@ -183,7 +190,8 @@ fn walk_compare(
                 .iter()
                 .map(|(p, _)| p)
                 .chain(ni.iter().map(|(p, _)| p).filter(|p| !olds.contains_key(p)));
-            for pe in order {
+            let mut seen = std::collections::HashSet::new();
+            for pe in order.filter(|pe| seen.insert(*pe)) {
                 path.push(pe.clone());
                 let (l, r) = (olds.get(pe).copied(), news.get(pe).copied());
                 if field.shape != Shape::Set {
@@ -245,17 +253,20 @@ fn merge_items(
         node: field.node,
         shape: Shape::Plain,
     };
+    let mut seen = std::collections::HashSet::new();
+    let applied: Vec<&(PathElement, &Value)> =
+        applied.iter().filter(|(pe, _)| seen.insert(pe)).collect();
     let applied_at: HashMap<&PathElement, usize> = applied
         .iter()
         .enumerate()
         .map(|(i, (p, _))| (p, i))
         .collect();
-    let live_at: HashMap<&PathElement, &Value> = live.iter().map(|(p, v)| (p, *v)).collect();
+    let live_at = first_items(live);
     let mut out = Vec::with_capacity(live.len() + applied.len());
     let mut next_applied = 0;
     let emit_applied = |upto: usize, out: &mut Vec<Value>, next: &mut usize| {
         while *next <= upto && *next < applied.len() {
-            let (pe, av) = &applied[*next];
+            let (pe, av) = applied[*next];
             out.push(match live_at.get(pe) {
                 Some(lv) => merge(lv, av, item_field),
                 None => (*av).clone(),
@@ -515,5 +526,32 @@ mod tests {
             err.starts_with(".spec.template.spec.containers: element 0:"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn duplicate_keys_in_a_stored_list_survive_an_apply() {
+        let root = TypeHint::for_kind("Pod").root();
+        let live = json!({"spec": {"containers": [{"name": "c", "env": [
+            {"name": "A", "value": "1"}, {"name": "A", "value": "2"}, {"name": "B", "value": "1"}
+        ]}]}});
+        let applied =
+            json!({"spec": {"containers": [{"name": "c", "env": [{"name": "C", "value": "1"}]}]}});
+        let merged = merge(&live, &applied, root);
+        assert_eq!(
+            merged["spec"]["containers"][0]["env"]
+                .as_array()
+                .map(Vec::len),
+            Some(4)
+        );
+        let cmp = compare(&live, &merged, root);
+        assert_eq!(
+            printed(&cmp.added),
+            [
+                ".spec.containers[name=\"c\"].env[name=\"C\"]",
+                ".spec.containers[name=\"c\"].env[name=\"C\"].name",
+                ".spec.containers[name=\"c\"].env[name=\"C\"].value",
+            ]
+        );
+        assert!(cmp.removed.is_empty() && cmp.modified.is_empty());
     }
 }
