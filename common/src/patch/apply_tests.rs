@@ -445,3 +445,27 @@ fn moving_from_client_side_apply_forgives_conflicts_the_annotation_agrees_with()
         "{err}"
     );
 }
+
+#[test]
+fn atomic_maps_are_owned_and_replaced_whole() {
+    let mut first = manifest(Some(1), false);
+    let pod_spec = &mut first["spec"]["template"]["spec"];
+    pod_spec["nodeSelector"] = json!({"disk": "ssd", "zone": "a"});
+    pod_spec["containers"][0]["env"] =
+        json!([{"name": "P", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]);
+    let live = apply(None, &first, "kubectl", T1, false);
+    let fields = &entry(&live, "kubectl")["fieldsV1"]["f:spec"]["f:template"]["f:spec"];
+    assert_eq!(fields["f:nodeSelector"], json!({}));
+    assert_eq!(
+        fields["f:containers"]["k:{\"name\":\"app\"}"]["f:env"]["k:{\"name\":\"P\"}"]["f:valueFrom"],
+        json!({"f:secretKeyRef": {}})
+    );
+
+    let mut second = first.clone();
+    second["spec"]["template"]["spec"]["nodeSelector"] = json!({"disk": "hdd"});
+    let live = apply(Some(&live), &second, "kubectl", T2, false);
+    assert_eq!(
+        live["spec"]["template"]["spec"]["nodeSelector"],
+        json!({"disk": "hdd"})
+    );
+}

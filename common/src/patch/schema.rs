@@ -45,6 +45,10 @@ pub(crate) enum Node {
     PodSpec,
     PodStatus,
     Container,
+    EnvVar,
+    EnvVarSource,
+    Affinity,
+    NodeAffinity,
 }
 
 /// How a field's value merges.
@@ -88,7 +92,8 @@ const TYPE: &[&str] = &["type"];
 const IP: &[&str] = &["ip"];
 
 /// `(parent, field, child node, shape)`: every non-default field of the
-/// built-in kinds ferrokube serves, from the struct tags in
+/// built-in kinds ferrokube serves, from the struct tags and the
+/// `+listType`/`+mapType`/`+structType` markers in
 /// `staging/src/k8s.io/api/{core,apps,batch,policy}/v1/types.go`.
 const FIELDS: &[(Node, &str, Node, Shape)] = &[
     // metav1.ObjectMeta
@@ -118,14 +123,33 @@ const FIELDS: &[(Node, &str, Node, Shape)] = &[
     ),
     (N::PodSpec, "schedulingGates", N::Untyped, S::Keyed(NAME)),
     (N::PodSpec, "resourceClaims", N::Untyped, S::Keyed(NAME)),
-    (N::PodSpec, "nodeSelector", N::Untyped, S::Plain),
+    (N::PodSpec, "nodeSelector", N::Untyped, S::AtomicMap),
+    (N::PodSpec, "affinity", N::Affinity, S::Plain),
+    (N::Affinity, "nodeAffinity", N::NodeAffinity, S::Plain),
+    (
+        N::NodeAffinity,
+        "requiredDuringSchedulingIgnoredDuringExecution",
+        N::Untyped,
+        S::AtomicMap,
+    ),
     (
         N::Container,
         "ports",
         N::Untyped,
         S::Keyed(&["containerPort", "protocol"]),
     ),
-    (N::Container, "env", N::Untyped, S::Keyed(NAME)),
+    (N::Container, "env", N::EnvVar, S::Keyed(NAME)),
+    (N::EnvVar, "valueFrom", N::EnvVarSource, S::Plain),
+    (N::EnvVarSource, "configMapKeyRef", N::Untyped, S::AtomicMap),
+    (N::EnvVarSource, "secretKeyRef", N::Untyped, S::AtomicMap),
+    (N::EnvVarSource, "fieldRef", N::Untyped, S::AtomicMap),
+    (
+        N::EnvVarSource,
+        "resourceFieldRef",
+        N::Untyped,
+        S::AtomicMap,
+    ),
+    (N::EnvVarSource, "fileKeyRef", N::Untyped, S::AtomicMap),
     (
         N::Container,
         "volumeMounts",
@@ -234,6 +258,10 @@ fn has_object_meta(node: Node) -> bool {
             | N::PodSpec
             | N::PodStatus
             | N::Container
+            | N::EnvVar
+            | N::EnvVarSource
+            | N::Affinity
+            | N::NodeAffinity
     )
 }
 
