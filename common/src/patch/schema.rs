@@ -48,7 +48,7 @@ pub(crate) enum Node {
     EnvVar,
     EnvVarSource,
     Affinity,
-    NodeAffinity,
+    NodeAffinityTerms,
 }
 
 /// How a field's value merges.
@@ -125,9 +125,9 @@ const FIELDS: &[(Node, &str, Node, Shape)] = &[
     (N::PodSpec, "resourceClaims", N::Untyped, S::Keyed(NAME)),
     (N::PodSpec, "nodeSelector", N::Untyped, S::AtomicMap),
     (N::PodSpec, "affinity", N::Affinity, S::Plain),
-    (N::Affinity, "nodeAffinity", N::NodeAffinity, S::Plain),
+    (N::Affinity, "nodeAffinity", N::NodeAffinityTerms, S::Plain),
     (
-        N::NodeAffinity,
+        N::NodeAffinityTerms,
         "requiredDuringSchedulingIgnoredDuringExecution",
         N::Untyped,
         S::AtomicMap,
@@ -261,7 +261,7 @@ fn has_object_meta(node: Node) -> bool {
             | N::EnvVar
             | N::EnvVarSource
             | N::Affinity
-            | N::NodeAffinity
+            | N::NodeAffinityTerms
     )
 }
 
