@@ -48,7 +48,8 @@ pub(crate) enum Node {
     EnvVar,
     EnvVarSource,
     Affinity,
-    NodeAffinityTerms,
+    /// `affinity.nodeAffinity` (named so clippy does not read it as a `Node`).
+    HostAffinity,
 }
 
 /// How a field's value merges.
@@ -125,9 +126,9 @@ const FIELDS: &[(Node, &str, Node, Shape)] = &[
     (N::PodSpec, "resourceClaims", N::Untyped, S::Keyed(NAME)),
     (N::PodSpec, "nodeSelector", N::Untyped, S::AtomicMap),
     (N::PodSpec, "affinity", N::Affinity, S::Plain),
-    (N::Affinity, "nodeAffinity", N::NodeAffinityTerms, S::Plain),
+    (N::Affinity, "nodeAffinity", N::HostAffinity, S::Plain),
     (
-        N::NodeAffinityTerms,
+        N::HostAffinity,
         "requiredDuringSchedulingIgnoredDuringExecution",
         N::Untyped,
         S::AtomicMap,
@@ -261,7 +262,7 @@ fn has_object_meta(node: Node) -> bool {
             | N::EnvVar
             | N::EnvVarSource
             | N::Affinity
-            | N::NodeAffinityTerms
+            | N::HostAffinity
     )
 }
 
