@@ -48,7 +48,7 @@ pub(crate) enum Node {
     EnvVar,
     EnvVarSource,
     Affinity,
-    /// `affinity.nodeAffinity` (named so clippy does not read it as a `Node`).
+    /// `affinity.nodeAffinity`.
     HostAffinity,
 }
 
