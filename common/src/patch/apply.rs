@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::fieldpath::{FieldSet, PathElement, path_string};
+use super::fieldpath::{PathElement, path_string};
 use super::lastapplied;
 use super::managed::{self, Entry, Operation};
 use super::schema::{Field, TypeHint};
@@ -428,16 +428,6 @@ pub fn update_managed_fields(old: Option<&Value>, new: &mut Value, req: &Manager
     managed::cap_update_managers(&mut managers);
     *new = new_obj;
     managed::encode(new, managers);
-}
-
-/// The field set an entry in `obj`'s managedFields holds, for tests.
-#[cfg(test)]
-pub(crate) fn owned_fields(obj: &Value, manager: &str) -> Option<FieldSet> {
-    managed::decode(obj)
-        .ok()?
-        .into_iter()
-        .find(|e| e.manager == manager)
-        .map(|e| e.set)
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! `kubectl apply --server-side`, `kubectl scale` and friends do to an
 //! object over its life.
 
-use super::super::fieldpath::PathElement;
+use super::super::fieldpath::{FieldSet, PathElement};
+use super::super::managed;
 use super::*;
 use serde_json::json;
 
@@ -63,6 +64,15 @@ fn entry<'v>(obj: &'v Value, manager: &str) -> &'v Value {
         .as_array()
         .and_then(|l| l.iter().find(|e| e["manager"] == manager))
         .unwrap_or_else(|| panic!("no managedFields entry for {manager} in {obj}"))
+}
+
+/// The field set `manager`'s entry in `obj`'s managedFields holds.
+fn owned_fields(obj: &Value, manager: &str) -> Option<FieldSet> {
+    managed::decode(obj)
+        .ok()?
+        .into_iter()
+        .find(|e| e.manager == manager)
+        .map(|e| e.set)
 }
 
 fn f(name: &str) -> PathElement {

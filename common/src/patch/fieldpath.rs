@@ -128,6 +128,7 @@ impl FieldSet {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn has(&self, path: &[PathElement]) -> bool {
         match path {
             [] => false,
