@@ -304,7 +304,15 @@ fn apply_once(
         .iter()
         .fold(new_set.clone(), |acc, e| acc.union(&e.set));
     for path in last_set.difference(&new_set).paths() {
-        if !owned.has_at_or_below(&path) && !is_key_field(&path) {
+        // A map field stays while anyone owns something inside it; a list
+        // item only while someone owns the item itself, so an item dropped
+        // by its only owner goes with whatever others set inside it, as
+        // `Updater.prune` + `addBackDanglingItems` do.
+        let kept = match path.last() {
+            Some(PathElement::Field(_)) => owned.has_at_or_below(&path),
+            _ => owned.has(&path),
+        };
+        if !kept && !is_key_field(&path) {
             typed::remove_path(&mut result, &path, root);
         }
     }

@@ -479,3 +479,57 @@ fn atomic_maps_are_owned_and_replaced_whole() {
         json!({"disk": "hdd"})
     );
 }
+
+/// `structured-merge-diff`'s `remove_one_with_dangling_subitem_keep_one`
+/// and `remove_one_keep_one_with_dangling_subitem`, on container ports.
+#[test]
+fn a_dropped_item_goes_unless_another_manager_owns_the_item_itself() {
+    let pod = |containers: Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": containers}});
+    let at = |manager, now| ManagerRequest {
+        manager,
+        api_version: "v1",
+        subresource: None,
+        now,
+    };
+    let port = |n: u32| json!({"containerPort": n});
+    for (second_applier_shares_b, want) in [
+        (false, json!([{"name": "a", "ports": [port(81)]}])),
+        (
+            true,
+            json!([{"name": "a", "ports": [port(81)]}, {"name": "b", "ports": [port(82), port(90)]}]),
+        ),
+    ] {
+        let one = pod(json!([{"name": "a"}, {"name": "b", "ports": [port(80)]}]));
+        let live = server_side_apply(None, &one, &at("apply-one", T1), false).expect("apply-one");
+        let two = if second_applier_shares_b {
+            pod(json!([{"name": "a", "ports": [port(81)]}, {"name": "b", "ports": [port(82)]}]))
+        } else {
+            pod(json!([{"name": "a", "ports": [port(81)]}]))
+        };
+        let live =
+            server_side_apply(Some(&live), &two, &at("apply-two", T2), false).expect("apply-two");
+        let mut controlled = live.clone();
+        let b = controlled["spec"]["containers"]
+            .as_array_mut()
+            .and_then(|c| c.iter_mut().find(|c| c["name"] == "b"))
+            .expect("container b");
+        b["ports"].as_array_mut().expect("ports").push(port(90));
+        update_managed_fields(Some(&live), &mut controlled, &at("controller", T2));
+        let live = server_side_apply(
+            Some(&controlled),
+            &pod(json!([{"name": "a"}])),
+            &at("apply-one", T3),
+            false,
+        )
+        .expect("apply-one again");
+        let want = if second_applier_shares_b {
+            json!([{"name": "a", "ports": [port(81)]}, {"name": "b", "ports": [port(82), port(90)]}])
+        } else {
+            want
+        };
+        assert_eq!(
+            live["spec"]["containers"], want,
+            "shared: {second_applier_shares_b}"
+        );
+    }
+}

@@ -128,7 +128,6 @@ impl FieldSet {
         }
     }
 
-    #[cfg(test)]
     pub(crate) fn has(&self, path: &[PathElement]) -> bool {
         match path {
             [] => false,
