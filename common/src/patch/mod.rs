@@ -7,15 +7,32 @@
 //! result. Error messages follow the wording of the Go libraries Kubernetes
 //! uses (`evanphx/json-patch`, `apimachinery/pkg/util/strategicpatch`,
 //! `structured-merge-diff`) because clients print them verbatim.
+//!
+//! How the API server uses it, per request:
+//! - `application/merge-patch+json`: [`apply_merge_patch`];
+//!   `application/json-patch+json`: [`apply_json_patch`];
+//!   `application/strategic-merge-patch+json`: [`apply_strategic_merge_patch`]
+//!   (built-in kinds only; Kubernetes answers 415 for custom resources).
+//!   Each is followed by [`update_managed_fields`] with the live object.
+//! - `application/apply-patch+yaml`: [`server_side_apply`] with the live
+//!   object or `None` to create; it records the managed fields itself.
+//! - Create and update (`POST`/`PUT`): [`update_managed_fields`].
+//!
+//! The server still checks what Kubernetes checks around these calls: the
+//! apply body's `apiVersion`/`kind`/name match the request, a
+//! `resourceVersion` in it is a precondition, and `force` is only allowed
+//! for apply.
 
-// mod apply;
-// mod fieldpath;
+mod apply;
+mod fieldpath;
 mod json;
-// mod managed;
+mod lastapplied;
+mod managed;
 mod schema;
 mod strategic;
+mod typed;
 
-// pub use apply::{ApplyError, Conflict, ManagerRequest, server_side_apply, update_managed_fields};
+pub use apply::{ApplyError, Conflict, ManagerRequest, server_side_apply, update_managed_fields};
 pub use json::apply_json_patch;
 pub use schema::TypeHint;
 pub use strategic::apply_strategic_merge_patch;

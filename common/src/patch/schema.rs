@@ -32,9 +32,9 @@ pub(crate) enum Node {
     ServiceRoot,
     ServiceSpec,
     ServiceStatus,
-    NodeRoot,
-    NodeSpec,
-    NodeStatus,
+    ClusterNodeRoot,
+    ClusterNodeSpec,
+    ClusterNodeStatus,
     ServiceAccountRoot,
     PodDisruptionBudgetRoot,
     PodDisruptionBudgetSpec,
@@ -45,6 +45,11 @@ pub(crate) enum Node {
     PodSpec,
     PodStatus,
     Container,
+    EnvVar,
+    EnvVarSource,
+    Affinity,
+    /// `affinity.nodeAffinity`.
+    HostAffinity,
 }
 
 /// How a field's value merges.
@@ -88,7 +93,8 @@ const TYPE: &[&str] = &["type"];
 const IP: &[&str] = &["ip"];
 
 /// `(parent, field, child node, shape)`: every non-default field of the
-/// built-in kinds ferrokube serves, from the struct tags in
+/// built-in kinds ferrokube serves, from the struct tags and the
+/// `+listType`/`+mapType`/`+structType` markers in
 /// `staging/src/k8s.io/api/{core,apps,batch,policy}/v1/types.go`.
 const FIELDS: &[(Node, &str, Node, Shape)] = &[
     // metav1.ObjectMeta
@@ -118,14 +124,33 @@ const FIELDS: &[(Node, &str, Node, Shape)] = &[
     ),
     (N::PodSpec, "schedulingGates", N::Untyped, S::Keyed(NAME)),
     (N::PodSpec, "resourceClaims", N::Untyped, S::Keyed(NAME)),
-    (N::PodSpec, "nodeSelector", N::Untyped, S::Plain),
+    (N::PodSpec, "nodeSelector", N::Untyped, S::AtomicMap),
+    (N::PodSpec, "affinity", N::Affinity, S::Plain),
+    (N::Affinity, "nodeAffinity", N::HostAffinity, S::Plain),
+    (
+        N::HostAffinity,
+        "requiredDuringSchedulingIgnoredDuringExecution",
+        N::Untyped,
+        S::AtomicMap,
+    ),
     (
         N::Container,
         "ports",
         N::Untyped,
         S::Keyed(&["containerPort", "protocol"]),
     ),
-    (N::Container, "env", N::Untyped, S::Keyed(NAME)),
+    (N::Container, "env", N::EnvVar, S::Keyed(NAME)),
+    (N::EnvVar, "valueFrom", N::EnvVarSource, S::Plain),
+    (N::EnvVarSource, "configMapKeyRef", N::Untyped, S::AtomicMap),
+    (N::EnvVarSource, "secretKeyRef", N::Untyped, S::AtomicMap),
+    (N::EnvVarSource, "fieldRef", N::Untyped, S::AtomicMap),
+    (
+        N::EnvVarSource,
+        "resourceFieldRef",
+        N::Untyped,
+        S::AtomicMap,
+    ),
+    (N::EnvVarSource, "fileKeyRef", N::Untyped, S::AtomicMap),
     (
         N::Container,
         "volumeMounts",
@@ -170,11 +195,21 @@ const FIELDS: &[(Node, &str, Node, Shape)] = &[
     (N::ServiceSpec, "selector", N::Untyped, S::AtomicMap),
     (N::ServiceStatus, "conditions", N::Untyped, S::Keyed(TYPE)),
     // core/v1 Node
-    (N::NodeRoot, "spec", N::NodeSpec, S::Plain),
-    (N::NodeRoot, "status", N::NodeStatus, S::Plain),
-    (N::NodeSpec, "podCIDRs", N::Untyped, S::Set),
-    (N::NodeStatus, "conditions", N::Untyped, S::Keyed(TYPE)),
-    (N::NodeStatus, "addresses", N::Untyped, S::Keyed(TYPE)),
+    (N::ClusterNodeRoot, "spec", N::ClusterNodeSpec, S::Plain),
+    (N::ClusterNodeRoot, "status", N::ClusterNodeStatus, S::Plain),
+    (N::ClusterNodeSpec, "podCIDRs", N::Untyped, S::Set),
+    (
+        N::ClusterNodeStatus,
+        "conditions",
+        N::Untyped,
+        S::Keyed(TYPE),
+    ),
+    (
+        N::ClusterNodeStatus,
+        "addresses",
+        N::Untyped,
+        S::Keyed(TYPE),
+    ),
     // core/v1 ServiceAccount
     (N::ServiceAccountRoot, "secrets", N::Untyped, S::Keyed(NAME)),
     // policy/v1 PodDisruptionBudget
@@ -217,13 +252,17 @@ fn has_object_meta(node: Node) -> bool {
             | N::CronJobSpec
             | N::ServiceSpec
             | N::ServiceStatus
-            | N::NodeSpec
-            | N::NodeStatus
+            | N::ClusterNodeSpec
+            | N::ClusterNodeStatus
             | N::PodDisruptionBudgetSpec
             | N::ConditionsStatus
             | N::PodSpec
             | N::PodStatus
             | N::Container
+            | N::EnvVar
+            | N::EnvVarSource
+            | N::Affinity
+            | N::HostAffinity
     )
 }
 
@@ -243,7 +282,10 @@ pub(crate) fn field(parent: Node, name: &str) -> Field {
 }
 
 /// Which schema to merge an object with: built-in kinds get their merge
-/// keys, everything else (custom resources) only `metadata`'s.
+/// keys, everything else only `metadata`'s. Kinds without keyed lists
+/// (ConfigMap, Secret…) need nothing more. Kubernetes refuses strategic
+/// merge patch for custom resources (415); that decision belongs to the
+/// API server, which knows which kinds are custom.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TypeHint {
     root: Node,
@@ -268,7 +310,7 @@ impl TypeHint {
             "Job" => N::JobRoot,
             "CronJob" => N::CronJobRoot,
             "Service" => N::ServiceRoot,
-            "Node" => N::NodeRoot,
+            "Node" => N::ClusterNodeRoot,
             "ServiceAccount" => N::ServiceAccountRoot,
             "PodDisruptionBudget" => N::PodDisruptionBudgetRoot,
             "Namespace"
@@ -279,13 +321,6 @@ impl TypeHint {
             _ => N::UnknownRoot,
         };
         TypeHint { root }
-    }
-
-    /// Whether this hint knows the kind (strategic merge patch is refused
-    /// for kinds it does not know, as Kubernetes refuses it for custom
-    /// resources).
-    pub fn is_known(&self) -> bool {
-        self.root != N::UnknownRoot
     }
 
     pub(crate) fn root(&self) -> Field {
@@ -320,7 +355,6 @@ mod tests {
     #[test]
     fn unknown_kinds_only_know_metadata() {
         let root = TypeHint::for_kind("Widget").root();
-        assert!(!TypeHint::for_kind("Widget").is_known());
         let meta = field(root.node, "metadata");
         assert_eq!(field(meta.node, "finalizers").shape, S::Set);
         assert_eq!(field(root.node, "spec"), Field::UNTYPED);

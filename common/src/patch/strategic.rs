@@ -46,16 +46,21 @@ fn merge_map(
     mut patch: Map<String, Value>,
     node: Node,
 ) -> Result<Map<String, Value>, PatchError> {
-    if let Some(directive) = patch.remove(DIRECTIVE) {
+    if let Some(directive) = patch.get(DIRECTIVE) {
         match directive.as_str() {
-            Some("replace") => return Ok(clean_map(patch)),
+            Some("replace") => {
+                patch.remove(DIRECTIVE);
+                return Ok(clean_map(patch));
+            }
             Some("delete") => return Ok(Map::new()),
-            // `merge` is the default behaviour; Kubernetes documents it
-            // for maps, so accept it as a no-op.
-            Some("merge") => {}
+            // Kubernetes documents `merge` as the default but its
+            // `handleDirectiveInMergeMap` refuses it in a map, and so do we.
             _ => {
                 return Err(PatchError::Internal(format!(
-                    "unknown patch type: {directive} in map: {}",
+                    "unknown patch type: {} in map: {}",
+                    directive
+                        .as_str()
+                        .map_or_else(|| directive.to_string(), str::to_string),
                     Value::Object(patch)
                 )));
             }
@@ -385,7 +390,10 @@ fn apply_list_directives(
             }
             _ => {
                 return Err(PatchError::Internal(format!(
-                    "unknown patch type: {directive} in map: {item}"
+                    "unknown patch type: {} in map: {item}",
+                    directive
+                        .as_str()
+                        .map_or_else(|| directive.to_string(), str::to_string)
                 )));
             }
         }

@@ -326,3 +326,32 @@ fn malformed_patches_are_refused_with_kubernetes_messages() {
         .expect_err("array patch");
     assert_eq!(err.http_status(), 400);
 }
+
+#[test]
+fn directives_kubernetes_refuses_are_refused() {
+    let live = json!({"spec": {"containers": [{"name": "a"}]}});
+    let cases = [
+        (
+            json!({"spec": {"$patch": "merge", "nodeName": "n"}}),
+            "unknown patch type: merge in map",
+        ),
+        (
+            json!({"spec": {"containers": [{"name": "a", "$patch": "merge"}]}}),
+            "merging lists cannot yet be specified in the patch",
+        ),
+        (
+            json!({"spec": {"containers": [{"name": "a", "$patch": "bogus"}]}}),
+            "unknown patch type: bogus in map",
+        ),
+        (
+            json!({"spec": {"containers": [{"name": "a"}, "str"]}}),
+            "list element types are not identical",
+        ),
+    ];
+    for (patch, message) in cases {
+        let err = apply_strategic_merge_patch(&live, &patch, TypeHint::for_kind("Pod"))
+            .expect_err("refused");
+        assert_eq!(err.http_status(), 500, "patch {patch}");
+        assert!(err.to_string().contains(message), "patch {patch}: {err}");
+    }
+}
