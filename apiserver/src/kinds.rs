@@ -79,20 +79,25 @@ impl Kinds {
         k.add::<PodStrategy>(cache, "", "pods", PodStrategy);
         k.add::<NodeStrategy>(cache, "", "nodes", NodeStrategy);
         k.add::<ServiceStrategy>(cache, "", "services", ServiceStrategy);
-        // PENDING k.add::<EndpointsStrategy>(cache, "", "endpoints", EndpointsStrategy);
+        k.add::<EndpointsStrategy>(cache, "", "endpoints", EndpointsStrategy);
         k.add::<ConfigMapStrategy>(cache, "", "configmaps", ConfigMapStrategy);
         k.add::<SecretStrategy>(cache, "", "secrets", SecretStrategy);
         k.add::<ServiceAccountStrategy>(cache, "", "serviceaccounts", ServiceAccountStrategy);
-        // PENDING k.add::<EventStrategy>(cache, "", "events", EventStrategy);
+        k.add::<EventStrategy>(cache, "", "events", EventStrategy);
         k.add::<DeploymentStrategy>(cache, "apps", "deployments", DeploymentStrategy);
         k.add::<ReplicaSetStrategy>(cache, "apps", "replicasets", ReplicaSetStrategy);
         k.add::<DaemonSetStrategy>(cache, "apps", "daemonsets", DaemonSetStrategy);
         k.add::<StatefulSetStrategy>(cache, "apps", "statefulsets", StatefulSetStrategy);
         k.add::<JobStrategy>(cache, "batch", "jobs", JobStrategy);
         k.add::<CronJobStrategy>(cache, "batch", "cronjobs", CronJobStrategy);
-        // PENDING k.add::<LeaseStrategy>(cache, "coordination.k8s.io", "leases", LeaseStrategy);
-        // PENDING k.add::<EndpointSliceStrategy>(cache, "discovery.k8s.io", "endpointslices", EndpointSliceStrategy);
-        // PENDING k.add::<EventsV1EventStrategy>(cache, "events.k8s.io", "events", EventsV1EventStrategy);
+        k.add::<LeaseStrategy>(cache, "coordination.k8s.io", "leases", LeaseStrategy);
+        k.add::<EndpointSliceStrategy>(
+            cache,
+            "discovery.k8s.io",
+            "endpointslices",
+            EndpointSliceStrategy,
+        );
+        k.add::<EventsV1EventStrategy>(cache, "events.k8s.io", "events", EventsV1EventStrategy);
         k.add::<PriorityClassStrategy>(
             cache,
             "scheduling.k8s.io",

@@ -9,6 +9,7 @@ use k8s_openapi::Metadata;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde_json::{Value, json};
 
+use super::managed;
 use super::rest::{
     DeleteOptions, FieldValidation, PatchKind, Subresource, WriteOptions, WriteResult,
 };
@@ -139,6 +140,25 @@ where
         }
     }
 
+    /// An apply body names its own apiVersion, kind and name, and they must
+    /// be the request's.
+    fn check_apply_body(&self, name: &str, applied: &Value) -> Result<(), ApiError> {
+        let av = applied["apiVersion"].as_str().unwrap_or_default();
+        let kind = applied["kind"].as_str().unwrap_or_default();
+        if av.is_empty() || kind.is_empty() {
+            return Err(ApiError::bad_request(
+                "apiVersion and kind must be set in an apply patch",
+            ));
+        }
+        let body_name = applied["metadata"]["name"].as_str().unwrap_or_default();
+        if body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        Ok(())
+    }
+
     /// Decodes a JSON object into the kind's type; a type mismatch is the
     /// client's error (400), worded as Kubernetes words it.
     fn parse(&self, body: Value) -> Result<S::Object, ApiError> {
@@ -241,7 +261,13 @@ where
         if !errs.is_empty() {
             return Err(ApiError::invalid(self.info, &name, &errs));
         }
-        crate::registry::managed::record_create(self.info, &mut obj, &opts.field_manager)?;
+        managed::record(
+            self.info,
+            None,
+            &mut obj,
+            &opts.field_manager,
+            Subresource::Main,
+        )?;
         if opts.dry_run {
             return Self::respond(&obj, None, 201, warnings);
         }
@@ -441,7 +467,7 @@ where
             new.metadata_mut().generation = Some(g);
             new_json["metadata"]["generation"] = json!(g);
         }
-        crate::registry::managed::record_update(self.info, &old, &mut new, &opts.field_manager)?;
+        managed::record(self.info, Some(&old), &mut new, &opts.field_manager, sub)?;
         let new_json_final = to_json(&new)?;
         // Kubernetes skips writes that change nothing: no new revision, no
         // watch event.
@@ -492,8 +518,8 @@ where
         for _ in 0..MAX_RETRIES {
             let Some(kv) = self.read(&key, name).await? else {
                 if kind == PatchKind::Apply && sub == Subresource::Main {
-                    let mut applied =
-                        crate::registry::managed::apply_to_new(self.info, &patch, opts)?;
+                    self.check_apply_body(name, &patch)?;
+                    let mut applied = managed::apply(self.info, None, &patch, sub, opts)?;
                     if let (Some(ns), true) = (ns, self.info.namespaced()) {
                         applied["metadata"]["namespace"] = json!(ns);
                     }
@@ -519,18 +545,24 @@ where
             let (candidate, sub_for_write) = if sub == Subresource::Scale {
                 let obj = self.decode_kv(&kv)?;
                 let scale = self.scale_of(&obj)?;
-                let patched =
-                    crate::registry::managed::patch_value(self.info, kind, &scale, &patch, opts)?;
+                let patched = match kind {
+                    PatchKind::Apply => managed::apply(self.info, Some(&scale), &patch, sub, opts)?,
+                    _ => managed::patch_value(self.info, kind, &scale, &patch)?,
+                };
                 let replicas = patched["spec"]["replicas"].as_i64().unwrap_or(0);
                 let mut obj = obj;
                 self.strategy
                     .set_replicas(&mut obj, i32::try_from(replicas).unwrap_or(i32::MAX));
                 (to_json(&obj)?, Subresource::Main)
             } else {
-                (
-                    crate::registry::managed::patch_value(self.info, kind, &current, &patch, opts)?,
-                    sub,
-                )
+                let patched = match kind {
+                    PatchKind::Apply => {
+                        self.check_apply_body(name, &patch)?;
+                        managed::apply(self.info, Some(&current), &patch, sub, opts)?
+                    }
+                    _ => managed::patch_value(self.info, kind, &current, &patch)?,
+                };
+                (patched, sub)
             };
             let warnings = self.check_body(&candidate, opts)?;
             let opts_for_write = if kind == PatchKind::Apply {
