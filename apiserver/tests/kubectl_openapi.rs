@@ -1,0 +1,314 @@
+//! The real kubectl against the discovery and OpenAPI documents: `explain`
+//! must render our schemas, and `create` must trust our OpenAPI v3 to
+//! advertise `fieldValidation` (so it validates server-side and never asks
+//! for the OpenAPI v2 protobuf).
+//!
+//! The harness serves only discovery, the OpenAPI router and a pod-create
+//! handler that applies `fieldValidation` with `openapi::validate`.
+
+use std::sync::{Arc, Mutex};
+
+use apiserver::discovery;
+use apiserver::openapi::{self, validate};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+#[derive(Clone, Default)]
+struct Seen {
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Seen {
+    fn all(&self) -> Vec<String> {
+        self.requests.lock().expect("requests lock").clone()
+    }
+}
+
+fn json_body(content_type: &str, value: &Value) -> Response {
+    let ct = HeaderValue::from_str(content_type).expect("content type");
+    ([(header::CONTENT_TYPE, ct)], value.to_string()).into_response()
+}
+
+async fn api(headers: HeaderMap) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match discovery::wants_aggregated(accept) {
+        Some(v) => json_body(&v.content_type(), &discovery::aggregated_legacy(v)),
+        None => json_body(
+            "application/json",
+            &discovery::api_versions("127.0.0.1:6443"),
+        ),
+    }
+}
+
+async fn apis(headers: HeaderMap) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match discovery::wants_aggregated(accept) {
+        Some(v) => json_body(&v.content_type(), &discovery::aggregated_groups(v)),
+        None => json_body("application/json", &discovery::api_group_list()),
+    }
+}
+
+fn found(v: Option<Value>) -> Response {
+    match v {
+        Some(v) => json_body("application/json", &v),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Response {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code});
+    let code = StatusCode::from_u16(code).expect("status code");
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn create_pod(Path(ns): Path<String>, RawQuery(query): RawQuery, body: Bytes) -> Response {
+    let query = query.unwrap_or_default();
+    let directive = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("fieldValidation="))
+        .unwrap_or("Warn")
+        .to_string();
+    let errors = match validate::strict_errors("", "v1", "Pod", &body) {
+        Ok(e) => e,
+        Err(e) => return status(400, "BadRequest", &e.to_string()),
+    };
+    if directive == "Strict" && !errors.is_empty() {
+        let message = format!(
+            "Pod in version \"v1\" cannot be handled as a Pod: {}",
+            validate::strict_decoding_message(&errors)
+        );
+        return status(400, "BadRequest", &message);
+    }
+    let mut pod: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return status(400, "BadRequest", &e.to_string()),
+    };
+    pod["metadata"]["namespace"] = ns.into();
+    pod["metadata"]["uid"] = "00000000-0000-0000-0000-000000000001".into();
+    pod["metadata"]["resourceVersion"] = "1".into();
+    let mut resp = (
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/json")],
+        pod.to_string(),
+    )
+        .into_response();
+    if directive == "Warn" {
+        for e in &errors {
+            let v =
+                HeaderValue::from_str(&validate::warning_header_value(e)).expect("warning header");
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
+}
+
+async fn record(State(seen): State<Seen>, req: Request, next: Next) -> Response {
+    let uri = req.uri().clone();
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    seen.requests
+        .lock()
+        .expect("requests lock")
+        .push(format!("{} {uri} [{accept}]", req.method()));
+    next.run(req).await
+}
+
+async fn serve() -> (String, Seen, tempfile::TempDir) {
+    let seen = Seen::default();
+    let app: Router = Router::new()
+        .route(
+            "/version",
+            get(|| async { json_body("application/json", &discovery::version_info()) }),
+        )
+        .route("/api", get(api))
+        .route("/apis", get(apis))
+        .route(
+            "/api/v1",
+            get(|| async { found(discovery::resource_list("", "v1")) }),
+        )
+        .route(
+            "/apis/{group}",
+            get(|Path(g): Path<String>| async move { found(discovery::api_group(&g)) }),
+        )
+        .route(
+            "/apis/{group}/{version}",
+            get(|Path((g, v)): Path<(String, String)>| async move {
+                found(discovery::resource_list(&g, &v))
+            }),
+        )
+        .route("/api/v1/namespaces/{ns}/pods", post(create_pod))
+        .merge(openapi::router())
+        .layer(middleware::from_fn_with_state(seen.clone(), record));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    let dir = tempfile::tempdir().expect("tempdir");
+    (format!("http://{addr}"), seen, dir)
+}
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+async fn kubectl(server: &str, dir: &tempfile::TempDir, args: &[&str]) -> Out {
+    let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_string());
+    let out = tokio::process::Command::new(&bin)
+        .arg(format!("--server={server}"))
+        .arg(format!(
+            "--cache-dir={}",
+            dir.path().join("cache").display()
+        ))
+        .args(args)
+        .env("KUBECONFIG", dir.path().join("no-kubeconfig"))
+        .env("HOME", dir.path())
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running {bin} (set KUBECTL to its path): {e}"));
+    Out {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_explain_renders_field_descriptions_and_types() {
+    let (server, _seen, dir) = serve().await;
+    let out = kubectl(&server, &dir, &["explain", "pod.spec.containers"]).await;
+    assert!(out.ok, "explain failed: {}\n{}", out.stdout, out.stderr);
+    for want in [
+        "KIND:       Pod",
+        "VERSION:    v1",
+        "FIELD: containers <[]Container>",
+        "List of containers belonging to the pod.",
+        "FIELDS:",
+        "image\t<string>",
+        "name\t<string> -required-",
+        "ports\t<[]ContainerPort>",
+        "resources\t<ResourceRequirements>",
+    ] {
+        assert!(
+            out.stdout.contains(want),
+            "missing {want:?} in:\n{}",
+            out.stdout
+        );
+    }
+
+    let out = kubectl(&server, &dir, &["explain", "deployments.spec.replicas"]).await;
+    assert!(out.ok, "explain failed: {}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("GROUP:      apps"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("FIELD: replicas <integer>"),
+        "{}",
+        out.stdout
+    );
+
+    let out = kubectl(&server, &dir, &["explain", "pods"]).await;
+    assert!(out.ok, "explain failed: {}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("metadata\t<ObjectMeta>\n"),
+        "metadata must not be required:\n{}",
+        out.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_api_resources_lists_discovery() {
+    let (server, _seen, dir) = serve().await;
+    let out = kubectl(&server, &dir, &["api-resources", "--no-headers"]).await;
+    assert!(
+        out.ok,
+        "api-resources failed: {}\n{}",
+        out.stdout, out.stderr
+    );
+    let deploy = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("deployments "))
+        .unwrap_or_else(|| panic!("no deployments in:\n{}", out.stdout));
+    let cols: Vec<&str> = deploy.split_whitespace().collect();
+    assert_eq!(
+        cols,
+        ["deployments", "deploy", "apps/v1", "true", "Deployment"]
+    );
+}
+
+const POD_WITH_TYPO: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: typo
+  namespace: default
+spec:
+  containers:
+  - name: c
+    imagee: busybox
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_validates_server_side_through_openapi_v3() {
+    let (server, seen, dir) = serve().await;
+    let file = dir.path().join("pod.yaml");
+    std::fs::write(&file, POD_WITH_TYPO).expect("write manifest");
+    let file = file.to_str().expect("utf-8 path");
+
+    let out = kubectl(&server, &dir, &["create", "-f", file]).await;
+    assert!(!out.ok, "strict create must fail: {}", out.stdout);
+    assert!(
+        out.stderr.contains(r#"Error from server (BadRequest): error when creating"#)
+            && out.stderr.contains(r#"Pod in version "v1" cannot be handled as a Pod: strict decoding error: unknown field "spec.containers[0].imagee""#),
+        "{}",
+        out.stderr
+    );
+
+    let out = kubectl(&server, &dir, &["create", "--validate=warn", "-f", file]).await;
+    assert!(out.ok, "warn create must succeed: {}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(r#"Warning: unknown field "spec.containers[0].imagee""#),
+        "{}",
+        out.stderr
+    );
+
+    let requests = seen.all();
+    let creates: Vec<&String> = requests.iter().filter(|r| r.starts_with("POST ")).collect();
+    assert_eq!(creates.len(), 2, "{requests:#?}");
+    assert!(
+        creates[0].contains("fieldValidation=Strict"),
+        "{}",
+        creates[0]
+    );
+    assert!(
+        creates[1].contains("fieldValidation=Warn"),
+        "{}",
+        creates[1]
+    );
+    assert!(
+        !requests.iter().any(|r| r.contains("/openapi/v2")),
+        "kubectl fell back to OpenAPI v2: {requests:#?}"
+    );
+}
