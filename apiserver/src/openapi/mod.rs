@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod document;
+pub mod patch_meta;
 pub mod paths;
 pub mod schemas;
 pub mod validate;

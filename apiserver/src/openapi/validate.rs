@@ -241,11 +241,11 @@ impl<'de> DeserializeSeed<'de> for Walk<'_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        if let At::Node(id) = self.at {
-            if matches!(self.index.resolve(id), Some(Node::Opaque) | None) {
-                d.deserialize_ignored_any(IgnoredAny)?;
-                return Ok(());
-            }
+        if let At::Node(id) = self.at
+            && matches!(self.index.resolve(id), Some(Node::Opaque) | None)
+        {
+            d.deserialize_ignored_any(IgnoredAny)?;
+            return Ok(());
         }
         d.deserialize_any(self)
     }
