@@ -22,6 +22,10 @@ use serde_json::{Value, json};
 #[derive(Clone, Default)]
 struct Seen {
     requests: Arc<Mutex<Vec<String>>>,
+    /// Pods created, by name, so `kubectl apply` finds them again.
+    pods: Arc<Mutex<std::collections::HashMap<String, Value>>>,
+    /// `(Content-Type, body)` of every PATCH.
+    patches: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl Seen {
@@ -78,7 +82,12 @@ fn status(code: u16, reason: &str, message: &str) -> Response {
         .into_response()
 }
 
-async fn create_pod(Path(ns): Path<String>, RawQuery(query): RawQuery, body: Bytes) -> Response {
+async fn create_pod(
+    State(seen): State<Seen>,
+    Path(ns): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
     let query = query.unwrap_or_default();
     let directive = query
         .split('&')
@@ -103,6 +112,14 @@ async fn create_pod(Path(ns): Path<String>, RawQuery(query): RawQuery, body: Byt
     pod["metadata"]["namespace"] = ns.into();
     pod["metadata"]["uid"] = "00000000-0000-0000-0000-000000000001".into();
     pod["metadata"]["resourceVersion"] = "1".into();
+    let name = pod["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    seen.pods
+        .lock()
+        .expect("pods lock")
+        .insert(name, pod.clone());
     let mut resp = (
         StatusCode::CREATED,
         [(header::CONTENT_TYPE, "application/json")],
@@ -117,6 +134,33 @@ async fn create_pod(Path(ns): Path<String>, RawQuery(query): RawQuery, body: Byt
         }
     }
     resp
+}
+
+async fn get_pod(State(seen): State<Seen>, Path((_ns, name)): Path<(String, String)>) -> Response {
+    match seen.pods.lock().expect("pods lock").get(&name) {
+        Some(pod) => json_body("application/json", pod),
+        None => status(404, "NotFound", &format!("pods \"{name}\" not found")),
+    }
+}
+
+/// Records the patch and answers with the stored pod: what kubectl computes
+/// is under test here, not patch application.
+async fn patch_pod(
+    State(seen): State<Seen>,
+    Path((_ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    seen.patches
+        .lock()
+        .expect("patches lock")
+        .push((ct, String::from_utf8_lossy(&body).into_owned()));
+    get_pod(State(seen), Path((String::new(), name))).await
 }
 
 async fn record(State(seen): State<Seen>, req: Request, next: Next) -> Response {
@@ -158,6 +202,11 @@ async fn serve() -> (String, Seen, tempfile::TempDir) {
             }),
         )
         .route("/api/v1/namespaces/{ns}/pods", post(create_pod))
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}",
+            get(get_pod).patch(patch_pod),
+        )
+        .with_state(seen.clone())
         .merge(openapi::router())
         .layer(middleware::from_fn_with_state(seen.clone(), record));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -310,5 +359,69 @@ async fn kubectl_create_validates_server_side_through_openapi_v3() {
     assert!(
         !requests.iter().any(|r| r.contains("/openapi/v2")),
         "kubectl fell back to OpenAPI v2: {requests:#?}"
+    );
+}
+
+const TWO_CONTAINERS: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  namespace: default
+spec:
+  containers:
+  - name: a
+    image: nginx:1
+  - name: b
+    image: busybox
+";
+
+const ONE_CONTAINER: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  namespace: default
+spec:
+  containers:
+  - name: a
+    image: nginx:2
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_merges_containers_by_name_from_openapi_v3_patch_metadata() {
+    let (server, seen, dir) = serve().await;
+    let file = dir.path().join("web.yaml");
+    let path = file.to_str().expect("utf-8 path");
+    std::fs::write(&file, TWO_CONTAINERS).expect("write manifest");
+    let out = kubectl(&server, &dir, &["apply", "-f", path]).await;
+    assert!(out.ok, "first apply: {}\n{}", out.stdout, out.stderr);
+
+    std::fs::write(&file, ONE_CONTAINER).expect("write manifest");
+    let out = kubectl(&server, &dir, &["apply", "-f", path]).await;
+    assert!(out.ok, "second apply: {}\n{}", out.stdout, out.stderr);
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+
+    let patches = seen.patches.lock().expect("patches lock").clone();
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    let (content_type, body) = &patches[0];
+    assert_eq!(content_type, "application/strategic-merge-patch+json");
+    let patch: Value = serde_json::from_str(body).expect("patch is JSON");
+    assert_eq!(
+        patch["spec"]["$setElementOrder/containers"],
+        json!([{"name": "a"}]),
+        "{body}"
+    );
+    let containers = patch["spec"]["containers"].as_array().expect("containers");
+    assert!(
+        containers.contains(&json!({"image": "nginx:2", "name": "a"})),
+        "{body}"
+    );
+    assert!(
+        containers.contains(&json!({"$patch": "delete", "name": "b"})),
+        "{body}"
+    );
+    let requests = seen.all();
+    assert!(
+        !requests.iter().any(|r| r.contains("/openapi/v2")),
+        "{requests:#?}"
     );
 }
