@@ -3,8 +3,9 @@
 //! advertise `fieldValidation` (so it validates server-side and never asks
 //! for the OpenAPI v2 protobuf).
 //!
-//! The harness serves only discovery, the OpenAPI router and a pod-create
-//! handler that applies `fieldValidation` with `openapi::validate`.
+//! The harness serves only the discovery and OpenAPI routers, plus pod
+//! create/get/patch handlers: create applies `fieldValidation` with
+//! `openapi::validate`, patch records what kubectl sent.
 
 use std::sync::{Arc, Mutex};
 
@@ -37,38 +38,6 @@ impl Seen {
 fn json_body(content_type: &str, value: &Value) -> Response {
     let ct = HeaderValue::from_str(content_type).expect("content type");
     ([(header::CONTENT_TYPE, ct)], value.to_string()).into_response()
-}
-
-async fn api(headers: HeaderMap) -> Response {
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    match discovery::wants_aggregated(accept) {
-        Some(v) => json_body(&v.content_type(), &discovery::aggregated_legacy(v)),
-        None => json_body(
-            "application/json",
-            &discovery::api_versions("127.0.0.1:6443"),
-        ),
-    }
-}
-
-async fn apis(headers: HeaderMap) -> Response {
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    match discovery::wants_aggregated(accept) {
-        Some(v) => json_body(&v.content_type(), &discovery::aggregated_groups(v)),
-        None => json_body("application/json", &discovery::api_group_list()),
-    }
-}
-
-fn found(v: Option<Value>) -> Response {
-    match v {
-        Some(v) => json_body("application/json", &v),
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Response {
@@ -181,32 +150,13 @@ async fn record(State(seen): State<Seen>, req: Request, next: Next) -> Response 
 async fn serve() -> (String, Seen, tempfile::TempDir) {
     let seen = Seen::default();
     let app: Router = Router::new()
-        .route(
-            "/version",
-            get(|| async { json_body("application/json", &discovery::version_info()) }),
-        )
-        .route("/api", get(api))
-        .route("/apis", get(apis))
-        .route(
-            "/api/v1",
-            get(|| async { found(discovery::resource_list("", "v1")) }),
-        )
-        .route(
-            "/apis/{group}",
-            get(|Path(g): Path<String>| async move { found(discovery::api_group(&g)) }),
-        )
-        .route(
-            "/apis/{group}/{version}",
-            get(|Path((g, v)): Path<(String, String)>| async move {
-                found(discovery::resource_list(&g, &v))
-            }),
-        )
         .route("/api/v1/namespaces/{ns}/pods", post(create_pod))
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}",
             get(get_pod).patch(patch_pod),
         )
         .with_state(seen.clone())
+        .merge(discovery::router())
         .merge(openapi::router())
         .layer(middleware::from_fn_with_state(seen.clone(), record));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
