@@ -174,9 +174,22 @@ struct Out {
     stderr: String,
 }
 
+/// The stock kubectl (1.29+ never reads OpenAPI v2), overridable by `KUBECTL`.
 async fn kubectl(server: &str, dir: &tempfile::TempDir, args: &[&str]) -> Out {
     let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_string());
-    let out = tokio::process::Command::new(&bin)
+    run(&bin, server, dir, args).await
+}
+
+/// kubectl 1.27, which loads the OpenAPI v2 protobuf before `explain`,
+/// `create` and `apply`; overridable by `KUBECTL_OLD`.
+async fn old_kubectl(server: &str, dir: &tempfile::TempDir, args: &[&str]) -> Out {
+    let bin = std::env::var("KUBECTL_OLD")
+        .unwrap_or_else(|_| "/usr/lib/google-cloud-sdk/bin/kubectl.1.27".to_string());
+    run(&bin, server, dir, args).await
+}
+
+async fn run(bin: &str, server: &str, dir: &tempfile::TempDir, args: &[&str]) -> Out {
+    let out = tokio::process::Command::new(bin)
         .arg(format!("--server={server}"))
         .arg(format!(
             "--cache-dir={}",
@@ -187,7 +200,7 @@ async fn kubectl(server: &str, dir: &tempfile::TempDir, args: &[&str]) -> Out {
         .env("HOME", dir.path())
         .output()
         .await
-        .unwrap_or_else(|e| panic!("running {bin} (set KUBECTL to its path): {e}"));
+        .unwrap_or_else(|e| panic!("running {bin} (set KUBECTL/KUBECTL_OLD to its path): {e}"));
     Out {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -372,6 +385,53 @@ async fn kubectl_apply_merges_containers_by_name_from_openapi_v3_patch_metadata(
     let requests = seen.all();
     assert!(
         !requests.iter().any(|r| r.contains("/openapi/v2")),
+        "{requests:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_kubectl_reads_the_openapi_v2_protobuf_for_explain_and_create() {
+    let (server, seen, dir) = serve().await;
+    // The v2 renderer reads nothing but the protobuf document.
+    let out = old_kubectl(
+        &server,
+        &dir,
+        &[
+            "explain",
+            "--output=plaintext-openapiv2",
+            "pod.spec.containers",
+        ],
+    )
+    .await;
+    assert!(out.ok, "explain failed: {}\n{}", out.stdout, out.stderr);
+    for want in [
+        "KIND:     Pod",
+        "RESOURCE: containers <[]Object>",
+        "List of containers belonging to the pod.",
+        "image\t<string>",
+        "name\t<string> -required-",
+    ] {
+        assert!(
+            out.stdout.contains(want),
+            "missing {want:?} in:\n{}",
+            out.stdout
+        );
+    }
+
+    let file = dir.path().join("pod.yaml");
+    std::fs::write(&file, POD_WITH_TYPO).expect("write manifest");
+    let file = file.to_str().expect("utf-8 path");
+    let out = old_kubectl(&server, &dir, &["create", "-f", file]).await;
+    assert!(!out.ok, "strict create must fail: {}", out.stdout);
+    assert!(
+        out.stderr
+            .contains(r#"strict decoding error: unknown field "spec.containers[0].imagee""#),
+        "{}",
+        out.stderr
+    );
+    let requests = seen.all();
+    assert!(
+        requests.iter().any(|r| r.starts_with("GET /openapi/v2")),
         "{requests:#?}"
     );
 }

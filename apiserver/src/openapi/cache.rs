@@ -20,6 +20,7 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use super::document::{self, content_hash, group_versions, gv_path, parse_gv_path};
+use super::protobuf;
 
 /// One serialized document and its content hash.
 #[derive(Debug, Clone)]
@@ -31,7 +32,11 @@ pub struct Cached {
 impl Cached {
     fn new(value: &serde_json::Value) -> Cached {
         // Serializing a serde_json::Value cannot fail: keys are strings.
-        let bytes = Bytes::from(serde_json::to_vec(value).unwrap_or_default());
+        Cached::from_bytes(serde_json::to_vec(value).unwrap_or_default())
+    }
+
+    fn from_bytes(bytes: Vec<u8>) -> Cached {
+        let bytes = Bytes::from(bytes);
         let hash = content_hash(&bytes);
         Cached { bytes, hash }
     }
@@ -72,9 +77,8 @@ pub fn v3_index() -> &'static Cached {
 }
 
 /// The `/openapi/v2` swagger document, generated on each request and not
-/// kept: kubectl only ever asks for v2 as protobuf (refused, see
-/// [`accepts_json`]), so JSON v2 readers are rare and ~1 MB is not worth
-/// holding for them.
+/// kept (~1 MB): kubectl 1.29+ never asks for it, and older ones ask for the
+/// protobuf form, also generated per request.
 pub fn v2() -> Cached {
     Cached::new(&document::v2_document())
 }
@@ -93,21 +97,49 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/openapi/v3/{*path}", get(serve_v3))
 }
 
-/// kubectl asks `/openapi/v2` for protobuf
-/// (`application/com.github.proto-openapi.spec.v2@v1.0+protobuf`), which we
-/// do not produce; 406 lets it fall back cleanly instead of failing to
-/// decode JSON as protobuf.
-fn accepts_json(headers: &HeaderMap) -> bool {
+/// The forms an OpenAPI document can be served in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Json,
+    Protobuf,
+}
+
+/// The other spelling kube-openapi accepts for the v2 protobuf, and the one
+/// it puts in `Content-Type`.
+const PROTOBUF_LEGACY: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// Negotiates `Accept`: the first acceptable range wins, ranked by `q`.
+/// `None` when nothing offered is acceptable (406).
+fn negotiate(headers: &HeaderMap, offer_protobuf: bool) -> Option<Form> {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return true;
+        return Some(Form::Json);
     };
-    accept.split(',').any(|range| {
-        let media = range.split(';').next().unwrap_or("").trim();
-        matches!(media, "application/json" | "application/*" | "*/*" | "")
-    })
+    let mut ranges: Vec<(f32, usize, Form)> = Vec::new();
+    for (i, range) in accept.split(',').enumerate() {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        let q = parts
+            .filter_map(|p| p.strip_prefix("q="))
+            .find_map(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let form = match media {
+            "application/json" | "application/*" | "*/*" | "" => Form::Json,
+            protobuf::MEDIA_TYPE | PROTOBUF_LEGACY if offer_protobuf => Form::Protobuf,
+            _ => continue,
+        };
+        if q > 0.0 {
+            ranges.push((q, i, form));
+        }
+    }
+    ranges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    ranges.first().map(|r| r.2)
 }
 
 fn json_response(doc: &Cached, immutable: bool) -> Response {
+    respond("application/json", doc, immutable)
+}
+
+fn respond(content_type: &'static str, doc: &Cached, immutable: bool) -> Response {
     let cache_control = if immutable {
         "public, immutable"
     } else {
@@ -115,10 +147,7 @@ fn json_response(doc: &Cached, immutable: bool) -> Response {
     };
     let mut resp = (
         StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
         doc.bytes.clone(),
     )
         .into_response();
@@ -142,14 +171,20 @@ fn not_acceptable() -> Response {
 }
 
 async fn serve_v2(headers: HeaderMap) -> Response {
-    if !accepts_json(&headers) {
-        return not_acceptable();
+    match negotiate(&headers, true) {
+        Some(Form::Json) => json_response(&v2(), false),
+        Some(Form::Protobuf) => {
+            let doc = Cached::from_bytes(protobuf::encode(&document::v2_document()));
+            // kube-openapi answers with the dotted spelling: Go's mime
+            // parser (used by client-go on responses) rejects the `@`.
+            respond(PROTOBUF_LEGACY, &doc, false)
+        }
+        None => not_acceptable(),
     }
-    json_response(&v2(), false)
 }
 
 async fn serve_index(headers: HeaderMap) -> Response {
-    if !accepts_json(&headers) {
+    if negotiate(&headers, false).is_none() {
         return not_acceptable();
     }
     json_response(v3_index(), false)
@@ -160,7 +195,7 @@ async fn serve_v3(
     Query(q): Query<HashQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if !accepts_json(&headers) {
+    if negotiate(&headers, false).is_none() {
         return not_acceptable();
     }
     let path = path.trim_matches('/');
@@ -205,24 +240,39 @@ mod tests {
     }
 
     #[test]
-    fn protobuf_only_clients_are_refused_and_json_clients_served() {
-        let cases = [
+    fn accept_negotiation_picks_the_form() {
+        let pb = protobuf::MEDIA_TYPE;
+        let cases: Vec<(String, bool, Option<Form>)> = vec![
+            (pb.to_string(), true, Some(Form::Protobuf)),
+            (pb.to_string(), false, None),
+            (PROTOBUF_LEGACY.to_string(), true, Some(Form::Protobuf)),
+            ("application/json".into(), true, Some(Form::Json)),
+            ("application/json, */*".into(), false, Some(Form::Json)),
             (
-                "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
-                false,
-            ),
-            ("application/json", true),
-            ("application/json, */*", true),
-            (
-                "application/com.github.proto-openapi.spec.v2@v1.0+protobuf, application/json;q=0.9",
+                format!("{pb}, application/json;q=0.9"),
                 true,
+                Some(Form::Protobuf),
             ),
+            (
+                format!("{pb}, application/json;q=0.9"),
+                false,
+                Some(Form::Json),
+            ),
+            (
+                format!("{pb};q=0.5, application/json"),
+                true,
+                Some(Form::Json),
+            ),
+            ("text/html".into(), true, None),
         ];
-        for (accept, want) in cases {
+        for (accept, protobuf, want) in cases {
             let mut h = HeaderMap::new();
-            h.insert(header::ACCEPT, HeaderValue::from_static(accept));
-            assert_eq!(accepts_json(&h), want, "{accept}");
+            h.insert(
+                header::ACCEPT,
+                HeaderValue::from_str(&accept).expect("header"),
+            );
+            assert_eq!(negotiate(&h, protobuf), want, "{accept}");
         }
-        assert!(accepts_json(&HeaderMap::new()));
+        assert_eq!(negotiate(&HeaderMap::new(), true), Some(Form::Json));
     }
 }
