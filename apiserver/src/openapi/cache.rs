@@ -170,14 +170,34 @@ fn not_acceptable() -> Response {
         .into_response()
 }
 
+/// Generation takes tens of milliseconds (more in debug builds); keep it
+/// off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+fn internal_error() -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "OpenAPI generation failed",
+    )
+        .into_response()
+}
+
 async fn serve_v2(headers: HeaderMap) -> Response {
     match negotiate(&headers, true) {
-        Some(Form::Json) => json_response(&v2(), false),
+        Some(Form::Json) => match blocking(v2).await {
+            Some(doc) => json_response(&doc, false),
+            None => internal_error(),
+        },
         Some(Form::Protobuf) => {
-            let doc = Cached::from_bytes(protobuf::encode(&document::v2_document()));
-            // kube-openapi answers with the dotted spelling: Go's mime
-            // parser (used by client-go on responses) rejects the `@`.
-            respond(PROTOBUF_LEGACY, &doc, false)
+            let doc = blocking(|| Cached::from_bytes(protobuf::encode(&document::v2_document())));
+            match doc.await {
+                // kube-openapi answers with the dotted spelling: Go's mime
+                // parser (used by client-go on responses) rejects the `@`.
+                Some(doc) => respond(PROTOBUF_LEGACY, &doc, false),
+                None => internal_error(),
+            }
         }
         None => not_acceptable(),
     }
@@ -187,7 +207,10 @@ async fn serve_index(headers: HeaderMap) -> Response {
     if negotiate(&headers, false).is_none() {
         return not_acceptable();
     }
-    json_response(v3_index(), false)
+    match blocking(v3_index).await {
+        Some(doc) => json_response(doc, false),
+        None => internal_error(),
+    }
 }
 
 async fn serve_v3(
@@ -198,8 +221,8 @@ async fn serve_v3(
     if negotiate(&headers, false).is_none() {
         return not_acceptable();
     }
-    let path = path.trim_matches('/');
-    match v3(path) {
+    let path = path.trim_matches('/').to_string();
+    match blocking(move || v3(&path)).await.flatten() {
         Some(doc) => {
             let immutable = q.hash.as_deref() == Some(doc.hash.as_str());
             json_response(doc, immutable)

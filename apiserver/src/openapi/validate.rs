@@ -17,6 +17,19 @@
 //!   ([`strict_decoding_message`] builds the part after the colon);
 //! - Warn: one `Warning: 299 - "unknown field \"spec.foo\""` header per
 //!   error ([`warning_header_value`]).
+//!
+//! Create and update decode the body itself ([`strict_errors`] on the raw
+//! bytes). PATCH differs (kube-apiserver `handlers/patch.go`): duplicates
+//! come from the raw patch ([`duplicate_fields`]; for a JSON patch each is
+//! prefixed `json patch `), unknown fields from the patched object
+//! ([`unknown_fields`]), duplicates first; Strict then answers 422 Invalid
+//! (`errors.NewInvalid` with an empty kind and name) whose message starts
+//! with a space:
+//! ` "" is invalid: patch: Invalid value: "<patched JSON>": strict decoding error: unknown field "spec.foo"`
+//! (for a strategic merge patch the value is Go's `%+v` of the patch map,
+//! `map[spec:map[foo:1]]`, unquoted).
+//! Server-side apply (`application/apply-patch+yaml`) only checks YAML
+//! duplicates: 400 `error strict decoding YAML: ...`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
