@@ -266,7 +266,7 @@ fn operation_v3(op: &Operation) -> Value {
         let (types, required): (&[&str], bool) = match body {
             Body::Patch => (PATCH_TYPES, true),
             Body::DeleteOptions => (&["*/*"], false),
-            Body::Schema(_) | Body::None => (&["*/*"], true),
+            Body::Object => (&["*/*"], true),
         };
         let content: Map<String, Value> = types
             .iter()

@@ -26,8 +26,8 @@
 //! (`errors.NewInvalid` with an empty kind and name) whose message starts
 //! with a space:
 //! ` "" is invalid: patch: Invalid value: "<patched JSON>": strict decoding error: unknown field "spec.foo"`
-//! (for a strategic merge patch the value is Go's `%+v` of the patch map,
-//! `map[spec:map[foo:1]]`, unquoted).
+//! (for a strategic merge patch the quoted value is Go's `%+v` of the patch
+//! map, `"map[spec:map[foo:1]]"`).
 //! Server-side apply (`application/apply-patch+yaml`) only checks YAML
 //! duplicates: 400 `error strict decoding YAML: ...`.
 
