@@ -475,6 +475,20 @@ mod tests {
                 json!({"spec": {"overhead": {"cpu": "1"}, "nodeSelector": {"a": "b"}}}),
                 vec![],
             ),
+            (
+                json!({"spec": {"volumes": [{"name": "v", "configMap": {"name": "c", "items": [{"key": "k", "pathh": "p"}]}}]}}),
+                vec!["spec.volumes[0].configMap.items[0].pathh"],
+            ),
+            (
+                json!({"spec": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "k", "operator": "In", "valuez": []}]}]}}}}}),
+                vec![
+                    "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].valuez",
+                ],
+            ),
+            (
+                json!({"status": {"conditions": [{"type": "Ready", "statuss": "True"}]}}),
+                vec!["status.conditions[0].statuss"],
+            ),
         ];
         for (value, want) in cases {
             assert_eq!(pod_unknowns(value.clone()), want, "{value}");
