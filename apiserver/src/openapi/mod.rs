@@ -6,6 +6,11 @@
 //! bytes only; see [`cache`] for what that costs. `/openapi/v2` is also
 //! served as gnostic protobuf ([`protobuf`]) for kubectl 1.27/1.28, which
 //! load it before `explain`, `create` and `apply`.
+//!
+//! Wiring, for the HTTP layer:
+//! `Router::new().merge(discovery::router()).merge(openapi::router())`, and
+//! on create/update `validate::strict_errors(group, version, kind, &body)`
+//! when `fieldValidation` is `Strict` or `Warn` (the default).
 
 pub mod cache;
 pub mod document;
