@@ -3,13 +3,14 @@
 //! advertise `fieldValidation` (so it validates server-side and never asks
 //! for the OpenAPI v2 protobuf).
 //!
-//! The harness serves only the discovery and OpenAPI routers, plus pod
+//! The harness serves only the discovery routes (`discovery_routes`) and
+//! the OpenAPI router, plus pod
 //! create/get/patch handlers: create applies `fieldValidation` with
 //! `openapi::validate`, patch records what kubectl sent.
 
 use std::sync::{Arc, Mutex};
 
-use apiserver::discovery;
+use apiserver::discovery_routes;
 use apiserver::openapi::{self, validate};
 use axum::Router;
 use axum::body::Bytes;
@@ -156,7 +157,25 @@ async fn serve() -> (String, Seen, tempfile::TempDir) {
             get(get_pod).patch(patch_pod),
         )
         .with_state(seen.clone())
-        .merge(discovery::router())
+        .route(
+            "/api/{version}",
+            get(|Path(v): Path<String>, h: HeaderMap| async move {
+                discovery_routes::resource_list("", &v, &h)
+            }),
+        )
+        .route(
+            "/apis/{group}",
+            get(|Path(g): Path<String>| async move { discovery_routes::group(&g) }),
+        )
+        .route(
+            "/apis/{group}/{version}",
+            get(
+                |Path((g, v)): Path<(String, String)>, h: HeaderMap| async move {
+                    discovery_routes::resource_list(&g, &v, &h)
+                },
+            ),
+        )
+        .merge(discovery_routes::router())
         .merge(openapi::router())
         .layer(middleware::from_fn_with_state(seen.clone(), record));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -1,16 +1,14 @@
 //! The discovery documents clients read before anything else: `/api`,
 //! `/apis`, `/apis/<group>`, each group/version's `APIResourceList`, the
 //! aggregated discovery (`apidiscovery.k8s.io`) form kubectl 1.30+ asks for
-//! first ([`aggregated`]), and `/version`; [`routes`] serves them.
+//! first ([`aggregated`]), and `/version`; `discovery_routes` serves them.
 //!
 //! Everything is derived from [`common::resources::RESOURCES`], so routing,
 //! storage and what clients see cannot drift apart.
 
 pub mod aggregated;
-pub mod routes;
 
 pub use aggregated::{AggregatedVersion, aggregated_groups, aggregated_legacy, wants_aggregated};
-pub use routes::router;
 
 use common::resources::{RESOURCES, ResourceInfo};
 use serde_json::{Value, json};
