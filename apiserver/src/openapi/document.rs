@@ -266,7 +266,7 @@ fn operation_v3(op: &Operation) -> Value {
         let (types, required): (&[&str], bool) = match body {
             Body::Patch => (PATCH_TYPES, true),
             Body::DeleteOptions => (&["*/*"], false),
-            Body::Schema(_) | Body::None => (&["*/*"], true),
+            Body::Object => (&["*/*"], true),
         };
         let content: Map<String, Value> = types
             .iter()
@@ -331,4 +331,102 @@ fn operation_v2(op: &Operation) -> Value {
         "x-kubernetes-action": op.action,
         "x-kubernetes-group-version-kind": op.gvk.to_json(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r.clone());
+                }
+                m.values().for_each(|v| all_refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| all_refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn v3_patch_operations_satisfy_kubectls_query_param_verifier() {
+        let doc = v3_document("apps", "v1").expect("apps/v1");
+        let patch =
+            &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+        assert_eq!(
+            patch["x-kubernetes-group-version-kind"],
+            json!({"group": "apps", "kind": "Deployment", "version": "v1"})
+        );
+        assert_eq!(patch["x-kubernetes-action"], "patch");
+        let params = patch["parameters"].as_array().expect("parameters");
+        assert!(
+            params
+                .iter()
+                .any(|p| p["name"] == "fieldValidation" && p["in"] == "query")
+        );
+        assert!(
+            patch["requestBody"]["content"]
+                .get("application/strategic-merge-patch+json")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn v3_documents_resolve_every_ref_inside_themselves() {
+        for (g, v) in group_versions() {
+            let doc = v3_document(g, v).expect("served");
+            let mut refs = Vec::new();
+            all_refs(&doc, &mut refs);
+            for r in refs {
+                let name = r.strip_prefix(V3_REF_PREFIX).expect("v3 ref");
+                assert!(
+                    doc["components"]["schemas"].get(name).is_some(),
+                    "{g}/{v}: dangling {r}"
+                );
+            }
+        }
+        assert!(v3_document("apps", "v2").is_none());
+    }
+
+    #[test]
+    fn v2_document_uses_definitions_refs_and_body_parameters() {
+        let doc = v2_document();
+        assert_eq!(doc["swagger"], "2.0");
+        let mut refs = Vec::new();
+        all_refs(&doc, &mut refs);
+        for r in &refs {
+            let name = r
+                .strip_prefix(V2_REF_PREFIX)
+                .unwrap_or_else(|| panic!("v2 ref {r}"));
+            assert!(doc["definitions"].get(name).is_some(), "dangling {r}");
+        }
+        let create = &doc["paths"]["/api/v1/namespaces/{namespace}/pods"]["post"];
+        let params = create["parameters"].as_array().expect("parameters");
+        assert_eq!(params[0]["in"], "body");
+        assert_eq!(
+            params[0]["schema"]["$ref"],
+            "#/definitions/io.k8s.api.core.v1.Pod"
+        );
+        assert!(params.iter().any(|p| p["name"] == "fieldValidation"));
+        assert_eq!(
+            doc["definitions"]["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"],
+            json!([{"group": "apps", "kind": "Deployment", "version": "v1"}])
+        );
+    }
+
+    #[test]
+    fn index_keys_are_group_version_paths() {
+        assert_eq!(gv_path("", "v1"), "api/v1");
+        assert_eq!(gv_path("apps", "v1"), "apis/apps/v1");
+        assert_eq!(parse_gv_path("apis/batch/v1"), Some(("batch", "v1")));
+        assert_eq!(parse_gv_path("apis/batch"), None);
+        let index = v3_index(&[("api/v1".into(), "AB".into())]);
+        assert_eq!(
+            index,
+            json!({"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=AB"}}})
+        );
+        assert_ne!(content_hash(b"a"), content_hash(b"b"));
+    }
 }

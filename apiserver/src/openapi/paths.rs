@@ -126,9 +126,8 @@ pub const PRETTY: QueryParam = q(
 /// What a request body holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Body {
-    None,
-    /// The kind itself (create, replace) or another named schema.
-    Schema(&'static str),
+    /// An object of the operation's kind (create, replace, binding).
+    Object,
     /// A patch document in one of the four patch media types.
     Patch,
     /// Optional `DeleteOptions`.
@@ -145,7 +144,7 @@ pub struct Operation {
     pub operation_id: String,
     pub description: String,
     pub gvk: Gvk,
-    /// Schema name of the request body (resolved), if any.
+    /// The request body and its schema name, if any.
     pub body: Option<(Body, String)>,
     /// Schema name of the 200 response.
     pub response: String,
@@ -275,7 +274,7 @@ pub fn path_items(
                     "post",
                     id("create", ""),
                     format!("create a {}", r.kind),
-                    Some((Body::Schema("kind"), schema.clone())),
+                    Some((Body::Object, schema.clone())),
                     &schema,
                     &["201", "202"],
                     write_params.clone(),
@@ -321,7 +320,7 @@ pub fn path_items(
                     "put",
                     id("replace", ""),
                     format!("replace the specified {}", r.kind),
-                    Some((Body::Schema("kind"), schema.clone())),
+                    Some((Body::Object, schema.clone())),
                     &schema,
                     &["201"],
                     write_params.clone(),
@@ -418,7 +417,7 @@ pub fn path_items(
                     "post",
                     "create",
                     format!("create binding of a {}", r.kind),
-                    Some((Body::Schema("kind"), sub_schema.clone())),
+                    Some((Body::Object, sub_schema.clone())),
                     &["201", "202"][..],
                     write_params.clone(),
                 )]
@@ -438,7 +437,7 @@ pub fn path_items(
                         "put",
                         "replace",
                         format!("replace {sub} of the specified {}", r.kind),
-                        Some((Body::Schema("kind"), sub_schema.clone())),
+                        Some((Body::Object, sub_schema.clone())),
                         &["201"][..],
                         write_params.clone(),
                     ),

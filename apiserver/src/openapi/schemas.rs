@@ -19,6 +19,8 @@ use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 
+use super::patch_meta::PATCH_META;
+
 /// Where schemars puts the definitions and where every `$ref` points; the
 /// OpenAPI v3 location. The v2 document rewrites it to `#/definitions/`.
 pub const V3_REF_PREFIX: &str = "#/components/schemas/";
@@ -231,235 +233,18 @@ fn list_schema(item_schema: &str, item: Gvk) -> Value {
     })
 }
 
-/// The strategic-merge-patch tags of the Go types (`patchStrategy`,
-/// `patchMergeKey`) for the kinds served, as kube-apiserver publishes them.
-const PATCH_META: &[(&str, &str, &str, Option<&str>)] = &[
-    (
-        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
-        "finalizers",
-        "merge",
-        None,
-    ),
-    (
-        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
-        "ownerReferences",
-        "merge",
-        Some("uid"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "containers",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "initContainers",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "ephemeralContainers",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "volumes",
-        "merge,retainKeys",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "imagePullSecrets",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "hostAliases",
-        "merge",
-        Some("ip"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "topologySpreadConstraints",
-        "merge",
-        Some("topologyKey"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "schedulingGates",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "resourceClaims",
-        "merge,retainKeys",
-        Some("name"),
-    ),
-    ("io.k8s.api.core.v1.Container", "env", "merge", Some("name")),
-    (
-        "io.k8s.api.core.v1.Container",
-        "ports",
-        "merge",
-        Some("containerPort"),
-    ),
-    (
-        "io.k8s.api.core.v1.Container",
-        "volumeMounts",
-        "merge",
-        Some("mountPath"),
-    ),
-    (
-        "io.k8s.api.core.v1.Container",
-        "volumeDevices",
-        "merge",
-        Some("devicePath"),
-    ),
-    (
-        "io.k8s.api.core.v1.EphemeralContainer",
-        "env",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.EphemeralContainer",
-        "ports",
-        "merge",
-        Some("containerPort"),
-    ),
-    (
-        "io.k8s.api.core.v1.EphemeralContainer",
-        "volumeMounts",
-        "merge",
-        Some("mountPath"),
-    ),
-    (
-        "io.k8s.api.core.v1.EphemeralContainer",
-        "volumeDevices",
-        "merge",
-        Some("devicePath"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodStatus",
-        "podIPs",
-        "merge",
-        Some("ip"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodStatus",
-        "hostIPs",
-        "merge",
-        Some("ip"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodStatus",
-        "resourceClaimStatuses",
-        "merge,retainKeys",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.ContainerStatus",
-        "allocatedResourcesStatus",
-        "merge",
-        Some("name"),
-    ),
-    ("io.k8s.api.core.v1.NodeSpec", "podCIDRs", "merge", None),
-    (
-        "io.k8s.api.core.v1.NodeStatus",
-        "addresses",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.core.v1.NodeStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.core.v1.NamespaceStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.core.v1.ServiceSpec",
-        "ports",
-        "merge",
-        Some("port"),
-    ),
-    (
-        "io.k8s.api.core.v1.ServiceStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.core.v1.ServiceAccount",
-        "secrets",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.apps.v1.DeploymentSpec",
-        "strategy",
-        "retainKeys",
-        None,
-    ),
-    (
-        "io.k8s.api.apps.v1.DeploymentStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.apps.v1.ReplicaSetStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.apps.v1.DaemonSetStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.apps.v1.StatefulSetStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.batch.v1.JobStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-];
-
 /// Rewrites every `{"$ref": r, ...siblings}` into kube-apiserver's v3 shape
 /// `{"allOf": [{"$ref": r}], ...siblings}`: OpenAPI 3.0 ignores the siblings
 /// of a `$ref`, and `kubectl explain` reads descriptions from the wrapper.
 pub fn wrap_refs_in_all_of(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            if map.len() > 1 {
-                if let Some(r) = map.remove("$ref") {
-                    let mut inner = Map::new();
-                    inner.insert("$ref".into(), r);
-                    map.insert("allOf".into(), Value::Array(vec![Value::Object(inner)]));
-                }
+            if map.len() > 1
+                && let Some(r) = map.remove("$ref")
+            {
+                let mut inner = Map::new();
+                inner.insert("$ref".into(), r);
+                map.insert("allOf".into(), Value::Array(vec![Value::Object(inner)]));
             }
             for v in map.values_mut() {
                 wrap_refs_in_all_of(v);

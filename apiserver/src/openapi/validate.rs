@@ -17,6 +17,19 @@
 //!   ([`strict_decoding_message`] builds the part after the colon);
 //! - Warn: one `Warning: 299 - "unknown field \"spec.foo\""` header per
 //!   error ([`warning_header_value`]).
+//!
+//! Create and update decode the body itself ([`strict_errors`] on the raw
+//! bytes). PATCH differs (kube-apiserver `handlers/patch.go`): duplicates
+//! come from the raw patch ([`duplicate_fields`]; for a JSON patch each is
+//! prefixed `json patch `), unknown fields from the patched object
+//! ([`unknown_fields`]), duplicates first; Strict then answers 422 Invalid
+//! (`errors.NewInvalid` with an empty kind and name) whose message starts
+//! with a space:
+//! ` "" is invalid: patch: Invalid value: "<patched JSON>": strict decoding error: unknown field "spec.foo"`
+//! (for a strategic merge patch the quoted value is Go's `%+v` of the patch
+//! map, `"map[spec:map[foo:1]]"`).
+//! Server-side apply (`application/apply-patch+yaml`) only checks YAML
+//! duplicates: 400 `error strict decoding YAML: ...`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -241,11 +254,11 @@ impl<'de> DeserializeSeed<'de> for Walk<'_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        if let At::Node(id) = self.at {
-            if matches!(self.index.resolve(id), Some(Node::Opaque) | None) {
-                d.deserialize_ignored_any(IgnoredAny)?;
-                return Ok(());
-            }
+        if let At::Node(id) = self.at
+            && matches!(self.index.resolve(id), Some(Node::Opaque) | None)
+        {
+            d.deserialize_ignored_any(IgnoredAny)?;
+            return Ok(());
         }
         d.deserialize_any(self)
     }
@@ -461,6 +474,20 @@ mod tests {
             (
                 json!({"spec": {"overhead": {"cpu": "1"}, "nodeSelector": {"a": "b"}}}),
                 vec![],
+            ),
+            (
+                json!({"spec": {"volumes": [{"name": "v", "configMap": {"name": "c", "items": [{"key": "k", "pathh": "p"}]}}]}}),
+                vec!["spec.volumes[0].configMap.items[0].pathh"],
+            ),
+            (
+                json!({"spec": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "k", "operator": "In", "valuez": []}]}]}}}}}),
+                vec![
+                    "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].valuez",
+                ],
+            ),
+            (
+                json!({"status": {"conditions": [{"type": "Ready", "statuss": "True"}]}}),
+                vec!["status.conditions[0].statuss"],
             ),
         ];
         for (value, want) in cases {
