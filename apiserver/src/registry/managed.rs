@@ -11,28 +11,41 @@ use crate::error::ApiError;
 
 /// Applies a patch of `kind` to `current` (the object or its Scale).
 pub fn patch_value(
-    _info: &ResourceInfo,
+    info: &ResourceInfo,
     kind: PatchKind,
     current: &Value,
-    patch: &Value,
+    patch_doc: &Value,
     _opts: &WriteOptions,
 ) -> Result<Value, ApiError> {
+    // A Scale is patched as what it is, not as the object behind it.
+    let type_kind = current["kind"].as_str().unwrap_or(info.kind);
     match kind {
         PatchKind::Merge => {
-            let mut out = current.clone();
-            json_patch::merge(&mut out, patch);
-            Ok(out)
+            if !patch_doc.is_object() {
+                return Err(ApiError::bad_request(
+                    "invalid JSON merge patch: the patch must be a JSON object",
+                ));
+            }
+            Ok(patch::apply_merge_patch(current, patch_doc))
         }
-        PatchKind::Json => {
-            let p: json_patch::Patch = serde_json::from_value(patch.clone())
-                .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-            let mut out = current.clone();
-            json_patch::patch(&mut out, &p).map_err(|e| ApiError::unprocessable(e.to_string()))?;
-            Ok(out)
-        }
-        PatchKind::Strategic | PatchKind::Apply => {
-            Err(ApiError::unsupported_media_type("strategic"))
-        }
+        PatchKind::Json => patch::apply_json_patch(current, patch_doc).map_err(patch_error),
+        PatchKind::Strategic => patch::apply_strategic_merge_patch(
+            current,
+            patch_doc,
+            patch::TypeHint::for_kind(type_kind),
+        )
+        .map_err(patch_error),
+        PatchKind::Apply => Err(ApiError::unsupported_media_type(
+            "application/apply-patch+yaml",
+        )),
+    }
+}
+
+fn patch_error(e: patch::PatchError) -> ApiError {
+    match e.http_status() {
+        400 => ApiError::bad_request(e.to_string()),
+        422 => ApiError::unprocessable(e.to_string()),
+        _ => ApiError::internal(e.to_string()),
     }
 }
 

@@ -124,6 +124,16 @@ fn else_value(response: &TxnResponse) -> Result<Option<KeyValue>, StorageError> 
     Ok(None)
 }
 
+/// The first key of the range under `prefix`: etcd refuses an empty key,
+/// and "\0" is the smallest key there is.
+fn range_start(prefix: &str) -> Vec<u8> {
+    if prefix.is_empty() {
+        vec![0]
+    } else {
+        prefix.as_bytes().to_vec()
+    }
+}
+
 /// The end of the key range holding every key that starts with `prefix`.
 fn prefix_end(prefix: &str) -> Vec<u8> {
     let mut end = prefix.as_bytes().to_vec();
@@ -158,8 +168,8 @@ impl Storage for EtcdStore {
     ) -> Result<ListResult, StorageError> {
         let start = match start_after {
             // The smallest key after `after` is `after` followed by NUL.
-            Some(after) if after >= prefix => format!("{after}\0"),
-            _ => prefix.to_owned(),
+            Some(after) if after >= prefix => format!("{after}\0").into_bytes(),
+            _ => range_start(prefix),
         };
         let mut options = GetOptions::new()
             .with_range(prefix_end(prefix))
@@ -274,12 +284,15 @@ impl Storage for EtcdStore {
         let mut stream = self
             .client
             .watch_client()
-            .watch(prefix, Some(options))
+            .watch(range_start(prefix), Some(options))
             .await
             .map_err(other)?;
         // The first response confirms the watch; a compacted start revision
         // follows as a cancel, which the stream reports as its first item.
-        match stream.message().await.map_err(other)? {
+        let first = tokio::time::timeout(CONNECT_TIMEOUT, stream.message())
+            .await
+            .map_err(|_| StorageError::Unavailable("etcd did not confirm the watch".into()))?;
+        match first.map_err(other)? {
             Some(response) if response.created() && !response.canceled() => {}
             Some(response) if response.compact_revision() > 0 => {
                 return Err(self.note_compacted(after_revision + 1, response.compact_revision()));
@@ -288,7 +301,7 @@ impl Storage for EtcdStore {
         }
         let store = self.clone();
         let state = (stream, VecDeque::new(), false);
-        let events = futures::stream::unfold(state, move |(mut stream, mut queue, done)| {
+        let events = futures::stream::unfold(state, move |(mut stream, mut queue, mut done)| {
             let store = store.clone();
             async move {
                 loop {
@@ -302,11 +315,7 @@ impl Storage for EtcdStore {
                         Ok(Some(response)) => {
                             let (items, last) = store.translate(&response, after_revision);
                             queue.extend(items);
-                            if last {
-                                return queue
-                                    .pop_front()
-                                    .map(|item| (item, (stream, VecDeque::new(), true)));
-                            }
+                            done = last;
                         }
                         Ok(None) => return None,
                         Err(error) => {
@@ -414,6 +423,38 @@ fn watch_event(event: &etcd_client::Event) -> Result<WatchEvent, StorageError> {
                 },
             };
             Ok(WatchEvent::Delete { prev, revision })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_is_the_first_key_after_every_key_with_the_prefix() {
+        let cases: [(&str, &[u8]); 4] = [
+            ("/registry/pods/", b"/registry/pods0"),
+            ("a", b"b"),
+            ("a\u{7f}", b"a\x80"),
+            ("", b"\0"),
+        ];
+        for (prefix, end) in cases {
+            assert_eq!(prefix_end(prefix), end, "prefix {prefix:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn connecting_to_a_closed_port_is_unavailable() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let endpoints = [format!("http://127.0.0.1:{port}")];
+        match EtcdStore::connect(&endpoints).await {
+            Err(StorageError::Unavailable(_)) => {}
+            Err(other) => panic!("expected Unavailable, got {other:?}"),
+            Ok(_) => panic!("connected to a closed port"),
         }
     }
 }

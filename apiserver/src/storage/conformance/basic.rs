@@ -177,6 +177,20 @@ pub(super) async fn list_pages_in_key_order_without_leaking_sibling_prefixes(
         .await
         .expect("list of one key");
     assert_eq!(single.kvs.len(), 1);
+    let everything = storage
+        .list("", None, 0, None)
+        .await
+        .expect("list of all keys");
+    assert_eq!(everything.kvs.len(), inside.len() + outside.len());
+    let mut watch_all = storage
+        .watch("", all.revision)
+        .await
+        .expect("watch all keys");
+    let revision = storage.create("/zzz", bytes("last")).await.expect("create");
+    assert_eq!(
+        super::next_change(&mut watch_all).await.revision(),
+        revision
+    );
     let none = storage
         .list("/registry/nodes/", None, 0, None)
         .await

@@ -7,6 +7,7 @@
 mod basic;
 mod concurrency;
 mod history;
+mod model;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,12 +22,8 @@ use super::{
 /// A backend under test and what keeps it alive.
 pub(super) struct Backend {
     pub storage: Arc<dyn Storage>,
-    _guard: Guard,
-}
-
-enum Guard {
-    Dir(#[allow(dead_code)] tempfile::TempDir),
-    Etcd(#[allow(dead_code)] EtcdProcess),
+    _dir: Option<tempfile::TempDir>,
+    _etcd: Option<EtcdProcess>,
 }
 
 impl Backend {
@@ -35,7 +32,8 @@ impl Backend {
         let store = EmbeddedStore::open(dir.path()).expect("embedded store opens");
         Backend {
             storage: Arc::new(store),
-            _guard: Guard::Dir(dir),
+            _dir: Some(dir),
+            _etcd: None,
         }
     }
 
@@ -46,7 +44,8 @@ impl Backend {
             .expect("etcd store connects");
         Backend {
             storage: Arc::new(store),
-            _guard: Guard::Etcd(process),
+            _dir: None,
+            _etcd: Some(process),
         }
     }
 }
@@ -79,6 +78,7 @@ macro_rules! conformance_suite {
 use basic::*;
 use concurrency::*;
 use history::*;
+use model::*;
 
 conformance_suite!(
     create_then_get_returns_the_value_and_a_second_create_fails,
@@ -94,6 +94,7 @@ conformance_suite!(
     compactor_compacts_to_the_revision_of_the_previous_tick,
     racing_updates_on_one_key_have_exactly_one_winner_per_round,
     thirty_two_concurrent_writers_get_distinct_revisions,
+    random_histories_match_the_model,
 );
 
 pub(super) fn bytes(s: &str) -> Bytes {

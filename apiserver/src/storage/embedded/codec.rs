@@ -62,25 +62,7 @@ impl LogEntry {
     }
 
     pub fn decode(revision: i64, bytes: &[u8]) -> Result<LogEntry, StorageError> {
-        let corrupt = || StorageError::Internal(format!("log entry {revision} is corrupt"));
-        let (&kind, rest) = bytes.split_first().ok_or_else(corrupt)?;
-        let (create_revision, rest) = split_i64(rest).ok_or_else(corrupt)?;
-        let (prev_revision, rest) = split_i64(rest).ok_or_else(corrupt)?;
-        let (len_bytes, rest) = rest.split_at_checked(4).ok_or_else(corrupt)?;
-        let key_len = u32::from_le_bytes(len_bytes.try_into().map_err(|_| corrupt())?) as usize;
-        let (key, value) = rest.split_at_checked(key_len).ok_or_else(corrupt)?;
-        let key = std::str::from_utf8(key).map_err(|_| corrupt())?.to_owned();
-        let value = match kind {
-            PUT => Some(Bytes::copy_from_slice(value)),
-            DELETE => None,
-            _ => return Err(corrupt()),
-        };
-        Ok(LogEntry {
-            key,
-            value,
-            create_revision,
-            prev_revision,
-        })
+        Ok(LogView::parse(revision, bytes)?.to_entry())
     }
 
     /// The key's value as written by this entry, if it is a put.
@@ -91,6 +73,48 @@ impl LogEntry {
             create_revision: self.create_revision,
             mod_revision: revision,
         })
+    }
+}
+
+/// A log entry read in place, so scans can skip entries by key without
+/// copying their values.
+pub(super) struct LogView<'a> {
+    pub key: &'a str,
+    pub value: Option<&'a [u8]>,
+    pub create_revision: i64,
+    pub prev_revision: i64,
+}
+
+impl<'a> LogView<'a> {
+    pub fn parse(revision: i64, bytes: &'a [u8]) -> Result<LogView<'a>, StorageError> {
+        let corrupt = || StorageError::Internal(format!("log entry {revision} is corrupt"));
+        let (&kind, rest) = bytes.split_first().ok_or_else(corrupt)?;
+        let (create_revision, rest) = split_i64(rest).ok_or_else(corrupt)?;
+        let (prev_revision, rest) = split_i64(rest).ok_or_else(corrupt)?;
+        let (len_bytes, rest) = rest.split_at_checked(4).ok_or_else(corrupt)?;
+        let key_len = u32::from_le_bytes(len_bytes.try_into().map_err(|_| corrupt())?) as usize;
+        let (key, value) = rest.split_at_checked(key_len).ok_or_else(corrupt)?;
+        let key = std::str::from_utf8(key).map_err(|_| corrupt())?;
+        let value = match kind {
+            PUT => Some(value),
+            DELETE => None,
+            _ => return Err(corrupt()),
+        };
+        Ok(LogView {
+            key,
+            value,
+            create_revision,
+            prev_revision,
+        })
+    }
+
+    pub fn to_entry(&self) -> LogEntry {
+        LogEntry {
+            key: self.key.to_owned(),
+            value: self.value.map(Bytes::copy_from_slice),
+            create_revision: self.create_revision,
+            prev_revision: self.prev_revision,
+        }
     }
 }
 

@@ -12,12 +12,12 @@
 
 use redb::{Database, ReadableTable};
 
-use super::codec::LogEntry;
+use super::codec::LogView;
 use super::{COMPACT_CURSOR, COMPACT_REVISION, CURRENT_REVISION, LOG, META, internal};
 use crate::storage::StorageError;
 
 /// Log entries examined per sweep transaction.
-const SWEEP_CHUNK: usize = 4096;
+pub(super) const SWEEP_CHUNK: usize = 2048;
 
 pub(super) fn compact(db: &Database, revision: i64) -> Result<(), StorageError> {
     if !raise_compacted_revision(db, revision)? {
@@ -88,7 +88,7 @@ fn sweep_chunk(db: &Database) -> Result<bool, StorageError> {
                 next_cursor = revision;
                 break;
             }
-            let entry = LogEntry::decode(revision, bytes.value())?;
+            let entry = LogView::parse(revision, bytes.value())?;
             if entry.prev_revision != 0 {
                 doomed.push(entry.prev_revision);
             }

@@ -17,6 +17,8 @@
 mod codec;
 mod compact;
 mod read;
+#[cfg(test)]
+mod tests;
 mod watch;
 mod writer;
 
@@ -80,6 +82,12 @@ impl Drop for JoinOnDrop {
 impl EmbeddedStore {
     /// Opens (creating if needed) the store in the directory `path`.
     pub fn open(path: &Path) -> Result<EmbeddedStore, StorageError> {
+        Self::open_with(path, EVENT_BUFFER)
+    }
+
+    /// [`open`](Self::open) with `event_buffer` committed groups of slack
+    /// before a watcher counts as lagging.
+    fn open_with(path: &Path, event_buffer: usize) -> Result<EmbeddedStore, StorageError> {
         std::fs::create_dir_all(path)
             .map_err(|e| StorageError::Unavailable(format!("creating {}: {e}", path.display())))?;
         let file = path.join(FILE_NAME);
@@ -91,7 +99,7 @@ impl EmbeddedStore {
         let db = Arc::new(db);
         let current = Arc::new(AtomicI64::new(revision));
         let (requests, receiver) = mpsc::unbounded_channel();
-        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (events, _) = broadcast::channel(event_buffer);
         let writer = std::thread::Builder::new()
             .name("embedded-store-writer".into())
             .spawn({

@@ -7,7 +7,7 @@ use std::ops::Bound;
 
 use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase};
 
-use super::codec::{LogEntry, decode_row};
+use super::codec::{LogEntry, LogView, decode_row};
 use super::{COMPACT_REVISION, CURRENT_REVISION, KV, LOG, META, internal};
 use crate::storage::{KeyValue, ListResult, StorageError, WatchEvent};
 
@@ -129,10 +129,10 @@ fn changed_since(
     let mut changed = BTreeMap::new();
     for item in log.range(at + 1..).map_err(|e| internal(&e))? {
         let (revision, bytes) = item.map_err(|e| internal(&e))?;
-        let entry = LogEntry::decode(revision.value(), bytes.value())?;
+        let entry = LogView::parse(revision.value(), bytes.value())?;
         if !entry.key.starts_with(prefix)
-            || start_after.is_some_and(|after| entry.key.as_str() <= after)
-            || changed.contains_key(&entry.key)
+            || start_after.is_some_and(|after| entry.key <= after)
+            || changed.contains_key(entry.key)
         {
             continue;
         }
@@ -142,7 +142,7 @@ fn changed_since(
             0 => None,
             prev => read_entry(log, prev)?.and_then(|e| e.key_value(prev)),
         };
-        changed.insert(entry.key, before);
+        changed.insert(entry.key.to_owned(), before);
     }
     Ok(changed)
 }
@@ -185,9 +185,9 @@ pub(super) fn log_chunk(
     }
     let log = txn.open_table(LOG).map_err(|e| internal(&e))?;
     let mut events = Vec::new();
-    let mut scanned = 0;
-    let mut scanned_to = after.max(current);
-    for item in log.range(after + 1..).map_err(|e| internal(&e))? {
+    let mut scanned_to = after;
+    let entries = log.range(after + 1..).map_err(|e| internal(&e))?;
+    for (scanned, item) in entries.enumerate() {
         if scanned == max_entries {
             return Ok(LogChunk {
                 events,
@@ -197,11 +197,10 @@ pub(super) fn log_chunk(
         }
         let (revision, bytes) = item.map_err(|e| internal(&e))?;
         let revision = revision.value();
-        scanned += 1;
         scanned_to = revision;
-        let entry = LogEntry::decode(revision, bytes.value())?;
+        let entry = LogView::parse(revision, bytes.value())?;
         if entry.key.starts_with(prefix) {
-            events.push(event(&log, revision, entry)?);
+            events.push(event(&log, revision, entry.to_entry())?);
         }
     }
     Ok(LogChunk {

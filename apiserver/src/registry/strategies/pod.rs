@@ -1,0 +1,243 @@
+//! The Pod strategy (`pkg/registry/core/pod/strategy.go`): pending status
+//! and QoS class on create, the narrow set of spec fields an update may
+//! change, and the pod field selectors.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodCondition, PodSpec, PodStatus};
+
+use super::pod_defaults::{default_pod, default_requests_to_limits};
+use super::pod_validation::{SpecOf, validate_pod_spec, validate_tolerations};
+use super::quantity::parse_nanos;
+use super::validation::invalid_rendered;
+use crate::registry::{FieldError, FieldPath, Strategy};
+
+pub struct PodStrategy;
+
+/// The text of Kubernetes' refusal of a pod spec update.
+pub const POD_UPDATE_FORBIDDEN: &str = "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+/// `qos.GetPodQOS` over cpu and memory of all containers.
+pub fn pod_qos_class(spec: &PodSpec) -> &'static str {
+    let mut requests: BTreeMap<&str, i128> = BTreeMap::new();
+    let mut limits: BTreeMap<&str, i128> = BTreeMap::new();
+    let mut guaranteed = true;
+    // Requests are read as defaulted from limits, whether or not the
+    // defaulting pass has already run.
+    let containers: Vec<Container> = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .cloned()
+        .map(|mut c| {
+            default_requests_to_limits(&mut c);
+            c
+        })
+        .collect();
+    for c in &containers {
+        let Some(r) = &c.resources else {
+            guaranteed = false;
+            continue;
+        };
+        for (name, q) in r.requests.iter().flatten() {
+            let name = match name.as_str() {
+                "cpu" => "cpu",
+                "memory" => "memory",
+                _ => continue,
+            };
+            if let Some(v) = parse_nanos(q).filter(|v| *v > 0) {
+                *requests.entry(name).or_default() += v;
+            }
+        }
+        let mut found = (false, false);
+        for (name, q) in r.limits.iter().flatten() {
+            let name = match name.as_str() {
+                "cpu" => "cpu",
+                "memory" => "memory",
+                _ => continue,
+            };
+            if let Some(v) = parse_nanos(q).filter(|v| *v > 0) {
+                if name == "cpu" {
+                    found.0 = true;
+                } else {
+                    found.1 = true;
+                }
+                *limits.entry(name).or_default() += v;
+            }
+        }
+        if found != (true, true) {
+            guaranteed = false;
+        }
+    }
+    if requests.is_empty() && limits.is_empty() {
+        return "BestEffort";
+    }
+    if guaranteed && requests.iter().all(|(k, v)| limits.get(k) == Some(v)) && requests.len() == limits.len() {
+        return "Guaranteed";
+    }
+    "Burstable"
+}
+
+/// `validateOnlyAddedTolerations`: existing tolerations stay, except for
+/// their tolerationSeconds.
+fn only_added_tolerations(new: &PodSpec, old: &PodSpec, path: &FieldPath) -> Vec<FieldError> {
+    let new_t = new.tolerations.as_deref().unwrap_or(&[]);
+    for o in old.tolerations.iter().flatten() {
+        let kept = new_t.iter().any(|n| {
+            let mut o = o.clone();
+            o.toleration_seconds = n.toleration_seconds;
+            &o == n
+        });
+        if !kept {
+            return vec![FieldError::forbidden(
+                path,
+                "existing toleration can not be modified except its tolerationSeconds",
+            )];
+        }
+    }
+    validate_tolerations(new_t, path)
+}
+
+/// Lists the top-level spec fields that differ, Kubernetes prints a diff.
+fn spec_diff(new: &PodSpec, old: &PodSpec) -> String {
+    let (Ok(serde_json::Value::Object(n)), Ok(serde_json::Value::Object(o))) =
+        (serde_json::to_value(new), serde_json::to_value(old))
+    else {
+        return String::new();
+    };
+    let mut keys: Vec<&String> = n.keys().chain(o.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| n.get(*k) != o.get(*k))
+        .map(|k| format!("  spec.{k}: {} -> {}", render(o.get(k)), render(n.get(k))))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn render(v: Option<&serde_json::Value>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "<unset>".to_string())
+}
+
+fn validate_pod_update(new: &PodSpec, old: &PodSpec) -> Vec<FieldError> {
+    let spec_path = FieldPath::new("spec");
+    let mut errs = validate_pod_spec(new, &spec_path, SpecOf::Pod);
+    let ads_path = spec_path.child("activeDeadlineSeconds");
+    match (new.active_deadline_seconds, old.active_deadline_seconds) {
+        (Some(n), _) if !(0..=i64::from(i32::MAX)).contains(&n) => {
+            errs.push(FieldError::invalid(&ads_path, n, "must be between 0 and 2147483647, inclusive"));
+            return errs;
+        }
+        (Some(n), Some(o)) if o < n => {
+            errs.push(FieldError::invalid(&ads_path, n, "must be less than or equal to previous value"));
+            return errs;
+        }
+        (None, Some(_)) => {
+            errs.push(invalid_rendered(
+                &ads_path,
+                "null".to_string(),
+                "must not update from a positive integer to nil value",
+            ));
+        }
+        _ => {}
+    }
+    if new.containers.len() != old.containers.len()
+        || new.init_containers.as_ref().map(Vec::len) != old.init_containers.as_ref().map(Vec::len)
+    {
+        errs.push(FieldError::forbidden(&spec_path, &format!("{POD_UPDATE_FORBIDDEN}\n{}", spec_diff(new, old))));
+        return errs;
+    }
+    // Copy what may change from the new spec onto the old one; whatever
+    // still differs is a forbidden change.
+    let mut munged = new.clone();
+    for (m, o) in munged.containers.iter_mut().zip(&old.containers) {
+        m.image.clone_from(&o.image);
+    }
+    for (m, o) in munged
+        .init_containers
+        .iter_mut()
+        .flatten()
+        .zip(old.init_containers.iter().flatten())
+    {
+        m.image.clone_from(&o.image);
+    }
+    munged.active_deadline_seconds = old.active_deadline_seconds;
+    munged.tolerations.clone_from(&old.tolerations);
+    let negative_to_one = old.termination_grace_period_seconds.is_some_and(|t| t < 0)
+        && new.termination_grace_period_seconds == Some(1);
+    if negative_to_one {
+        munged.termination_grace_period_seconds = old.termination_grace_period_seconds;
+    }
+    // Scheduling gates may only be removed.
+    let old_gates = old.scheduling_gates.as_deref().unwrap_or(&[]);
+    if new.scheduling_gates.iter().flatten().all(|g| old_gates.contains(g)) {
+        munged.scheduling_gates.clone_from(&old.scheduling_gates);
+    }
+    if &munged != old {
+        errs.push(FieldError::forbidden(
+            &spec_path,
+            &format!("{POD_UPDATE_FORBIDDEN}\n{}", spec_diff(&munged, old)),
+        ));
+    }
+    errs.extend(only_added_tolerations(new, old, &spec_path.child("tolerations")));
+    errs
+}
+
+impl Strategy for PodStrategy {
+    type Object = Pod;
+
+    fn default(&self, pod: &mut Pod) {
+        default_pod(pod);
+    }
+
+    fn prepare_for_create(&self, pod: &mut Pod) {
+        let spec = pod.spec.get_or_insert_with(Default::default);
+        let mut status = PodStatus {
+            phase: Some("Pending".to_string()),
+            qos_class: Some(pod_qos_class(spec).to_string()),
+            ..Default::default()
+        };
+        if spec.scheduling_gates.as_ref().is_some_and(|g| !g.is_empty()) {
+            status.conditions = Some(vec![PodCondition {
+                type_: "PodScheduled".to_string(),
+                status: "False".to_string(),
+                reason: Some("SchedulingGated".to_string()),
+                message: Some("Scheduling is blocked due to non-empty scheduling gates".to_string()),
+                ..Default::default()
+            }]);
+        }
+        pod.status = Some(status);
+    }
+
+    fn validate(&self, pod: &Pod) -> Vec<FieldError> {
+        let empty = PodSpec::default();
+        validate_pod_spec(pod.spec.as_ref().unwrap_or(&empty), &FieldPath::new("spec"), SpecOf::Pod)
+    }
+
+    fn validate_update(&self, new: &Pod, old: &Pod) -> Vec<FieldError> {
+        let empty = PodSpec::default();
+        validate_pod_update(new.spec.as_ref().unwrap_or(&empty), old.spec.as_ref().unwrap_or(&empty))
+    }
+
+    fn selectable_fields(&self, pod: &Pod) -> Vec<(&'static str, String)> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let status = pod.status.clone().unwrap_or_default();
+        let pod_ip = status
+            .pod_ips
+            .as_ref()
+            .and_then(|ips| ips.first())
+            .map(|ip| ip.ip.clone())
+            .or(status.pod_ip)
+            .unwrap_or_default();
+        vec![
+            ("spec.nodeName", spec.node_name.unwrap_or_default()),
+            ("spec.restartPolicy", spec.restart_policy.unwrap_or_default()),
+            ("spec.schedulerName", spec.scheduler_name.unwrap_or_default()),
+            ("spec.serviceAccountName", spec.service_account_name.unwrap_or_default()),
+            ("spec.hostNetwork", spec.host_network.unwrap_or(false).to_string()),
+            ("status.phase", status.phase.unwrap_or_default()),
+            ("status.podIP", pod_ip),
+            ("status.nominatedNodeName", status.nominated_node_name.unwrap_or_default()),
+        ]
+    }
+}
