@@ -8,7 +8,7 @@
 //! load it before `explain`, `create` and `apply`.
 //!
 //! Wiring, for the HTTP layer:
-//! `Router::new().merge(discovery::router()).merge(openapi::router())`, and
+//! `.merge(discovery_routes::router()).merge(openapi::router())`, and
 //! on create/update `validate::strict_errors(group, version, kind, &body)`
 //! when `fieldValidation` is `Strict` or `Warn` (the default).
 
