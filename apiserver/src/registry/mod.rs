@@ -10,9 +10,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub mod field;
+pub mod hooks;
 pub mod managed;
 pub mod printers;
 pub mod rest;
+pub mod service_alloc;
 pub mod store;
 pub mod strategies;
 mod write;
