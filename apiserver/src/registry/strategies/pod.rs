@@ -241,3 +241,7 @@ impl Strategy for PodStrategy {
         ]
     }
 }
+
+#[cfg(test)]
+#[path = "pod_tests.rs"]
+mod tests;

@@ -541,3 +541,7 @@ pub fn format_label_selector(sel: &LabelSelector) -> String {
     let s = selector_string(sel);
     if s.is_empty() { "<none>".to_string() } else { s }
 }
+
+#[cfg(test)]
+#[path = "validation_tests.rs"]
+mod tests;
