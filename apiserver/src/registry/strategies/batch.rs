@@ -26,7 +26,11 @@ pub const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
 /// Job metadata labels default to the template's when the Job has none.
 fn copy_template_labels(job: &mut Job) {
     let Some(spec) = &job.spec else { return };
-    let template_labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone());
+    let template_labels = spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone());
     if let Some(labels) = template_labels {
         if job.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
             job.metadata.labels = Some(labels);
@@ -41,7 +45,11 @@ fn default_job(job: &mut Job) {
     }
     spec.parallelism.get_or_insert(1);
     if spec.backoff_limit.is_none() {
-        spec.backoff_limit = Some(if spec.backoff_limit_per_index.is_some() { i32::MAX } else { 6 });
+        spec.backoff_limit = Some(if spec.backoff_limit_per_index.is_some() {
+            i32::MAX
+        } else {
+            6
+        });
     }
     if spec.completion_mode.as_deref().unwrap_or("").is_empty() {
         spec.completion_mode = Some("NonIndexed".to_string());
@@ -57,7 +65,11 @@ fn default_job(job: &mut Job) {
         }
     }
     if spec.pod_replacement_policy.is_none() {
-        let policy = if spec.pod_failure_policy.is_some() { "Failed" } else { "TerminatingOrFailed" };
+        let policy = if spec.pod_failure_policy.is_some() {
+            "Failed"
+        } else {
+            "TerminatingOrFailed"
+        };
         spec.pod_replacement_policy = Some(policy.to_string());
     }
     spec.manual_selector.get_or_insert(false);
@@ -78,7 +90,9 @@ fn generate_selector(job: &mut Job) {
         .get_or_insert_with(BTreeMap::new);
     // Labels the user set are kept; a conflict fails validation.
     for key in [LEGACY_JOB_NAME_LABEL, JOB_NAME_LABEL] {
-        labels.entry(key.to_string()).or_insert_with(|| name.clone());
+        labels
+            .entry(key.to_string())
+            .or_insert_with(|| name.clone());
     }
     for key in [LEGACY_CONTROLLER_UID_LABEL, CONTROLLER_UID_LABEL] {
         labels.entry(key.to_string()).or_insert_with(|| uid.clone());
@@ -92,8 +106,16 @@ fn generate_selector(job: &mut Job) {
 }
 
 /// `ValidateHasLabel`.
-fn validate_has_label(labels: &BTreeMap<String, String>, key: &str, expected: &str) -> Vec<FieldError> {
-    let path = FieldPath::new("spec").child("template").child("metadata").child("labels").key(key);
+fn validate_has_label(
+    labels: &BTreeMap<String, String>,
+    key: &str,
+    expected: &str,
+) -> Vec<FieldError> {
+    let path = FieldPath::new("spec")
+        .child("template")
+        .child("metadata")
+        .child("labels")
+        .key(key);
     let detail = format!("must be '{expected}'");
     match labels.get(key) {
         None => vec![FieldError::required(&path, &detail)],
@@ -107,12 +129,17 @@ fn validate_generated_selector(job: &Job, spec: &JobSpec) -> Vec<FieldError> {
     if spec.manual_selector == Some(true) {
         return Vec::new();
     }
-    let Some(selector) = &spec.selector else { return Vec::new() };
+    let Some(selector) = &spec.selector else {
+        return Vec::new();
+    };
     let mut errs = Vec::new();
     let uid = job.metadata.uid.clone().unwrap_or_default();
     let name = job.metadata.name.clone().unwrap_or_default();
     if uid.is_empty() {
-        errs.push(FieldError::required(&FieldPath::new("metadata").child("uid"), ""));
+        errs.push(FieldError::required(
+            &FieldPath::new("metadata").child("uid"),
+            "",
+        ));
     }
     let labels = spec
         .template
@@ -149,8 +176,14 @@ fn validate_job_spec_common(spec: &JobSpec, path: &FieldPath) -> Vec<FieldError>
         ("completions", spec.completions.map(i64::from)),
         ("activeDeadlineSeconds", spec.active_deadline_seconds),
         ("backoffLimit", spec.backoff_limit.map(i64::from)),
-        ("ttlSecondsAfterFinished", spec.ttl_seconds_after_finished.map(i64::from)),
-        ("backoffLimitPerIndex", spec.backoff_limit_per_index.map(i64::from)),
+        (
+            "ttlSecondsAfterFinished",
+            spec.ttl_seconds_after_finished.map(i64::from),
+        ),
+        (
+            "backoffLimitPerIndex",
+            spec.backoff_limit_per_index.map(i64::from),
+        ),
         ("maxFailedIndexes", spec.max_failed_indexes.map(i64::from)),
     ];
     for (field, value) in counts {
@@ -161,11 +194,18 @@ fn validate_job_spec_common(spec: &JobSpec, path: &FieldPath) -> Vec<FieldError>
     let indexed = spec.completion_mode.as_deref() == Some("Indexed");
     if let Some(mode) = spec.completion_mode.as_deref() {
         if mode != "NonIndexed" && mode != "Indexed" {
-            errs.push(FieldError::not_supported(&path.child("completionMode"), mode, &["NonIndexed", "Indexed"]));
+            errs.push(FieldError::not_supported(
+                &path.child("completionMode"),
+                mode,
+                &["NonIndexed", "Indexed"],
+            ));
         }
         if indexed {
             if spec.completions.is_none() {
-                errs.push(FieldError::required(&path.child("completions"), "when completion mode is Indexed"));
+                errs.push(FieldError::required(
+                    &path.child("completions"),
+                    "when completion mode is Indexed",
+                ));
             }
             if let Some(p) = spec.parallelism.filter(|p| *p > 100_000) {
                 errs.push(FieldError::invalid(
@@ -178,10 +218,18 @@ fn validate_job_spec_common(spec: &JobSpec, path: &FieldPath) -> Vec<FieldError>
     }
     if !indexed {
         if let Some(b) = spec.backoff_limit_per_index {
-            errs.push(FieldError::invalid(&path.child("backoffLimitPerIndex"), b, "requires indexed completion mode"));
+            errs.push(FieldError::invalid(
+                &path.child("backoffLimitPerIndex"),
+                b,
+                "requires indexed completion mode",
+            ));
         }
         if let Some(m) = spec.max_failed_indexes {
-            errs.push(FieldError::invalid(&path.child("maxFailedIndexes"), m, "requires indexed completion mode"));
+            errs.push(FieldError::invalid(
+                &path.child("maxFailedIndexes"),
+                m,
+                "requires indexed completion mode",
+            ));
         }
     }
     if let Some(policy) = spec.pod_replacement_policy.as_deref() {
@@ -191,22 +239,38 @@ fn validate_job_spec_common(spec: &JobSpec, path: &FieldPath) -> Vec<FieldError>
             &["Failed", "TerminatingOrFailed"]
         };
         if !allowed.contains(&policy) {
-            errs.push(FieldError::not_supported(&path.child("podReplacementPolicy"), policy, allowed));
+            errs.push(FieldError::not_supported(
+                &path.child("podReplacementPolicy"),
+                policy,
+                allowed,
+            ));
         }
     }
     let tp = path.child("template");
     errs.extend(validate_pod_template(&spec.template, &tp));
     let rp_path = tp.child("spec").child("restartPolicy");
-    let rp = spec.template.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_default();
+    let rp = spec
+        .template
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.clone())
+        .unwrap_or_default();
     match rp.as_str() {
-        "" | "Always" => errs.push(FieldError::required(&rp_path, "valid values: \"OnFailure\", \"Never\"")),
+        "" | "Always" => errs.push(FieldError::required(
+            &rp_path,
+            "valid values: \"OnFailure\", \"Never\"",
+        )),
         "OnFailure" if spec.pod_failure_policy.is_some() => errs.push(FieldError::invalid(
             &rp_path,
             &rp,
             "only \"Never\" is supported when podFailurePolicy is specified",
         )),
         "OnFailure" | "Never" => {}
-        other => errs.push(FieldError::not_supported(&rp_path, other, &["OnFailure", "Never"])),
+        other => errs.push(FieldError::not_supported(
+            &rp_path,
+            other,
+            &["OnFailure", "Never"],
+        )),
     }
     errs
 }
@@ -219,7 +283,11 @@ fn validate_job_spec(spec: &JobSpec) -> Vec<FieldError> {
         None => errs.push(FieldError::required(&path.child("selector"), "")),
         Some(sel) => errs.extend(validate_label_selector(sel, &path.child("selector"))),
     }
-    let labels = spec.template.metadata.as_ref().and_then(|m| m.labels.as_ref());
+    let labels = spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.as_ref());
     // A missing selector selects nothing, so it never matches the template.
     let matches = spec
         .selector
@@ -247,11 +315,16 @@ fn validate_job_update(new: &JobSpec, old: &JobSpec, mutable_scheduling: bool) -
     let path = FieldPath::new("spec");
     let mut errs = Vec::new();
     if new.completions != old.completions {
-        let rendered = new.completions.map_or("null".to_string(), |c| c.to_string());
+        let rendered = new
+            .completions
+            .map_or("null".to_string(), |c| c.to_string());
         errs.push(immutable(&path.child("completions"), rendered));
     }
     if new.selector != old.selector {
-        let rendered = new.selector.as_ref().map_or("null".to_string(), go_label_selector);
+        let rendered = new
+            .selector
+            .as_ref()
+            .map_or("null".to_string(), go_label_selector);
         errs.push(immutable(&path.child("selector"), rendered));
     }
     let mut old_template = old.template.clone();
@@ -272,14 +345,37 @@ fn validate_job_update(new: &JobSpec, old: &JobSpec, mutable_scheduling: bool) -
         }
     }
     if new.template != old_template {
-        errs.push(immutable(&path.child("template"), render_json(&new.template)));
+        errs.push(immutable(
+            &path.child("template"),
+            render_json(&new.template),
+        ));
     }
     let immutables = [
-        ("completionMode", render_json(&new.completion_mode), new.completion_mode != old.completion_mode),
-        ("podFailurePolicy", render_json(&new.pod_failure_policy), new.pod_failure_policy != old.pod_failure_policy),
-        ("backoffLimitPerIndex", render_json(&new.backoff_limit_per_index), new.backoff_limit_per_index != old.backoff_limit_per_index),
-        ("managedBy", render_json(&new.managed_by), new.managed_by != old.managed_by),
-        ("successPolicy", render_json(&new.success_policy), new.success_policy != old.success_policy),
+        (
+            "completionMode",
+            render_json(&new.completion_mode),
+            new.completion_mode != old.completion_mode,
+        ),
+        (
+            "podFailurePolicy",
+            render_json(&new.pod_failure_policy),
+            new.pod_failure_policy != old.pod_failure_policy,
+        ),
+        (
+            "backoffLimitPerIndex",
+            render_json(&new.backoff_limit_per_index),
+            new.backoff_limit_per_index != old.backoff_limit_per_index,
+        ),
+        (
+            "managedBy",
+            render_json(&new.managed_by),
+            new.managed_by != old.managed_by,
+        ),
+        (
+            "successPolicy",
+            render_json(&new.success_policy),
+            new.success_policy != old.success_policy,
+        ),
     ];
     for (field, rendered, changed) in immutables {
         if changed {
@@ -297,7 +393,11 @@ impl Strategy for JobStrategy {
     }
 
     fn prepare_for_create(&self, job: &mut Job) {
-        let manual = job.spec.as_ref().and_then(|s| s.manual_selector).unwrap_or(false);
+        let manual = job
+            .spec
+            .as_ref()
+            .and_then(|s| s.manual_selector)
+            .unwrap_or(false);
         if !manual {
             generate_selector(job);
         }
@@ -319,7 +419,11 @@ impl Strategy for JobStrategy {
         let never_started = old.status.as_ref().is_none_or(|s| s.start_time.is_none());
         let mutable_scheduling = new_spec.suspend == Some(true) && never_started;
         let mut errs = self.validate(new);
-        errs.extend(validate_job_update(&new_spec, &old_spec, mutable_scheduling));
+        errs.extend(validate_job_update(
+            &new_spec,
+            &old_spec,
+            mutable_scheduling,
+        ));
         errs
     }
 
@@ -333,17 +437,26 @@ const CONCURRENCY_POLICIES: &[&str] = &["Allow", "Forbid", "Replace"];
 
 fn validate_time_zone(tz: &str, path: &FieldPath) -> Vec<FieldError> {
     if tz.is_empty() {
-        return vec![FieldError::invalid(path, tz, "timeZone must be nil or non-empty string")];
+        return vec![FieldError::invalid(
+            path,
+            tz,
+            "timeZone must be nil or non-empty string",
+        )];
     }
     let part_ok = |p: &str| {
         p != "."
             && p != ".."
             && !p.starts_with('-')
             && (1..=14).contains(&p.len())
-            && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
     };
     if !tz.split('/').all(part_ok) {
-        return vec![FieldError::invalid(path, tz, &format!("unknown time zone {tz}"))];
+        return vec![FieldError::invalid(
+            path,
+            tz,
+            &format!("unknown time zone {tz}"),
+        )];
     }
     if tz.eq_ignore_ascii_case("Local") {
         return vec![FieldError::invalid(
@@ -353,7 +466,11 @@ fn validate_time_zone(tz: &str, path: &FieldPath) -> Vec<FieldError> {
         )];
     }
     if jiff::tz::TimeZone::get(tz).is_err() {
-        return vec![FieldError::invalid(path, tz, &format!("unknown time zone {tz}"))];
+        return vec![FieldError::invalid(
+            path,
+            tz,
+            &format!("unknown time zone {tz}"),
+        )];
     }
     Vec::new()
 }
@@ -370,13 +487,24 @@ fn validate_cron_job_spec(spec: &CronJobSpec, old: Option<&CronJobSpec>) -> Vec<
         }
         let allow_tz = old.is_some_and(|o| o.schedule.contains("TZ"));
         if allow_tz && spec.schedule.contains("TZ") && spec.time_zone.is_some() {
-            errs.push(FieldError::invalid(&sp, &spec.schedule, "cannot use both timeZone field and TZ or CRON_TZ in schedule"));
+            errs.push(FieldError::invalid(
+                &sp,
+                &spec.schedule,
+                "cannot use both timeZone field and TZ or CRON_TZ in schedule",
+            ));
         } else if !allow_tz && spec.schedule.contains("TZ") {
-            errs.push(FieldError::invalid(&sp, &spec.schedule, "cannot use TZ or CRON_TZ in schedule, use timeZone field instead"));
+            errs.push(FieldError::invalid(
+                &sp,
+                &spec.schedule,
+                "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
+            ));
         }
     }
     if let Some(s) = spec.starting_deadline_seconds {
-        errs.extend(validate_nonnegative(s, &path.child("startingDeadlineSeconds")));
+        errs.extend(validate_nonnegative(
+            s,
+            &path.child("startingDeadlineSeconds"),
+        ));
     }
     if old.is_none_or(|o| o.time_zone != spec.time_zone) {
         if let Some(tz) = &spec.time_zone {
@@ -386,13 +514,21 @@ fn validate_cron_job_spec(spec: &CronJobSpec, old: Option<&CronJobSpec>) -> Vec<
     match spec.concurrency_policy.as_deref().unwrap_or("") {
         "" => errs.push(FieldError::required(&path.child("concurrencyPolicy"), "")),
         p if CONCURRENCY_POLICIES.contains(&p) => {}
-        p => errs.push(FieldError::not_supported(&path.child("concurrencyPolicy"), p, CONCURRENCY_POLICIES)),
+        p => errs.push(FieldError::not_supported(
+            &path.child("concurrencyPolicy"),
+            p,
+            CONCURRENCY_POLICIES,
+        )),
     }
     let jp = path.child("jobTemplate").child("spec");
     let job_spec = spec.job_template.spec.clone().unwrap_or_default();
     errs.extend(validate_job_spec_common(&job_spec, &jp));
     if let Some(sel) = &job_spec.selector {
-        errs.push(invalid_rendered(&jp.child("selector"), go_label_selector(sel), "`selector` will be auto-generated"));
+        errs.push(invalid_rendered(
+            &jp.child("selector"),
+            go_label_selector(sel),
+            "`selector` will be auto-generated",
+        ));
     }
     if job_spec.manual_selector == Some(true) {
         // Go prints the dereferenced bool unquoted.
@@ -406,7 +542,10 @@ fn validate_cron_job_spec(spec: &CronJobSpec, old: Option<&CronJobSpec>) -> Vec<
         });
     }
     for (field, v) in [
-        ("successfulJobsHistoryLimit", spec.successful_jobs_history_limit),
+        (
+            "successfulJobsHistoryLimit",
+            spec.successful_jobs_history_limit,
+        ),
         ("failedJobsHistoryLimit", spec.failed_jobs_history_limit),
     ] {
         if let Some(v) = v {

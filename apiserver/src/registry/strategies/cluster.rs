@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::{Namespace, NamespaceStatus, Node};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 
-use super::validation::{invalid_all, is_qualified_name, is_valid_label_value, validate_finalizers};
+use super::validation::{
+    invalid_all, is_qualified_name, is_valid_label_value, validate_finalizers,
+};
 use crate::registry::{FieldError, FieldErrorKind, FieldPath, NameRule, Strategy};
 
 pub struct NamespaceStrategy;
@@ -62,12 +64,20 @@ impl Strategy for NamespaceStrategy {
     }
 
     fn validate(&self, ns: &Namespace) -> Vec<FieldError> {
-        let finalizers = ns.spec.as_ref().and_then(|s| s.finalizers.clone()).unwrap_or_default();
+        let finalizers = ns
+            .spec
+            .as_ref()
+            .and_then(|s| s.finalizers.clone())
+            .unwrap_or_default();
         validate_finalizers(&finalizers, &FieldPath::new("spec").child("finalizers"))
     }
 
     fn selectable_fields(&self, ns: &Namespace) -> Vec<(&'static str, String)> {
-        let phase = ns.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+        let phase = ns
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
         vec![
             ("status.phase", phase),
             // Kept by Kubernetes for old clients.
@@ -106,7 +116,10 @@ fn validate_node(node: &Node) -> Vec<FieldError> {
     if cidrs.len() > 1 {
         let families: BTreeSet<bool> = cidrs
             .iter()
-            .filter_map(|c| c.split_once('/').and_then(|(ip, _)| ip.parse::<IpAddr>().ok()))
+            .filter_map(|c| {
+                c.split_once('/')
+                    .and_then(|(ip, _)| ip.parse::<IpAddr>().ok())
+            })
             .map(|ip| ip.is_ipv4())
             .collect();
         if cidrs.len() > 2 || families.len() != 2 {
@@ -120,16 +133,28 @@ fn validate_node(node: &Node) -> Vec<FieldError> {
     let mut unique: BTreeSet<(String, String)> = BTreeSet::new();
     for (i, taint) in spec.taints.iter().flatten().enumerate() {
         let tp = path.child("taints").index(i);
-        errs.extend(invalid_all(&tp.child("key"), &taint.key, is_qualified_name(&taint.key)));
+        errs.extend(invalid_all(
+            &tp.child("key"),
+            &taint.key,
+            is_qualified_name(&taint.key),
+        ));
         let value = taint.value.clone().unwrap_or_default();
         let msgs = is_valid_label_value(&value);
         if !msgs.is_empty() {
-            errs.push(FieldError::invalid(&tp.child("value"), &value, &msgs.join(";")));
+            errs.push(FieldError::invalid(
+                &tp.child("value"),
+                &value,
+                &msgs.join(";"),
+            ));
         }
         if taint.effect.is_empty() {
             errs.push(FieldError::required(&tp.child("effect"), ""));
         } else if !TAINT_EFFECTS.contains(&taint.effect.as_str()) {
-            errs.push(FieldError::not_supported(&tp.child("effect"), &taint.effect, TAINT_EFFECTS));
+            errs.push(FieldError::not_supported(
+                &tp.child("effect"),
+                &taint.effect,
+                TAINT_EFFECTS,
+            ));
         }
         if !unique.insert((taint.effect.clone(), taint.key.clone())) {
             errs.push(FieldError {
@@ -203,7 +228,11 @@ impl Strategy for NodeStrategy {
     }
 
     fn selectable_fields(&self, node: &Node) -> Vec<(&'static str, String)> {
-        let unschedulable = node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+        let unschedulable = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false);
         vec![("spec.unschedulable", unschedulable.to_string())]
     }
 }
@@ -225,7 +254,9 @@ fn known_system_class(pc: &PriorityClass, name: &str) -> Result<(), String> {
         return Err(format!("value of {name} PriorityClass must be {value}"));
     }
     if pc.global_default.unwrap_or(false) {
-        return Err(format!("globalDefault of {name} PriorityClass must be false"));
+        return Err(format!(
+            "globalDefault of {name} PriorityClass must be false"
+        ));
     }
     Ok(())
 }
@@ -271,7 +302,10 @@ impl Strategy for PriorityClassStrategy {
     fn validate_update(&self, new: &PriorityClass, old: &PriorityClass) -> Vec<FieldError> {
         let mut errs = Vec::new();
         if new.value != old.value {
-            errs.push(FieldError::forbidden(&FieldPath::new("value"), "may not be changed in an update."));
+            errs.push(FieldError::forbidden(
+                &FieldPath::new("value"),
+                "may not be changed in an update.",
+            ));
         }
         if new.preemption_policy != old.preemption_policy {
             errs.push(FieldError::invalid(

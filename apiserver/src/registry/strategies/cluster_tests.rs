@@ -24,19 +24,31 @@ fn a_new_namespace_is_active_labelled_and_finalized() {
     NamespaceStrategy.default(&mut ns);
     NamespaceStrategy.prepare_for_create(&mut ns);
     let json = serde_json::to_value(&ns).expect("serializable");
-    assert_eq!(json["metadata"]["labels"], serde_json::json!({"kubernetes.io/metadata.name": "team-a"}));
-    assert_eq!(json["spec"], serde_json::json!({"finalizers": ["kubernetes"]}));
+    assert_eq!(
+        json["metadata"]["labels"],
+        serde_json::json!({"kubernetes.io/metadata.name": "team-a"})
+    );
+    assert_eq!(
+        json["spec"],
+        serde_json::json!({"finalizers": ["kubernetes"]})
+    );
     assert_eq!(json["status"], serde_json::json!({"phase": "Active"}));
     assert_eq!(
         NamespaceStrategy.selectable_fields(&ns),
-        vec![("status.phase", "Active".to_string()), ("name", "team-a".to_string())]
+        vec![
+            ("status.phase", "Active".to_string()),
+            ("name", "team-a".to_string())
+        ]
     );
     assert_eq!(NamespaceStrategy.name_rule(), NameRule::Dns1123Label);
 
     let mut update = ns.clone();
     update.spec = Some(NamespaceSpec { finalizers: None });
     NamespaceStrategy.prepare_for_update(&mut update, &ns);
-    assert_eq!(update.spec, ns.spec, "finalizers change only through finalize");
+    assert_eq!(
+        update.spec, ns.spec,
+        "finalizers change only through finalize"
+    );
 }
 
 #[test]
@@ -44,13 +56,19 @@ fn namespace_finalizers_must_be_standard_or_qualified() {
     let ns = Namespace {
         metadata: named("a"),
         spec: Some(NamespaceSpec {
-            finalizers: Some(vec!["kubernetes".into(), "custom".into(), "example.com/x".into()]),
+            finalizers: Some(vec![
+                "kubernetes".into(),
+                "custom".into(),
+                "example.com/x".into(),
+            ]),
         }),
         status: None,
     };
     assert_eq!(
         messages(&NamespaceStrategy.validate(&ns)),
-        vec![r#"spec.finalizers: Invalid value: "custom": name is neither a standard finalizer name nor is it fully qualified"#]
+        vec![
+            r#"spec.finalizers: Invalid value: "custom": name is neither a standard finalizer name nor is it fully qualified"#
+        ]
     );
 }
 
@@ -81,17 +99,28 @@ fn taint(key: &str, effect: &str) -> Taint {
 fn nodes_default_allocatable_and_pod_cidrs() {
     let mut n = node(vec![]);
     NodeStrategy.default(&mut n);
-    assert_eq!(n.spec.as_ref().and_then(|s| s.pod_cidrs.clone()), Some(vec!["10.244.0.0/24".to_string()]));
+    assert_eq!(
+        n.spec.as_ref().and_then(|s| s.pod_cidrs.clone()),
+        Some(vec!["10.244.0.0/24".to_string()])
+    );
     assert_eq!(
         n.status.as_ref().and_then(|s| s.allocatable.clone()),
         n.status.as_ref().and_then(|s| s.capacity.clone())
     );
-    assert_eq!(NodeStrategy.selectable_fields(&n), vec![("spec.unschedulable", "false".to_string())]);
+    assert_eq!(
+        NodeStrategy.selectable_fields(&n),
+        vec![("spec.unschedulable", "false".to_string())]
+    );
 }
 
 #[test]
 fn node_validation_reports_kubernetes_messages() {
-    let mut n = node(vec![taint("a", "NoSchedule"), taint("a", "NoSchedule"), taint("b", "Sometimes"), taint("c", "")]);
+    let mut n = node(vec![
+        taint("a", "NoSchedule"),
+        taint("a", "NoSchedule"),
+        taint("b", "Sometimes"),
+        taint("c", ""),
+    ]);
     NodeStrategy.default(&mut n);
     assert_eq!(
         messages(&NodeStrategy.validate(&n)),
@@ -110,7 +139,9 @@ fn node_validation_reports_kubernetes_messages() {
     new.spec.as_mut().expect("spec").pod_cidrs = Some(vec!["10.245.0.0/24".into()]);
     assert_eq!(
         messages(&NodeStrategy.validate_update(&new, &old)),
-        vec![r#"spec.podCIDRs: Forbidden: node updates may not change podCIDR except from "" to valid"#]
+        vec![
+            r#"spec.podCIDRs: Forbidden: node updates may not change podCIDR except from "" to valid"#
+        ]
     );
 }
 
@@ -126,21 +157,37 @@ fn priority_class(name: &str, value: i32) -> PriorityClass {
 fn priority_classes_default_preemption_and_bound_user_values() {
     let mut pc = priority_class("high", 1_000_000);
     PriorityClassStrategy.default(&mut pc);
-    assert_eq!(pc.preemption_policy.as_deref(), Some("PreemptLowerPriority"));
+    assert_eq!(
+        pc.preemption_policy.as_deref(),
+        Some("PreemptLowerPriority")
+    );
     assert!(PriorityClassStrategy.validate(&pc).is_empty());
     let cases = [
-        (priority_class("huge", 1_000_000_001),
-         "value: Forbidden: maximum allowed value of a user defined priority is 1000000000"),
-        (priority_class("system-mine", 5),
-         "metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: system-mine is not a known system priority class"),
-        (priority_class("system-node-critical", 5),
-         "metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: value of system-node-critical PriorityClass must be 2000001000"),
+        (
+            priority_class("huge", 1_000_000_001),
+            "value: Forbidden: maximum allowed value of a user defined priority is 1000000000",
+        ),
+        (
+            priority_class("system-mine", 5),
+            "metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: system-mine is not a known system priority class",
+        ),
+        (
+            priority_class("system-node-critical", 5),
+            "metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: value of system-node-critical PriorityClass must be 2000001000",
+        ),
     ];
     for (mut pc, want) in cases {
         PriorityClassStrategy.default(&mut pc);
-        assert_eq!(messages(&PriorityClassStrategy.validate(&pc)), vec![want.to_string()]);
+        assert_eq!(
+            messages(&PriorityClassStrategy.validate(&pc)),
+            vec![want.to_string()]
+        );
     }
-    assert!(PriorityClassStrategy.validate(&priority_class("system-cluster-critical", 2_000_000_000)).is_empty());
+    assert!(
+        PriorityClassStrategy
+            .validate(&priority_class("system-cluster-critical", 2_000_000_000))
+            .is_empty()
+    );
     let mut changed = pc.clone();
     changed.value = 7;
     changed.preemption_policy = Some("Never".into());

@@ -32,7 +32,10 @@ fn immutable_errors(
         return errs;
     }
     if now_immutable != Some(true) {
-        errs.push(FieldError::forbidden(&FieldPath::new("immutable"), IMMUTABLE_SET));
+        errs.push(FieldError::forbidden(
+            &FieldPath::new("immutable"),
+            IMMUTABLE_SET,
+        ));
     }
     for (field, same) in unchanged {
         if !same {
@@ -50,7 +53,11 @@ fn validate_config_map(cm: &ConfigMap) -> Vec<FieldError> {
     let mut errs = validate_keys(data.keys(), &data_path);
     let mut total: usize = data.values().map(String::len).sum();
     for (key, value) in cm.binary_data.iter().flatten() {
-        errs.extend(invalid_all(&binary_path.key(key), key, is_config_map_key(key)));
+        errs.extend(invalid_all(
+            &binary_path.key(key),
+            key,
+            is_config_map_key(key),
+        ));
         if data.contains_key(key) {
             errs.push(FieldError::invalid(
                 &binary_path.key(key),
@@ -128,7 +135,10 @@ fn validate_secret(s: &Secret) -> Vec<FieldError> {
             match data.get(key) {
                 None => errs.push(required(key)),
                 Some(bytes) => {
-                    if let Err(e) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes.0) {
+                    if let Err(e) = serde_json::from_slice::<
+                        serde_json::Map<String, serde_json::Value>,
+                    >(&bytes.0)
+                    {
                         errs.push(FieldError::invalid(
                             &data_path.key(key),
                             "<secret contents redacted>",
@@ -236,24 +246,49 @@ mod tests {
         assert_eq!(s.type_.as_deref(), Some("Opaque"));
         assert_eq!(s.string_data, None);
         assert_eq!(
-            s.data.as_ref().and_then(|d| d.get("b")).map(|b| b.0.clone()),
+            s.data
+                .as_ref()
+                .and_then(|d| d.get("b"))
+                .map(|b| b.0.clone()),
             Some(b"3".to_vec())
         );
-        assert_eq!(SecretStrategy.selectable_fields(&s), vec![("type", "Opaque".to_string())]);
+        assert_eq!(
+            SecretStrategy.selectable_fields(&s),
+            vec![("type", "Opaque".to_string())]
+        );
     }
 
     #[test]
     fn secret_validation_reports_kubernetes_messages() {
         let cases = [
-            (secret(Some("Opaque"), &[("bad key", "x")]),
-             "data[bad key]: Invalid value: \"bad key\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"),
-            (secret(Some("kubernetes.io/tls"), &[("tls.crt", "x")]), "data[tls.key]: Required value"),
-            (secret(Some("kubernetes.io/basic-auth"), &[]), "data[username]: Required value"),
-            (secret(Some("kubernetes.io/ssh-auth"), &[]), "data[ssh-privatekey]: Required value"),
-            (secret(Some("kubernetes.io/dockerconfigjson"), &[]), "data[.dockerconfigjson]: Required value"),
-            (secret(Some("kubernetes.io/service-account-token"), &[]),
-             "metadata.annotations[kubernetes.io/service-account.name]: Required value"),
-            (secret(Some("Opaque"), &[("..a", "x")]), "data[..a]: Invalid value: \"..a\": must not start with '..'"),
+            (
+                secret(Some("Opaque"), &[("bad key", "x")]),
+                "data[bad key]: Invalid value: \"bad key\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+            ),
+            (
+                secret(Some("kubernetes.io/tls"), &[("tls.crt", "x")]),
+                "data[tls.key]: Required value",
+            ),
+            (
+                secret(Some("kubernetes.io/basic-auth"), &[]),
+                "data[username]: Required value",
+            ),
+            (
+                secret(Some("kubernetes.io/ssh-auth"), &[]),
+                "data[ssh-privatekey]: Required value",
+            ),
+            (
+                secret(Some("kubernetes.io/dockerconfigjson"), &[]),
+                "data[.dockerconfigjson]: Required value",
+            ),
+            (
+                secret(Some("kubernetes.io/service-account-token"), &[]),
+                "metadata.annotations[kubernetes.io/service-account.name]: Required value",
+            ),
+            (
+                secret(Some("Opaque"), &[("..a", "x")]),
+                "data[..a]: Invalid value: \"..a\": must not start with '..'",
+            ),
         ];
         for (s, want) in cases {
             let got = messages(&SecretStrategy.validate(&s));
@@ -261,14 +296,20 @@ mod tests {
         }
         let big = "x".repeat(MAX_SECRET_SIZE + 1);
         let got = messages(&SecretStrategy.validate(&secret(Some("Opaque"), &[("k", &big)])));
-        assert_eq!(got, vec!["data: Too long: may not be more than 1048576 bytes"]);
+        assert_eq!(
+            got,
+            vec!["data: Too long: may not be more than 1048576 bytes"]
+        );
     }
 
     #[test]
     fn immutable_secrets_and_config_maps_refuse_changes() {
         let mut old = secret(Some("Opaque"), &[("a", "1")]);
         old.immutable = Some(true);
-        let mut new = secret(Some("kubernetes.io/tls"), &[("a", "2"), ("tls.crt", ""), ("tls.key", "")]);
+        let mut new = secret(
+            Some("kubernetes.io/tls"),
+            &[("a", "2"), ("tls.crt", ""), ("tls.key", "")],
+        );
         new.immutable = Some(false);
         assert_eq!(
             messages(&SecretStrategy.validate_update(&new, &old)),

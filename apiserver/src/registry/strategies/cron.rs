@@ -8,21 +8,51 @@ struct Bounds {
     names: &'static [(&'static str, u32)],
 }
 
-const MINUTES: Bounds = Bounds { min: 0, max: 59, names: &[] };
-const HOURS: Bounds = Bounds { min: 0, max: 23, names: &[] };
-const DOM: Bounds = Bounds { min: 1, max: 31, names: &[] };
+const MINUTES: Bounds = Bounds {
+    min: 0,
+    max: 59,
+    names: &[],
+};
+const HOURS: Bounds = Bounds {
+    min: 0,
+    max: 23,
+    names: &[],
+};
+const DOM: Bounds = Bounds {
+    min: 1,
+    max: 31,
+    names: &[],
+};
 const MONTHS: Bounds = Bounds {
     min: 1,
     max: 12,
     names: &[
-        ("jan", 1), ("feb", 2), ("mar", 3), ("apr", 4), ("may", 5), ("jun", 6),
-        ("jul", 7), ("aug", 8), ("sep", 9), ("oct", 10), ("nov", 11), ("dec", 12),
+        ("jan", 1),
+        ("feb", 2),
+        ("mar", 3),
+        ("apr", 4),
+        ("may", 5),
+        ("jun", 6),
+        ("jul", 7),
+        ("aug", 8),
+        ("sep", 9),
+        ("oct", 10),
+        ("nov", 11),
+        ("dec", 12),
     ],
 };
 const DOW: Bounds = Bounds {
     min: 0,
     max: 6,
-    names: &[("sun", 0), ("mon", 1), ("tue", 2), ("wed", 3), ("thu", 4), ("fri", 5), ("sat", 6)],
+    names: &[
+        ("sun", 0),
+        ("mon", 1),
+        ("tue", 2),
+        ("wed", 3),
+        ("thu", 4),
+        ("fri", 5),
+        ("sat", 6),
+    ],
 };
 
 /// Parses a standard 5-field spec or a descriptor; `Err` holds the
@@ -105,7 +135,9 @@ fn parse_int(expr: &str) -> Result<u32, String> {
         return Err(format!("negative number ({n}) not allowed: {expr}"));
     }
     u32::try_from(n).map_err(|_| {
-        format!("failed to parse int from {expr}: strconv.Atoi: parsing \"{expr}\": value out of range")
+        format!(
+            "failed to parse int from {expr}: strconv.Atoi: parsing \"{expr}\": value out of range"
+        )
     })
 }
 
@@ -179,18 +211,40 @@ mod tests {
             ("@hourly", Ok(())),
             ("@every 1h30m", Ok(())),
             ("", Err("empty spec string")),
-            ("* * * *", Err("expected exactly 5 fields, found 4: [* * * *]")),
-            ("60 * * * *", Err("end of range (60) above maximum (59): 60")),
-            ("* * 0 * *", Err("beginning of range (0) below minimum (1): 0")),
-            ("5-1 * * * *", Err("beginning of range (5) beyond end of range (1): 5-1")),
-            ("*/0 * * * *", Err("step of range should be a positive number: */0")),
-            ("x * * * *", Err("failed to parse int from x: strconv.Atoi: parsing \"x\": invalid syntax")),
+            (
+                "* * * *",
+                Err("expected exactly 5 fields, found 4: [* * * *]"),
+            ),
+            (
+                "60 * * * *",
+                Err("end of range (60) above maximum (59): 60"),
+            ),
+            (
+                "* * 0 * *",
+                Err("beginning of range (0) below minimum (1): 0"),
+            ),
+            (
+                "5-1 * * * *",
+                Err("beginning of range (5) beyond end of range (1): 5-1"),
+            ),
+            (
+                "*/0 * * * *",
+                Err("step of range should be a positive number: */0"),
+            ),
+            (
+                "x * * * *",
+                Err("failed to parse int from x: strconv.Atoi: parsing \"x\": invalid syntax"),
+            ),
             ("* * * * 7", Err("end of range (7) above maximum (6): 7")),
             ("@fortnightly", Err("unrecognized descriptor: @fortnightly")),
             ("1-2-3 * * * *", Err("too many hyphens: 1-2-3")),
         ];
         for (spec, want) in cases {
-            assert_eq!(parse_standard(spec), want.map_err(str::to_string), "{spec:?}");
+            assert_eq!(
+                parse_standard(spec),
+                want.map_err(str::to_string),
+                "{spec:?}"
+            );
         }
     }
 }

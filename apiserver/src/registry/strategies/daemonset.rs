@@ -45,7 +45,11 @@ fn validate_update_strategy(s: &DaemonSetUpdateStrategy, path: &FieldPath) -> Ve
             }
             errs
         }
-        other => vec![FieldError::not_supported(path, other, &["RollingUpdate", "OnDelete"])],
+        other => vec![FieldError::not_supported(
+            path,
+            other,
+            &["RollingUpdate", "OnDelete"],
+        )],
     }
 }
 
@@ -67,7 +71,10 @@ fn validate_spec(spec: &DaemonSetSpec) -> Vec<FieldError> {
         &path.child("updateStrategy"),
     ));
     if let Some(r) = spec.revision_history_limit {
-        errs.extend(validate_nonnegative(i64::from(r), &path.child("revisionHistoryLimit")));
+        errs.extend(validate_nonnegative(
+            i64::from(r),
+            &path.child("revisionHistoryLimit"),
+        ));
     }
     errs
 }
@@ -98,7 +105,10 @@ impl Strategy for DaemonSetStrategy {
         let new_spec = new.spec.clone().unwrap_or_default();
         let old_spec = old.spec.clone().unwrap_or_default();
         let mut errs = validate_spec(&new_spec);
-        errs.extend(validate_selector_immutable(&new_spec.selector, &old_spec.selector));
+        errs.extend(validate_selector_immutable(
+            &new_spec.selector,
+            &old_spec.selector,
+        ));
         errs
     }
 }
@@ -106,7 +116,9 @@ impl Strategy for DaemonSetStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::strategies::testutil::{defaulted_template_json, messages, meta, selector, template};
+    use crate::registry::strategies::testutil::{
+        defaulted_template_json, messages, meta, selector, template,
+    };
 
     fn daemon_set() -> DaemonSet {
         DaemonSet {
@@ -143,22 +155,47 @@ mod tests {
     fn daemon_set_validation_reports_kubernetes_messages() {
         type Edit = fn(&mut DaemonSetSpec);
         let cases: Vec<(Edit, &str)> = vec![
-            (|s| s.selector = Default::default(),
-             "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for daemonset"),
-            (|s| s.selector = selector(&[("app", "x")]),
-             r#"spec.template.metadata.labels: Invalid value: map[string]string{"app":"agent"}: `selector` does not match template `labels`"#),
-            (|s| {
-                let ru = s.update_strategy.as_mut().and_then(|u| u.rolling_update.as_mut()).expect("defaulted");
-                ru.max_unavailable = Some(IntOrString::Int(0));
-            }, "spec.updateStrategy.rollingUpdate.maxUnavailable: Required value: cannot be 0 when maxSurge is 0"),
-            (|s| {
-                let ru = s.update_strategy.as_mut().and_then(|u| u.rolling_update.as_mut()).expect("defaulted");
-                ru.max_surge = Some(IntOrString::String("10%".into()));
-            }, r#"spec.updateStrategy.rollingUpdate.maxSurge: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:"10%"}: may not be set when maxUnavailable is non-zero"#),
-            (|s| s.update_strategy.as_mut().expect("defaulted").type_ = Some("Sometimes".into()),
-             r#"spec.updateStrategy: Unsupported value: "Sometimes": supported values: "RollingUpdate", "OnDelete""#),
-            (|s| s.template.spec.as_mut().expect("spec").restart_policy = Some("OnFailure".into()),
-             r#"spec.template.spec.restartPolicy: Unsupported value: "OnFailure": supported values: "Always""#),
+            (
+                |s| s.selector = Default::default(),
+                "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for daemonset",
+            ),
+            (
+                |s| s.selector = selector(&[("app", "x")]),
+                r#"spec.template.metadata.labels: Invalid value: map[string]string{"app":"agent"}: `selector` does not match template `labels`"#,
+            ),
+            (
+                |s| {
+                    let ru = s
+                        .update_strategy
+                        .as_mut()
+                        .and_then(|u| u.rolling_update.as_mut())
+                        .expect("defaulted");
+                    ru.max_unavailable = Some(IntOrString::Int(0));
+                },
+                "spec.updateStrategy.rollingUpdate.maxUnavailable: Required value: cannot be 0 when maxSurge is 0",
+            ),
+            (
+                |s| {
+                    let ru = s
+                        .update_strategy
+                        .as_mut()
+                        .and_then(|u| u.rolling_update.as_mut())
+                        .expect("defaulted");
+                    ru.max_surge = Some(IntOrString::String("10%".into()));
+                },
+                r#"spec.updateStrategy.rollingUpdate.maxSurge: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:"10%"}: may not be set when maxUnavailable is non-zero"#,
+            ),
+            (
+                |s| s.update_strategy.as_mut().expect("defaulted").type_ = Some("Sometimes".into()),
+                r#"spec.updateStrategy: Unsupported value: "Sometimes": supported values: "RollingUpdate", "OnDelete""#,
+            ),
+            (
+                |s| {
+                    s.template.spec.as_mut().expect("spec").restart_policy =
+                        Some("OnFailure".into())
+                },
+                r#"spec.template.spec.restartPolicy: Unsupported value: "OnFailure": supported values: "Always""#,
+            ),
         ];
         for (edit, want) in cases {
             let mut ds = daemon_set();

@@ -79,8 +79,15 @@ fn validate_strategy(s: &DeploymentUpdateStrategy, path: &FieldPath) -> Vec<Fiel
 
 fn validate_deployment_spec(spec: &DeploymentSpec) -> Vec<FieldError> {
     let path = FieldPath::new("spec");
-    let mut errs = validate_nonnegative(i64::from(spec.replicas.unwrap_or(0)), &path.child("replicas"));
-    errs.extend(validate_selector(&spec.selector, &path.child("selector"), "deployment"));
+    let mut errs = validate_nonnegative(
+        i64::from(spec.replicas.unwrap_or(0)),
+        &path.child("replicas"),
+    );
+    errs.extend(validate_selector(
+        &spec.selector,
+        &path.child("selector"),
+        "deployment",
+    ));
     errs.extend(validate_controller_template(
         &spec.selector,
         &spec.template,
@@ -92,15 +99,25 @@ fn validate_deployment_spec(spec: &DeploymentSpec) -> Vec<FieldError> {
         &path.child("strategy"),
     ));
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
-    errs.extend(validate_nonnegative(i64::from(min_ready), &path.child("minReadySeconds")));
+    errs.extend(validate_nonnegative(
+        i64::from(min_ready),
+        &path.child("minReadySeconds"),
+    ));
     if let Some(r) = spec.revision_history_limit {
-        errs.extend(validate_nonnegative(i64::from(r), &path.child("revisionHistoryLimit")));
+        errs.extend(validate_nonnegative(
+            i64::from(r),
+            &path.child("revisionHistoryLimit"),
+        ));
     }
     if let Some(p) = spec.progress_deadline_seconds {
         let pp = path.child("progressDeadlineSeconds");
         errs.extend(validate_nonnegative(i64::from(p), &pp));
         if p <= min_ready {
-            errs.push(FieldError::invalid(&pp, p, "must be greater than minReadySeconds"));
+            errs.push(FieldError::invalid(
+                &pp,
+                p,
+                "must be greater than minReadySeconds",
+            ));
         }
     }
     errs
@@ -121,7 +138,10 @@ impl Strategy for DeploymentStrategy {
         let new_spec = new.spec.clone().unwrap_or_default();
         let old_spec = old.spec.clone().unwrap_or_default();
         let mut errs = validate_deployment_spec(&new_spec);
-        errs.extend(validate_selector_immutable(&new_spec.selector, &old_spec.selector));
+        errs.extend(validate_selector_immutable(
+            &new_spec.selector,
+            &old_spec.selector,
+        ));
         errs
     }
 
@@ -141,13 +161,20 @@ impl Strategy for DeploymentStrategy {
 
 fn validate_replica_set_spec(spec: &ReplicaSetSpec) -> Vec<FieldError> {
     let path = FieldPath::new("spec");
-    let mut errs = validate_nonnegative(i64::from(spec.replicas.unwrap_or(0)), &path.child("replicas"));
+    let mut errs = validate_nonnegative(
+        i64::from(spec.replicas.unwrap_or(0)),
+        &path.child("replicas"),
+    );
     errs.extend(validate_nonnegative(
         i64::from(spec.min_ready_seconds.unwrap_or(0)),
         &path.child("minReadySeconds"),
     ));
     // Kubernetes' ReplicaSet validation reuses the Deployment wording.
-    errs.extend(validate_selector(&spec.selector, &path.child("selector"), "deployment"));
+    errs.extend(validate_selector(
+        &spec.selector,
+        &path.child("selector"),
+        "deployment",
+    ));
     let template = spec.template.clone().unwrap_or_default();
     errs.extend(validate_controller_template(
         &spec.selector,
@@ -175,7 +202,10 @@ impl Strategy for ReplicaSetStrategy {
         let new_spec = new.spec.clone().unwrap_or_default();
         let old_spec = old.spec.clone().unwrap_or_default();
         let mut errs = validate_replica_set_spec(&new_spec);
-        errs.extend(validate_selector_immutable(&new_spec.selector, &old_spec.selector));
+        errs.extend(validate_selector_immutable(
+            &new_spec.selector,
+            &old_spec.selector,
+        ));
         errs
     }
 
@@ -204,7 +234,9 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     use super::*;
-    use crate::registry::strategies::testutil::{defaulted_template_json, messages, meta, selector, template};
+    use crate::registry::strategies::testutil::{
+        defaulted_template_json, messages, meta, selector, template,
+    };
 
     fn deployment(sel: &[(&str, &str)], labels: &[(&str, &str)]) -> Deployment {
         Deployment {
@@ -246,29 +278,74 @@ mod tests {
     fn deployment_validation_reports_kubernetes_messages() {
         type Edit = fn(&mut DeploymentSpec);
         let cases: Vec<(&str, Edit, &str)> = vec![
-            ("labels mismatch", |s| s.selector = selector(&[("app", "other")]),
-             r#"spec.template.metadata.labels: Invalid value: map[string]string{"app":"web"}: `selector` does not match template `labels`"#),
-            ("empty selector", |s| s.selector = Default::default(),
-             "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment"),
-            ("negative replicas", |s| s.replicas = Some(-1),
-             "spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
-            ("template restart policy", |s| s.template.spec.as_mut().expect("spec").restart_policy = Some("Never".into()),
-             r#"spec.template.spec.restartPolicy: Unsupported value: "Never": supported values: "Always""#),
-            ("both zero", |s| {
-                let ru = s.strategy.as_mut().and_then(|st| st.rolling_update.as_mut()).expect("defaulted");
-                ru.max_surge = Some(IntOrString::Int(0));
-                ru.max_unavailable = Some(IntOrString::String("0%".into()));
-            }, r#"spec.strategy.rollingUpdate.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:"0%"}: may not be 0 when `maxSurge` is 0"#),
-            ("over 100%", |s| {
-                let ru = s.strategy.as_mut().and_then(|st| st.rolling_update.as_mut()).expect("defaulted");
-                ru.max_unavailable = Some(IntOrString::String("150%".into()));
-            }, r#"spec.strategy.rollingUpdate.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:"150%"}: must not be greater than 100%"#),
-            ("recreate with rolling update", |s| s.strategy.as_mut().expect("defaulted").type_ = Some("Recreate".into()),
-             "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'"),
-            ("progress deadline", |s| { s.min_ready_seconds = Some(700); },
-             "spec.progressDeadlineSeconds: Invalid value: 600: must be greater than minReadySeconds"),
-            ("active deadline", |s| s.template.spec.as_mut().expect("spec").active_deadline_seconds = Some(5),
-             "spec.template.spec.activeDeadlineSeconds: Forbidden: activeDeadlineSeconds in ReplicaSet is not Supported"),
+            (
+                "labels mismatch",
+                |s| s.selector = selector(&[("app", "other")]),
+                r#"spec.template.metadata.labels: Invalid value: map[string]string{"app":"web"}: `selector` does not match template `labels`"#,
+            ),
+            (
+                "empty selector",
+                |s| s.selector = Default::default(),
+                "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment",
+            ),
+            (
+                "negative replicas",
+                |s| s.replicas = Some(-1),
+                "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+            ),
+            (
+                "template restart policy",
+                |s| s.template.spec.as_mut().expect("spec").restart_policy = Some("Never".into()),
+                r#"spec.template.spec.restartPolicy: Unsupported value: "Never": supported values: "Always""#,
+            ),
+            (
+                "both zero",
+                |s| {
+                    let ru = s
+                        .strategy
+                        .as_mut()
+                        .and_then(|st| st.rolling_update.as_mut())
+                        .expect("defaulted");
+                    ru.max_surge = Some(IntOrString::Int(0));
+                    ru.max_unavailable = Some(IntOrString::String("0%".into()));
+                },
+                r#"spec.strategy.rollingUpdate.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:"0%"}: may not be 0 when `maxSurge` is 0"#,
+            ),
+            (
+                "over 100%",
+                |s| {
+                    let ru = s
+                        .strategy
+                        .as_mut()
+                        .and_then(|st| st.rolling_update.as_mut())
+                        .expect("defaulted");
+                    ru.max_unavailable = Some(IntOrString::String("150%".into()));
+                },
+                r#"spec.strategy.rollingUpdate.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:"150%"}: must not be greater than 100%"#,
+            ),
+            (
+                "recreate with rolling update",
+                |s| s.strategy.as_mut().expect("defaulted").type_ = Some("Recreate".into()),
+                "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'",
+            ),
+            (
+                "progress deadline",
+                |s| {
+                    s.min_ready_seconds = Some(700);
+                },
+                "spec.progressDeadlineSeconds: Invalid value: 600: must be greater than minReadySeconds",
+            ),
+            (
+                "active deadline",
+                |s| {
+                    s.template
+                        .spec
+                        .as_mut()
+                        .expect("spec")
+                        .active_deadline_seconds = Some(5)
+                },
+                "spec.template.spec.activeDeadlineSeconds: Forbidden: activeDeadlineSeconds in ReplicaSet is not Supported",
+            ),
         ];
         for (name, edit, want) in cases {
             let mut d = deployment(&[("app", "web")], &[("app", "web")]);
@@ -279,7 +356,10 @@ mod tests {
         }
         let mut ok = deployment(&[("app", "web")], &[("app", "web")]);
         DeploymentStrategy.default(&mut ok);
-        assert_eq!(messages(&DeploymentStrategy.validate(&ok)), Vec::<String>::new());
+        assert_eq!(
+            messages(&DeploymentStrategy.validate(&ok)),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -290,18 +370,21 @@ mod tests {
         new.spec.as_mut().expect("spec").selector = selector(&[("app", "web"), ("v", "1")]);
         assert_eq!(
             messages(&DeploymentStrategy.validate_update(&new, &old)),
-            vec![r#"spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{"app":"web", "v":"1"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"#]
+            vec![
+                r#"spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{"app":"web", "v":"1"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"#
+            ]
         );
     }
 
     #[test]
     fn scale_reports_replicas_and_the_selector_string() {
         let mut d = deployment(&[("app", "web")], &[("app", "web"), ("tier", "a")]);
-        d.spec.as_mut().expect("spec").selector.match_expressions = Some(vec![LabelSelectorRequirement {
-            key: "tier".into(),
-            operator: "In".into(),
-            values: Some(vec!["b".into(), "a".into()]),
-        }]);
+        d.spec.as_mut().expect("spec").selector.match_expressions =
+            Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "In".into(),
+                values: Some(vec!["b".into(), "a".into()]),
+            }]);
         d.status = Some(DeploymentStatus {
             replicas: Some(2),
             ..Default::default()
@@ -335,8 +418,13 @@ mod tests {
         let got = messages(&ReplicaSetStrategy.validate(&rs));
         assert_eq!(
             got,
-            vec!["spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment"]
+            vec![
+                "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment"
+            ]
         );
-        assert_eq!(ReplicaSetStrategy.selectable_fields(&rs), vec![("status.replicas", "0".to_string())]);
+        assert_eq!(
+            ReplicaSetStrategy.selectable_fields(&rs),
+            vec![("status.replicas", "0".to_string())]
+        );
     }
 }

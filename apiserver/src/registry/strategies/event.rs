@@ -84,7 +84,11 @@ impl EventView {
 }
 
 fn too_long(path: &str, limit: usize) -> FieldError {
-    FieldError::invalid(&FieldPath::new(path), "", &format!("can have at most {limit} characters"))
+    FieldError::invalid(
+        &FieldPath::new(path),
+        "",
+        &format!("can have at most {limit} characters"),
+    )
 }
 
 /// `legacyValidateEvent`; `core_v1` names the reporting controller field
@@ -106,17 +110,31 @@ fn legacy_validate(e: &EventView, core_v1: bool) -> Vec<FieldError> {
         if involved_ns.is_empty() && e.namespace != "default" && e.namespace != "kube-system" {
             errs.push(mismatch());
         }
-        let controller_field = if core_v1 { "source" } else { "reportingController" };
+        let controller_field = if core_v1 {
+            "source"
+        } else {
+            "reportingController"
+        };
         let cp = FieldPath::new(controller_field);
         if e.reporting_controller.is_empty() {
             errs.push(FieldError::required(&cp, ""));
         }
-        errs.extend(invalid_all(&cp, &e.reporting_controller, is_qualified_name(&e.reporting_controller)));
+        errs.extend(invalid_all(
+            &cp,
+            &e.reporting_controller,
+            is_qualified_name(&e.reporting_controller),
+        ));
         if e.reporting_instance.is_empty() {
-            errs.push(FieldError::required(&FieldPath::new("reportingInstance"), ""));
+            errs.push(FieldError::required(
+                &FieldPath::new("reportingInstance"),
+                "",
+            ));
         }
         if e.reporting_instance.len() > REPORTING_INSTANCE_LENGTH_LIMIT {
-            errs.push(too_long("reportingInstance", REPORTING_INSTANCE_LENGTH_LIMIT));
+            errs.push(too_long(
+                "reportingInstance",
+                REPORTING_INSTANCE_LENGTH_LIMIT,
+            ));
         }
         if e.action.is_empty() {
             errs.push(FieldError::required(&FieldPath::new("action"), ""));
@@ -134,7 +152,11 @@ fn legacy_validate(e: &EventView, core_v1: bool) -> Vec<FieldError> {
             errs.push(too_long("message", NOTE_LENGTH_LIMIT));
         }
     }
-    errs.extend(invalid_all(&FieldPath::new("namespace"), &e.namespace, is_dns1123_subdomain(&e.namespace)));
+    errs.extend(invalid_all(
+        &FieldPath::new("namespace"),
+        &e.namespace,
+        is_dns1123_subdomain(&e.namespace),
+    ));
     errs
 }
 
@@ -142,10 +164,17 @@ fn validate_series(e: &EventView) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if let Some((count, has_last_observed)) = e.series {
         if count < 2 {
-            errs.push(FieldError::invalid(&FieldPath::new("series.count"), "", "should be at least 2"));
+            errs.push(FieldError::invalid(
+                &FieldPath::new("series.count"),
+                "",
+                "should be at least 2",
+            ));
         }
         if !has_last_observed {
-            errs.push(FieldError::required(&FieldPath::new("series.lastObservedTime"), ""));
+            errs.push(FieldError::required(
+                &FieldPath::new("series.lastObservedTime"),
+                "",
+            ));
         }
     }
     errs
@@ -158,7 +187,11 @@ fn strict_validate(e: &EventView) -> Vec<FieldError> {
         errs.push(FieldError::required(&FieldPath::new("eventTime"), ""));
     }
     if e.type_ != "Normal" && e.type_ != "Warning" {
-        errs.push(FieldError::invalid(&FieldPath::new("type"), "", &format!("has invalid value: {}", e.type_)));
+        errs.push(FieldError::invalid(
+            &FieldPath::new("type"),
+            "",
+            &format!("has invalid value: {}", e.type_),
+        ));
     }
     let unset = [
         ("firstTimestamp", e.has_first_timestamp),
@@ -168,7 +201,11 @@ fn strict_validate(e: &EventView) -> Vec<FieldError> {
     ];
     for (field, set) in unset {
         if set {
-            errs.push(FieldError::invalid(&FieldPath::new(field), "", "needs to be unset"));
+            errs.push(FieldError::invalid(
+                &FieldPath::new(field),
+                "",
+                "needs to be unset",
+            ));
         }
     }
     errs
@@ -176,29 +213,91 @@ fn strict_validate(e: &EventView) -> Vec<FieldError> {
 
 fn immutable_fields(new: &EventsV1Event, old: &EventsV1Event) -> Vec<FieldError> {
     let checks: [(&str, bool, String); 11] = [
-        ("involvedObject", new.regarding == old.regarding, serde_json::to_string(&new.regarding).unwrap_or_default()),
-        ("reason", new.reason == old.reason, format!("{:?}", new.reason.clone().unwrap_or_default())),
-        ("message", new.note == old.note, format!("{:?}", new.note.clone().unwrap_or_default())),
-        ("source", new.deprecated_source == old.deprecated_source, serde_json::to_string(&new.deprecated_source).unwrap_or_default()),
-        ("firstTimestamp", new.deprecated_first_timestamp == old.deprecated_first_timestamp, serde_json::to_string(&new.deprecated_first_timestamp).unwrap_or_default()),
-        ("lastTimestamp", new.deprecated_last_timestamp == old.deprecated_last_timestamp, serde_json::to_string(&new.deprecated_last_timestamp).unwrap_or_default()),
-        ("count", new.deprecated_count == old.deprecated_count, new.deprecated_count.unwrap_or(0).to_string()),
-        ("type", new.type_ == old.type_, format!("{:?}", new.type_.clone().unwrap_or_default())),
-        ("eventTime", new.event_time == old.event_time, serde_json::to_string(&new.event_time).unwrap_or_default()),
-        ("action", new.action == old.action, format!("{:?}", new.action.clone().unwrap_or_default())),
-        ("related", new.related == old.related, serde_json::to_string(&new.related).unwrap_or_default()),
+        (
+            "involvedObject",
+            new.regarding == old.regarding,
+            serde_json::to_string(&new.regarding).unwrap_or_default(),
+        ),
+        (
+            "reason",
+            new.reason == old.reason,
+            format!("{:?}", new.reason.clone().unwrap_or_default()),
+        ),
+        (
+            "message",
+            new.note == old.note,
+            format!("{:?}", new.note.clone().unwrap_or_default()),
+        ),
+        (
+            "source",
+            new.deprecated_source == old.deprecated_source,
+            serde_json::to_string(&new.deprecated_source).unwrap_or_default(),
+        ),
+        (
+            "firstTimestamp",
+            new.deprecated_first_timestamp == old.deprecated_first_timestamp,
+            serde_json::to_string(&new.deprecated_first_timestamp).unwrap_or_default(),
+        ),
+        (
+            "lastTimestamp",
+            new.deprecated_last_timestamp == old.deprecated_last_timestamp,
+            serde_json::to_string(&new.deprecated_last_timestamp).unwrap_or_default(),
+        ),
+        (
+            "count",
+            new.deprecated_count == old.deprecated_count,
+            new.deprecated_count.unwrap_or(0).to_string(),
+        ),
+        (
+            "type",
+            new.type_ == old.type_,
+            format!("{:?}", new.type_.clone().unwrap_or_default()),
+        ),
+        (
+            "eventTime",
+            new.event_time == old.event_time,
+            serde_json::to_string(&new.event_time).unwrap_or_default(),
+        ),
+        (
+            "action",
+            new.action == old.action,
+            format!("{:?}", new.action.clone().unwrap_or_default()),
+        ),
+        (
+            "related",
+            new.related == old.related,
+            serde_json::to_string(&new.related).unwrap_or_default(),
+        ),
     ];
     let mut errs: Vec<FieldError> = checks
         .into_iter()
         .filter(|(_, same, _)| !same)
-        .map(|(field, _, rendered)| super::validation::invalid_rendered(&FieldPath::new(field), rendered, "field is immutable"))
+        .map(|(field, _, rendered)| {
+            super::validation::invalid_rendered(
+                &FieldPath::new(field),
+                rendered,
+                "field is immutable",
+            )
+        })
         .collect();
     for (field, same, value) in [
-        ("reportingController", new.reporting_controller == old.reporting_controller, &new.reporting_controller),
-        ("reportingInstance", new.reporting_instance == old.reporting_instance, &new.reporting_instance),
+        (
+            "reportingController",
+            new.reporting_controller == old.reporting_controller,
+            &new.reporting_controller,
+        ),
+        (
+            "reportingInstance",
+            new.reporting_instance == old.reporting_instance,
+            &new.reporting_instance,
+        ),
     ] {
         if !same {
-            errs.push(FieldError::invalid(&FieldPath::new(field), value.clone().unwrap_or_default(), "field is immutable"));
+            errs.push(FieldError::invalid(
+                &FieldPath::new(field),
+                value.clone().unwrap_or_default(),
+                "field is immutable",
+            ));
         }
     }
     errs
@@ -219,8 +318,14 @@ impl Strategy for EventStrategy {
     fn selectable_fields(&self, e: &Event) -> Vec<(&'static str, String)> {
         let o = &e.involved_object;
         let s = |v: &Option<String>| v.clone().unwrap_or_default();
-        let component = e.source.as_ref().and_then(|s| s.component.clone()).filter(|c| !c.is_empty());
-        let source = component.or_else(|| e.reporting_component.clone()).unwrap_or_default();
+        let component = e
+            .source
+            .as_ref()
+            .and_then(|s| s.component.clone())
+            .filter(|c| !c.is_empty());
+        let source = component
+            .or_else(|| e.reporting_component.clone())
+            .unwrap_or_default();
         vec![
             ("involvedObject.kind", s(&o.kind)),
             ("involvedObject.namespace", s(&o.namespace)),
@@ -330,7 +435,9 @@ mod tests {
         other.involved_object.namespace = Some("kube-system".into());
         assert_eq!(
             messages(&EventStrategy.validate(&other)),
-            vec![r#"involvedObject.namespace: Invalid value: "kube-system": does not match event.namespace"#]
+            vec![
+                r#"involvedObject.namespace: Invalid value: "kube-system": does not match event.namespace"#
+            ]
         );
         let fields = EventStrategy.selectable_fields(&e);
         assert!(fields.contains(&("source", "default-scheduler".to_string())));
@@ -341,22 +448,46 @@ mod tests {
         // As in Kubernetes, an empty controller also fails the qualified-name check.
         let got = messages(&EventStrategy.validate(&new_style));
         assert_eq!(got[0], "source: Required value");
-        assert_eq!(got[1], r#"source: Invalid value: "": name part must be non-empty"#);
-        assert_eq!(got[3..], ["reportingInstance: Required value", "action: Required value"]);
+        assert_eq!(
+            got[1],
+            r#"source: Invalid value: "": name part must be non-empty"#
+        );
+        assert_eq!(
+            got[3..],
+            [
+                "reportingInstance: Required value",
+                "action: Required value"
+            ]
+        );
         assert_eq!(EventStrategy.name_rule(), NameRule::PathSegment);
     }
 
     #[test]
     fn events_v1_events_are_validated_strictly() {
         let e = v1_event();
-        assert_eq!(messages(&EventsV1EventStrategy.validate(&e)), Vec::<String>::new());
+        assert_eq!(
+            messages(&EventsV1EventStrategy.validate(&e)),
+            Vec::<String>::new()
+        );
         type Edit = fn(&mut EventsV1Event);
         let cases: Vec<(Edit, &str)> = vec![
-            (|e| e.type_ = Some("Info".into()), r#"type: Invalid value: "": has invalid value: Info"#),
+            (
+                |e| e.type_ = Some("Info".into()),
+                r#"type: Invalid value: "": has invalid value: Info"#,
+            ),
             (|e| e.event_time = None, "eventTime: Required value"),
-            (|e| e.reporting_controller = None, "reportingController: Required value"),
-            (|e| e.deprecated_count = Some(3), r#"count: Invalid value: "": needs to be unset"#),
-            (|e| e.note = Some("x".repeat(1025)), r#"message: Invalid value: "": can have at most 1024 characters"#),
+            (
+                |e| e.reporting_controller = None,
+                "reportingController: Required value",
+            ),
+            (
+                |e| e.deprecated_count = Some(3),
+                r#"count: Invalid value: "": needs to be unset"#,
+            ),
+            (
+                |e| e.note = Some("x".repeat(1025)),
+                r#"message: Invalid value: "": can have at most 1024 characters"#,
+            ),
         ];
         for (edit, want) in cases {
             let mut e = v1_event();
@@ -370,6 +501,10 @@ mod tests {
             messages(&EventsV1EventStrategy.validate_update(&changed, &e)),
             vec![r#"reason: Invalid value: "Killed": field is immutable"#]
         );
-        assert!(EventsV1EventStrategy.selectable_fields(&e).contains(&("regarding.name", "web".to_string())));
+        assert!(
+            EventsV1EventStrategy
+                .selectable_fields(&e)
+                .contains(&("regarding.name", "web".to_string()))
+        );
     }
 }

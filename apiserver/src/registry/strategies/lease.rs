@@ -18,10 +18,18 @@ impl Strategy for LeaseStrategy {
         let path = FieldPath::new("spec");
         let mut errs = Vec::new();
         if let Some(d) = spec.lease_duration_seconds.filter(|d| *d <= 0) {
-            errs.push(FieldError::invalid(&path.child("leaseDurationSeconds"), d, "must be greater than 0"));
+            errs.push(FieldError::invalid(
+                &path.child("leaseDurationSeconds"),
+                d,
+                "must be greater than 0",
+            ));
         }
         if let Some(t) = spec.lease_transitions.filter(|t| *t < 0) {
-            errs.push(FieldError::invalid(&path.child("leaseTransitions"), t, "must be greater than or equal to 0"));
+            errs.push(FieldError::invalid(
+                &path.child("leaseTransitions"),
+                t,
+                "must be greater than or equal to 0",
+            ));
         }
         let strategy = spec.strategy.clone().unwrap_or_default();
         if let Some(s) = &spec.strategy {
@@ -35,7 +43,12 @@ impl Strategy for LeaseStrategy {
                 errs.extend(invalid_all(&sp, s, is_qualified_name(s)));
             }
         }
-        if spec.preferred_holder.as_deref().is_some_and(|h| !h.is_empty()) && strategy.is_empty() {
+        if spec
+            .preferred_holder
+            .as_deref()
+            .is_some_and(|h| !h.is_empty())
+            && strategy.is_empty()
+        {
             errs.push(FieldError::forbidden(
                 &path.child("preferredHolder"),
                 "may only be specified if `strategy` is defined",
@@ -54,13 +67,19 @@ mod tests {
 
     #[test]
     fn lease_validation_reports_kubernetes_messages() {
-        let lease = |spec: LeaseSpec| Lease { metadata: meta("node-1"), spec: Some(spec) };
-        assert!(LeaseStrategy.validate(&lease(LeaseSpec {
-            holder_identity: Some("node-1".into()),
-            lease_duration_seconds: Some(40),
-            ..Default::default()
-        }))
-        .is_empty());
+        let lease = |spec: LeaseSpec| Lease {
+            metadata: meta("node-1"),
+            spec: Some(spec),
+        };
+        assert!(
+            LeaseStrategy
+                .validate(&lease(LeaseSpec {
+                    holder_identity: Some("node-1".into()),
+                    lease_duration_seconds: Some(40),
+                    ..Default::default()
+                }))
+                .is_empty()
+        );
         let got = messages(&LeaseStrategy.validate(&lease(LeaseSpec {
             lease_duration_seconds: Some(0),
             lease_transitions: Some(-1),

@@ -25,7 +25,9 @@ fn validate_non_special_ip(ip: &str, path: &FieldPath) -> Vec<FieldError> {
     let msg = match addr {
         a if a.is_unspecified() => "may not be unspecified (0.0.0.0)",
         a if a.is_loopback() => "may not be in the loopback range (127.0.0.0/8, ::1/128)",
-        IpAddr::V4(v4) if v4.is_link_local() => "may not be in the link-local range (169.254.0.0/16, fe80::/10)",
+        IpAddr::V4(v4) if v4.is_link_local() => {
+            "may not be in the link-local range (169.254.0.0/16, fe80::/10)"
+        }
         IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80 => {
             "may not be in the link-local range (169.254.0.0/16, fe80::/10)"
         }
@@ -47,7 +49,11 @@ fn validate_address(a: &EndpointAddress, path: &FieldPath) -> Vec<FieldError> {
         errs.extend(validate_dns1123_label(h, &path.child("hostname")));
     }
     if let Some(n) = a.node_name.as_deref() {
-        errs.extend(invalid_all(&path.child("nodeName"), n, is_dns1123_subdomain(n)));
+        errs.extend(invalid_all(
+            &path.child("nodeName"),
+            n,
+            is_dns1123_subdomain(n),
+        ));
     }
     errs.extend(validate_non_special_ip(&a.ip, &ip_path));
     errs
@@ -61,7 +67,10 @@ fn validate_endpoints(ep: &Endpoints) -> Vec<FieldError> {
         let addresses = ss.addresses.as_deref().unwrap_or(&[]);
         let not_ready = ss.not_ready_addresses.as_deref().unwrap_or(&[]);
         if addresses.is_empty() && not_ready.is_empty() {
-            errs.push(FieldError::required(&sp, "must specify `addresses` or `notReadyAddresses`"));
+            errs.push(FieldError::required(
+                &sp,
+                "must specify `addresses` or `notReadyAddresses`",
+            ));
         }
         for (j, a) in addresses.iter().enumerate() {
             errs.extend(validate_address(a, &sp.child("addresses").index(j)));
@@ -81,9 +90,16 @@ fn validate_endpoints(ep: &Endpoints) -> Vec<FieldError> {
             for msg in is_valid_port_num(p.port) {
                 errs.push(FieldError::invalid(&pp.child("port"), p.port, &msg));
             }
-            errs.extend(validate_protocol(p.protocol.as_deref(), &pp.child("protocol")));
+            errs.extend(validate_protocol(
+                p.protocol.as_deref(),
+                &pp.child("protocol"),
+            ));
             if let Some(ap) = p.app_protocol.as_deref() {
-                errs.extend(invalid_all(&pp.child("appProtocol"), ap, is_qualified_name(ap)));
+                errs.extend(invalid_all(
+                    &pp.child("appProtocol"),
+                    ap,
+                    is_qualified_name(ap),
+                ));
             }
         }
     }
@@ -121,7 +137,11 @@ fn validate_fqdn(name: &str, path: &FieldPath) -> Vec<FieldError> {
         return vec![FieldError::invalid(path, name, &errs.join(","))];
     }
     if name.split('.').count() < 2 {
-        return vec![FieldError::invalid(path, name, "should be a domain with at least two segments separated by dots")];
+        return vec![FieldError::invalid(
+            path,
+            name,
+            "should be a domain with at least two segments separated by dots",
+        )];
     }
     for label in name.split('.') {
         let errs = is_dns1123_label(label);
@@ -137,7 +157,9 @@ fn validate_slice(s: &EndpointSlice) -> Vec<FieldError> {
     let at_path = FieldPath::new("addressType");
     match s.address_type.as_str() {
         "" => errs.push(FieldError::required(&at_path, "")),
-        t if !ADDRESS_TYPES.contains(&t) => errs.push(FieldError::not_supported(&at_path, t, ADDRESS_TYPES)),
+        t if !ADDRESS_TYPES.contains(&t) => {
+            errs.push(FieldError::not_supported(&at_path, t, ADDRESS_TYPES))
+        }
         _ => {}
     }
     let ep_path = FieldPath::new("endpoints");
@@ -169,7 +191,11 @@ fn validate_slice(s: &EndpointSlice) -> Vec<FieldError> {
             }
         }
         if let Some(n) = ep.node_name.as_deref() {
-            errs.extend(invalid_all(&ip.child("nodeName"), n, is_dns1123_subdomain(n)));
+            errs.extend(invalid_all(
+                &ip.child("nodeName"),
+                n,
+                is_dns1123_subdomain(n),
+            ));
         }
         if let Some(h) = ep.hostname.as_deref() {
             errs.extend(validate_dns1123_label(h, &ip.child("hostname")));
@@ -189,12 +215,20 @@ fn validate_slice(s: &EndpointSlice) -> Vec<FieldError> {
             None => errs.push(FieldError::required(&pp.child("protocol"), "")),
             Some(proto) => {
                 if !super::pod_validation::PORT_PROTOCOLS.contains(&proto) {
-                    errs.push(FieldError::not_supported(&pp.child("protocol"), proto, super::pod_validation::PORT_PROTOCOLS));
+                    errs.push(FieldError::not_supported(
+                        &pp.child("protocol"),
+                        proto,
+                        super::pod_validation::PORT_PROTOCOLS,
+                    ));
                 }
             }
         }
         if let Some(ap) = p.app_protocol.as_deref() {
-            errs.extend(invalid_all(&pp.child("appProtocol"), ap, is_qualified_name(ap)));
+            errs.extend(invalid_all(
+                &pp.child("appProtocol"),
+                ap,
+                is_qualified_name(ap),
+            ));
         }
     }
     errs
@@ -217,7 +251,11 @@ impl Strategy for EndpointSliceStrategy {
     fn validate_update(&self, new: &EndpointSlice, old: &EndpointSlice) -> Vec<FieldError> {
         let mut errs = validate_slice(new);
         if new.address_type != old.address_type {
-            errs.push(FieldError::invalid(&FieldPath::new("addressType"), &new.address_type, "field is immutable"));
+            errs.push(FieldError::invalid(
+                &FieldPath::new("addressType"),
+                &new.address_type,
+                "field is immutable",
+            ));
         }
         errs
     }
@@ -242,14 +280,28 @@ mod tests {
     fn endpoints_default_protocols_and_validate_addresses() {
         let mut ep = Endpoints {
             metadata: meta("web"),
-            subsets: Some(vec![EndpointSubset {
-                addresses: Some(vec![address("10.0.0.1"), address("127.0.0.1"), address("nope")]),
-                ports: Some(vec![
-                    EndpointPort { name: Some("http".into()), port: 80, ..Default::default() },
-                    EndpointPort { port: 0, ..Default::default() },
-                ]),
-                ..Default::default()
-            }, EndpointSubset::default()]),
+            subsets: Some(vec![
+                EndpointSubset {
+                    addresses: Some(vec![
+                        address("10.0.0.1"),
+                        address("127.0.0.1"),
+                        address("nope"),
+                    ]),
+                    ports: Some(vec![
+                        EndpointPort {
+                            name: Some("http".into()),
+                            port: 80,
+                            ..Default::default()
+                        },
+                        EndpointPort {
+                            port: 0,
+                            ..Default::default()
+                        },
+                    ]),
+                    ..Default::default()
+                },
+                EndpointSubset::default(),
+            ]),
         };
         EndpointsStrategy.default(&mut ep);
         assert_eq!(
@@ -272,7 +324,10 @@ mod tests {
                 addresses: addresses.iter().map(|a| a.to_string()).collect(),
                 ..Default::default()
             }],
-            ports: Some(vec![SlicePort { port: Some(80), ..Default::default() }]),
+            ports: Some(vec![SlicePort {
+                port: Some(80),
+                ..Default::default()
+            }]),
         }
     }
 
@@ -280,17 +335,35 @@ mod tests {
     fn endpoint_slices_check_address_types_and_ports() {
         let mut ok = slice("IPv4", &["10.0.0.1"]);
         EndpointSliceStrategy.default(&mut ok);
-        assert_eq!(serde_json::to_value(&ok.ports).expect("json"), serde_json::json!([{"name": "", "port": 80, "protocol": "TCP"}]));
+        assert_eq!(
+            serde_json::to_value(&ok.ports).expect("json"),
+            serde_json::json!([{"name": "", "port": 80, "protocol": "TCP"}])
+        );
         assert!(EndpointSliceStrategy.validate(&ok).is_empty());
         let cases = [
-            (slice("IPX", &["10.0.0.1"]), r#"addressType: Unsupported value: "IPX": supported values: "FQDN", "IPv4", "IPv6""#),
-            (slice("IPv4", &["fd00::1"]), r#"endpoints[0].addresses[0]: Invalid value: "fd00::1": must be an IPv4 address"#),
-            (slice("IPv4", &[]), "endpoints[0].addresses: Required value: must contain at least 1 address"),
-            (slice("FQDN", &["localhost"]), r#"endpoints[0].addresses[0]: Invalid value: "localhost": should be a domain with at least two segments separated by dots"#),
+            (
+                slice("IPX", &["10.0.0.1"]),
+                r#"addressType: Unsupported value: "IPX": supported values: "FQDN", "IPv4", "IPv6""#,
+            ),
+            (
+                slice("IPv4", &["fd00::1"]),
+                r#"endpoints[0].addresses[0]: Invalid value: "fd00::1": must be an IPv4 address"#,
+            ),
+            (
+                slice("IPv4", &[]),
+                "endpoints[0].addresses: Required value: must contain at least 1 address",
+            ),
+            (
+                slice("FQDN", &["localhost"]),
+                r#"endpoints[0].addresses[0]: Invalid value: "localhost": should be a domain with at least two segments separated by dots"#,
+            ),
         ];
         for (mut s, want) in cases {
             EndpointSliceStrategy.default(&mut s);
-            assert_eq!(messages(&EndpointSliceStrategy.validate(&s)), vec![want.to_string()]);
+            assert_eq!(
+                messages(&EndpointSliceStrategy.validate(&s)),
+                vec![want.to_string()]
+            );
         }
         let mut v6 = ok.clone();
         v6.address_type = "IPv6".into();

@@ -72,7 +72,10 @@ pub fn pod_qos_class(spec: &PodSpec) -> &'static str {
     if requests.is_empty() && limits.is_empty() {
         return "BestEffort";
     }
-    if guaranteed && requests.iter().all(|(k, v)| limits.get(k) == Some(v)) && requests.len() == limits.len() {
+    if guaranteed
+        && requests.iter().all(|(k, v)| limits.get(k) == Some(v))
+        && requests.len() == limits.len()
+    {
         return "Guaranteed";
     }
     "Burstable"
@@ -116,7 +119,8 @@ fn spec_diff(new: &PodSpec, old: &PodSpec) -> String {
 }
 
 fn render(v: Option<&serde_json::Value>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_else(|| "<unset>".to_string())
+    v.map(|v| v.to_string())
+        .unwrap_or_else(|| "<unset>".to_string())
 }
 
 fn validate_pod_update(new: &PodSpec, old: &PodSpec) -> Vec<FieldError> {
@@ -125,11 +129,19 @@ fn validate_pod_update(new: &PodSpec, old: &PodSpec) -> Vec<FieldError> {
     let ads_path = spec_path.child("activeDeadlineSeconds");
     match (new.active_deadline_seconds, old.active_deadline_seconds) {
         (Some(n), _) if !(0..=i64::from(i32::MAX)).contains(&n) => {
-            errs.push(FieldError::invalid(&ads_path, n, "must be between 0 and 2147483647, inclusive"));
+            errs.push(FieldError::invalid(
+                &ads_path,
+                n,
+                "must be between 0 and 2147483647, inclusive",
+            ));
             return errs;
         }
         (Some(n), Some(o)) if o < n => {
-            errs.push(FieldError::invalid(&ads_path, n, "must be less than or equal to previous value"));
+            errs.push(FieldError::invalid(
+                &ads_path,
+                n,
+                "must be less than or equal to previous value",
+            ));
             return errs;
         }
         (None, Some(_)) => {
@@ -144,7 +156,10 @@ fn validate_pod_update(new: &PodSpec, old: &PodSpec) -> Vec<FieldError> {
     if new.containers.len() != old.containers.len()
         || new.init_containers.as_ref().map(Vec::len) != old.init_containers.as_ref().map(Vec::len)
     {
-        errs.push(FieldError::forbidden(&spec_path, &format!("{POD_UPDATE_FORBIDDEN}\n{}", spec_diff(new, old))));
+        errs.push(FieldError::forbidden(
+            &spec_path,
+            &format!("{POD_UPDATE_FORBIDDEN}\n{}", spec_diff(new, old)),
+        ));
         return errs;
     }
     // Copy what may change from the new spec onto the old one; whatever
@@ -170,7 +185,12 @@ fn validate_pod_update(new: &PodSpec, old: &PodSpec) -> Vec<FieldError> {
     }
     // Scheduling gates may only be removed.
     let old_gates = old.scheduling_gates.as_deref().unwrap_or(&[]);
-    if new.scheduling_gates.iter().flatten().all(|g| old_gates.contains(g)) {
+    if new
+        .scheduling_gates
+        .iter()
+        .flatten()
+        .all(|g| old_gates.contains(g))
+    {
         munged.scheduling_gates.clone_from(&old.scheduling_gates);
     }
     if &munged != old {
@@ -179,7 +199,11 @@ fn validate_pod_update(new: &PodSpec, old: &PodSpec) -> Vec<FieldError> {
             &format!("{POD_UPDATE_FORBIDDEN}\n{}", spec_diff(&munged, old)),
         ));
     }
-    errs.extend(only_added_tolerations(new, old, &spec_path.child("tolerations")));
+    errs.extend(only_added_tolerations(
+        new,
+        old,
+        &spec_path.child("tolerations"),
+    ));
     errs
 }
 
@@ -197,12 +221,18 @@ impl Strategy for PodStrategy {
             qos_class: Some(pod_qos_class(spec).to_string()),
             ..Default::default()
         };
-        if spec.scheduling_gates.as_ref().is_some_and(|g| !g.is_empty()) {
+        if spec
+            .scheduling_gates
+            .as_ref()
+            .is_some_and(|g| !g.is_empty())
+        {
             status.conditions = Some(vec![PodCondition {
                 type_: "PodScheduled".to_string(),
                 status: "False".to_string(),
                 reason: Some("SchedulingGated".to_string()),
-                message: Some("Scheduling is blocked due to non-empty scheduling gates".to_string()),
+                message: Some(
+                    "Scheduling is blocked due to non-empty scheduling gates".to_string(),
+                ),
                 ..Default::default()
             }]);
         }
@@ -211,12 +241,19 @@ impl Strategy for PodStrategy {
 
     fn validate(&self, pod: &Pod) -> Vec<FieldError> {
         let empty = PodSpec::default();
-        validate_pod_spec(pod.spec.as_ref().unwrap_or(&empty), &FieldPath::new("spec"), SpecOf::Pod)
+        validate_pod_spec(
+            pod.spec.as_ref().unwrap_or(&empty),
+            &FieldPath::new("spec"),
+            SpecOf::Pod,
+        )
     }
 
     fn validate_update(&self, new: &Pod, old: &Pod) -> Vec<FieldError> {
         let empty = PodSpec::default();
-        validate_pod_update(new.spec.as_ref().unwrap_or(&empty), old.spec.as_ref().unwrap_or(&empty))
+        validate_pod_update(
+            new.spec.as_ref().unwrap_or(&empty),
+            old.spec.as_ref().unwrap_or(&empty),
+        )
     }
 
     fn selectable_fields(&self, pod: &Pod) -> Vec<(&'static str, String)> {
@@ -231,13 +268,28 @@ impl Strategy for PodStrategy {
             .unwrap_or_default();
         vec![
             ("spec.nodeName", spec.node_name.unwrap_or_default()),
-            ("spec.restartPolicy", spec.restart_policy.unwrap_or_default()),
-            ("spec.schedulerName", spec.scheduler_name.unwrap_or_default()),
-            ("spec.serviceAccountName", spec.service_account_name.unwrap_or_default()),
-            ("spec.hostNetwork", spec.host_network.unwrap_or(false).to_string()),
+            (
+                "spec.restartPolicy",
+                spec.restart_policy.unwrap_or_default(),
+            ),
+            (
+                "spec.schedulerName",
+                spec.scheduler_name.unwrap_or_default(),
+            ),
+            (
+                "spec.serviceAccountName",
+                spec.service_account_name.unwrap_or_default(),
+            ),
+            (
+                "spec.hostNetwork",
+                spec.host_network.unwrap_or(false).to_string(),
+            ),
             ("status.phase", status.phase.unwrap_or_default()),
             ("status.podIP", pod_ip),
-            ("status.nominatedNodeName", status.nominated_node_name.unwrap_or_default()),
+            (
+                "status.nominatedNodeName",
+                status.nominated_node_name.unwrap_or_default(),
+            ),
         ]
     }
 }

@@ -90,7 +90,12 @@ pub fn default_pod_spec(spec: &mut PodSpec) {
     set_if_empty(&mut spec.scheduler_name, "default-scheduler");
     // The v1 conversion keeps the deprecated `serviceAccount` in step with
     // `serviceAccountName`, the latter winning.
-    if spec.service_account_name.as_deref().unwrap_or("").is_empty() {
+    if spec
+        .service_account_name
+        .as_deref()
+        .unwrap_or("")
+        .is_empty()
+    {
         if let Some(sa) = spec.service_account.clone().filter(|s| !s.is_empty()) {
             spec.service_account_name = Some(sa);
         }

@@ -138,50 +138,166 @@ fn pod_validation_reports_kubernetes_messages() {
     type Edit = fn(&mut PodSpec);
     let cases: Vec<(Edit, &str)> = vec![
         (|s| s.containers.clear(), "spec.containers: Required value"),
-        (|s| s.containers[0].name = "Web".into(),
-         "spec.containers[0].name: Invalid value: \"Web\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"),
-        (|s| s.containers.push(container("web", "busybox")), r#"spec.containers[1].name: Duplicate value: "web""#),
-        (|s| s.init_containers = Some(vec![container("web", "busybox")]), r#"spec.initContainers[0].name: Duplicate value: "web""#),
-        (|s| s.containers[0].image = None, "spec.containers[0].image: Required value"),
-        (|s| s.containers[0].ports = Some(vec![ContainerPort { container_port: 70000, protocol: Some("TCP".into()), ..Default::default() }]),
-         "spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive"),
-        (|s| s.containers[0].ports = Some(vec![
-            ContainerPort { container_port: 80, name: Some("http".into()), protocol: Some("TCP".into()), ..Default::default() },
-            ContainerPort { container_port: 81, name: Some("http".into()), protocol: Some("TCP".into()), ..Default::default() },
-        ]), r#"spec.containers[0].ports[1].name: Duplicate value: "http""#),
-        (|s| s.containers[0].ports = Some(vec![ContainerPort { container_port: 80, name: Some("a-very-long-port-name".into()), protocol: Some("TCP".into()), ..Default::default() }]),
-         r#"spec.containers[0].ports[0].name: Invalid value: "a-very-long-port-name": must be no more than 15 characters"#),
-        (|s| s.containers[0].ports = Some(vec![ContainerPort { container_port: 80, protocol: Some("ICMP".into()), ..Default::default() }]),
-         r#"spec.containers[0].ports[0].protocol: Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP""#),
-        (|s| s.restart_policy = Some("Sometimes".into()),
-         r#"spec.restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never""#),
-        (|s| s.dns_policy = Some("Google".into()),
-         r#"spec.dnsPolicy: Unsupported value: "Google": supported values: "ClusterFirstWithHostNet", "ClusterFirst", "Default", "None""#),
-        (|s| s.containers[0].resources = resources(&[("cpu", "2")], &[("cpu", "1")]),
-         r#"spec.containers[0].resources.requests: Invalid value: "2": must be less than or equal to cpu limit of 1"#),
-        (|s| s.containers[0].resources = resources(&[("cpu", "-1")], &[]),
-         r#"spec.containers[0].resources.requests[cpu]: Invalid value: "-1": must be greater than or equal to 0"#),
-        (|s| s.containers[0].resources = resources(&[("gpu", "1")], &[]),
-         r#"spec.containers[0].resources.requests[gpu]: Invalid value: "gpu": must be a standard resource for containers"#),
-        (|s| s.containers[0].volume_mounts = Some(vec![VolumeMount { name: "data".into(), mount_path: "/data".into(), ..Default::default() }]),
-         r#"spec.containers[0].volumeMounts[0].name: Not found: "data""#),
-        (|s| s.volumes = Some(vec![
-            Volume { name: "a".into(), empty_dir: Some(Default::default()), ..Default::default() },
-            Volume { name: "a".into(), empty_dir: Some(Default::default()), ..Default::default() },
-        ]), r#"spec.volumes[1].name: Duplicate value: "a""#),
-        (|s| s.containers[0].env = Some(vec![EnvVar { name: "A=B".into(), ..Default::default() }]),
-         r#"spec.containers[0].env[0].name: Invalid value: "A=B": a valid environment variable name must consist only of printable ASCII characters other than '='"#),
-        (|s| s.containers[0].liveness_probe = Some(Probe { success_threshold: Some(2), failure_threshold: Some(3), period_seconds: Some(10), timeout_seconds: Some(1),
-            tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(80), host: None }), ..Default::default() }),
-         "spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1"),
-        (|s| s.containers[0].readiness_probe = Some(Probe::default()),
-         "spec.containers[0].readinessProbe: Required value: must specify a handler type"),
-        (|s| s.tolerations = Some(vec![Toleration { operator: Some("Equal".into()), value: Some("x".into()), ..Default::default() }]),
-         "spec.tolerations[0].operator: Invalid value: \"Equal\": operator must be Exists when `key` is empty, which means \"match all values and all keys\""),
-        (|s| s.active_deadline_seconds = Some(0),
-         "spec.activeDeadlineSeconds: Invalid value: 0: must be between 1 and 2147483647, inclusive"),
-        (|s| s.containers[0].restart_policy = Some("Always".into()),
-         "spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers"),
+        (
+            |s| s.containers[0].name = "Web".into(),
+            "spec.containers[0].name: Invalid value: \"Web\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+        ),
+        (
+            |s| s.containers.push(container("web", "busybox")),
+            r#"spec.containers[1].name: Duplicate value: "web""#,
+        ),
+        (
+            |s| s.init_containers = Some(vec![container("web", "busybox")]),
+            r#"spec.initContainers[0].name: Duplicate value: "web""#,
+        ),
+        (
+            |s| s.containers[0].image = None,
+            "spec.containers[0].image: Required value",
+        ),
+        (
+            |s| {
+                s.containers[0].ports = Some(vec![ContainerPort {
+                    container_port: 70000,
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                }])
+            },
+            "spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
+        ),
+        (
+            |s| {
+                s.containers[0].ports = Some(vec![
+                    ContainerPort {
+                        container_port: 80,
+                        name: Some("http".into()),
+                        protocol: Some("TCP".into()),
+                        ..Default::default()
+                    },
+                    ContainerPort {
+                        container_port: 81,
+                        name: Some("http".into()),
+                        protocol: Some("TCP".into()),
+                        ..Default::default()
+                    },
+                ])
+            },
+            r#"spec.containers[0].ports[1].name: Duplicate value: "http""#,
+        ),
+        (
+            |s| {
+                s.containers[0].ports = Some(vec![ContainerPort {
+                    container_port: 80,
+                    name: Some("a-very-long-port-name".into()),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                }])
+            },
+            r#"spec.containers[0].ports[0].name: Invalid value: "a-very-long-port-name": must be no more than 15 characters"#,
+        ),
+        (
+            |s| {
+                s.containers[0].ports = Some(vec![ContainerPort {
+                    container_port: 80,
+                    protocol: Some("ICMP".into()),
+                    ..Default::default()
+                }])
+            },
+            r#"spec.containers[0].ports[0].protocol: Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP""#,
+        ),
+        (
+            |s| s.restart_policy = Some("Sometimes".into()),
+            r#"spec.restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never""#,
+        ),
+        (
+            |s| s.dns_policy = Some("Google".into()),
+            r#"spec.dnsPolicy: Unsupported value: "Google": supported values: "ClusterFirstWithHostNet", "ClusterFirst", "Default", "None""#,
+        ),
+        (
+            |s| s.containers[0].resources = resources(&[("cpu", "2")], &[("cpu", "1")]),
+            r#"spec.containers[0].resources.requests: Invalid value: "2": must be less than or equal to cpu limit of 1"#,
+        ),
+        (
+            |s| s.containers[0].resources = resources(&[("cpu", "-1")], &[]),
+            r#"spec.containers[0].resources.requests[cpu]: Invalid value: "-1": must be greater than or equal to 0"#,
+        ),
+        (
+            |s| s.containers[0].resources = resources(&[("gpu", "1")], &[]),
+            r#"spec.containers[0].resources.requests[gpu]: Invalid value: "gpu": must be a standard resource for containers"#,
+        ),
+        (
+            |s| {
+                s.containers[0].volume_mounts = Some(vec![VolumeMount {
+                    name: "data".into(),
+                    mount_path: "/data".into(),
+                    ..Default::default()
+                }])
+            },
+            r#"spec.containers[0].volumeMounts[0].name: Not found: "data""#,
+        ),
+        (
+            |s| {
+                s.volumes = Some(vec![
+                    Volume {
+                        name: "a".into(),
+                        empty_dir: Some(Default::default()),
+                        ..Default::default()
+                    },
+                    Volume {
+                        name: "a".into(),
+                        empty_dir: Some(Default::default()),
+                        ..Default::default()
+                    },
+                ])
+            },
+            r#"spec.volumes[1].name: Duplicate value: "a""#,
+        ),
+        (
+            |s| {
+                s.containers[0].env = Some(vec![EnvVar {
+                    name: "A=B".into(),
+                    ..Default::default()
+                }])
+            },
+            r#"spec.containers[0].env[0].name: Invalid value: "A=B": a valid environment variable name must consist only of printable ASCII characters other than '='"#,
+        ),
+        (
+            |s| {
+                s.containers[0].liveness_probe = Some(Probe {
+                    success_threshold: Some(2),
+                    failure_threshold: Some(3),
+                    period_seconds: Some(10),
+                    timeout_seconds: Some(1),
+                    tcp_socket: Some(TCPSocketAction {
+                        port: IntOrString::Int(80),
+                        host: None,
+                    }),
+                    ..Default::default()
+                })
+            },
+            "spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1",
+        ),
+        (
+            |s| s.containers[0].readiness_probe = Some(Probe::default()),
+            "spec.containers[0].readinessProbe: Required value: must specify a handler type",
+        ),
+        (
+            |s| {
+                s.tolerations = Some(vec![Toleration {
+                    operator: Some("Equal".into()),
+                    value: Some("x".into()),
+                    ..Default::default()
+                }])
+            },
+            "spec.tolerations[0].operator: Invalid value: \"Equal\": operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
+        ),
+        (
+            |s| s.active_deadline_seconds = Some(0),
+            "spec.activeDeadlineSeconds: Invalid value: 0: must be between 1 and 2147483647, inclusive",
+        ),
+        (
+            |s| s.containers[0].restart_policy = Some("Always".into()),
+            "spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers",
+        ),
     ];
     for (edit, want) in cases {
         let mut p = defaulted(pod(vec![container("web", "nginx:1.27")]));
@@ -207,7 +323,9 @@ fn pod_updates_may_change_only_images_deadlines_and_added_tolerations() {
     let got = messages(&PodStrategy.validate_update(&old, &added));
     assert_eq!(
         got,
-        vec!["spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds"]
+        vec![
+            "spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds"
+        ]
     );
 
     let mut port = old.clone();
@@ -218,20 +336,31 @@ fn pod_updates_may_change_only_images_deadlines_and_added_tolerations() {
     }]);
     let got = messages(&PodStrategy.validate_update(&port, &old));
     assert_eq!(got.len(), 1, "{got:#?}");
-    assert!(got[0].starts_with(&format!("spec: Forbidden: {POD_UPDATE_FORBIDDEN}\n")), "{got:#?}");
+    assert!(
+        got[0].starts_with(&format!("spec: Forbidden: {POD_UPDATE_FORBIDDEN}\n")),
+        "{got:#?}"
+    );
 
     let mut deadline = old.clone();
-    deadline.spec.as_mut().expect("spec").active_deadline_seconds = Some(30);
+    deadline
+        .spec
+        .as_mut()
+        .expect("spec")
+        .active_deadline_seconds = Some(30);
     assert!(PodStrategy.validate_update(&deadline, &old).is_empty());
     let mut longer = deadline.clone();
     longer.spec.as_mut().expect("spec").active_deadline_seconds = Some(60);
     assert_eq!(
         messages(&PodStrategy.validate_update(&longer, &deadline)),
-        vec!["spec.activeDeadlineSeconds: Invalid value: 60: must be less than or equal to previous value"]
+        vec![
+            "spec.activeDeadlineSeconds: Invalid value: 60: must be less than or equal to previous value"
+        ]
     );
     assert_eq!(
         messages(&PodStrategy.validate_update(&old, &deadline)),
-        vec!["spec.activeDeadlineSeconds: Invalid value: null: must not update from a positive integer to nil value"]
+        vec![
+            "spec.activeDeadlineSeconds: Invalid value: null: must not update from a positive integer to nil value"
+        ]
     );
 }
 

@@ -56,7 +56,11 @@ pub fn validate_pod_template(t: &PodTemplateSpec, path: &FieldPath) -> Vec<Field
     }
     let empty = PodSpec::default();
     let spec = t.spec.as_ref().unwrap_or(&empty);
-    errs.extend(validate_pod_spec(spec, &path.child("spec"), SpecOf::Template));
+    errs.extend(validate_pod_spec(
+        spec,
+        &path.child("spec"),
+        SpecOf::Template,
+    ));
     errs
 }
 
@@ -81,17 +85,29 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, of: SpecOf) -> Vec<Fi
                 "may not be set for non-init containers",
             ));
         }
-        for (field, probe) in [("livenessProbe", &c.liveness_probe), ("startupProbe", &c.startup_probe)] {
+        for (field, probe) in [
+            ("livenessProbe", &c.liveness_probe),
+            ("startupProbe", &c.startup_probe),
+        ] {
             if let Some(probe) = probe {
                 let st = probe.success_threshold.unwrap_or(0);
                 if st != 1 {
-                    errs.push(FieldError::invalid(&p.child(field).child("successThreshold"), st, "must be 1"));
+                    errs.push(FieldError::invalid(
+                        &p.child(field).child("successThreshold"),
+                        st,
+                        "must be 1",
+                    ));
                 }
             }
         }
-        if let Some(tgps) = c.readiness_probe.as_ref().and_then(|r| r.termination_grace_period_seconds) {
+        if let Some(tgps) = c
+            .readiness_probe
+            .as_ref()
+            .and_then(|r| r.termination_grace_period_seconds)
+        {
             errs.push(FieldError::invalid(
-                &p.child("readinessProbe").child("terminationGracePeriodSeconds"),
+                &p.child("readinessProbe")
+                    .child("terminationGracePeriodSeconds"),
                 tgps,
                 "must not be set for readinessProbes",
             ));
@@ -103,7 +119,11 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, of: SpecOf) -> Vec<Fi
         errs.extend(validate_container(c, &p, &volume_names, &mut names, of));
         let sidecar = c.restart_policy.as_deref() == Some("Always");
         if let Some(rp) = c.restart_policy.as_deref().filter(|rp| *rp != "Always") {
-            errs.push(FieldError::not_supported(&p.child("restartPolicy"), rp, &["Always"]));
+            errs.push(FieldError::not_supported(
+                &p.child("restartPolicy"),
+                rp,
+                &["Always"],
+            ));
         }
         if !sidecar {
             let forbidden = [
@@ -127,7 +147,11 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, of: SpecOf) -> Vec<Fi
             for (j, port) in c.ports.iter().flatten().enumerate() {
                 if port.host_port.is_some_and(|h| h != port.container_port) {
                     errs.push(FieldError::invalid(
-                        &cpath.index(i).child("ports").index(j).child("containerPort"),
+                        &cpath
+                            .index(i)
+                            .child("ports")
+                            .index(j)
+                            .child("containerPort"),
                         port.container_port,
                         "must match `hostPort` when `hostNetwork` is true",
                     ));
@@ -139,13 +163,21 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, of: SpecOf) -> Vec<Fi
     if rp.is_empty() {
         errs.push(FieldError::required(&path.child("restartPolicy"), ""));
     } else if !RESTART_POLICIES.contains(&rp) {
-        errs.push(FieldError::not_supported(&path.child("restartPolicy"), rp, RESTART_POLICIES));
+        errs.push(FieldError::not_supported(
+            &path.child("restartPolicy"),
+            rp,
+            RESTART_POLICIES,
+        ));
     }
     let dp = spec.dns_policy.as_deref().unwrap_or("");
     if dp.is_empty() {
         errs.push(FieldError::required(&path.child("dnsPolicy"), ""));
     } else if !DNS_POLICIES.contains(&dp) {
-        errs.push(FieldError::not_supported(&path.child("dnsPolicy"), dp, DNS_POLICIES));
+        errs.push(FieldError::not_supported(
+            &path.child("dnsPolicy"),
+            dp,
+            DNS_POLICIES,
+        ));
     } else if dp == "None" && spec.dns_config.is_none() {
         errs.push(FieldError::required(
             &path.child("dnsConfig"),
@@ -155,7 +187,10 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, of: SpecOf) -> Vec<Fi
     if let Some(sel) = &spec.node_selector {
         errs.extend(validate_labels(sel, &path.child("nodeSelector")));
     }
-    errs.extend(validate_tolerations(spec.tolerations.as_deref().unwrap_or(&[]), &path.child("tolerations")));
+    errs.extend(validate_tolerations(
+        spec.tolerations.as_deref().unwrap_or(&[]),
+        &path.child("tolerations"),
+    ));
     let subdomain_fields = [
         ("serviceAccountName", &spec.service_account_name),
         ("nodeName", &spec.node_name),
@@ -204,16 +239,25 @@ fn validate_volumes(volumes: &[Volume], path: &FieldPath) -> (BTreeSet<String>, 
         if sources == 0 {
             errs.push(FieldError::required(&p, "must specify a volume type"));
         } else if sources > 1 {
-            errs.push(FieldError::forbidden(&p, "may not specify more than 1 volume type"));
+            errs.push(FieldError::forbidden(
+                &p,
+                "may not specify more than 1 volume type",
+            ));
         }
         if let Some(cm) = &v.config_map {
             if cm.name.is_empty() {
-                errs.push(FieldError::required(&p.child("configMap").child("name"), ""));
+                errs.push(FieldError::required(
+                    &p.child("configMap").child("name"),
+                    "",
+                ));
             }
         }
         if let Some(s) = &v.secret {
             if s.secret_name.as_deref().unwrap_or("").is_empty() {
-                errs.push(FieldError::required(&p.child("secret").child("secretName"), ""));
+                errs.push(FieldError::required(
+                    &p.child("secret").child("secretName"),
+                    "",
+                ));
             }
         }
         if let Some(h) = &v.host_path {
@@ -284,7 +328,11 @@ fn validate_container(
             errs.push(FieldError::required(&pp.child("containerPort"), ""));
         } else {
             for msg in is_valid_port_num(port.container_port) {
-                errs.push(FieldError::invalid(&pp.child("containerPort"), port.container_port, &msg));
+                errs.push(FieldError::invalid(
+                    &pp.child("containerPort"),
+                    port.container_port,
+                    &msg,
+                ));
             }
         }
         if let Some(hp) = port.host_port.filter(|h| *h != 0) {
@@ -292,9 +340,15 @@ fn validate_container(
                 errs.push(FieldError::invalid(&pp.child("hostPort"), hp, &msg));
             }
         }
-        errs.extend(validate_protocol(port.protocol.as_deref(), &pp.child("protocol")));
+        errs.extend(validate_protocol(
+            port.protocol.as_deref(),
+            &pp.child("protocol"),
+        ));
     }
-    errs.extend(validate_env(c.env.as_deref().unwrap_or(&[]), &p.child("env")));
+    errs.extend(validate_env(
+        c.env.as_deref().unwrap_or(&[]),
+        &p.child("env"),
+    ));
     let mut mount_paths = BTreeSet::new();
     for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
         let mp = p.child("volumeMounts").index(i);
@@ -308,7 +362,11 @@ fn validate_container(
             errs.push(FieldError::required(&mp.child("mountPath"), ""));
         }
         if !mount_paths.insert(m.mount_path.clone()) {
-            errs.push(FieldError::invalid(&mp.child("mountPath"), &m.mount_path, "must be unique"));
+            errs.push(FieldError::invalid(
+                &mp.child("mountPath"),
+                &m.mount_path,
+                "must be unique",
+            ));
         }
         if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
             errs.extend(validate_local_descending_path(sub, &mp.child("subPath")));
@@ -330,7 +388,11 @@ fn validate_container(
     if pull.is_empty() {
         errs.push(FieldError::required(&p.child("imagePullPolicy"), ""));
     } else if !PULL_POLICIES.contains(&pull) {
-        errs.push(FieldError::not_supported(&p.child("imagePullPolicy"), pull, PULL_POLICIES));
+        errs.push(FieldError::not_supported(
+            &p.child("imagePullPolicy"),
+            pull,
+            PULL_POLICIES,
+        ));
     }
     match c.termination_message_policy.as_deref().unwrap_or("") {
         "File" | "FallbackToLogsOnError" => {}
@@ -385,7 +447,11 @@ fn validate_env(vars: &[EnvVar], path: &FieldPath) -> Vec<FieldError> {
         if ev.name.is_empty() {
             errs.push(FieldError::required(&p.child("name"), ""));
         } else {
-            errs.extend(invalid_all(&p.child("name"), &ev.name, is_env_var_name(&ev.name)));
+            errs.extend(invalid_all(
+                &p.child("name"),
+                &ev.name,
+                is_env_var_name(&ev.name),
+            ));
         }
         let Some(from) = &ev.value_from else { continue };
         let fp = p.child("valueFrom");
@@ -399,22 +465,42 @@ fn validate_env(vars: &[EnvVar], path: &FieldPath) -> Vec<FieldError> {
                 errs.push(FieldError::required(&rp.child("fieldPath"), ""));
             } else if let Some((field, key)) = split_subscript(&f.field_path) {
                 match field {
-                    "metadata.annotations" => {
-                        errs.extend(invalid_all(&rp, &key.to_lowercase(), is_qualified_name(&key.to_lowercase())))
-                    }
+                    "metadata.annotations" => errs.extend(invalid_all(
+                        &rp,
+                        &key.to_lowercase(),
+                        is_qualified_name(&key.to_lowercase()),
+                    )),
                     "metadata.labels" => errs.extend(invalid_all(&rp, key, is_qualified_name(key))),
-                    other => errs.push(FieldError::invalid(&rp, other, "does not support subscript")),
+                    other => errs.push(FieldError::invalid(
+                        &rp,
+                        other,
+                        "does not support subscript",
+                    )),
                 }
             } else if !ENV_FIELD_PATHS.contains(&f.field_path.as_str()) {
-                errs.push(FieldError::not_supported(&rp.child("fieldPath"), &f.field_path, ENV_FIELD_PATHS));
+                errs.push(FieldError::not_supported(
+                    &rp.child("fieldPath"),
+                    &f.field_path,
+                    ENV_FIELD_PATHS,
+                ));
             }
         }
         if from.resource_field_ref.is_some() {
             sources += 1;
         }
         let key_refs = [
-            ("configMapKeyRef", from.config_map_key_ref.as_ref().map(|r| (r.name.as_str(), r.key.as_str()))),
-            ("secretKeyRef", from.secret_key_ref.as_ref().map(|r| (r.name.as_str(), r.key.as_str()))),
+            (
+                "configMapKeyRef",
+                from.config_map_key_ref
+                    .as_ref()
+                    .map(|r| (r.name.as_str(), r.key.as_str())),
+            ),
+            (
+                "secretKeyRef",
+                from.secret_key_ref
+                    .as_ref()
+                    .map(|r| (r.name.as_str(), r.key.as_str())),
+            ),
         ];
         for (field, r) in key_refs {
             let Some((name, key)) = r else { continue };
@@ -423,7 +509,11 @@ fn validate_env(vars: &[EnvVar], path: &FieldPath) -> Vec<FieldError> {
             if name.is_empty() {
                 errs.push(FieldError::required(&rp.child("name"), ""));
             } else {
-                errs.extend(invalid_all(&rp.child("name"), name, is_dns1123_subdomain(name)));
+                errs.extend(invalid_all(
+                    &rp.child("name"),
+                    name,
+                    is_dns1123_subdomain(name),
+                ));
             }
             if key.is_empty() {
                 errs.push(FieldError::required(&rp.child("key"), ""));
@@ -438,9 +528,17 @@ fn validate_env(vars: &[EnvVar], path: &FieldPath) -> Vec<FieldError> {
                 "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
             ));
         } else if !ev.value.as_deref().unwrap_or("").is_empty() {
-            errs.push(FieldError::invalid(&fp, "", "may not be specified when `value` is not empty"));
+            errs.push(FieldError::invalid(
+                &fp,
+                "",
+                "may not be specified when `value` is not empty",
+            ));
         } else if sources > 1 {
-            errs.push(FieldError::invalid(&fp, "", "may not have more than one field specified at a time"));
+            errs.push(FieldError::invalid(
+                &fp,
+                "",
+                "may not have more than one field specified at a time",
+            ));
         }
     }
     errs
@@ -461,13 +559,24 @@ fn overcommit_allowed(name: &str) -> bool {
 
 fn quantity_errors(name: &str, q: &Quantity, path: &FieldPath) -> (Option<i128>, Vec<FieldError>) {
     let mut errs = invalid_all(path, name, is_qualified_name(name));
-    if !name.contains('/') && !STANDARD_CONTAINER_RESOURCES.contains(&name) && !name.starts_with("hugepages-") {
-        errs.push(FieldError::invalid(path, name, "must be a standard resource for containers"));
+    if !name.contains('/')
+        && !STANDARD_CONTAINER_RESOURCES.contains(&name)
+        && !name.starts_with("hugepages-")
+    {
+        errs.push(FieldError::invalid(
+            path,
+            name,
+            "must be a standard resource for containers",
+        ));
     }
     let value = parse_nanos(q);
     match value {
         None => errs.push(FieldError::invalid(path, &q.0, QUANTITY_FORMAT_ERROR)),
-        Some(v) if v < 0 => errs.push(FieldError::invalid(path, &q.0, "must be greater than or equal to 0")),
+        Some(v) if v < 0 => errs.push(FieldError::invalid(
+            path,
+            &q.0,
+            "must be greater than or equal to 0",
+        )),
         Some(_) => {}
     }
     (value, errs)
@@ -530,7 +639,10 @@ fn validate_probe(p: &Probe, path: &FieldPath) -> Vec<FieldError> {
         if set {
             count += 1;
             if count > 1 {
-                errs.push(FieldError::forbidden(&path.child(field), "may not specify more than 1 handler type"));
+                errs.push(FieldError::forbidden(
+                    &path.child(field),
+                    "may not specify more than 1 handler type",
+                ));
             }
         }
     }
@@ -539,7 +651,10 @@ fn validate_probe(p: &Probe, path: &FieldPath) -> Vec<FieldError> {
     }
     if let Some(e) = &p.exec {
         if e.command.as_deref().unwrap_or(&[]).is_empty() {
-            errs.push(FieldError::required(&path.child("exec").child("command"), ""));
+            errs.push(FieldError::required(
+                &path.child("exec").child("command"),
+                "",
+            ));
         }
     }
     if let Some(h) = &p.http_get {
@@ -550,15 +665,26 @@ fn validate_probe(p: &Probe, path: &FieldPath) -> Vec<FieldError> {
         errs.extend(validate_port_num_or_name(&h.port, &hp.child("port")));
         let scheme = h.scheme.as_deref().unwrap_or("");
         if !["HTTP", "HTTPS"].contains(&scheme) {
-            errs.push(FieldError::not_supported(&hp.child("scheme"), scheme, &["HTTP", "HTTPS"]));
+            errs.push(FieldError::not_supported(
+                &hp.child("scheme"),
+                scheme,
+                &["HTTP", "HTTPS"],
+            ));
         }
     }
     if let Some(t) = &p.tcp_socket {
-        errs.extend(validate_port_num_or_name(&t.port, &path.child("tcpSocket").child("port")));
+        errs.extend(validate_port_num_or_name(
+            &t.port,
+            &path.child("tcpSocket").child("port"),
+        ));
     }
     if let Some(g) = &p.grpc {
         for msg in is_valid_port_num(g.port) {
-            errs.push(FieldError::invalid(&path.child("grpc").child("port"), g.port, &msg));
+            errs.push(FieldError::invalid(
+                &path.child("grpc").child("port"),
+                g.port,
+                &msg,
+            ));
         }
     }
     let numbers = [
@@ -569,10 +695,17 @@ fn validate_probe(p: &Probe, path: &FieldPath) -> Vec<FieldError> {
         ("failureThreshold", p.failure_threshold),
     ];
     for (field, v) in numbers {
-        errs.extend(validate_nonnegative(i64::from(v.unwrap_or(0)), &path.child(field)));
+        errs.extend(validate_nonnegative(
+            i64::from(v.unwrap_or(0)),
+            &path.child(field),
+        ));
     }
     if let Some(t) = p.termination_grace_period_seconds.filter(|t| *t <= 0) {
-        errs.push(FieldError::invalid(&path.child("terminationGracePeriodSeconds"), t, "must be greater than 0"));
+        errs.push(FieldError::invalid(
+            &path.child("terminationGracePeriodSeconds"),
+            t,
+            "must be greater than 0",
+        ));
     }
     errs
 }
@@ -606,7 +739,11 @@ pub fn validate_tolerations(tolerations: &[Toleration], path: &FieldPath) -> Vec
             ));
         }
         match operator {
-            "" | "Equal" => errs.extend(invalid_all(&p.child("operator"), value, is_valid_label_value(value))),
+            "" | "Equal" => errs.extend(invalid_all(
+                &p.child("operator"),
+                value,
+                is_valid_label_value(value),
+            )),
             "Exists" => {
                 if !value.is_empty() {
                     errs.push(FieldError::invalid(
@@ -616,10 +753,18 @@ pub fn validate_tolerations(tolerations: &[Toleration], path: &FieldPath) -> Vec
                     ));
                 }
             }
-            other => errs.push(FieldError::not_supported(&p.child("operator"), other, &["Equal", "Exists"])),
+            other => errs.push(FieldError::not_supported(
+                &p.child("operator"),
+                other,
+                &["Equal", "Exists"],
+            )),
         }
         if !effect.is_empty() && !TOLERATION_EFFECTS.contains(&effect) {
-            errs.push(FieldError::not_supported(&p.child("effect"), effect, TOLERATION_EFFECTS));
+            errs.push(FieldError::not_supported(
+                &p.child("effect"),
+                effect,
+                TOLERATION_EFFECTS,
+            ));
         }
     }
     errs

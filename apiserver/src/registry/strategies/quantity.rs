@@ -31,7 +31,9 @@ fn parse_str(s: &str) -> Option<i128> {
     let digits = format!("{int_part}{frac_part}");
     let mut mantissa: i128 = 0;
     for d in digits.bytes() {
-        mantissa = mantissa.saturating_mul(10).saturating_add(i128::from(d - b'0'));
+        mantissa = mantissa
+            .saturating_mul(10)
+            .saturating_add(i128::from(d - b'0'));
     }
     let scale = frac_part.len() as i32;
     let (binary, decimal_exp): (u32, i32) = match suffix {

@@ -34,7 +34,8 @@ fn is_headless(spec: &ServiceSpec) -> bool {
 /// `service.ExternallyAccessible`.
 fn externally_accessible(spec: &ServiceSpec) -> bool {
     matches!(type_of(spec), "LoadBalancer" | "NodePort")
-        || (type_of(spec) == "ClusterIP" && spec.external_ips.as_ref().is_some_and(|e| !e.is_empty()))
+        || (type_of(spec) == "ClusterIP"
+            && spec.external_ips.as_ref().is_some_and(|e| !e.is_empty()))
 }
 
 fn default_service(spec: &mut ServiceSpec) {
@@ -77,11 +78,19 @@ fn default_service(spec: &mut ServiceSpec) {
             port.target_port = Some(IntOrString::Int(port.port));
         }
     }
-    if externally_accessible(spec) && spec.external_traffic_policy.as_deref().unwrap_or("").is_empty() {
+    if externally_accessible(spec)
+        && spec
+            .external_traffic_policy
+            .as_deref()
+            .unwrap_or("")
+            .is_empty()
+    {
         spec.external_traffic_policy = Some("Cluster".to_string());
     }
     let ty = type_of(spec).to_string();
-    if spec.internal_traffic_policy.is_none() && matches!(ty.as_str(), "NodePort" | "LoadBalancer" | "ClusterIP") {
+    if spec.internal_traffic_policy.is_none()
+        && matches!(ty.as_str(), "NodePort" | "LoadBalancer" | "ClusterIP")
+    {
         spec.internal_traffic_policy = Some("Cluster".to_string());
     }
     if ty == "LoadBalancer" {
@@ -93,7 +102,11 @@ fn default_service(spec: &mut ServiceSpec) {
         if spec.ip_family_policy.is_none() {
             let selectorless_headless =
                 is_headless(spec) && spec.selector.as_ref().is_none_or(|s| s.is_empty());
-            let policy = if selectorless_headless { "RequireDualStack" } else { "SingleStack" };
+            let policy = if selectorless_headless {
+                "RequireDualStack"
+            } else {
+                "SingleStack"
+            };
             spec.ip_family_policy = Some(policy.to_string());
         }
         if spec.ip_families.as_ref().is_none_or(|f| f.is_empty()) {
@@ -115,7 +128,11 @@ fn validate_service(svc: &Service) -> Vec<FieldError> {
     // 1123 label form, this adds the leading-letter rule.
     if let Some(name) = svc.metadata.name.as_deref() {
         if is_dns1123_label(name).is_empty() {
-            errs.extend(invalid_all(&FieldPath::new("metadata").child("name"), name, is_dns1035_label(name)));
+            errs.extend(invalid_all(
+                &FieldPath::new("metadata").child("name"),
+                name,
+                is_dns1035_label(name),
+            ));
         }
     }
     let spec = svc.spec.clone().unwrap_or_default();
@@ -128,14 +145,21 @@ fn validate_service(svc: &Service) -> Vec<FieldError> {
     }
     if ty == "ExternalName" {
         if spec.cluster_ip.as_deref().is_some_and(|ip| !ip.is_empty()) {
-            errs.push(FieldError::forbidden(&path.child("clusterIPs"), "may not be set for ExternalName services"));
+            errs.push(FieldError::forbidden(
+                &path.child("clusterIPs"),
+                "may not be set for ExternalName services",
+            ));
         }
         let external = spec.external_name.as_deref().unwrap_or("");
         if external.is_empty() {
             errs.push(FieldError::required(&path.child("externalName"), ""));
         } else {
             let trimmed = external.strip_suffix('.').unwrap_or(external);
-            errs.extend(invalid_all(&path.child("externalName"), external, is_dns1123_subdomain(trimmed)));
+            errs.extend(invalid_all(
+                &path.child("externalName"),
+                external,
+                is_dns1123_subdomain(trimmed),
+            ));
         }
     }
     let mut names = BTreeSet::new();
@@ -153,16 +177,27 @@ fn validate_service(svc: &Service) -> Vec<FieldError> {
         for msg in is_valid_port_num(port.port) {
             errs.push(FieldError::invalid(&pp.child("port"), port.port, &msg));
         }
-        errs.extend(validate_protocol(port.protocol.as_deref(), &pp.child("protocol")));
+        errs.extend(validate_protocol(
+            port.protocol.as_deref(),
+            &pp.child("protocol"),
+        ));
         if let Some(tp) = &port.target_port {
             errs.extend(validate_port_num_or_name(tp, &pp.child("targetPort")));
         }
         if let Some(ap) = port.app_protocol.as_deref() {
-            errs.extend(invalid_all(&pp.child("appProtocol"), ap, is_qualified_name(ap)));
+            errs.extend(invalid_all(
+                &pp.child("appProtocol"),
+                ap,
+                is_qualified_name(ap),
+            ));
         }
     }
     if !SERVICE_TYPES.contains(&ty) {
-        errs.push(FieldError::not_supported(&path.child("type"), ty, SERVICE_TYPES));
+        errs.push(FieldError::not_supported(
+            &path.child("type"),
+            ty,
+            SERVICE_TYPES,
+        ));
     }
     let affinity = spec.session_affinity.as_deref().unwrap_or("");
     match affinity {
@@ -174,9 +209,14 @@ fn validate_service(svc: &Service) -> Vec<FieldError> {
                 .and_then(|c| c.timeout_seconds);
             if let Some(t) = timeout.filter(|t| *t <= 0 || *t > MAX_CLIENT_IP_AFFINITY_SECONDS) {
                 errs.push(FieldError::invalid(
-                    &path.child("sessionAffinityConfig").child("clientIP").child("timeoutSeconds"),
+                    &path
+                        .child("sessionAffinityConfig")
+                        .child("clientIP")
+                        .child("timeoutSeconds"),
                     t,
-                    &format!("must be greater than 0 and less than {MAX_CLIENT_IP_AFFINITY_SECONDS}"),
+                    &format!(
+                        "must be greater than 0 and less than {MAX_CLIENT_IP_AFFINITY_SECONDS}"
+                    ),
                 ));
             }
         }
@@ -190,10 +230,22 @@ fn validate_service(svc: &Service) -> Vec<FieldError> {
             }
         }
         "" => errs.push(FieldError::required(&path.child("sessionAffinity"), "")),
-        other => errs.push(FieldError::not_supported(&path.child("sessionAffinity"), other, &["ClientIP", "None"])),
+        other => errs.push(FieldError::not_supported(
+            &path.child("sessionAffinity"),
+            other,
+            &["ClientIP", "None"],
+        )),
     }
-    if let Some(ip) = spec.cluster_ip.as_deref().filter(|ip| !ip.is_empty() && *ip != "None") {
-        errs.extend(invalid_all(&path.child("clusterIPs").index(0), ip, is_valid_ip(ip)));
+    if let Some(ip) = spec
+        .cluster_ip
+        .as_deref()
+        .filter(|ip| !ip.is_empty() && *ip != "None")
+    {
+        errs.extend(invalid_all(
+            &path.child("clusterIPs").index(0),
+            ip,
+            is_valid_ip(ip),
+        ));
     }
     if is_headless(&spec) && (ty == "NodePort" || ty == "LoadBalancer") {
         errs.push(FieldError::invalid(
@@ -219,7 +271,10 @@ fn validate_service(svc: &Service) -> Vec<FieldError> {
             continue;
         }
         if ty == "ClusterIP" {
-            errs.push(FieldError::forbidden(&pp.child("nodePort"), "may not be used when `type` is 'ClusterIP'"));
+            errs.push(FieldError::forbidden(
+                &pp.child("nodePort"),
+                "may not be used when `type` is 'ClusterIP'",
+            ));
             continue;
         }
         for msg in is_valid_port_num(node_port) {
@@ -233,7 +288,11 @@ fn validate_service(svc: &Service) -> Vec<FieldError> {
         errs.extend(validate_labels(selector, &path.child("selector")));
     }
     for (i, ip) in spec.external_ips.iter().flatten().enumerate() {
-        errs.extend(invalid_all(&path.child("externalIPs").index(i), ip, is_valid_ip(ip)));
+        errs.extend(invalid_all(
+            &path.child("externalIPs").index(i),
+            ip,
+            is_valid_ip(ip),
+        ));
     }
     let etp = spec.external_traffic_policy.as_deref().unwrap_or("");
     if !externally_accessible(&spec) {
@@ -245,9 +304,16 @@ fn validate_service(svc: &Service) -> Vec<FieldError> {
             ));
         }
     } else if etp.is_empty() {
-        errs.push(FieldError::required(&path.child("externalTrafficPolicy"), ""));
+        errs.push(FieldError::required(
+            &path.child("externalTrafficPolicy"),
+            "",
+        ));
     } else if etp != "Cluster" && etp != "Local" {
-        errs.push(FieldError::not_supported(&path.child("externalTrafficPolicy"), etp, &["Cluster", "Local"]));
+        errs.push(FieldError::not_supported(
+            &path.child("externalTrafficPolicy"),
+            etp,
+            &["Cluster", "Local"],
+        ));
     }
     if spec.health_check_node_port.unwrap_or(0) != 0 && !(ty == "LoadBalancer" && etp == "Local") {
         errs.push(FieldError::invalid(
@@ -258,21 +324,35 @@ fn validate_service(svc: &Service) -> Vec<FieldError> {
     }
     match spec.internal_traffic_policy.as_deref() {
         None if matches!(ty, "NodePort" | "LoadBalancer" | "ClusterIP") => {
-            errs.push(FieldError::required(&path.child("internalTrafficPolicy"), ""));
+            errs.push(FieldError::required(
+                &path.child("internalTrafficPolicy"),
+                "",
+            ));
         }
         Some(p) if p != "Cluster" && p != "Local" => {
-            errs.push(FieldError::not_supported(&path.child("internalTrafficPolicy"), p, &["Cluster", "Local"]));
+            errs.push(FieldError::not_supported(
+                &path.child("internalTrafficPolicy"),
+                p,
+                &["Cluster", "Local"],
+            ));
         }
         _ => {}
     }
     if let Some(p) = spec.ip_family_policy.as_deref() {
         let supported = ["PreferDualStack", "RequireDualStack", "SingleStack"];
         if !supported.contains(&p) {
-            errs.push(FieldError::not_supported(&path.child("ipFamilyPolicy"), p, &supported));
+            errs.push(FieldError::not_supported(
+                &path.child("ipFamilyPolicy"),
+                p,
+                &supported,
+            ));
         }
     }
     if ty == "LoadBalancer" && spec.allocate_load_balancer_node_ports.is_none() {
-        errs.push(FieldError::required(&path.child("allocateLoadBalancerNodePorts"), ""));
+        errs.push(FieldError::required(
+            &path.child("allocateLoadBalancerNodePorts"),
+            "",
+        ));
     }
     errs
 }
@@ -295,9 +375,9 @@ fn drop_type_dependent_fields(new: &mut ServiceSpec, old: &ServiceSpec) {
     if !needs_node_ports {
         let old_ports = old.ports.clone().unwrap_or_default();
         for port in new.ports.iter_mut().flatten() {
-            let same = old_ports
-                .iter()
-                .any(|o| o.port == port.port && o.protocol == port.protocol && o.node_port == port.node_port);
+            let same = old_ports.iter().any(|o| {
+                o.port == port.port && o.protocol == port.protocol && o.node_port == port.node_port
+            });
             if same {
                 port.node_port = None;
             }

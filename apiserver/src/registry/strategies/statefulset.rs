@@ -5,7 +5,9 @@
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 
 use super::pod_defaults::{default_pod_template, default_pvc};
-use super::validation::{selector_string, validate_annotations, validate_labels, validate_nonnegative};
+use super::validation::{
+    selector_string, validate_annotations, validate_labels, validate_nonnegative,
+};
 use super::workload::{validate_selector, validate_selector_matches_template};
 use crate::registry::{FieldError, FieldPath, NameRule, ScaleView, Strategy};
 
@@ -46,28 +48,53 @@ fn validate_spec(spec: &StatefulSetSpec) -> Vec<FieldError> {
                 ));
             }
         }
-        other => errs.push(FieldError::invalid(&usp, other, "must be 'RollingUpdate' or 'OnDelete'")),
+        other => errs.push(FieldError::invalid(
+            &usp,
+            other,
+            "must be 'RollingUpdate' or 'OnDelete'",
+        )),
     }
     if let Some(policy) = &spec.persistent_volume_claim_retention_policy {
         let pp = path.child("persistentVolumeClaimRetentionPolicy");
-        for (field, value) in [("whenDeleted", &policy.when_deleted), ("whenScaled", &policy.when_scaled)] {
+        for (field, value) in [
+            ("whenDeleted", &policy.when_deleted),
+            ("whenScaled", &policy.when_scaled),
+        ] {
             let v = value.as_deref().unwrap_or("");
             if !["Retain", "Delete"].contains(&v) {
-                errs.push(FieldError::not_supported(&pp.child(field), v, &["Retain", "Delete"]));
+                errs.push(FieldError::not_supported(
+                    &pp.child(field),
+                    v,
+                    &["Retain", "Delete"],
+                ));
             }
         }
     }
-    errs.extend(validate_nonnegative(i64::from(spec.replicas.unwrap_or(0)), &path.child("replicas")));
+    errs.extend(validate_nonnegative(
+        i64::from(spec.replicas.unwrap_or(0)),
+        &path.child("replicas"),
+    ));
     errs.extend(validate_nonnegative(
         i64::from(spec.min_ready_seconds.unwrap_or(0)),
         &path.child("minReadySeconds"),
     ));
     if let Some(start) = spec.ordinals.as_ref().and_then(|o| o.start) {
-        errs.extend(validate_nonnegative(i64::from(start), &path.child("ordinals.start")));
+        errs.extend(validate_nonnegative(
+            i64::from(start),
+            &path.child("ordinals.start"),
+        ));
     }
-    errs.extend(validate_selector(&spec.selector, &path.child("selector"), "statefulset"));
+    errs.extend(validate_selector(
+        &spec.selector,
+        &path.child("selector"),
+        "statefulset",
+    ));
     let tp = path.child("template");
-    errs.extend(validate_selector_matches_template(&spec.selector, &spec.template, &tp));
+    errs.extend(validate_selector_matches_template(
+        &spec.selector,
+        &spec.template,
+        &tp,
+    ));
     if let Some(meta) = &spec.template.metadata {
         if let Some(labels) = &meta.labels {
             errs.extend(validate_labels(labels, &tp.child("labels")));
@@ -79,7 +106,11 @@ fn validate_spec(spec: &StatefulSetSpec) -> Vec<FieldError> {
     let pod_spec = spec.template.spec.clone().unwrap_or_default();
     let rp = pod_spec.restart_policy.as_deref().unwrap_or("");
     if rp != "Always" {
-        errs.push(FieldError::not_supported(&tp.child("spec").child("restartPolicy"), rp, &["Always"]));
+        errs.push(FieldError::not_supported(
+            &tp.child("spec").child("restartPolicy"),
+            rp,
+            &["Always"],
+        ));
     }
     if pod_spec.active_deadline_seconds.is_some() {
         errs.push(FieldError::forbidden(
@@ -100,7 +131,12 @@ impl Strategy for StatefulSetStrategy {
 
     fn default(&self, sts: &mut StatefulSet) {
         let spec = sts.spec.get_or_insert_with(Default::default);
-        if spec.pod_management_policy.as_deref().unwrap_or("").is_empty() {
+        if spec
+            .pod_management_policy
+            .as_deref()
+            .unwrap_or("")
+            .is_empty()
+        {
             spec.pod_management_policy = Some("OrderedReady".to_string());
         }
         let us = spec.update_strategy.get_or_insert_with(Default::default);
@@ -146,7 +182,10 @@ impl Strategy for StatefulSetStrategy {
         munged.persistent_volume_claim_retention_policy =
             old_spec.persistent_volume_claim_retention_policy.clone();
         if munged != old_spec {
-            errs.push(FieldError::forbidden(&FieldPath::new("spec"), STATEFULSET_UPDATE_FORBIDDEN));
+            errs.push(FieldError::forbidden(
+                &FieldPath::new("spec"),
+                STATEFULSET_UPDATE_FORBIDDEN,
+            ));
         }
         errs
     }
@@ -170,7 +209,9 @@ mod tests {
     use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 
     use super::*;
-    use crate::registry::strategies::testutil::{defaulted_template_json, messages, meta, selector, template};
+    use crate::registry::strategies::testutil::{
+        defaulted_template_json, messages, meta, selector, template,
+    };
 
     fn stateful_set() -> StatefulSet {
         StatefulSet {
@@ -194,7 +235,9 @@ mod tests {
         let mut sts = stateful_set();
         StatefulSetStrategy.default(&mut sts);
         let mut spec = serde_json::to_value(&sts.spec).expect("serializable");
-        let claims = spec.as_object_mut().and_then(|s| s.remove("volumeClaimTemplates"));
+        let claims = spec
+            .as_object_mut()
+            .and_then(|s| s.remove("volumeClaimTemplates"));
         assert_eq!(
             spec,
             serde_json::json!({
@@ -226,13 +269,28 @@ mod tests {
     fn stateful_set_validation_reports_kubernetes_messages() {
         type Edit = fn(&mut StatefulSetSpec);
         let cases: Vec<(Edit, &str)> = vec![
-            (|s| s.selector = Default::default(),
-             "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for statefulset"),
-            (|s| s.pod_management_policy = Some("Random".into()),
-             r#"spec.podManagementPolicy: Invalid value: "Random": must be 'OrderedReady' or 'Parallel'"#),
-            (|s| s.replicas = Some(-2), "spec.replicas: Invalid value: -2: must be greater than or equal to 0"),
-            (|s| s.template.spec.as_mut().expect("spec").active_deadline_seconds = Some(3),
-             "spec.template.spec.activeDeadlineSeconds: Forbidden: activeDeadlineSeconds in StatefulSet is not Supported"),
+            (
+                |s| s.selector = Default::default(),
+                "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for statefulset",
+            ),
+            (
+                |s| s.pod_management_policy = Some("Random".into()),
+                r#"spec.podManagementPolicy: Invalid value: "Random": must be 'OrderedReady' or 'Parallel'"#,
+            ),
+            (
+                |s| s.replicas = Some(-2),
+                "spec.replicas: Invalid value: -2: must be greater than or equal to 0",
+            ),
+            (
+                |s| {
+                    s.template
+                        .spec
+                        .as_mut()
+                        .expect("spec")
+                        .active_deadline_seconds = Some(3)
+                },
+                "spec.template.spec.activeDeadlineSeconds: Forbidden: activeDeadlineSeconds in StatefulSet is not Supported",
+            ),
         ];
         for (edit, want) in cases {
             let mut sts = stateful_set();
@@ -249,7 +307,11 @@ mod tests {
         StatefulSetStrategy.default(&mut old);
         let mut scaled = old.clone();
         StatefulSetStrategy.set_replicas(&mut scaled, 3);
-        assert!(StatefulSetStrategy.validate_update(&scaled, &old).is_empty());
+        assert!(
+            StatefulSetStrategy
+                .validate_update(&scaled, &old)
+                .is_empty()
+        );
         let mut renamed = old.clone();
         renamed.spec.as_mut().expect("spec").service_name = Some("other".into());
         assert_eq!(
@@ -257,7 +319,9 @@ mod tests {
             vec![format!("spec: Forbidden: {STATEFULSET_UPDATE_FORBIDDEN}")]
         );
         assert_eq!(
-            StatefulSetStrategy.scale(&scaled).map(|s| (s.spec_replicas, s.selector)),
+            StatefulSetStrategy
+                .scale(&scaled)
+                .map(|s| (s.spec_replicas, s.selector)),
             Some((3, "app=db".to_string()))
         );
     }

@@ -11,7 +11,8 @@ use super::gofmt::go_string_slice;
 use crate::registry::{FieldError, FieldErrorKind, FieldPath, NameRule};
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
-const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str =
+    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
 const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
 const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
@@ -44,10 +45,7 @@ fn is_label_char(c: char) -> bool {
 }
 
 fn matches_dns1123_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars().all(is_label_char)
-        && !s.starts_with('-')
-        && !s.ends_with('-')
+    !s.is_empty() && s.chars().all(is_label_char) && !s.starts_with('-') && !s.ends_with('-')
 }
 
 /// `IsDNS1123Label`.
@@ -220,9 +218,11 @@ pub fn is_valid_port_name(port: &str) -> Vec<String> {
     if port.is_empty()
         || !port
             .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     {
-        errs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string());
+        errs.push(
+            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string(),
+        );
     }
     if !port.chars().any(|c| c.is_ascii_lowercase()) {
         errs.push("must contain at least one letter (a-z)".to_string());
@@ -303,7 +303,11 @@ pub fn invalid_rendered(path: &FieldPath, rendered: String, detail: &str) -> Fie
 /// `ValidateNonnegativeField`.
 pub fn validate_nonnegative(value: i64, path: &FieldPath) -> Vec<FieldError> {
     if value < 0 {
-        vec![FieldError::invalid(path, value, "must be greater than or equal to 0")]
+        vec![FieldError::invalid(
+            path,
+            value,
+            "must be greater than or equal to 0",
+        )]
     } else {
         Vec::new()
     }
@@ -355,7 +359,11 @@ pub fn validate_annotations(
 /// apimachinery's `ValidateObjectMeta` for the fields a client sets: name
 /// (or generateName), namespace, generation, labels, annotations,
 /// finalizers and owner references.
-pub fn validate_object_meta(meta: &ObjectMeta, namespaced: bool, rule: NameRule) -> Vec<FieldError> {
+pub fn validate_object_meta(
+    meta: &ObjectMeta,
+    namespaced: bool,
+    rule: NameRule,
+) -> Vec<FieldError> {
     let path = FieldPath::new("metadata");
     let mut errs = Vec::new();
     if let Some(generate) = meta.generate_name.as_deref().filter(|g| !g.is_empty()) {
@@ -400,9 +408,15 @@ pub fn validate_object_meta(meta: &ObjectMeta, namespaced: bool, rule: NameRule)
         errs.extend(validate_labels(labels, &path.child("labels")));
     }
     if let Some(annotations) = &meta.annotations {
-        errs.extend(validate_annotations(annotations, &path.child("annotations")));
+        errs.extend(validate_annotations(
+            annotations,
+            &path.child("annotations"),
+        ));
     }
-    errs.extend(validate_owner_references(meta, &path.child("ownerReferences")));
+    errs.extend(validate_owner_references(
+        meta,
+        &path.child("ownerReferences"),
+    ));
     errs.extend(validate_finalizers(
         meta.finalizers.as_deref().unwrap_or(&[]),
         &path.child("finalizers"),
@@ -415,16 +429,32 @@ fn validate_owner_references(meta: &ObjectMeta, path: &FieldPath) -> Vec<FieldEr
     let mut controllers = Vec::new();
     for r in meta.owner_references.iter().flatten() {
         if r.api_version.is_empty() {
-            errs.push(FieldError::invalid(&path.child("apiVersion"), &r.api_version, "version must not be empty"));
+            errs.push(FieldError::invalid(
+                &path.child("apiVersion"),
+                &r.api_version,
+                "version must not be empty",
+            ));
         }
         if r.kind.is_empty() {
-            errs.push(FieldError::invalid(&path.child("kind"), &r.kind, "must not be empty"));
+            errs.push(FieldError::invalid(
+                &path.child("kind"),
+                &r.kind,
+                "must not be empty",
+            ));
         }
         if r.name.is_empty() {
-            errs.push(FieldError::invalid(&path.child("name"), &r.name, "must not be empty"));
+            errs.push(FieldError::invalid(
+                &path.child("name"),
+                &r.name,
+                "must not be empty",
+            ));
         }
         if r.uid.is_empty() {
-            errs.push(FieldError::invalid(&path.child("uid"), &r.uid, "uid must not be empty"));
+            errs.push(FieldError::invalid(
+                &path.child("uid"),
+                &r.uid,
+                "uid must not be empty",
+            ));
         }
         if r.controller == Some(true) {
             controllers.push(format!("Kind={}, Name={}", r.kind, r.name));
@@ -449,7 +479,8 @@ pub fn validate_finalizers(finalizers: &[String], path: &FieldPath) -> Vec<Field
     let mut errs = Vec::new();
     for f in finalizers {
         errs.extend(invalid_all(path, f, is_qualified_name(f)));
-        if !f.contains('/') && !["kubernetes", "orphan", "foregroundDeletion"].contains(&f.as_str()) {
+        if !f.contains('/') && !["kubernetes", "orphan", "foregroundDeletion"].contains(&f.as_str())
+        {
             errs.push(FieldError::invalid(
                 path,
                 f,
@@ -457,7 +488,9 @@ pub fn validate_finalizers(finalizers: &[String], path: &FieldPath) -> Vec<Field
             ));
         }
     }
-    if finalizers.iter().any(|f| f == "orphan") && finalizers.iter().any(|f| f == "foregroundDeletion") {
+    if finalizers.iter().any(|f| f == "orphan")
+        && finalizers.iter().any(|f| f == "foregroundDeletion")
+    {
         errs.push(invalid_rendered(
             path,
             go_string_slice(finalizers),
@@ -496,9 +529,17 @@ pub fn validate_label_selector(sel: &LabelSelector, path: &FieldPath) -> Vec<Fie
                 "not a valid selector operator",
             )),
         }
-        errs.extend(invalid_all(&rp.child("key"), &req.key, is_qualified_name(&req.key)));
+        errs.extend(invalid_all(
+            &rp.child("key"),
+            &req.key,
+            is_qualified_name(&req.key),
+        ));
         for (j, v) in values.iter().enumerate() {
-            errs.extend(invalid_all(&rp.child("values").index(j), v, is_valid_label_value(v)));
+            errs.extend(invalid_all(
+                &rp.child("values").index(j),
+                v,
+                is_valid_label_value(v),
+            ));
         }
     }
     if let Some(labels) = &sel.match_labels {
@@ -539,7 +580,11 @@ pub fn selector_string(sel: &LabelSelector) -> String {
 /// `metav1.FormatLabelSelector`: as [`selector_string`], `<none>` if empty.
 pub fn format_label_selector(sel: &LabelSelector) -> String {
     let s = selector_string(sel);
-    if s.is_empty() { "<none>".to_string() } else { s }
+    if s.is_empty() {
+        "<none>".to_string()
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]

@@ -21,12 +21,40 @@ fn names_are_checked_by_their_rule() {
     let long = "a".repeat(64);
     let cases: Vec<(NameRule, &str, bool, Vec<String>)> = vec![
         (NameRule::Dns1123Subdomain, "web.example", false, vec![]),
-        (NameRule::Dns1123Subdomain, "Web", false, vec![SUBDOMAIN_MSG.to_string()]),
+        (
+            NameRule::Dns1123Subdomain,
+            "Web",
+            false,
+            vec![SUBDOMAIN_MSG.to_string()],
+        ),
         (NameRule::Dns1123Subdomain, "web-", true, vec![]),
-        (NameRule::Dns1123Label, "a.b", false, vec![LABEL_MSG.to_string()]),
-        (NameRule::Dns1123Label, &long, false, vec!["must be no more than 63 characters".to_string()]),
-        (NameRule::PathSegment, "..", false, vec!["may not be '..'".to_string()]),
-        (NameRule::PathSegment, "a/b%c", false, vec!["may not contain '/'".to_string(), "may not contain '%'".to_string()]),
+        (
+            NameRule::Dns1123Label,
+            "a.b",
+            false,
+            vec![LABEL_MSG.to_string()],
+        ),
+        (
+            NameRule::Dns1123Label,
+            &long,
+            false,
+            vec!["must be no more than 63 characters".to_string()],
+        ),
+        (
+            NameRule::PathSegment,
+            "..",
+            false,
+            vec!["may not be '..'".to_string()],
+        ),
+        (
+            NameRule::PathSegment,
+            "a/b%c",
+            false,
+            vec![
+                "may not contain '/'".to_string(),
+                "may not contain '%'".to_string(),
+            ],
+        ),
         (NameRule::PathSegment, "Any_Name.1", false, vec![]),
     ];
     for (rule, name, prefix, want) in cases {
@@ -37,30 +65,58 @@ fn names_are_checked_by_their_rule() {
 #[test]
 fn object_meta_is_validated_as_apimachinery_does() {
     assert_eq!(
-        messages(&validate_object_meta(&meta(Some("web"), Some("default")), true, NameRule::Dns1123Subdomain)),
+        messages(&validate_object_meta(
+            &meta(Some("web"), Some("default")),
+            true,
+            NameRule::Dns1123Subdomain
+        )),
         Vec::<String>::new()
     );
     assert_eq!(
-        messages(&validate_object_meta(&meta(None, Some("default")), true, NameRule::Dns1123Subdomain)),
+        messages(&validate_object_meta(
+            &meta(None, Some("default")),
+            true,
+            NameRule::Dns1123Subdomain
+        )),
         vec!["metadata.name: Required value: name or generateName is required"]
     );
     assert_eq!(
-        messages(&validate_object_meta(&meta(Some("web"), None), true, NameRule::Dns1123Subdomain)),
+        messages(&validate_object_meta(
+            &meta(Some("web"), None),
+            true,
+            NameRule::Dns1123Subdomain
+        )),
         vec!["metadata.namespace: Required value"]
     );
     assert_eq!(
-        messages(&validate_object_meta(&meta(Some("n1"), Some("default")), false, NameRule::Dns1123Subdomain)),
+        messages(&validate_object_meta(
+            &meta(Some("n1"), Some("default")),
+            false,
+            NameRule::Dns1123Subdomain
+        )),
         vec!["metadata.namespace: Forbidden: not allowed on this type"]
     );
     assert_eq!(
-        messages(&validate_object_meta(&meta(Some("Web"), Some("default")), true, NameRule::Dns1123Subdomain)),
-        vec![format!("metadata.name: Invalid value: \"Web\": {SUBDOMAIN_MSG}")]
+        messages(&validate_object_meta(
+            &meta(Some("Web"), Some("default")),
+            true,
+            NameRule::Dns1123Subdomain
+        )),
+        vec![format!(
+            "metadata.name: Invalid value: \"Web\": {SUBDOMAIN_MSG}"
+        )]
     );
     let mut generated = meta(Some("web-x7k2p"), Some("default"));
     generated.generate_name = Some("Web-".into());
     assert_eq!(
-        messages(&validate_object_meta(&generated, true, NameRule::Dns1123Subdomain)),
-        vec![format!("metadata.generateName: Invalid value: \"Web-\": {SUBDOMAIN_MSG}")]
+        messages(&validate_object_meta(
+            &generated,
+            true,
+            NameRule::Dns1123Subdomain
+        )),
+        vec![format!(
+            "metadata.generateName: Invalid value: \"Web-\": {SUBDOMAIN_MSG}"
+        )]
     );
 }
 
@@ -87,7 +143,11 @@ fn labels_annotations_and_owner_references_follow_apimachinery() {
     let mut big = meta(Some("web"), Some("default"));
     big.annotations = Some(labels(&[("a", &"x".repeat(TOTAL_ANNOTATION_SIZE_LIMIT))]));
     assert_eq!(
-        messages(&validate_object_meta(&big, true, NameRule::Dns1123Subdomain)),
+        messages(&validate_object_meta(
+            &big,
+            true,
+            NameRule::Dns1123Subdomain
+        )),
         vec!["metadata.annotations: Too long: may not be more than 262144 bytes"]
     );
 }
@@ -95,7 +155,10 @@ fn labels_annotations_and_owner_references_follow_apimachinery() {
 #[test]
 fn qualified_names_and_port_names_carry_exact_messages() {
     assert_eq!(is_qualified_name("example.com/name"), Vec::<String>::new());
-    assert_eq!(is_qualified_name("/name"), vec!["prefix part must be non-empty".to_string()]);
+    assert_eq!(
+        is_qualified_name("/name"),
+        vec!["prefix part must be non-empty".to_string()]
+    );
     assert_eq!(
         is_qualified_name("Example.com/name"),
         vec![format!("prefix part {SUBDOMAIN_MSG}")]
@@ -108,31 +171,67 @@ fn qualified_names_and_port_names_carry_exact_messages() {
             "must not begin or end with a hyphen".to_string(),
         ]
     );
-    assert_eq!(is_valid_port_name("8080"), vec!["must contain at least one letter (a-z)".to_string()]);
-    assert_eq!(is_valid_port_num(0), vec!["must be between 1 and 65535, inclusive".to_string()]);
+    assert_eq!(
+        is_valid_port_name("8080"),
+        vec!["must contain at least one letter (a-z)".to_string()]
+    );
+    assert_eq!(
+        is_valid_port_num(0),
+        vec!["must be between 1 and 65535, inclusive".to_string()]
+    );
 }
 
 #[test]
 fn label_selectors_validate_and_print_like_kubernetes() {
     let mut sel = selector(&[("app", "web")]);
     sel.match_expressions = Some(vec![
-        LabelSelectorRequirement { key: "tier".into(), operator: "NotIn".into(), values: Some(vec!["b".into(), "a".into()]) },
-        LabelSelectorRequirement { key: "canary".into(), operator: "DoesNotExist".into(), values: None },
-        LabelSelectorRequirement { key: "env".into(), operator: "Exists".into(), values: None },
+        LabelSelectorRequirement {
+            key: "tier".into(),
+            operator: "NotIn".into(),
+            values: Some(vec!["b".into(), "a".into()]),
+        },
+        LabelSelectorRequirement {
+            key: "canary".into(),
+            operator: "DoesNotExist".into(),
+            values: None,
+        },
+        LabelSelectorRequirement {
+            key: "env".into(),
+            operator: "Exists".into(),
+            values: None,
+        },
     ]);
     // Requirements are sorted by key, as `labels.Selector` sorts them.
-    assert_eq!(selector_string(&sel), "app=web,!canary,env,tier notin (a,b)");
+    assert_eq!(
+        selector_string(&sel),
+        "app=web,!canary,env,tier notin (a,b)"
+    );
     assert_eq!(format_label_selector(&Default::default()), "<none>");
     let bad = LabelSelector {
         match_expressions: Some(vec![
-            LabelSelectorRequirement { key: "a".into(), operator: "In".into(), values: None },
-            LabelSelectorRequirement { key: "b".into(), operator: "Exists".into(), values: Some(vec!["x".into()]) },
-            LabelSelectorRequirement { key: "c".into(), operator: "Near".into(), values: None },
+            LabelSelectorRequirement {
+                key: "a".into(),
+                operator: "In".into(),
+                values: None,
+            },
+            LabelSelectorRequirement {
+                key: "b".into(),
+                operator: "Exists".into(),
+                values: Some(vec!["x".into()]),
+            },
+            LabelSelectorRequirement {
+                key: "c".into(),
+                operator: "Near".into(),
+                values: None,
+            },
         ]),
         ..Default::default()
     };
     assert_eq!(
-        messages(&validate_label_selector(&bad, &FieldPath::new("spec").child("selector"))),
+        messages(&validate_label_selector(
+            &bad,
+            &FieldPath::new("spec").child("selector")
+        )),
         vec![
             "spec.selector.matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'",
             "spec.selector.matchExpressions[1].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'",

@@ -73,7 +73,11 @@ pub fn validate_controller_template(
     let sp = path.child("spec");
     let rp = spec.restart_policy.as_deref().unwrap_or("");
     if rp != "Always" {
-        errs.push(FieldError::not_supported(&sp.child("restartPolicy"), rp, &["Always"]));
+        errs.push(FieldError::not_supported(
+            &sp.child("restartPolicy"),
+            rp,
+            &["Always"],
+        ));
     }
     if spec.active_deadline_seconds.is_some() {
         errs.push(FieldError::forbidden(
@@ -90,7 +94,11 @@ pub fn validate_int_or_percent(v: Option<&IntOrString>, path: &FieldPath) -> Vec
         Some(IntOrString::String(s)) => {
             let digits = s.strip_suffix('%').unwrap_or("");
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                vec![invalid_rendered(path, go_int_or_string(v), PERCENT_FMT_ERROR)]
+                vec![invalid_rendered(
+                    path,
+                    go_int_or_string(v),
+                    PERCENT_FMT_ERROR,
+                )]
             } else {
                 Vec::new()
             }
@@ -113,7 +121,11 @@ pub fn int_or_percent_value(v: Option<&IntOrString>) -> Option<i64> {
 pub fn not_more_than_100_percent(v: Option<&IntOrString>, path: &FieldPath) -> Vec<FieldError> {
     match v {
         Some(IntOrString::String(_)) if int_or_percent_value(v).is_some_and(|n| n > 100) => {
-            vec![invalid_rendered(path, go_int_or_string(v), "must not be greater than 100%")]
+            vec![invalid_rendered(
+                path,
+                go_int_or_string(v),
+                "must not be greater than 100%",
+            )]
         }
         _ => Vec::new(),
     }
@@ -143,10 +155,15 @@ mod tests {
         let errs = validate_int_or_percent(Some(&IntOrString::String("x".into())), &p);
         assert_eq!(
             errs[0].to_string(),
-            format!("spec.maxSurge: Invalid value: intstr.IntOrString{{Type:1, IntVal:0, StrVal:\"x\"}}: {PERCENT_FMT_ERROR}")
+            format!(
+                "spec.maxSurge: Invalid value: intstr.IntOrString{{Type:1, IntVal:0, StrVal:\"x\"}}: {PERCENT_FMT_ERROR}"
+            )
         );
         let errs = validate_int_or_percent(Some(&IntOrString::Int(-1)), &p);
-        assert_eq!(errs[0].to_string(), "spec.maxSurge: Invalid value: -1: must be greater than or equal to 0");
+        assert_eq!(
+            errs[0].to_string(),
+            "spec.maxSurge: Invalid value: -1: must be greater than or equal to 0"
+        );
         let errs = not_more_than_100_percent(Some(&IntOrString::String("101%".into())), &p);
         assert_eq!(
             errs[0].to_string(),
