@@ -31,10 +31,10 @@ fn copy_template_labels(job: &mut Job) {
         .metadata
         .as_ref()
         .and_then(|m| m.labels.clone());
-    if let Some(labels) = template_labels {
-        if job.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
-            job.metadata.labels = Some(labels);
-        }
+    if let Some(labels) = template_labels
+        && job.metadata.labels.as_ref().is_none_or(|l| l.is_empty())
+    {
+        job.metadata.labels = Some(labels);
     }
 }
 
@@ -506,10 +506,10 @@ fn validate_cron_job_spec(spec: &CronJobSpec, old: Option<&CronJobSpec>) -> Vec<
             &path.child("startingDeadlineSeconds"),
         ));
     }
-    if old.is_none_or(|o| o.time_zone != spec.time_zone) {
-        if let Some(tz) = &spec.time_zone {
-            errs.extend(validate_time_zone(tz, &path.child("timeZone")));
-        }
+    if old.is_none_or(|o| o.time_zone != spec.time_zone)
+        && let Some(tz) = &spec.time_zone
+    {
+        errs.extend(validate_time_zone(tz, &path.child("timeZone")));
     }
     match spec.concurrency_policy.as_deref().unwrap_or("") {
         "" => errs.push(FieldError::required(&path.child("concurrencyPolicy"), "")),

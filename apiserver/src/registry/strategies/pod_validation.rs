@@ -206,14 +206,14 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, of: SpecOf) -> Vec<Fi
             errs.extend(validate_dns1123_label(v, &path.child(field)));
         }
     }
-    if let Some(ads) = spec.active_deadline_seconds {
-        if !(1..=i64::from(i32::MAX)).contains(&ads) {
-            errs.push(FieldError::invalid(
-                &path.child("activeDeadlineSeconds"),
-                ads,
-                "must be between 1 and 2147483647, inclusive",
-            ));
-        }
+    if let Some(ads) = spec.active_deadline_seconds
+        && !(1..=i64::from(i32::MAX)).contains(&ads)
+    {
+        errs.push(FieldError::invalid(
+            &path.child("activeDeadlineSeconds"),
+            ads,
+            "must be between 1 and 2147483647, inclusive",
+        ));
     }
     errs
 }
@@ -244,34 +244,34 @@ fn validate_volumes(volumes: &[Volume], path: &FieldPath) -> (BTreeSet<String>, 
                 "may not specify more than 1 volume type",
             ));
         }
-        if let Some(cm) = &v.config_map {
-            if cm.name.is_empty() {
-                errs.push(FieldError::required(
-                    &p.child("configMap").child("name"),
-                    "",
-                ));
-            }
+        if let Some(cm) = &v.config_map
+            && cm.name.is_empty()
+        {
+            errs.push(FieldError::required(
+                &p.child("configMap").child("name"),
+                "",
+            ));
         }
-        if let Some(s) = &v.secret {
-            if s.secret_name.as_deref().unwrap_or("").is_empty() {
-                errs.push(FieldError::required(
-                    &p.child("secret").child("secretName"),
-                    "",
-                ));
-            }
+        if let Some(s) = &v.secret
+            && s.secret_name.as_deref().unwrap_or("").is_empty()
+        {
+            errs.push(FieldError::required(
+                &p.child("secret").child("secretName"),
+                "",
+            ));
         }
-        if let Some(h) = &v.host_path {
-            if h.path.is_empty() {
-                errs.push(FieldError::required(&p.child("hostPath").child("path"), ""));
-            }
+        if let Some(h) = &v.host_path
+            && h.path.is_empty()
+        {
+            errs.push(FieldError::required(&p.child("hostPath").child("path"), ""));
         }
-        if let Some(c) = &v.persistent_volume_claim {
-            if c.claim_name.is_empty() {
-                errs.push(FieldError::required(
-                    &p.child("persistentVolumeClaim").child("claimName"),
-                    "",
-                ));
-            }
+        if let Some(c) = &v.persistent_volume_claim
+            && c.claim_name.is_empty()
+        {
+            errs.push(FieldError::required(
+                &p.child("persistentVolumeClaim").child("claimName"),
+                "",
+            ));
         }
     }
     (names, errs)
@@ -649,13 +649,13 @@ fn validate_probe(p: &Probe, path: &FieldPath) -> Vec<FieldError> {
     if count == 0 {
         errs.push(FieldError::required(path, "must specify a handler type"));
     }
-    if let Some(e) = &p.exec {
-        if e.command.as_deref().unwrap_or(&[]).is_empty() {
-            errs.push(FieldError::required(
-                &path.child("exec").child("command"),
-                "",
-            ));
-        }
+    if let Some(e) = &p.exec
+        && e.command.as_deref().unwrap_or(&[]).is_empty()
+    {
+        errs.push(FieldError::required(
+            &path.child("exec").child("command"),
+            "",
+        ));
     }
     if let Some(h) = &p.http_get {
         let hp = path.child("httpGet");

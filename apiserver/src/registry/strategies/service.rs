@@ -126,14 +126,14 @@ fn validate_service(svc: &Service) -> Vec<FieldError> {
     let mut errs = Vec::new();
     // Service names are DNS-1035 labels; the store has checked the RFC
     // 1123 label form, this adds the leading-letter rule.
-    if let Some(name) = svc.metadata.name.as_deref() {
-        if is_dns1123_label(name).is_empty() {
-            errs.extend(invalid_all(
-                &FieldPath::new("metadata").child("name"),
-                name,
-                is_dns1035_label(name),
-            ));
-        }
+    if let Some(name) = svc.metadata.name.as_deref()
+        && is_dns1123_label(name).is_empty()
+    {
+        errs.extend(invalid_all(
+            &FieldPath::new("metadata").child("name"),
+            name,
+            is_dns1035_label(name),
+        ));
     }
     let spec = svc.spec.clone().unwrap_or_default();
     let path = FieldPath::new("spec");
