@@ -10,6 +10,7 @@
 mod batch;
 mod cluster;
 mod config;
+mod container_validation;
 mod cron;
 mod daemonset;
 mod deployment;

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::core::v1::{ClientIPConfig, Service, ServiceSpec, SessionAffinityConfig};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::container_validation::{validate_port_num_or_name, validate_protocol};
 use super::gofmt::go_string_slice;
-use super::pod_validation::{validate_port_num_or_name, validate_protocol};
 use super::validation::{
     invalid_all, invalid_rendered, is_dns1035_label, is_dns1123_label, is_dns1123_subdomain,
     is_qualified_name, is_valid_ip, is_valid_port_num, validate_dns1123_label, validate_labels,
