@@ -59,7 +59,7 @@ pub use deployment::{DeploymentStrategy, ReplicaSetStrategy};
 pub use event::{EventStrategy, EventsV1EventStrategy};
 pub use lease::LeaseStrategy;
 pub use network::{EndpointSliceStrategy, EndpointsStrategy};
-pub use pod::{POD_UPDATE_FORBIDDEN, PodStrategy, pod_qos_class};
+pub use pod::{POD_UPDATE_FORBIDDEN, PodStrategy, apply_default_admission, pod_qos_class};
 pub use service::ServiceStrategy;
 pub use statefulset::StatefulSetStrategy;
 

@@ -365,6 +365,41 @@ fn pod_updates_may_change_only_images_deadlines_and_added_tolerations() {
 }
 
 #[test]
+fn created_pods_get_what_default_admission_adds() {
+    let mut p = defaulted(pod(vec![container("web", "nginx")]));
+    PodStrategy.prepare_for_create(&mut p);
+    let spec = serde_json::to_value(&p.spec).expect("serializable");
+    assert_eq!(spec["serviceAccountName"], "default");
+    assert_eq!(spec["serviceAccount"], "default");
+    assert_eq!(spec["priority"], 0);
+    assert_eq!(spec["preemptionPolicy"], "PreemptLowerPriority");
+    assert_eq!(
+        spec["tolerations"],
+        serde_json::json!([
+            {"effect": "NoExecute", "key": "node.kubernetes.io/not-ready", "operator": "Exists", "tolerationSeconds": 300},
+            {"effect": "NoExecute", "key": "node.kubernetes.io/unreachable", "operator": "Exists", "tolerationSeconds": 300},
+        ])
+    );
+
+    let mut tolerant = pod(vec![container("web", "nginx")]);
+    let spec = tolerant.spec.as_mut().expect("spec");
+    spec.tolerations = Some(vec![Toleration {
+        operator: Some("Exists".into()),
+        ..Default::default()
+    }]);
+    spec.service_account_name = Some("builder".into());
+    spec.priority_class_name = Some("high".into());
+    PodStrategy.prepare_for_create(&mut tolerant);
+    let spec = tolerant.spec.expect("spec");
+    assert_eq!(spec.tolerations.map(|t| t.len()), Some(1));
+    assert_eq!(spec.service_account_name.as_deref(), Some("builder"));
+    assert_eq!(
+        spec.priority, None,
+        "a class's value is resolved by the store"
+    );
+}
+
+#[test]
 fn pods_expose_kubernetes_field_selectors() {
     let mut p = defaulted(pod(vec![container("web", "nginx")]));
     p.spec.as_mut().expect("spec").node_name = Some("node-1".into());
@@ -375,7 +410,7 @@ fn pods_expose_kubernetes_field_selectors() {
             ("spec.nodeName", "node-1".to_string()),
             ("spec.restartPolicy", "Always".to_string()),
             ("spec.schedulerName", "default-scheduler".to_string()),
-            ("spec.serviceAccountName", String::new()),
+            ("spec.serviceAccountName", "default".to_string()),
             ("spec.hostNetwork", "false".to_string()),
             ("status.phase", "Pending".to_string()),
             ("status.podIP", String::new()),
