@@ -397,6 +397,13 @@ fn created_pods_get_what_default_admission_adds() {
         spec.priority, None,
         "a class's value is resolved by the store"
     );
+
+    let mut created = defaulted(pod(vec![container("web", "nginx")]));
+    PodStrategy.prepare_for_create(&mut created);
+    let mut update = created.clone();
+    update.spec.as_mut().expect("spec").tolerations = None;
+    PodStrategy.prepare_for_update(&mut update, &created);
+    assert!(PodStrategy.validate_update(&update, &created).is_empty());
 }
 
 #[test]
