@@ -48,9 +48,10 @@ pub fn validate_container(
         }
     }
     let image = c.image.as_deref().unwrap_or("");
-    if image.is_empty() && of == SpecOf::Pod {
+    if image.is_empty() {
         errs.push(FieldError::required(&p.child("image"), ""));
-    } else if image != image.trim() {
+    } else if image != image.trim() && of == SpecOf::Pod {
+        // Templates tolerate it: " " is a placeholder some tools rewrite.
         errs.push(FieldError::invalid(
             &p.child("image"),
             image,
@@ -138,16 +139,14 @@ pub fn validate_container(
             PULL_POLICIES,
         ));
     }
+    let tmp_path = p.child("terminationMessagePolicy");
     match c.termination_message_policy.as_deref().unwrap_or("") {
         "File" | "FallbackToLogsOnError" => {}
-        "" => errs.push(FieldError::required(
-            &p.child("terminationMessagePolicy"),
-            "must be 'File' or 'FallbackToLogsOnError'",
-        )),
-        other => errs.push(FieldError::invalid(
-            &p.child("terminationMessagePolicy"),
+        "" => errs.push(FieldError::required(&tmp_path, "")),
+        other => errs.push(FieldError::not_supported(
+            &tmp_path,
             other,
-            "must be 'File' or 'FallbackToLogsOnError'",
+            &["File", "FallbackToLogsOnError"],
         )),
     }
     errs

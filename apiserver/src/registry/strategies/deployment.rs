@@ -347,6 +347,11 @@ mod tests {
                 "spec.progressDeadlineSeconds: Invalid value: 600: must be greater than minReadySeconds",
             ),
             (
+                "template image",
+                |s| s.template.spec.as_mut().expect("spec").containers[0].image = None,
+                "spec.template.spec.containers[0].image: Required value",
+            ),
+            (
                 "active deadline",
                 |s| {
                     s.template

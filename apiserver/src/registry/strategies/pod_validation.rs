@@ -17,8 +17,8 @@ use crate::registry::{FieldError, FieldPath};
 pub const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];
 const DNS_POLICIES: &[&str] = &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
 
-/// Whether validation is for a pod itself (stricter: images are required)
-/// or for a template, which admission or controllers may still complete.
+/// Whether validation is for a pod itself or for a template, on which
+/// Kubernetes skips a few pod-only checks (image whitespace).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpecOf {
     Pod,
