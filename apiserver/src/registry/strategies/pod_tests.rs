@@ -205,6 +205,21 @@ fn pod_validation_reports_kubernetes_messages() {
             r#"spec.containers[0].ports[0].protocol: Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP""#,
         ),
         (
+            |s| {
+                let port = ContainerPort {
+                    container_port: 80,
+                    host_port: Some(8080),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                };
+                s.containers[0].ports = Some(vec![port.clone()]);
+                let mut other = container("sidecar", "busybox");
+                other.ports = Some(vec![port]);
+                s.containers.push(other);
+            },
+            r#"spec.containers[1].ports[0].hostPort: Duplicate value: "/TCP/8080""#,
+        ),
+        (
             |s| s.restart_policy = Some("Sometimes".into()),
             r#"spec.restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never""#,
         ),

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec, Toleration, Volume};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Toleration, Volume};
 
 use super::container_validation::validate_container;
 use super::validation::{
@@ -96,6 +96,7 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, of: SpecOf) -> Vec<Fi
             ));
         }
     }
+    errs.extend(host_port_conflicts(&spec.containers, &cpath));
     let ipath = path.child("initContainers");
     for (i, c) in spec.init_containers.iter().flatten().enumerate() {
         let p = ipath.index(i);
@@ -197,6 +198,30 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, of: SpecOf) -> Vec<Fi
             ads,
             "must be between 1 and 2147483647, inclusive",
         ));
+    }
+    errs
+}
+
+/// `checkHostPortConflicts`: one `hostIP/protocol/hostPort` per pod.
+fn host_port_conflicts(containers: &[Container], path: &FieldPath) -> Vec<FieldError> {
+    let mut seen = BTreeSet::new();
+    let mut errs = Vec::new();
+    for (i, c) in containers.iter().enumerate() {
+        for (j, port) in c.ports.iter().flatten().enumerate() {
+            let host_port = port.host_port.unwrap_or(0);
+            if host_port == 0 {
+                continue;
+            }
+            let key = format!(
+                "{}/{}/{host_port}",
+                port.host_ip.as_deref().unwrap_or(""),
+                port.protocol.as_deref().unwrap_or("")
+            );
+            if !seen.insert(key.clone()) {
+                let p = path.index(i).child("ports").index(j).child("hostPort");
+                errs.push(FieldError::duplicate(&p, &key));
+            }
+        }
     }
     errs
 }
