@@ -113,10 +113,16 @@ pub fn is_valid_path_segment_name(s: &str, prefix: bool) -> Vec<String> {
 }
 
 /// apimachinery's `maskTrailingDash`: a generateName may end in `-`.
+/// Reproduced with its quirk of replacing the last *two* characters.
 fn mask_trailing_dash(s: &str) -> String {
-    match s.strip_suffix('-') {
-        Some(rest) if !rest.is_empty() => format!("{rest}a"),
-        _ => s.to_string(),
+    if s.len() > 1 && s.ends_with('-') {
+        let mut masked: String = s.chars().collect();
+        masked.pop();
+        masked.pop();
+        masked.push('a');
+        masked
+    } else {
+        s.to_string()
     }
 }
 

@@ -30,6 +30,12 @@ fn names_are_checked_by_their_rule() {
         (NameRule::Dns1123Subdomain, "web-", true, vec![]),
         (
             NameRule::Dns1123Label,
+            "é-",
+            true,
+            vec![LABEL_MSG.to_string()],
+        ),
+        (
+            NameRule::Dns1123Label,
             "a.b",
             false,
             vec![LABEL_MSG.to_string()],
