@@ -116,11 +116,9 @@ pub fn is_valid_path_segment_name(s: &str, prefix: bool) -> Vec<String> {
 /// Reproduced with its quirk of replacing the last *two* characters.
 fn mask_trailing_dash(s: &str) -> String {
     if s.len() > 1 && s.ends_with('-') {
-        let mut masked: String = s.chars().collect();
-        masked.pop();
-        masked.pop();
-        masked.push('a');
-        masked
+        // Go slices bytes; a split character becomes U+FFFD and fails.
+        let bytes = &s.as_bytes()[..s.len() - 2];
+        format!("{}a", String::from_utf8_lossy(bytes))
     } else {
         s.to_string()
     }
