@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Container, EnvVar, Probe, ResourceRequirements}
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::pod_validation::SpecOf;
+use super::pod_validation::{SpecOf, validate_ids};
 use super::quantity::{QUANTITY_FORMAT_ERROR, parse_nanos};
 use super::validation::{
     invalid_all, is_config_map_key, is_dns1123_subdomain, is_env_var_name, is_qualified_name,
@@ -119,6 +119,20 @@ pub fn validate_container(
     }
     if let Some(r) = &c.resources {
         errs.extend(validate_resources(r, &p.child("resources")));
+    }
+    if let Some(sc) = &c.security_context {
+        let ids = [
+            ("runAsUser", sc.run_as_user),
+            ("runAsGroup", sc.run_as_group),
+        ];
+        errs.extend(validate_ids(&p.child("securityContext"), &ids));
+        if sc.privileged == Some(true) && sc.allow_privilege_escalation == Some(false) {
+            errs.push(FieldError::invalid(
+                &p.child("securityContext"),
+                "",
+                "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+            ));
+        }
     }
     for (field, probe) in [
         ("livenessProbe", &c.liveness_probe),

@@ -1,8 +1,8 @@
 //! Tests of the Pod strategy, pod defaults and pod spec validation.
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, Pod, PodSpec, Probe, ResourceRequirements, TCPSocketAction,
-    Toleration, Volume, VolumeMount,
+    Container, ContainerPort, EnvVar, Pod, PodDNSConfig, PodSecurityContext, PodSpec, Probe,
+    ResourceRequirements, TCPSocketAction, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -218,6 +218,24 @@ fn pod_validation_reports_kubernetes_messages() {
                 s.containers.push(other);
             },
             r#"spec.containers[1].ports[0].hostPort: Duplicate value: "/TCP/8080""#,
+        ),
+        (
+            |s| {
+                s.security_context = Some(PodSecurityContext {
+                    run_as_user: Some(-1),
+                    ..Default::default()
+                })
+            },
+            "spec.securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+        ),
+        (
+            |s| {
+                s.dns_config = Some(PodDNSConfig {
+                    nameservers: Some(vec!["8.8.8.8".into(), "x".into()]),
+                    ..Default::default()
+                })
+            },
+            r#"spec.dnsConfig.nameservers[1]: Invalid value: "x": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"#,
         ),
         (
             |s| s.restart_policy = Some("Sometimes".into()),

@@ -5,12 +5,17 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Toleration, Volume};
+use k8s_openapi::api::core::v1::{
+    Container, PodDNSConfig, PodSpec, PodTemplateSpec, Toleration, Volume,
+};
+
+use super::gofmt::go_string_slice;
 
 use super::container_validation::validate_container;
 use super::validation::{
-    invalid_all, is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value,
-    validate_annotations, validate_dns1123_label, validate_labels,
+    invalid_all, invalid_rendered, is_dns1123_label, is_dns1123_subdomain, is_qualified_name,
+    is_valid_ip, is_valid_label_value, validate_annotations, validate_dns1123_label,
+    validate_labels,
 };
 use crate::registry::{FieldError, FieldPath};
 
@@ -168,6 +173,18 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, of: SpecOf) -> Vec<Fi
             "must provide `dnsConfig` when `dnsPolicy` is None",
         ));
     }
+    if let Some(sc) = &spec.security_context {
+        let sp = path.child("securityContext");
+        let ids = [
+            ("runAsUser", sc.run_as_user),
+            ("runAsGroup", sc.run_as_group),
+            ("fsGroup", sc.fs_group),
+        ];
+        errs.extend(validate_ids(&sp, &ids));
+    }
+    if let Some(dns) = &spec.dns_config {
+        errs.extend(validate_dns_config(dns, &path.child("dnsConfig")));
+    }
     if let Some(sel) = &spec.node_selector {
         errs.extend(validate_labels(sel, &path.child("nodeSelector")));
     }
@@ -198,6 +215,67 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, of: SpecOf) -> Vec<Fi
             ads,
             "must be between 1 and 2147483647, inclusive",
         ));
+    }
+    errs
+}
+
+/// `IsValidUserID`/`IsValidGroupID` over security context ids.
+pub fn validate_ids(path: &FieldPath, ids: &[(&str, Option<i64>)]) -> Vec<FieldError> {
+    ids.iter()
+        .filter_map(|(field, id)| id.map(|id| (field, id)))
+        .filter(|(_, id)| !(0..=i64::from(i32::MAX)).contains(id))
+        .map(|(field, id)| {
+            FieldError::invalid(
+                &path.child(field),
+                id,
+                "must be between 0 and 2147483647, inclusive",
+            )
+        })
+        .collect()
+}
+
+/// `validatePodDNSConfig` (the limits of resolv.conf).
+fn validate_dns_config(dns: &PodDNSConfig, path: &FieldPath) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let nameservers = dns.nameservers.as_deref().unwrap_or(&[]);
+    if nameservers.len() > 3 {
+        errs.push(invalid_rendered(
+            &path.child("nameservers"),
+            go_string_slice(nameservers),
+            "must not have more than 3 nameservers",
+        ));
+    }
+    for (i, ns) in nameservers.iter().enumerate() {
+        errs.extend(invalid_all(
+            &path.child("nameservers").index(i),
+            ns,
+            is_valid_ip(ns),
+        ));
+    }
+    let searches = dns.searches.as_deref().unwrap_or(&[]);
+    if searches.len() > 32 {
+        errs.push(invalid_rendered(
+            &path.child("searches"),
+            go_string_slice(searches),
+            "must not have more than 32 search paths",
+        ));
+    }
+    for (i, search) in searches.iter().enumerate() {
+        // A trailing dot marks an absolute domain and is allowed.
+        let trimmed = search.strip_suffix('.').unwrap_or(search);
+        errs.extend(invalid_all(
+            &path.child("searches").index(i),
+            trimmed,
+            is_dns1123_subdomain(trimmed),
+        ));
+    }
+    for (i, option) in dns.options.iter().flatten().enumerate() {
+        if option.name.as_deref().unwrap_or("").is_empty() {
+            errs.push(FieldError::required(
+                &path.child("options").index(i),
+                "Option.Name must not be empty",
+            ));
+        }
     }
     errs
 }
