@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Container, EnvVar, Probe, ResourceRequirements};
+use k8s_openapi::api::core::v1::{Container, EnvFromSource, EnvVar, Probe, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -93,6 +93,10 @@ pub fn validate_container(
     errs.extend(validate_env(
         c.env.as_deref().unwrap_or(&[]),
         &p.child("env"),
+    ));
+    errs.extend(validate_env_from(
+        c.env_from.as_deref().unwrap_or(&[]),
+        &p.child("envFrom"),
     ));
     let mut mount_paths = BTreeSet::new();
     for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
@@ -193,6 +197,56 @@ fn validate_local_descending_path(target: &str, path: &FieldPath) -> Vec<FieldEr
     }
     if target.split(['/', '\\']).any(|part| part == "..") {
         errs.push(FieldError::invalid(path, target, "must not contain '..'"));
+    }
+    errs
+}
+
+/// `ValidateEnvFrom`: one source per entry, a valid prefix and name.
+fn validate_env_from(sources: &[EnvFromSource], path: &FieldPath) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        let p = path.index(i);
+        if let Some(prefix) = source.prefix.as_deref().filter(|x| !x.is_empty()) {
+            errs.extend(invalid_all(
+                &p.child("prefix"),
+                prefix,
+                is_env_var_name(prefix),
+            ));
+        }
+        let refs = [
+            (
+                "configMapRef",
+                source.config_map_ref.as_ref().map(|r| r.name.as_str()),
+            ),
+            (
+                "secretRef",
+                source.secret_ref.as_ref().map(|r| r.name.as_str()),
+            ),
+        ];
+        let mut count = 0;
+        for (field, name) in refs {
+            let Some(name) = name else { continue };
+            count += 1;
+            let np = p.child(field).child("name");
+            if name.is_empty() {
+                errs.push(FieldError::required(&np, ""));
+            } else {
+                errs.extend(invalid_all(&np, name, is_dns1123_subdomain(name)));
+            }
+        }
+        if count == 0 {
+            errs.push(FieldError::invalid(
+                path,
+                "",
+                "must specify one of: `configMapRef` or `secretRef`",
+            ));
+        } else if count > 1 {
+            errs.push(FieldError::invalid(
+                path,
+                "",
+                "may not have more than one field specified at a time",
+            ));
+        }
     }
     errs
 }

@@ -1,8 +1,8 @@
 //! Tests of the Pod strategy, pod defaults and pod spec validation.
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, Pod, PodDNSConfig, PodSecurityContext, PodSpec, Probe,
-    ResourceRequirements, TCPSocketAction, Toleration, Volume, VolumeMount,
+    Container, ContainerPort, EnvFromSource, EnvVar, Pod, PodDNSConfig, PodSecurityContext,
+    PodSpec, Probe, ResourceRequirements, TCPSocketAction, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -236,6 +236,10 @@ fn pod_validation_reports_kubernetes_messages() {
                 })
             },
             r#"spec.dnsConfig.nameservers[1]: Invalid value: "x": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"#,
+        ),
+        (
+            |s| s.containers[0].env_from = Some(vec![EnvFromSource::default()]),
+            "spec.containers[0].envFrom: Invalid value: \"\": must specify one of: `configMapRef` or `secretRef`",
         ),
         (
             |s| s.restart_policy = Some("Sometimes".into()),
