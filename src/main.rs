@@ -1,5 +1,121 @@
-//! `ferrokube`: one binary for the whole cluster and for each component.
+//! `ferrokube`: one binary for the whole single-node cluster (`up`) and for
+//! each component on its own (`apiserver`, ...).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "ferrokube",
+    version,
+    about = "A small, fast Kubernetes-style container orchestrator"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole single-node cluster in this process.
+    Up(UpArgs),
+    /// Run the API server alone.
+    Apiserver(ApiserverArgs),
+}
+
+#[derive(Args, Clone)]
+struct ApiserverArgs {
+    /// Address to serve the Kubernetes API on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// Directory for the embedded store (and, with `up`, the kubeconfig).
+    #[arg(long, default_value = "/var/lib/ferrokube")]
+    data_dir: PathBuf,
+    /// etcd endpoints (comma-separated); without them the embedded store is used.
+    #[arg(long, value_delimiter = ',')]
+    etcd_servers: Vec<String>,
+    /// Seconds between compactions of old revisions.
+    #[arg(long, default_value_t = 300)]
+    compaction_interval_seconds: u64,
+}
+
+#[derive(Args)]
+struct UpArgs {
+    #[command(flatten)]
+    apiserver: ApiserverArgs,
+}
+
+impl ApiserverArgs {
+    fn config(&self) -> apiserver::server::Config {
+        apiserver::server::Config {
+            listen: self.listen,
+            data_dir: self.data_dir.clone(),
+            etcd_servers: self.etcd_servers.clone(),
+            compaction_interval: Duration::from_secs(self.compaction_interval_seconds.max(1)),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
 
 fn main() -> anyhow::Result<()> {
-    Ok(())
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => {
+                let a = &args.apiserver;
+                std::fs::create_dir_all(&a.data_dir)
+                    .with_context(|| format!("cannot create data dir {}", a.data_dir.display()))?;
+                let kubeconfig = a.data_dir.join("kubeconfig");
+                let url = format!("http://{}", a.listen);
+                std::fs::write(&kubeconfig, apiserver::server::kubeconfig(&url))
+                    .with_context(|| format!("cannot write {}", kubeconfig.display()))?;
+                eprintln!(
+                    "ferrokube: kubectl --kubeconfig {} get nodes",
+                    kubeconfig.display()
+                );
+                apiserver::server::run(a.config(), shutdown_signal()).await?;
+            }
+            Command::Apiserver(a) => {
+                std::fs::create_dir_all(&a.data_dir)
+                    .with_context(|| format!("cannot create data dir {}", a.data_dir.display()))?;
+                apiserver::server::run(a.config(), shutdown_signal()).await?;
+            }
+        }
+        Ok(())
+    })
 }

@@ -2,5 +2,13 @@
 //! cache and persisted through [`storage::Storage`] to etcd or to the
 //! embedded store.
 
+pub mod cache;
+pub mod discovery;
+pub mod discovery_routes;
+pub mod error;
+pub mod http;
+pub mod kinds;
+pub mod openapi;
 pub mod registry;
+pub mod server;
 pub mod storage;

@@ -1,1 +1,49 @@
-fn main() {}
+//! ferrokube benchmarks. Each prints its figures beside the aim, with any
+//! baseline it is judged against measured in the same run:
+//!
+//! - `api`: pod creates per second and latency through the API server, list
+//!   latency of 10,000 pods, and the raw put rate of the same backend.
+//! - `startup`: time from spawning `ferrokube up` to `/readyz`, and the
+//!   idle server's resident memory.
+
+mod api;
+mod report;
+mod startup;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "bench", about = "ferrokube benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// API create/list throughput and latency against the raw storage rate.
+    Api(api::Args),
+    /// Startup time to /readyz and idle RSS of `ferrokube up`.
+    Startup(startup::Args),
+}
+
+/// The storage backends the benchmarks run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    Embedded,
+    Etcd,
+    Both,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Api(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(api::run(args))
+        }
+        Command::Startup(args) => startup::run(args),
+    }
+}

@@ -10,8 +10,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub mod field;
+pub mod managed;
 pub mod printers;
+pub mod rest;
+pub mod store;
 pub mod strategies;
+mod write;
 
 pub use field::{FieldError, FieldErrorKind, FieldPath};
 
@@ -106,6 +110,14 @@ pub trait Strategy: Send + Sync + 'static {
 
     /// For kinds with a `scale` subresource: sets `spec.replicas`.
     fn set_replicas(&self, _obj: &mut Self::Object, _replicas: i32) {}
+
+    /// Graceful deletion (Kubernetes' `CheckGracefulDelete`): the grace
+    /// period to wait before the object is really removed, given the one the
+    /// client asked for; `None` or `Some(0)` deletes at once. Only pods
+    /// delete gracefully.
+    fn grace_period(&self, _obj: &Self::Object, _requested: Option<i64>) -> Option<i64> {
+        None
+    }
 }
 
 /// A column of the server-side table (`meta.k8s.io/v1` `TableColumnDefinition`,

@@ -1,7 +1,7 @@
 //! Storage: the one trait the API server persists through, and its two
-//! backends — etcd (`etcd.rs`) and the embedded on-disk MVCC store
-//! (`embedded.rs`). Both give the same semantics, which `conformance.rs`
-//! checks against each:
+//! backends — etcd ([`EtcdStore`]) and the embedded on-disk MVCC store
+//! ([`EmbeddedStore`]). Both give the same semantics, which the
+//! `conformance` suite checks against each:
 //!
 //! - one global, strictly increasing revision; every write gets the next one,
 //!   and an object's `resourceVersion` is its key's `mod_revision`;
@@ -18,10 +18,17 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
 
+mod compactor;
 #[cfg(test)]
 mod conformance;
-pub mod embedded;
-pub mod etcd;
+pub(crate) mod embedded;
+pub(crate) mod etcd;
+mod etcd_testing;
+
+pub use compactor::spawn_compactor;
+pub use embedded::EmbeddedStore;
+pub use etcd::EtcdStore;
+pub use etcd_testing::{EtcdProcess, EtcdProcessError};
 
 /// One key's value at a revision.
 #[derive(Debug, Clone, PartialEq, Eq)]

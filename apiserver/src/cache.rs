@@ -1,0 +1,445 @@
+//! The watch cache: every stored object, decoded once and kept in memory
+//! with its serialized JSON, fed by a single storage watch over `/registry/`.
+//!
+//! kube-apiserver keeps one cache per resource, each fed by its own etcd
+//! watch. We feed all of them from one watch so that they share one
+//! revision: a consistent list only has to wait until that revision reaches
+//! the store's current one, with no need for etcd progress notifications.
+//! N API watchers of a resource cost one broadcast subscription, never a
+//! store watch of their own.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::{broadcast, watch};
+use tracing::{debug, warn};
+
+use crate::storage::{KeyValue, Storage, StorageError, WatchEvent};
+
+/// How long the history of a resource keeps events for watch resumption
+/// (kube-apiserver's watch cache sizes itself to a 75 s window).
+const HISTORY_WINDOW: Duration = Duration::from_secs(75);
+const HISTORY_MIN: usize = 100;
+const HISTORY_MAX: usize = 10_000;
+const BROADCAST_CAPACITY: usize = 4096;
+
+/// One object as the cache holds it.
+#[derive(Debug)]
+pub struct CachedObject {
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// Selectable fields besides metadata.name/namespace.
+    pub fields: Vec<(&'static str, String)>,
+    /// The object's JSON, with its resourceVersion set.
+    pub json: Bytes,
+    pub rv: i64,
+}
+
+impl CachedObject {
+    /// Value of a selectable field, for field selectors.
+    pub fn field(&self, name: &str) -> Option<String> {
+        match name {
+            "metadata.name" => Some(self.name.clone()),
+            "metadata.namespace" => Some(self.namespace.clone()),
+            _ => self
+                .fields
+                .iter()
+                .find(|(f, _)| *f == name)
+                .map(|(_, v)| v.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// A change of one object; `prev` lets selector-filtered watchers turn a
+/// change out of their selection into DELETED, as Kubernetes does.
+#[derive(Debug)]
+pub struct CacheEvent {
+    pub kind: EventType,
+    pub obj: Arc<CachedObject>,
+    pub prev: Option<Arc<CachedObject>>,
+    pub rv: i64,
+    at: Instant,
+}
+
+/// Decodes a stored value into a cached object with the given revision.
+pub type Decoder = Box<dyn Fn(&[u8], i64) -> Result<CachedObject, String> + Send + Sync>;
+
+#[derive(Default)]
+struct Inner {
+    objects: BTreeMap<String, Arc<CachedObject>>,
+    history: VecDeque<Arc<CacheEvent>>,
+    /// Events after this revision are all in `history`.
+    floor: i64,
+}
+
+/// The cache of one resource.
+pub struct ResourceCache {
+    prefix: String,
+    decoder: Decoder,
+    inner: RwLock<Inner>,
+    tx: broadcast::Sender<Arc<CacheEvent>>,
+    /// Shared with the other resources: the revision the cache has reached.
+    revision: watch::Receiver<i64>,
+}
+
+/// What a watch starts with: events to send first, then the live feed.
+pub struct WatchStart {
+    pub initial: Vec<Arc<CacheEvent>>,
+    pub live: broadcast::Receiver<Arc<CacheEvent>>,
+}
+
+/// Why the cache could not serve a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    #[error("too old resource version: {requested} ({oldest})")]
+    TooOld { requested: i64, oldest: i64 },
+    #[error("Too large resource version: {requested}, current: {current}")]
+    TooNew { requested: i64, current: i64 },
+}
+
+impl ResourceCache {
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn lock_read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The key range of one namespace, or of the whole resource.
+    fn range(&self, namespace: Option<&str>) -> String {
+        match namespace {
+            Some(ns) => format!("{}{ns}/", self.prefix),
+            None => self.prefix.clone(),
+        }
+    }
+
+    /// One object by storage key.
+    pub fn get(&self, key: &str) -> Option<Arc<CachedObject>> {
+        self.lock_read().objects.get(key).cloned()
+    }
+
+    /// Objects under `namespace` (all when None) in key order that pass
+    /// `filter`, starting after `start_after`, at most `limit` (0 = all).
+    /// Returns them, the revision they reflect, and the last key returned
+    /// when more matching objects remain.
+    pub fn list(
+        &self,
+        namespace: Option<&str>,
+        start_after: Option<&str>,
+        limit: usize,
+        filter: impl Fn(&CachedObject) -> bool,
+    ) -> (Vec<Arc<CachedObject>>, i64, Option<String>) {
+        let inner = self.lock_read();
+        let rv = *self.revision.borrow();
+        let range = self.range(namespace);
+        let lower = match start_after {
+            Some(k) if k.as_bytes() >= range.as_bytes() => Bound::Excluded(k.to_string()),
+            _ => Bound::Included(range.clone()),
+        };
+        let mut out = Vec::new();
+        let mut last_key = None;
+        for (key, obj) in inner.objects.range((lower, Bound::Unbounded)) {
+            if !key.starts_with(&range) {
+                break;
+            }
+            if !filter(obj) {
+                continue;
+            }
+            if limit > 0 && out.len() == limit {
+                return (out, rv, last_key);
+            }
+            out.push(obj.clone());
+            last_key = Some(key.clone());
+        }
+        (out, rv, None)
+    }
+
+    /// Starts a watch. `from: None` begins with the current state as ADDED
+    /// events; `Some(rv)` replays every change after `rv`.
+    pub fn watch(
+        &self,
+        namespace: Option<&str>,
+        from: Option<i64>,
+    ) -> Result<WatchStart, CacheError> {
+        let inner = self.lock_read();
+        let live = self.tx.subscribe();
+        let initial = match from {
+            None => {
+                let range = self.range(namespace);
+                inner
+                    .objects
+                    .range(range.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&range))
+                    .map(|(_, o)| {
+                        Arc::new(CacheEvent {
+                            kind: EventType::Added,
+                            obj: o.clone(),
+                            prev: None,
+                            rv: o.rv,
+                            at: Instant::now(),
+                        })
+                    })
+                    .collect()
+            }
+            Some(rv) => {
+                if rv < inner.floor {
+                    return Err(CacheError::TooOld {
+                        requested: rv,
+                        oldest: inner.floor,
+                    });
+                }
+                let current = *self.revision.borrow();
+                if rv > current {
+                    return Err(CacheError::TooNew {
+                        requested: rv,
+                        current,
+                    });
+                }
+                let start = inner.history.partition_point(|e| e.rv <= rv);
+                inner.history.iter().skip(start).cloned().collect()
+            }
+        };
+        Ok(WatchStart { initial, live })
+    }
+
+    /// The revision a bookmark may carry: every event of this resource up
+    /// to it has been handed to `live`, which is drained.
+    pub fn bookmark_revision(&self, live: &broadcast::Receiver<Arc<CacheEvent>>) -> Option<i64> {
+        let _inner = self.lock_read();
+        if live.is_empty() {
+            Some(*self.revision.borrow())
+        } else {
+            None
+        }
+    }
+
+    fn decode(&self, kv: &KeyValue, rv: i64) -> Option<Arc<CachedObject>> {
+        match (self.decoder)(&kv.value, rv) {
+            Ok(o) => Some(Arc::new(o)),
+            Err(e) => {
+                warn!(key = %kv.key, error = %e, "skipping undecodable stored object");
+                None
+            }
+        }
+    }
+
+    fn reset(&self, kvs: Vec<&KeyValue>, revision: i64) {
+        let objects = kvs
+            .into_iter()
+            .filter_map(|kv| Some((kv.key.clone(), self.decode(kv, kv.mod_revision)?)))
+            .collect();
+        let mut inner = self.lock_write();
+        *inner = Inner {
+            objects,
+            history: VecDeque::new(),
+            floor: revision,
+        };
+    }
+
+    fn apply(&self, event: &WatchEvent, revision_tx: &watch::Sender<i64>) {
+        let mut inner = self.lock_write();
+        let (key, ev) = match event {
+            WatchEvent::Put { kv, .. } => {
+                let Some(obj) = self.decode(kv, kv.mod_revision) else {
+                    return;
+                };
+                let prev = inner.objects.insert(kv.key.clone(), obj.clone());
+                let kind = if prev.is_some() {
+                    EventType::Modified
+                } else {
+                    EventType::Added
+                };
+                (kv.key.clone(), (kind, obj, prev))
+            }
+            WatchEvent::Delete { prev, revision } => {
+                let Some(obj) = self.decode(prev, *revision) else {
+                    inner.objects.remove(&prev.key);
+                    return;
+                };
+                let old = inner.objects.remove(&prev.key);
+                (prev.key.clone(), (EventType::Deleted, obj, old))
+            }
+            WatchEvent::Progress { .. } => return,
+        };
+        let (kind, obj, prev) = ev;
+        let rv = event.revision();
+        let now = Instant::now();
+        let e = Arc::new(CacheEvent {
+            kind,
+            obj,
+            prev,
+            rv,
+            at: now,
+        });
+        inner.history.push_back(e.clone());
+        while inner.history.len() > HISTORY_MAX
+            || (inner.history.len() > HISTORY_MIN
+                && inner
+                    .history
+                    .front()
+                    .is_some_and(|f| now.duration_since(f.at) > HISTORY_WINDOW))
+        {
+            if let Some(old) = inner.history.pop_front() {
+                inner.floor = old.rv;
+            }
+        }
+        debug!(%key, rv, kind = kind.as_str(), "cache event");
+        // Revision first, under the lock, so a watcher that sees the event
+        // also sees a revision at least as new (bookmarks rely on it).
+        revision_tx.send_replace(rv);
+        let _ = self.tx.send(e);
+    }
+}
+
+/// All resource caches and the task that feeds them.
+pub struct Cache {
+    resources: Vec<Arc<ResourceCache>>,
+    revision_tx: watch::Sender<i64>,
+    revision: watch::Receiver<i64>,
+}
+
+impl Cache {
+    pub fn new() -> Cache {
+        let (revision_tx, revision) = watch::channel(0);
+        Cache {
+            resources: Vec::new(),
+            revision_tx,
+            revision,
+        }
+    }
+
+    /// Registers a resource by its storage prefix; call before `start`.
+    pub fn register(&mut self, prefix: String, decoder: Decoder) -> Arc<ResourceCache> {
+        let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let rc = Arc::new(ResourceCache {
+            prefix,
+            decoder,
+            inner: RwLock::new(Inner::default()),
+            tx,
+            revision: self.revision.clone(),
+        });
+        self.resources.push(rc.clone());
+        rc
+    }
+
+    fn resource_of(&self, key: &str) -> Option<&Arc<ResourceCache>> {
+        self.resources
+            .iter()
+            .filter(|r| key.starts_with(&r.prefix))
+            .max_by_key(|r| r.prefix.len())
+    }
+
+    /// The revision the cache reflects.
+    pub fn revision(&self) -> i64 {
+        *self.revision.borrow()
+    }
+
+    /// Waits until the cache reflects `revision`; false on timeout.
+    pub async fn wait_for(&self, revision: i64, timeout: Duration) -> bool {
+        let mut rx = self.revision.clone();
+        matches!(
+            tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Loads everything, then follows the store; returns once loaded, with
+    /// the feeding task running in the background for the server's life.
+    pub async fn start(self: &Arc<Self>, storage: Arc<dyn Storage>) -> Result<(), StorageError> {
+        let revision = self.load(storage.as_ref()).await?;
+        let this = self.clone();
+        tokio::spawn(async move { this.follow(storage, revision).await });
+        Ok(())
+    }
+
+    async fn load(&self, storage: &dyn Storage) -> Result<i64, StorageError> {
+        let list = storage.list("/registry/", None, 0, None).await?;
+        for rc in &self.resources {
+            let kvs = list
+                .kvs
+                .iter()
+                .filter(|kv| {
+                    self.resource_of(&kv.key)
+                        .is_some_and(|r| Arc::ptr_eq(r, rc))
+                })
+                .collect();
+            rc.reset(kvs, list.revision);
+        }
+        self.revision_tx.send_replace(list.revision);
+        Ok(list.revision)
+    }
+
+    async fn follow(&self, storage: Arc<dyn Storage>, mut revision: i64) {
+        loop {
+            match storage.watch("/registry/", revision).await {
+                Ok(mut stream) => {
+                    while let Some(item) = stream.next().await {
+                        match item {
+                            Ok(ev) => {
+                                revision = revision.max(ev.revision());
+                                let key = match &ev {
+                                    WatchEvent::Put { kv, .. } => Some(kv.key.as_str()),
+                                    WatchEvent::Delete { prev, .. } => Some(prev.key.as_str()),
+                                    WatchEvent::Progress { .. } => None,
+                                };
+                                match key.and_then(|k| self.resource_of(k)) {
+                                    Some(rc) => rc.apply(&ev, &self.revision_tx),
+                                    None => {
+                                        self.revision_tx.send_replace(revision);
+                                    }
+                                }
+                            }
+                            Err(StorageError::Compacted { .. }) => break,
+                            Err(e) => {
+                                warn!(error = %e, "watch cache: store watch failed; resuming");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(StorageError::Compacted { .. }) => {
+                    warn!(revision, "watch cache fell behind compaction; reloading");
+                    match self.load(storage.as_ref()).await {
+                        Ok(r) => revision = r,
+                        Err(e) => warn!(error = %e, "watch cache reload failed"),
+                    }
+                }
+                Err(e) => warn!(error = %e, "watch cache: cannot watch the store"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache::new()
+    }
+}

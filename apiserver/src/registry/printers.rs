@@ -1,1 +1,0 @@
-//! Table printers: the `kubectl get` columns of every kind.

@@ -1,0 +1,846 @@
+//! The write pipeline of the generic store, in Kubernetes' order
+//! (`rest.BeforeCreate` / `BeforeUpdate`): decode → system metadata →
+//! namespace → strategy prepare → defaults → validation → persist with a
+//! revision precondition. Unconditional updates and patches retry on a
+//! lost race; writes carrying a resourceVersion answer 409 instead.
+
+use bytes::Bytes;
+use k8s_openapi::Metadata;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use serde_json::{Value, json};
+
+use super::managed;
+use super::rest::{
+    DeleteOptions, FieldValidation, PatchKind, Subresource, WriteOptions, WriteResult,
+};
+use super::store::Store;
+use super::strategies::validation::validate_object_meta;
+use super::{FieldError, FieldPath, Printer, Strategy};
+use crate::error::ApiError;
+use crate::storage::{KeyValue, StorageError};
+
+/// How many times an unconditional write retries a lost race.
+const MAX_RETRIES: usize = 16;
+
+/// Letters Kubernetes uses for generateName suffixes (no vowels, no
+/// look-alikes, so random names never spell words).
+const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+pub(super) fn now() -> Time {
+    let now = jiff::Timestamp::now();
+    Time(jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
+}
+
+fn random_suffix() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..5)
+        .map(|_| NAME_ALPHABET[rng.random_range(0..NAME_ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Everything but metadata and status: what a generation bump compares.
+fn spec_part(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| {
+                    !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind")
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn to_json<T: serde::Serialize>(obj: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(obj).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+impl<S> Store<S>
+where
+    S: Strategy,
+    S::Object: Printer,
+{
+    fn has_status(&self) -> bool {
+        self.info.subresources.contains(&"status")
+    }
+
+    /// Kinds whose `metadata.generation` counts spec changes.
+    fn tracks_generation(&self) -> bool {
+        matches!(
+            self.info.group,
+            "apps" | "batch" | "networking.k8s.io" | "scheduling.k8s.io"
+        )
+    }
+
+    /// Kubernetes lets a PUT create these (`AllowCreateOnUpdate`).
+    fn allow_create_on_update(&self) -> bool {
+        matches!(
+            self.info.plural,
+            "endpoints" | "events" | "leases" | "endpointslices"
+        )
+    }
+
+    /// Kinds whose DELETE answers with the deleted object rather than a
+    /// Status (`ReturnDeletedObject` in their Kubernetes storage).
+    fn returns_deleted_object(&self) -> bool {
+        self.info.group.is_empty() && matches!(self.info.plural, "pods" | "services" | "namespaces")
+    }
+
+    /// Checks apiVersion/kind and unknown fields; returns warnings.
+    fn check_body(&self, body: &Value, opts: &WriteOptions) -> Result<Vec<String>, ApiError> {
+        let Value::Object(map) = body else {
+            return Err(ApiError::bad_request(format!(
+                "{} in version {:?} cannot be handled as a {}: the body must be a JSON object",
+                self.info.kind, self.info.version, self.info.kind
+            )));
+        };
+        if let Some(av) = map.get("apiVersion").and_then(Value::as_str) {
+            if av != self.info.api_version() {
+                return Err(ApiError::bad_request(format!(
+                    "the API version in the data ({av}) does not match the expected API version ({})",
+                    self.info.api_version()
+                )));
+            }
+        }
+        if let Some(kind) = map.get("kind").and_then(Value::as_str) {
+            if kind != self.info.kind {
+                return Err(ApiError::bad_request(format!(
+                    "the kind in the data ({kind}) does not match the expected kind ({})",
+                    self.info.kind
+                )));
+            }
+        }
+        if opts.field_validation == FieldValidation::Ignore {
+            return Ok(Vec::new());
+        }
+        let unknown = (self.shared.unknown_fields)(self.info, body);
+        if unknown.is_empty() {
+            return Ok(Vec::new());
+        }
+        match opts.field_validation {
+            FieldValidation::Strict => {
+                let list = unknown
+                    .iter()
+                    .map(|f| format!("unknown field {:?}", f.trim_start_matches('.')))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                Err(ApiError::bad_request(format!(
+                    "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {list}",
+                    kind = self.info.kind,
+                    version = self.info.version,
+                )))
+            }
+            _ => Ok(unknown
+                .iter()
+                .map(|f| format!("unknown field {:?}", f.trim_start_matches('.')))
+                .collect()),
+        }
+    }
+
+    /// An apply body names its own apiVersion, kind and name, and they must
+    /// be the request's.
+    fn check_apply_body(&self, name: &str, applied: &Value) -> Result<(), ApiError> {
+        let av = applied["apiVersion"].as_str().unwrap_or_default();
+        let kind = applied["kind"].as_str().unwrap_or_default();
+        if av.is_empty() || kind.is_empty() {
+            return Err(ApiError::bad_request(
+                "apiVersion and kind must be set in an apply patch",
+            ));
+        }
+        let body_name = applied["metadata"]["name"].as_str().unwrap_or_default();
+        if body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Decodes a JSON object into the kind's type; a type mismatch is the
+    /// client's error (400), worded as Kubernetes words it.
+    fn parse(&self, body: Value) -> Result<S::Object, ApiError> {
+        serde_json::from_value(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "{} in version {:?} cannot be handled as a {}: {e}",
+                self.info.kind, self.info.version, self.info.kind
+            ))
+        })
+    }
+
+    /// The namespace must exist and not be terminating.
+    async fn check_namespace(&self, ns: &str, name: &str) -> Result<(), ApiError> {
+        let key = format!("/registry/namespaces/{ns}");
+        let json = match self.shared.namespaces.get(&key) {
+            Some(o) => Some(o.json.clone()),
+            None => self
+                .shared
+                .storage
+                .get(&key)
+                .await
+                .map_err(|e| ApiError::from_storage(e, self.info, name))?
+                .map(|kv| kv.value),
+        };
+        let Some(json) = json else {
+            let ns_info = common::resources::find("", "v1", "namespaces").unwrap_or(self.info);
+            return Err(ApiError::not_found(ns_info, ns));
+        };
+        let terminating = serde_json::from_slice::<Value>(&json)
+            .ok()
+            .is_some_and(|v| !v["metadata"]["deletionTimestamp"].is_null());
+        if terminating {
+            return Err(ApiError::forbidden(
+                self.info,
+                name,
+                &format!(
+                    "unable to create new content in namespace {ns} because it is being terminated"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_meta(&self, obj: &S::Object) -> Vec<FieldError> {
+        validate_object_meta(
+            obj.metadata(),
+            self.info.namespaced(),
+            self.strategy.name_rule(),
+        )
+    }
+
+    fn serialize_for_storage(obj: &S::Object) -> Result<Bytes, ApiError> {
+        let mut obj = obj.clone();
+        obj.metadata_mut().resource_version = None;
+        serde_json::to_vec(&obj)
+            .map(Bytes::from)
+            .map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    fn respond(
+        obj: &S::Object,
+        rev: Option<i64>,
+        code: u16,
+        warnings: Vec<String>,
+    ) -> Result<WriteResult, ApiError> {
+        let mut obj = obj.clone();
+        if let Some(rev) = rev {
+            obj.metadata_mut().resource_version = Some(rev.to_string());
+        }
+        Ok(WriteResult {
+            object: to_json(&obj)?,
+            code,
+            warnings,
+        })
+    }
+
+    pub(super) async fn do_create(
+        &self,
+        ns: Option<&str>,
+        mut body: Value,
+        opts: &WriteOptions,
+    ) -> Result<WriteResult, ApiError> {
+        let warnings = self.check_body(&body, opts)?;
+        // Status is the controllers' to write; a create starts without it
+        // (nodes are registered by their kubelet with a status, so keep it).
+        if self.has_status() && self.info.plural != "nodes" {
+            if let Some(m) = body.as_object_mut() {
+                m.remove("status");
+            }
+        }
+        let mut obj = self.parse(body)?;
+        let name = self.prepare_create_meta(ns, &mut obj)?;
+        if let (true, Some(ns)) = (self.info.namespaced(), obj.metadata().namespace.clone()) {
+            self.check_namespace(&ns, &name).await?;
+        }
+        self.strategy.prepare_for_create(&mut obj);
+        self.strategy.default(&mut obj);
+        let mut errs = self.validate_meta(&obj);
+        errs.extend(self.strategy.validate(&obj));
+        if !errs.is_empty() {
+            return Err(ApiError::invalid(self.info, &name, &errs));
+        }
+        managed::record(
+            self.info,
+            None,
+            &mut obj,
+            &opts.field_manager,
+            Subresource::Main,
+        )?;
+        if opts.dry_run {
+            return Self::respond(&obj, None, 201, warnings);
+        }
+        let key = self.key(obj.metadata().namespace.as_deref(), &name);
+        let rev = self
+            .shared
+            .storage
+            .create(&key, Self::serialize_for_storage(&obj)?)
+            .await
+            .map_err(|e| ApiError::from_storage(e, self.info, &name))?;
+        Self::respond(&obj, Some(rev), 201, warnings)
+    }
+
+    /// Sets namespace, name (from generateName), uid, timestamps and
+    /// generation of a new object; returns its name.
+    fn prepare_create_meta(
+        &self,
+        ns: Option<&str>,
+        obj: &mut S::Object,
+    ) -> Result<String, ApiError> {
+        let namespaced = self.info.namespaced();
+        let meta: &mut ObjectMeta = obj.metadata_mut();
+        if namespaced {
+            match (meta.namespace.as_deref(), ns) {
+                (Some(body_ns), Some(url_ns)) if !body_ns.is_empty() && body_ns != url_ns => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                _ => meta.namespace = ns.map(str::to_string).or(meta.namespace.take()),
+            }
+        } else {
+            meta.namespace = None;
+        }
+        if meta.name.as_deref().is_none_or(str::is_empty) {
+            if let Some(prefix) = meta.generate_name.as_deref().filter(|g| !g.is_empty()) {
+                // Kubernetes caps the prefix so the name stays within 63.
+                let prefix: String = prefix.chars().take(58).collect();
+                meta.name = Some(format!("{prefix}{}", random_suffix()));
+            }
+        }
+        let name = meta.name.clone().unwrap_or_default();
+        if name.is_empty() {
+            return Err(ApiError::invalid(
+                self.info,
+                "",
+                &[FieldError::required(
+                    &FieldPath::new("metadata").child("name"),
+                    "name or generateName is required",
+                )],
+            ));
+        }
+        meta.uid = Some(uuid::Uuid::new_v4().to_string());
+        meta.creation_timestamp = Some(now());
+        meta.resource_version = None;
+        meta.deletion_timestamp = None;
+        meta.deletion_grace_period_seconds = None;
+        meta.self_link = None;
+        meta.generation = self.tracks_generation().then_some(1);
+        Ok(name)
+    }
+
+    async fn read(&self, key: &str, name: &str) -> Result<Option<KeyValue>, ApiError> {
+        self.shared
+            .storage
+            .get(key)
+            .await
+            .map_err(|e| ApiError::from_storage(e, self.info, name))
+    }
+
+    pub(super) async fn do_update(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        body: Value,
+        sub: Subresource,
+        opts: &WriteOptions,
+    ) -> Result<WriteResult, ApiError> {
+        let warnings = self.check_body(&body, opts)?;
+        let body_name = body["metadata"]["name"].as_str().unwrap_or_default();
+        if body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        if let (Some(body_ns), Some(url_ns)) = (body["metadata"]["namespace"].as_str(), ns) {
+            if self.info.namespaced() && !body_ns.is_empty() && body_ns != url_ns {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+        }
+        let precondition = body["metadata"]["resourceVersion"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        let key = self.key(ns, name);
+        for _ in 0..MAX_RETRIES {
+            let Some(kv) = self.read(&key, name).await? else {
+                if self.allow_create_on_update() && sub == Subresource::Main {
+                    return self.do_create(ns, body, opts).await;
+                }
+                return Err(ApiError::not_found(self.info, name));
+            };
+            if let Some(p) = &precondition {
+                if *p != kv.mod_revision.to_string() {
+                    return Err(ApiError::conflict(self.info, name));
+                }
+            }
+            match self
+                .write_update(&key, &kv, body.clone(), sub, opts, warnings.clone())
+                .await?
+            {
+                Some(r) => return Ok(r),
+                None if precondition.is_some() => return Err(ApiError::conflict(self.info, name)),
+                None => continue,
+            }
+        }
+        Err(ApiError::conflict(self.info, name))
+    }
+
+    /// Applies `candidate` (the whole new object as JSON) over the stored
+    /// `kv`. `Ok(None)` means the store changed underneath: retry.
+    async fn write_update(
+        &self,
+        key: &str,
+        kv: &KeyValue,
+        mut candidate: Value,
+        sub: Subresource,
+        opts: &WriteOptions,
+        warnings: Vec<String>,
+    ) -> Result<Option<WriteResult>, ApiError> {
+        let old = self.decode_kv(kv)?;
+        let old_json = to_json(&old)?;
+        let name = old.metadata().name.clone().unwrap_or_default();
+        // The main resource and `status` are written by different parties.
+        if self.has_status() {
+            match sub {
+                Subresource::Status => {
+                    let mut merged = old_json.clone();
+                    merged["status"] = candidate.get("status").cloned().unwrap_or(Value::Null);
+                    if let Some(mf) = candidate["metadata"].get("managedFields") {
+                        merged["metadata"]["managedFields"] = mf.clone();
+                    }
+                    candidate = merged;
+                }
+                _ => {
+                    if let Some(m) = candidate.as_object_mut() {
+                        match old_json.get("status") {
+                            Some(s) => m.insert("status".into(), s.clone()),
+                            None => m.remove("status"),
+                        };
+                    }
+                }
+            }
+        }
+        let mut new = self.parse(candidate)?;
+        {
+            let (om, nm) = (old.metadata(), new.metadata_mut());
+            nm.name = om.name.clone();
+            nm.namespace = om.namespace.clone();
+            nm.uid = om.uid.clone();
+            nm.creation_timestamp = om.creation_timestamp.clone();
+            nm.deletion_timestamp = om.deletion_timestamp.clone();
+            nm.deletion_grace_period_seconds = om.deletion_grace_period_seconds;
+            nm.generation = om.generation;
+            nm.self_link = None;
+            nm.resource_version = om.resource_version.clone();
+        }
+        let mut errs = Vec::new();
+        if old.metadata().deletion_timestamp.is_some() {
+            let old_f = old.metadata().finalizers.clone().unwrap_or_default();
+            for f in new.metadata().finalizers.iter().flatten() {
+                if !old_f.contains(f) {
+                    errs.push(FieldError::forbidden(
+                        &FieldPath::new("metadata").child("finalizers"),
+                        "no new finalizers can be added if the object is being deleted",
+                    ));
+                    break;
+                }
+            }
+        }
+        if sub == Subresource::Main {
+            self.strategy.prepare_for_update(&mut new, &old);
+        }
+        self.strategy.default(&mut new);
+        errs.extend(self.validate_meta(&new));
+        if sub == Subresource::Main {
+            errs.extend(self.strategy.validate_update(&new, &old));
+        }
+        if !errs.is_empty() {
+            return Err(ApiError::invalid(self.info, &name, &errs));
+        }
+        let mut new_json = to_json(&new)?;
+        if self.tracks_generation() && spec_part(&new_json) != spec_part(&old_json) {
+            let g = old.metadata().generation.unwrap_or(0) + 1;
+            new.metadata_mut().generation = Some(g);
+            new_json["metadata"]["generation"] = json!(g);
+        }
+        managed::record(self.info, Some(&old), &mut new, &opts.field_manager, sub)?;
+        let new_json_final = to_json(&new)?;
+        // Kubernetes skips writes that change nothing: no new revision, no
+        // watch event.
+        if new_json_final == old_json {
+            return Self::respond(&old, None, 200, warnings).map(Some);
+        }
+        if opts.dry_run {
+            return Self::respond(&new, None, 200, warnings).map(Some);
+        }
+        // An update that removes the last finalizer of an object being
+        // deleted completes the deletion.
+        if new.metadata().deletion_timestamp.is_some()
+            && new.metadata().finalizers.as_ref().is_none_or(Vec::is_empty)
+            && new.metadata().deletion_grace_period_seconds.unwrap_or(0) == 0
+        {
+            return match self.shared.storage.delete(key, Some(kv.mod_revision)).await {
+                Ok((_, rev)) => Self::respond(&new, Some(rev), 200, warnings).map(Some),
+                Err(StorageError::Conflict { .. }) => Ok(None),
+                Err(e) => Err(ApiError::from_storage(e, self.info, &name)),
+            };
+        }
+        match self
+            .shared
+            .storage
+            .update(key, Self::serialize_for_storage(&new)?, kv.mod_revision)
+            .await
+        {
+            Ok(rev) => Self::respond(&new, Some(rev), 200, warnings).map(Some),
+            Err(StorageError::Conflict { .. }) => Ok(None),
+            Err(e) => Err(ApiError::from_storage(e, self.info, &name)),
+        }
+    }
+
+    pub(super) async fn do_patch(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        kind: PatchKind,
+        patch: Value,
+        sub: Subresource,
+        opts: &WriteOptions,
+    ) -> Result<WriteResult, ApiError> {
+        let key = self.key(ns, name);
+        let precondition = patch["metadata"]["resourceVersion"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        for _ in 0..MAX_RETRIES {
+            let Some(kv) = self.read(&key, name).await? else {
+                if kind == PatchKind::Apply && sub == Subresource::Main {
+                    self.check_apply_body(name, &patch)?;
+                    let mut applied = managed::apply(self.info, None, &patch, sub, opts)?;
+                    if let (Some(ns), true) = (ns, self.info.namespaced()) {
+                        applied["metadata"]["namespace"] = json!(ns);
+                    }
+                    return self
+                        .do_create(
+                            ns,
+                            applied,
+                            &WriteOptions {
+                                field_manager: String::new(),
+                                ..opts.clone()
+                            },
+                        )
+                        .await;
+                }
+                return Err(ApiError::not_found(self.info, name));
+            };
+            if let Some(p) = &precondition {
+                if *p != kv.mod_revision.to_string() {
+                    return Err(ApiError::conflict(self.info, name));
+                }
+            }
+            let current = to_json(&self.decode_kv(&kv)?)?;
+            let (candidate, sub_for_write) = if sub == Subresource::Scale {
+                let obj = self.decode_kv(&kv)?;
+                let scale = self.scale_of(&obj)?;
+                let patched = match kind {
+                    PatchKind::Apply => managed::apply(self.info, Some(&scale), &patch, sub, opts)?,
+                    _ => managed::patch_value(self.info, kind, &scale, &patch)?,
+                };
+                let replicas = patched["spec"]["replicas"].as_i64().unwrap_or(0);
+                let mut obj = obj;
+                self.strategy
+                    .set_replicas(&mut obj, i32::try_from(replicas).unwrap_or(i32::MAX));
+                (to_json(&obj)?, Subresource::Main)
+            } else {
+                let patched = match kind {
+                    PatchKind::Apply => {
+                        self.check_apply_body(name, &patch)?;
+                        managed::apply(self.info, Some(&current), &patch, sub, opts)?
+                    }
+                    _ => managed::patch_value(self.info, kind, &current, &patch)?,
+                };
+                (patched, sub)
+            };
+            let warnings = self.check_body(&candidate, opts)?;
+            let opts_for_write = if kind == PatchKind::Apply {
+                // The apply recorded its own managedFields entry.
+                WriteOptions {
+                    field_manager: String::new(),
+                    ..opts.clone()
+                }
+            } else {
+                opts.clone()
+            };
+            match self
+                .write_update(
+                    &key,
+                    &kv,
+                    candidate,
+                    sub_for_write,
+                    &opts_for_write,
+                    warnings,
+                )
+                .await?
+            {
+                Some(mut r) => {
+                    if sub == Subresource::Scale {
+                        let obj = self.parse(r.object.clone())?;
+                        r.object = self.scale_of(&obj)?;
+                    }
+                    return Ok(r);
+                }
+                None if precondition.is_some() => return Err(ApiError::conflict(self.info, name)),
+                None => continue,
+            }
+        }
+        Err(ApiError::conflict(self.info, name))
+    }
+
+    /// `PUT .../scale`: sets replicas from a Scale object.
+    pub(super) async fn update_scale(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        scale: Value,
+        opts: &WriteOptions,
+    ) -> Result<WriteResult, ApiError> {
+        let replicas = scale["spec"]["replicas"].as_i64().unwrap_or(0);
+        let patch = json!({"spec": {"replicas": replicas}, "metadata": {"resourceVersion": scale["metadata"]["resourceVersion"]}});
+        self.do_patch(ns, name, PatchKind::Merge, patch, Subresource::Scale, opts)
+            .await
+    }
+
+    pub(super) async fn do_delete(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<WriteResult, ApiError> {
+        let key = self.key(ns, name);
+        for _ in 0..MAX_RETRIES {
+            let Some(kv) = self.read(&key, name).await? else {
+                return Err(ApiError::not_found(self.info, name));
+            };
+            let mut obj = self.decode_kv(&kv)?;
+            let meta = obj.metadata();
+            if let Some(uid) = &opts.precondition_uid {
+                if meta.uid.as_ref() != Some(uid) {
+                    return Err(ApiError::conflict_msg(
+                        self.info,
+                        name,
+                        &format!(
+                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                            meta.uid.clone().unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+            if let Some(rv) = &opts.precondition_resource_version {
+                if *rv != kv.mod_revision.to_string() {
+                    return Err(ApiError::conflict_msg(
+                        self.info,
+                        name,
+                        &format!(
+                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                            kv.mod_revision
+                        ),
+                    ));
+                }
+            }
+            let grace = self
+                .strategy
+                .grace_period(&obj, opts.grace_period_seconds)
+                .unwrap_or(0);
+            let mut finalizers = meta.finalizers.clone().unwrap_or_default();
+            let add = match opts.propagation_policy.as_deref() {
+                Some("Foreground") => Some("foregroundDeletion"),
+                Some("Orphan") => Some("orphan"),
+                _ => None,
+            };
+            let namespace_finalizers = self.info.plural == "namespaces"
+                && to_json(&obj)?["spec"]["finalizers"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty());
+            let pending =
+                !finalizers.is_empty() || add.is_some() || grace > 0 || namespace_finalizers;
+            if opts.dry_run {
+                return Self::respond(&obj, None, 200, Vec::new());
+            }
+            if !pending {
+                return match self
+                    .shared
+                    .storage
+                    .delete(&key, Some(kv.mod_revision))
+                    .await
+                {
+                    Ok((_, rev)) => self.deleted_response(&obj, rev),
+                    Err(StorageError::Conflict { .. }) | Err(StorageError::NotFound { .. }) => {
+                        continue;
+                    }
+                    Err(e) => Err(ApiError::from_storage(e, self.info, name)),
+                };
+            }
+            if let Some(f) = add {
+                if !finalizers.iter().any(|x| x == f) {
+                    finalizers.push(f.to_string());
+                }
+            }
+            let already = meta.deletion_timestamp.is_some();
+            let old_grace = meta.deletion_grace_period_seconds;
+            let m = obj.metadata_mut();
+            m.finalizers = (!finalizers.is_empty()).then_some(finalizers);
+            // A second delete may only shorten the grace period.
+            if !already || old_grace.is_some_and(|g| grace < g) {
+                let at = jiff::Timestamp::now().as_second() + grace;
+                m.deletion_timestamp = Some(Time(
+                    jiff::Timestamp::from_second(at).unwrap_or_else(|_| jiff::Timestamp::now()),
+                ));
+                m.deletion_grace_period_seconds = Some(grace);
+            }
+            let mut json = to_json(&obj)?;
+            if self.info.plural == "namespaces" {
+                json["status"]["phase"] = json!("Terminating");
+                obj = self.parse(json)?;
+            }
+            match self
+                .shared
+                .storage
+                .update(&key, Self::serialize_for_storage(&obj)?, kv.mod_revision)
+                .await
+            {
+                Ok(rev) => {
+                    let code = if opts.propagation_policy.as_deref() == Some("Foreground") {
+                        202
+                    } else {
+                        200
+                    };
+                    return Self::respond(&obj, Some(rev), code, Vec::new());
+                }
+                Err(StorageError::Conflict { .. }) => continue,
+                Err(e) => return Err(ApiError::from_storage(e, self.info, name)),
+            }
+        }
+        Err(ApiError::conflict(self.info, name))
+    }
+
+    fn deleted_response(&self, obj: &S::Object, rev: i64) -> Result<WriteResult, ApiError> {
+        if self.returns_deleted_object() {
+            return Self::respond(obj, Some(rev), 200, Vec::new());
+        }
+        let meta = obj.metadata();
+        Ok(WriteResult {
+            object: json!({
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": {
+                    "name": meta.name,
+                    "group": self.info.group,
+                    "kind": self.info.plural,
+                    "uid": meta.uid,
+                },
+            }),
+            code: 200,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// `POST pods/<name>/binding`: assigns a node, once.
+    pub(super) async fn do_bind(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        binding: Value,
+        opts: &WriteOptions,
+    ) -> Result<WriteResult, ApiError> {
+        if !self.info.subresources.contains(&"binding") {
+            return Err(ApiError::method_not_allowed(
+                "binding is not supported on this resource",
+            ));
+        }
+        let node = binding["target"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if node.is_empty() {
+            return Err(ApiError::invalid(
+                self.info,
+                name,
+                &[FieldError::required(
+                    &FieldPath::new("target").child("name"),
+                    "",
+                )],
+            ));
+        }
+        let key = self.key(ns, name);
+        let binding_info = common::ResourceInfo {
+            plural: "pods/binding",
+            ..*self.info
+        };
+        for _ in 0..MAX_RETRIES {
+            let Some(kv) = self.read(&key, name).await? else {
+                return Err(ApiError::not_found(self.info, name));
+            };
+            let mut pod = to_json(&self.decode_kv(&kv)?)?;
+            if let Some(uid) = binding["metadata"]["uid"].as_str() {
+                if pod["metadata"]["uid"].as_str() != Some(uid) {
+                    return Err(ApiError::conflict_msg(
+                        &binding_info,
+                        name,
+                        "the UID in the binding does not match the pod",
+                    ));
+                }
+            }
+            if !pod["metadata"]["deletionTimestamp"].is_null() {
+                return Err(ApiError::conflict_msg(
+                    &binding_info,
+                    name,
+                    &format!("pod {name} is being deleted, cannot be assigned to a host"),
+                ));
+            }
+            if let Some(existing) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+                return Err(ApiError::conflict_msg(
+                    &binding_info,
+                    name,
+                    &format!("pod {name} is already assigned to node {existing:?}"),
+                ));
+            }
+            pod["spec"]["nodeName"] = json!(node);
+            let now = to_json(&now())?;
+            let conditions = pod["status"]["conditions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let mut conditions: Vec<Value> = conditions
+                .into_iter()
+                .filter(|c| c["type"] != "PodScheduled")
+                .collect();
+            conditions.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
+            pod["status"]["conditions"] = Value::Array(conditions);
+            let mut obj = self.parse(pod)?;
+            obj.metadata_mut().resource_version = None;
+            if opts.dry_run {
+                break;
+            }
+            match self
+                .shared
+                .storage
+                .update(&key, Self::serialize_for_storage(&obj)?, kv.mod_revision)
+                .await
+            {
+                Ok(_) => break,
+                Err(StorageError::Conflict { .. }) => continue,
+                Err(e) => return Err(ApiError::from_storage(e, self.info, name)),
+            }
+        }
+        Ok(WriteResult {
+            object: json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            code: 201,
+            warnings: Vec::new(),
+        })
+    }
+}

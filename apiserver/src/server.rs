@@ -1,0 +1,162 @@
+//! Assembles and runs the API server: storage backend, watch cache, one
+//! store per kind, the HTTP routes, and the namespaces that exist at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::IntoResponse;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::cache::Cache;
+use crate::http::{Api, AppState};
+use crate::kinds::Kinds;
+use crate::registry::rest::WriteOptions;
+use crate::registry::store::{Shared, UnknownFieldCheck};
+use crate::storage::embedded::EmbeddedStore;
+use crate::storage::etcd::EtcdStore;
+use crate::storage::{Storage, StorageError};
+
+/// The namespaces Kubernetes creates at start.
+const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Where the embedded store keeps its file (unused with etcd).
+    pub data_dir: PathBuf,
+    /// etcd endpoints; empty selects the embedded store.
+    pub etcd_servers: Vec<String>,
+    /// How often old revisions are compacted (`--etcd-compaction-interval`).
+    pub compaction_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot bootstrap namespace {name}: {message}")]
+    Bootstrap { name: String, message: String },
+    #[error("server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Opens the configured storage backend.
+pub async fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, ServerError> {
+    if config.etcd_servers.is_empty() {
+        let path = config.data_dir.join("db");
+        Ok(Arc::new(EmbeddedStore::open(&path)?))
+    } else {
+        Ok(Arc::new(EtcdStore::connect(&config.etcd_servers).await?))
+    }
+}
+
+/// Builds the whole API (caches loaded, system namespaces present) over a
+/// storage backend.
+pub async fn build(storage: Arc<dyn Storage>) -> Result<Router, ServerError> {
+    let mut cache = Cache::new();
+    let kinds = Kinds::register(&mut cache);
+    let namespaces = kinds
+        .namespaces
+        .clone()
+        .ok_or_else(|| ServerError::Bootstrap {
+            name: "namespaces".into(),
+            message: "namespaces are not served".into(),
+        })?;
+    let cache = Arc::new(cache);
+    cache.start(storage.clone()).await?;
+    let unknown_fields: UnknownFieldCheck =
+        Arc::new(|info: &common::ResourceInfo, v: &serde_json::Value| {
+            crate::openapi::validate::unknown_fields(info.group, info.version, info.kind, v)
+        });
+    let shared = Arc::new(Shared {
+        storage,
+        cache,
+        namespaces,
+        unknown_fields,
+    });
+    let api: AppState = Arc::new(Api {
+        registries: kinds.build(shared),
+    });
+    bootstrap(&api).await?;
+    Ok(routes(api))
+}
+
+async fn bootstrap(api: &Api) -> Result<(), ServerError> {
+    let Some(ns) = api.registries.get(&("", "v1", "namespaces")) else {
+        return Ok(());
+    };
+    let opts = WriteOptions {
+        field_manager: "kube-apiserver".into(),
+        ..WriteOptions::default()
+    };
+    for name in SYSTEM_NAMESPACES {
+        let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        match ns.create(None, body, &opts).await {
+            Ok(_) => info!(namespace = name, "created system namespace"),
+            Err(e) if e.code == 409 => {}
+            Err(e) => {
+                return Err(ServerError::Bootstrap {
+                    name: name.to_string(),
+                    message: e.message,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn routes(api: AppState) -> Router {
+    let health = || async { "ok" };
+    crate::http::router(api)
+        .merge(crate::discovery_routes::router())
+        .merge(crate::openapi::router())
+        .route("/healthz", axum::routing::get(health))
+        .route("/livez", axum::routing::get(health))
+        .route("/readyz", axum::routing::get(health))
+        .route("/healthz/{check}", axum::routing::get(health))
+        .route("/livez/{check}", axum::routing::get(health))
+        .route("/readyz/{check}", axum::routing::get(health))
+        .fallback(|uri: http::Uri| async move {
+            crate::error::ApiError::path_not_found(uri.path()).into_response()
+        })
+}
+
+/// Runs the API server until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let listener =
+        TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+    let storage = open_storage(&config).await?;
+    crate::storage::spawn_compactor(storage.clone(), config.compaction_interval);
+    let app = build(storage).await?;
+    info!(addr = %config.listen, "API server ready");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Serve)
+}
+
+/// A kubeconfig that points kubectl at this server.
+pub fn kubeconfig(server_url: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: ferrokube\n  cluster:\n    server: {server_url}\ncontexts:\n- name: ferrokube\n  context:\n    cluster: ferrokube\n    user: admin\n    namespace: default\ncurrent-context: ferrokube\nusers:\n- name: admin\n  user: {{}}\n"
+    )
+}

@@ -1,1 +1,0 @@
-//! The storage conformance suite, run against every backend.

@@ -1,1 +1,0 @@
-//! Embedded on-disk MVCC store.

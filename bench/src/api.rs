@@ -1,0 +1,277 @@
+//! The API benchmark: for each backend, the raw `Storage::create` rate on a
+//! fresh store, then the same number of pod creates through the API server
+//! (in this process, on a loopback port) with the same concurrency, then
+//! lists of all those pods from the watch cache and consistently.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use apiserver::storage::{EmbeddedStore, EtcdProcess, EtcdStore, Storage};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::Backend;
+use crate::report::{Row, millis, quantile, table};
+
+/// The aim for a full list of the benchmark's pods.
+const LIST_AIM: Duration = Duration::from_millis(100);
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Pods to create.
+    #[arg(long, default_value_t = 10_000)]
+    pods: usize,
+    /// Concurrent HTTP clients (and concurrent raw writers).
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Which backends to measure.
+    #[arg(long, value_enum, default_value_t = Backend::Both)]
+    backend: Backend,
+    /// Lists timed per variant (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    list_runs: usize,
+}
+
+/// Keeps a fresh store's backing alive: its temporary directory or its etcd.
+enum Backing {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Etcd(#[allow(dead_code)] EtcdProcess),
+}
+
+async fn fresh_storage(backend: Backend) -> anyhow::Result<(Arc<dyn Storage>, Backing)> {
+    match backend {
+        Backend::Etcd => {
+            let etcd = tokio::task::spawn_blocking(EtcdProcess::start)
+                .await?
+                .context("starting etcd")?;
+            let store = EtcdStore::connect(std::slice::from_ref(&etcd.endpoint)).await?;
+            Ok((Arc::new(store), Backing::Etcd(etcd)))
+        }
+        _ => {
+            let dir = tempfile::Builder::new()
+                .prefix("ferrokube-bench-")
+                .tempdir()?;
+            let store = EmbeddedStore::open(&dir.path().join("db"))?;
+            Ok((Arc::new(store), Backing::Dir(dir)))
+        }
+    }
+}
+
+/// A pod like a Deployment's: labels, one container with ports, env and
+/// resources (about 1 KiB of JSON).
+fn pod(i: usize) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": format!("bench-{i:05}"),
+            "labels": {"app": "bench", "shard": (i % 16).to_string(), "pod-template-hash": "7d9f8c6b5"},
+            "annotations": {"example.com/build": "2026-11-25T00:00:00Z"}
+        },
+        "spec": {
+            "containers": [{
+                "name": "web",
+                "image": "docker.io/library/nginx:1.27",
+                "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+                "env": [{"name": "SHARD", "value": (i % 16).to_string()}, {"name": "LOG_LEVEL", "value": "info"}],
+                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
+            }],
+            "restartPolicy": "Always",
+            "terminationGracePeriodSeconds": 30
+        }
+    })
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let backends = match args.backend {
+        Backend::Both => vec![Backend::Embedded, Backend::Etcd],
+        one => vec![one],
+    };
+    println!(
+        "api benchmark: {} pods, {} concurrent clients\n",
+        args.pods, args.clients
+    );
+    let mut rows = Vec::new();
+    for backend in backends {
+        rows.extend(bench_backend(backend, &args).await?);
+    }
+    print!("{}", table(&rows));
+    Ok(())
+}
+
+fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Etcd => "etcd",
+        _ => "embedded",
+    }
+}
+
+async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<Vec<Row>> {
+    let name = backend_name(backend);
+    let mut rows = Vec::new();
+
+    let raw_rate = {
+        let (storage, _backing) = fresh_storage(backend).await?;
+        raw_puts(storage, args).await?
+    };
+    rows.push(Row::info(
+        name,
+        "raw Storage::create puts/s",
+        format!("{raw_rate:.0}"),
+    ));
+
+    let (storage, _backing) = fresh_storage(backend).await?;
+    let router = apiserver::server::build(storage).await?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let creates = api_creates(&base, args).await?;
+    let rate = args.pods as f64 / creates.elapsed.as_secs_f64();
+    rows.push(Row::aim(
+        name,
+        "API pod creates/s",
+        format!("{rate:.0}"),
+        format!(">= {:.0} (1/2 raw)", raw_rate / 2.0),
+        rate >= raw_rate / 2.0,
+    ));
+    rows.push(Row::info(
+        name,
+        "API create latency p50",
+        millis(quantile(&creates.latencies, 0.5)),
+    ));
+    rows.push(Row::info(
+        name,
+        "API create latency p99",
+        millis(quantile(&creates.latencies, 0.99)),
+    ));
+
+    for (label, query) in [
+        ("list rv=0 (watch cache)", "?resourceVersion=0"),
+        ("list consistent (no rv)", ""),
+    ] {
+        let url = format!("{base}/api/v1/namespaces/default/pods{query}");
+        let (latency, size) = list_latency(&url, args).await?;
+        rows.push(Row::aim(
+            name,
+            &format!("{label}, {} pods", args.pods),
+            format!(
+                "{} ({:.1} MiB)",
+                millis(latency),
+                size as f64 / (1024.0 * 1024.0)
+            ),
+            format!("< {}", millis(LIST_AIM)),
+            latency < LIST_AIM,
+        ));
+    }
+    server.abort();
+    Ok(rows)
+}
+
+/// Puts per second of `args.pods` creates with `args.clients` concurrent
+/// writers, straight into the store.
+async fn raw_puts(storage: Arc<dyn Storage>, args: &Args) -> anyhow::Result<f64> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let writers: Vec<_> = (0..args.clients)
+        .map(|_| {
+            let (storage, next, total) = (storage.clone(), next.clone(), args.pods);
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    let value = Bytes::from(serde_json::to_vec(&pod(i))?);
+                    storage
+                        .create(&format!("/registry/pods/default/bench-{i:05}"), value)
+                        .await?;
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await??;
+    }
+    Ok(args.pods as f64 / started.elapsed().as_secs_f64())
+}
+
+struct Creates {
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+async fn api_creates(base: &str, args: &Args) -> anyhow::Result<Creates> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients)
+        .build()?;
+    let url = format!("{base}/api/v1/namespaces/default/pods");
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let clients: Vec<_> = (0..args.clients)
+        .map(|_| {
+            let (http, url, next, total) = (http.clone(), url.clone(), next.clone(), args.pods);
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        return Ok::<_, anyhow::Error>(latencies);
+                    }
+                    let sent = Instant::now();
+                    let response = http.post(&url).json(&pod(i)).send().await?;
+                    let status = response.status();
+                    let body = response.bytes().await?;
+                    latencies.push(sent.elapsed());
+                    if status != 201 {
+                        bail!(
+                            "create {i} answered {status}: {}",
+                            String::from_utf8_lossy(&body)
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(args.pods);
+    for client in clients {
+        latencies.extend(client.await??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    Ok(Creates { elapsed, latencies })
+}
+
+/// The median time to receive the whole list, and its size in bytes; the
+/// first answer is checked to hold every pod.
+async fn list_latency(url: &str, args: &Args) -> anyhow::Result<(Duration, usize)> {
+    let http = reqwest::Client::new();
+    let mut times = Vec::new();
+    let mut size = 0;
+    for run in 0..args.list_runs.max(1) {
+        let started = Instant::now();
+        let response = http.get(url).send().await?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        times.push(started.elapsed());
+        if status != 200 {
+            bail!(
+                "list {url} answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        if run == 0 {
+            let list: Value = serde_json::from_slice(&body)?;
+            let items = list["items"].as_array().map_or(0, Vec::len);
+            if items != args.pods {
+                bail!("list {url} returned {items} pods, expected {}", args.pods);
+            }
+        }
+        size = body.len();
+    }
+    times.sort();
+    Ok((quantile(&times, 0.5), size))
+}

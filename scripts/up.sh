@@ -1,0 +1,17 @@
+#!/bin/sh
+# Builds ferrokube and runs the single-node cluster on this machine:
+#   ./scripts/up.sh            (data in /var/lib/ferrokube, API on 127.0.0.1:6443)
+# Extra arguments go to `ferrokube up` (e.g. --listen 0.0.0.0:6443).
+set -eu
+cd "$(dirname "$0")/.."
+. ./scripts/lib.sh
+
+ensure_packages build-essential pkg-config protobuf-compiler ca-certificates \
+    containerd runc containernetworking-plugins iptables
+ensure_rust
+
+cargo build --release --bin ferrokube
+target_dir="${CARGO_TARGET_DIR:-target}"
+$SUDO mkdir -p /var/lib/ferrokube
+echo "kubectl: export KUBECONFIG=/var/lib/ferrokube/kubeconfig"
+exec $SUDO "$target_dir/release/ferrokube" up --data-dir /var/lib/ferrokube "$@"
