@@ -51,11 +51,14 @@ struct ApiserverArgs {
 }
 
 fn parse_cidr(s: &str) -> Result<apiserver::server::Cidr, String> {
-    apiserver::server::Cidr::parse(s).ok_or_else(|| format!("{s:?} is not an IPv4 CIDR such as 10.43.0.0/16"))
+    apiserver::server::Cidr::parse(s)
+        .ok_or_else(|| format!("{s:?} is not an IPv4 CIDR such as 10.43.0.0/16"))
 }
 
 fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
-    let (a, b) = s.split_once('-').ok_or_else(|| format!("{s:?} is not a range such as 30000-32767"))?;
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?} is not a range such as 30000-32767"))?;
     let a: u16 = a.trim().parse().map_err(|_| format!("bad port {a:?}"))?;
     let b: u16 = b.trim().parse().map_err(|_| format!("bad port {b:?}"))?;
     if a == 0 || a > b {

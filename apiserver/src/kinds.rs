@@ -18,7 +18,11 @@ pub type Key = (&'static str, &'static str, &'static str);
 
 /// A kind whose cache is registered but whose store waits for `Shared`.
 trait Pending {
-    fn build(self: Box<Self>, shared: Arc<Shared>, hooks: Option<Arc<dyn WriteHooks>>) -> Arc<dyn Registry>;
+    fn build(
+        self: Box<Self>,
+        shared: Arc<Shared>,
+        hooks: Option<Arc<dyn WriteHooks>>,
+    ) -> Arc<dyn Registry>;
 }
 
 struct PendingStore<S: Strategy> {
@@ -32,7 +36,11 @@ where
     S: Strategy,
     S::Object: Printer,
 {
-    fn build(self: Box<Self>, shared: Arc<Shared>, hooks: Option<Arc<dyn WriteHooks>>) -> Arc<dyn Registry> {
+    fn build(
+        self: Box<Self>,
+        shared: Arc<Shared>,
+        hooks: Option<Arc<dyn WriteHooks>>,
+    ) -> Arc<dyn Registry> {
         let store = Store::new(self.info, self.strategy, self.cache, shared);
         Arc::new(match hooks {
             Some(h) => store.with_hooks(h),
@@ -113,7 +121,11 @@ impl Kinds {
     }
 
     /// Builds every store; `hooks` gives kinds their write hooks by key.
-    pub fn build(self, shared: Arc<Shared>, hooks: &HashMap<Key, Arc<dyn WriteHooks>>) -> HashMap<Key, Arc<dyn Registry>> {
+    pub fn build(
+        self,
+        shared: Arc<Shared>,
+        hooks: &HashMap<Key, Arc<dyn WriteHooks>>,
+    ) -> HashMap<Key, Arc<dyn Registry>> {
         self.pending
             .into_iter()
             .map(|(key, p)| (key, p.build(shared.clone(), hooks.get(&key).cloned())))

@@ -54,7 +54,10 @@ pub struct ApiOptions {
 impl Default for ApiOptions {
     fn default() -> Self {
         ApiOptions {
-            service_range: Cidr { base: u32::from(std::net::Ipv4Addr::new(10, 43, 0, 0)), bits: 16 },
+            service_range: Cidr {
+                base: u32::from(std::net::Ipv4Addr::new(10, 43, 0, 0)),
+                bits: 16,
+            },
             node_ports: (30000, 32767),
             advertise: SocketAddr::from(([127, 0, 0, 1], 6443)),
         }
@@ -105,7 +108,11 @@ pub async fn build(storage: Arc<dyn Storage>, options: &ApiOptions) -> Result<Ro
         Arc::new(|info: &common::ResourceInfo, v: &serde_json::Value| {
             crate::openapi::validate::unknown_fields(info.group, info.version, info.kind, v)
         });
-    let allocator: Arc<dyn WriteHooks> = Arc::new(ServiceAllocator::new(storage.clone(), options.service_range, options.node_ports));
+    let allocator: Arc<dyn WriteHooks> = Arc::new(ServiceAllocator::new(
+        storage.clone(),
+        options.service_range,
+        options.node_ports,
+    ));
     let hooks = HashMap::from([(("", "v1", "services"), allocator)]);
     let shared = Arc::new(Shared {
         storage,
@@ -146,31 +153,46 @@ async fn bootstrap(api: &Api, options: &ApiOptions) -> Result<(), ServerError> {
 
 /// The `kubernetes` Service in `default`, on the first IP of the service
 /// range, with Endpoints pointing at this API server.
-async fn bootstrap_kubernetes_service(api: &Api, options: &ApiOptions, opts: &WriteOptions) -> Result<(), ServerError> {
+async fn bootstrap_kubernetes_service(
+    api: &Api,
+    options: &ApiOptions,
+    opts: &WriteOptions,
+) -> Result<(), ServerError> {
     let port = options.advertise.port();
     let ip = options.advertise.ip().to_string();
     let objects = [
-        (("", "v1", "services"), json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "kubernetes", "namespace": "default",
-                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
-            "spec": {"clusterIP": options.service_range.first().to_string(), "type": "ClusterIP",
-                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]},
-        })),
-        (("", "v1", "endpoints"), json!({
-            "apiVersion": "v1", "kind": "Endpoints",
-            "metadata": {"name": "kubernetes", "namespace": "default",
-                         "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-            "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
-        })),
+        (
+            ("", "v1", "services"),
+            json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                             "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"clusterIP": options.service_range.first().to_string(), "type": "ClusterIP",
+                         "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]},
+            }),
+        ),
+        (
+            ("", "v1", "endpoints"),
+            json!({
+                "apiVersion": "v1", "kind": "Endpoints",
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                             "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+                "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
+            }),
+        ),
     ];
     for (key, body) in objects {
-        let Some(reg) = api.registries.get(&key) else { continue };
+        let Some(reg) = api.registries.get(&key) else {
+            continue;
+        };
         match reg.create(Some("default"), body, opts).await {
             Ok(_) => {}
             Err(e) if e.code == 409 => {}
             Err(e) => {
-                return Err(ServerError::Bootstrap { name: format!("{}/kubernetes", key.2), message: e.message });
+                return Err(ServerError::Bootstrap {
+                    name: format!("{}/kubernetes", key.2),
+                    message: e.message,
+                });
             }
         }
     }

@@ -35,7 +35,11 @@ impl Cidr {
         let (ip, bits) = s.split_once('/')?;
         let ip: Ipv4Addr = ip.parse().ok()?;
         let bits: u8 = bits.parse().ok().filter(|b| *b <= 30)?;
-        let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+        let mask = if bits == 0 {
+            0
+        } else {
+            u32::MAX << (32 - bits)
+        };
         Some(Cidr {
             base: u32::from(ip) & mask,
             bits,
@@ -100,7 +104,11 @@ impl ServiceAllocator {
 
     /// Claims one key; false if someone holds it.
     async fn claim(&self, key: &str, owner: &str) -> Result<bool, ApiError> {
-        match self.storage.create(key, Bytes::from(owner.to_string())).await {
+        match self
+            .storage
+            .create(key, Bytes::from(owner.to_string()))
+            .await
+        {
             Ok(_) => Ok(true),
             Err(StorageError::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(ApiError::internal(format!("allocation failed: {e}"))),
@@ -116,7 +124,14 @@ impl ServiceAllocator {
     }
 
     /// Claims a free value: random probes, then a scan of what is taken.
-    async fn claim_any(&self, prefix: &str, lo: u32, hi: u32, owner: &str, render: impl Fn(u32) -> String) -> Result<Option<u32>, ApiError> {
+    async fn claim_any(
+        &self,
+        prefix: &str,
+        lo: u32,
+        hi: u32,
+        owner: &str,
+        render: impl Fn(u32) -> String,
+    ) -> Result<Option<u32>, ApiError> {
         for _ in 0..RANDOM_TRIES {
             let v = rand::rng().random_range(lo..=hi);
             if self.claim(&format!("{prefix}{}", render(v)), owner).await? {
@@ -128,7 +143,8 @@ impl ServiceAllocator {
             .list(prefix, None, 0, None)
             .await
             .map_err(|e| ApiError::internal(format!("allocation failed: {e}")))?;
-        let taken: std::collections::HashSet<String> = taken.kvs.into_iter().map(|kv| kv.key).collect();
+        let taken: std::collections::HashSet<String> =
+            taken.kvs.into_iter().map(|kv| kv.key).collect();
         for v in lo..=hi {
             let key = format!("{prefix}{}", render(v));
             if !taken.contains(&key) && self.claim(&key, owner).await? {
@@ -143,13 +159,16 @@ impl ServiceAllocator {
         if !needs_cluster_ip(spec) {
             return Ok(());
         }
-        let requested = spec["clusterIP"].as_str().filter(|s| !s.is_empty()).map(str::to_string);
+        let requested = spec["clusterIP"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
         let path = FieldPath::new("spec").child("clusterIPs");
         let ip = match requested {
             Some(ip) => {
-                let parsed: Ipv4Addr = ip.parse().map_err(|_| {
-                    invalid(path.clone(), [&ip], "must be a valid IP address", obj)
-                })?;
+                let parsed: Ipv4Addr = ip
+                    .parse()
+                    .map_err(|_| invalid(path.clone(), [&ip], "must be a valid IP address", obj))?;
                 if !self.range.contains(parsed) {
                     return Err(invalid(
                         path,
@@ -176,12 +195,19 @@ impl ServiceAllocator {
                 // Service's) are never handed out at random.
                 let hi = self.range.base + self.range.size() - 2;
                 let got = self
-                    .claim_any(IP_PREFIX, self.range.base + 2, hi, owner, |v| Ipv4Addr::from(v).to_string())
+                    .claim_any(IP_PREFIX, self.range.base + 2, hi, owner, |v| {
+                        Ipv4Addr::from(v).to_string()
+                    })
                     .await?;
                 match got {
                     Some(v) => Ipv4Addr::from(v).to_string(),
                     None => {
-                        return Err(invalid(path, Vec::<String>::new(), "failed to allocate a serviceIP: range is full", obj));
+                        return Err(invalid(
+                            path,
+                            Vec::<String>::new(),
+                            "failed to allocate a serviceIP: range is full",
+                            obj,
+                        ));
                     }
                 }
             }
@@ -193,14 +219,24 @@ impl ServiceAllocator {
 
     /// Allocates node ports for ports without one; `keep` are ports the
     /// object already held (on update), which need no claim.
-    async fn allocate_ports(&self, obj: &mut Value, owner: &str, keep: &[u64]) -> Result<(), ApiError> {
+    async fn allocate_ports(
+        &self,
+        obj: &mut Value,
+        owner: &str,
+        keep: &[u64],
+    ) -> Result<(), ApiError> {
         if !needs_node_ports(&obj["spec"]) {
             return Ok(());
         }
         let count = obj["spec"]["ports"].as_array().map_or(0, Vec::len);
         for i in 0..count {
-            let requested = obj["spec"]["ports"][i]["nodePort"].as_u64().filter(|p| *p != 0);
-            let path = FieldPath::new("spec").child("ports").index(i).child("nodePort");
+            let requested = obj["spec"]["ports"][i]["nodePort"]
+                .as_u64()
+                .filter(|p| *p != 0);
+            let path = FieldPath::new("spec")
+                .child("ports")
+                .index(i)
+                .child("nodePort");
             let port = match requested {
                 Some(p) if keep.contains(&p) => p,
                 Some(p) => {
@@ -222,11 +258,24 @@ impl ServiceAllocator {
                 }
                 None => {
                     let got = self
-                        .claim_any(PORT_PREFIX, u32::from(self.ports.0), u32::from(self.ports.1), owner, |v| v.to_string())
+                        .claim_any(
+                            PORT_PREFIX,
+                            u32::from(self.ports.0),
+                            u32::from(self.ports.1),
+                            owner,
+                            |v| v.to_string(),
+                        )
                         .await?;
                     match got {
                         Some(v) => u64::from(v),
-                        None => return Err(invalid(path, 0, "failed to allocate a nodePort: range is full", obj)),
+                        None => {
+                            return Err(invalid(
+                                path,
+                                0,
+                                "failed to allocate a nodePort: range is full",
+                                obj,
+                            ));
+                        }
                     }
                 }
             };
@@ -238,7 +287,12 @@ impl ServiceAllocator {
     fn node_ports(obj: &Value) -> Vec<u64> {
         obj["spec"]["ports"]
             .as_array()
-            .map(|ps| ps.iter().filter_map(|p| p["nodePort"].as_u64()).filter(|p| *p != 0).collect())
+            .map(|ps| {
+                ps.iter()
+                    .filter_map(|p| p["nodePort"].as_u64())
+                    .filter(|p| *p != 0)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -273,17 +327,25 @@ impl WriteHooks for ServiceAllocator {
     async fn before_update(&self, old: &Value, new: &mut Value) -> Result<(), ApiError> {
         // A PUT without the allocated values keeps them, as Kubernetes'
         // `patchAllocatedValues` does.
-        if needs_cluster_ip(&new["spec"]) && new["spec"]["clusterIP"].as_str().is_none_or(str::is_empty) {
+        if needs_cluster_ip(&new["spec"])
+            && new["spec"]["clusterIP"].as_str().is_none_or(str::is_empty)
+        {
             new["spec"]["clusterIP"] = old["spec"]["clusterIP"].clone();
             new["spec"]["clusterIPs"] = old["spec"]["clusterIPs"].clone();
         }
         if needs_node_ports(&new["spec"]) {
-            if let (Some(new_ports), Some(old_ports)) = (new["spec"]["ports"].as_array_mut(), old["spec"]["ports"].as_array()) {
+            if let (Some(new_ports), Some(old_ports)) = (
+                new["spec"]["ports"].as_array_mut(),
+                old["spec"]["ports"].as_array(),
+            ) {
                 for p in new_ports.iter_mut() {
                     if p["nodePort"].as_u64().unwrap_or(0) != 0 {
                         continue;
                     }
-                    if let Some(o) = old_ports.iter().find(|o| o["port"] == p["port"] && o["protocol"] == p["protocol"]) {
+                    if let Some(o) = old_ports
+                        .iter()
+                        .find(|o| o["port"] == p["port"] && o["protocol"] == p["protocol"])
+                    {
                         p["nodePort"] = o["nodePort"].clone();
                     }
                 }
@@ -293,7 +355,8 @@ impl WriteHooks for ServiceAllocator {
         if Self::cluster_ip(new).is_some() && Self::cluster_ip(old).is_none() {
             self.allocate_ip(new, &owner).await?;
         }
-        self.allocate_ports(new, &owner, &Self::node_ports(old)).await
+        self.allocate_ports(new, &owner, &Self::node_ports(old))
+            .await
     }
 
     async fn after_update(&self, old: &Value, new: Option<&Value>, attempted: &Value) {
@@ -378,10 +441,20 @@ mod tests {
         let mut second = first.clone();
         second["metadata"]["name"] = json!("b");
         let e = a.before_create(&mut second).await.expect_err("taken ip");
-        assert!(e.message.contains("provided IP is already allocated"), "{}", e.message);
+        assert!(
+            e.message.contains("provided IP is already allocated"),
+            "{}",
+            e.message
+        );
         second["spec"]["clusterIP"] = json!("");
         let e = a.before_create(&mut second).await.expect_err("taken port");
-        assert!(e.message.contains("spec.ports[0].nodePort: Invalid value: 30001: provided port is already allocated"), "{}", e.message);
+        assert!(
+            e.message.contains(
+                "spec.ports[0].nodePort: Invalid value: 30001: provided port is already allocated"
+            ),
+            "{}",
+            e.message
+        );
         a.release(&first).await;
         let mut third = first.clone();
         a.before_create(&mut third).await.expect("freed");
@@ -396,6 +469,9 @@ mod tests {
         let mut new = svc("a", "NodePort");
         a.before_update(&old, &mut new).await.expect("update");
         assert_eq!(new["spec"]["clusterIP"], old["spec"]["clusterIP"]);
-        assert_eq!(new["spec"]["ports"][0]["nodePort"], old["spec"]["ports"][0]["nodePort"]);
+        assert_eq!(
+            new["spec"]["ports"][0]["nodePort"],
+            old["spec"]["ports"][0]["nodePort"]
+        );
     }
 }

@@ -11,11 +11,11 @@ use bytes::Bytes;
 use common::ResourceInfo;
 use serde_json::{Value, json};
 
+use super::hooks::WriteHooks;
 use super::rest::{
     DeleteOptions, ListOptions, ListResult, PatchKind, Registry, Subresource, WatchStart,
     WriteOptions, WriteResult,
 };
-use super::hooks::WriteHooks;
 use super::{Printer, Strategy};
 use crate::cache::{Cache, CacheError, CachedObject, ResourceCache};
 use crate::error::ApiError;

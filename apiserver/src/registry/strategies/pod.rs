@@ -260,6 +260,28 @@ fn add_default_tolerations(spec: &mut PodSpec) {
 impl Strategy for PodStrategy {
     type Object = Pod;
 
+    /// Kubernetes' pod `CheckGracefulDelete`: a pod no kubelet runs (not
+    /// bound, or already finished) goes at once; otherwise it waits for its
+    /// kubelet to stop it, up to the requested or the pod's grace period.
+    fn grace_period(&self, pod: &Pod, requested: Option<i64>) -> Option<i64> {
+        let spec = pod.spec.as_ref();
+        let bound = spec
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| !n.is_empty());
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .unwrap_or("");
+        if !bound || matches!(phase, "Failed" | "Succeeded") {
+            return Some(0);
+        }
+        let default = spec
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30);
+        Some(requested.unwrap_or(default).max(0))
+    }
+
     fn default(&self, pod: &mut Pod) {
         default_pod(pod);
     }
