@@ -271,12 +271,16 @@ where
         if opts.dry_run {
             return Self::respond(&obj, None, 201, warnings);
         }
+        let key = self.key(obj.metadata().namespace.as_deref(), &name);
         if let Some(h) = &self.hooks {
+            // A duplicate is AlreadyExists, not a clash of its allocations.
+            if self.read(&key, &name).await?.is_some() {
+                return Err(ApiError::already_exists(self.info, &name));
+            }
             let mut v = to_json(&obj)?;
             h.before_create(&mut v).await?;
             obj = self.parse(v)?;
         }
-        let key = self.key(obj.metadata().namespace.as_deref(), &name);
         match self
             .shared
             .storage
