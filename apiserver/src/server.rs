@@ -181,7 +181,13 @@ async fn bootstrap_kubernetes_service(
             }),
         ),
     ];
+    let ip_addr = options.advertise.ip();
     for (key, body) in objects {
+        // Endpoints may not point at loopback (Kubernetes validation); a
+        // server listening only there has no address pods could use.
+        if key.2 == "endpoints" && (ip_addr.is_loopback() || ip_addr.is_unspecified()) {
+            continue;
+        }
         let Some(reg) = api.registries.get(&key) else {
             continue;
         };
