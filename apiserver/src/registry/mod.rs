@@ -23,7 +23,15 @@ pub use field::{FieldError, FieldErrorKind, FieldPath};
 
 /// The bounds every stored kind satisfies.
 pub trait Object:
-    Resource + Metadata<Ty = ObjectMeta> + Serialize + DeserializeOwned + Clone + Send + Sync + 'static
+    Resource
+    + Metadata<Ty = ObjectMeta>
+    + Serialize
+    + DeserializeOwned
+    + Clone
+    + Default
+    + Send
+    + Sync
+    + 'static
 {
 }
 
@@ -33,6 +41,7 @@ impl<T> Object for T where
         + Serialize
         + DeserializeOwned
         + Clone
+        + Default
         + Send
         + Sync
         + 'static

@@ -230,6 +230,14 @@ where
         self.info
     }
 
+    fn selectable_field_names(&self) -> Vec<&'static str> {
+        self.strategy
+            .selectable_fields(&S::Object::default())
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
+    }
+
     async fn get(
         &self,
         ns: Option<&str>,
