@@ -12,3 +12,4 @@ pub mod openapi;
 pub mod registry;
 pub mod server;
 pub mod storage;
+pub mod testing;
