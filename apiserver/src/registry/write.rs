@@ -116,28 +116,25 @@ where
         if opts.field_validation == FieldValidation::Ignore {
             return Ok(Vec::new());
         }
-        let unknown = (self.shared.unknown_fields)(self.info, body);
-        if unknown.is_empty() {
-            return Ok(Vec::new());
-        }
-        match opts.field_validation {
-            FieldValidation::Strict => {
-                let list = unknown
+        let problems: Vec<String> = opts
+            .duplicate_fields
+            .iter()
+            .map(|f| format!("duplicate field {f:?}"))
+            .chain(
+                (self.shared.unknown_fields)(self.info, body)
                     .iter()
-                    .map(|f| format!("unknown field {:?}", f.trim_start_matches('.')))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                Err(ApiError::bad_request(format!(
-                    "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {list}",
-                    kind = self.info.kind,
-                    version = self.info.version,
-                )))
-            }
-            _ => Ok(unknown
-                .iter()
-                .map(|f| format!("unknown field {:?}", f.trim_start_matches('.')))
-                .collect()),
+                    .map(|f| format!("unknown field {:?}", f.trim_start_matches('.'))),
+            )
+            .collect();
+        if problems.is_empty() || opts.field_validation != FieldValidation::Strict {
+            return Ok(problems);
         }
+        Err(ApiError::bad_request(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {list}",
+            kind = self.info.kind,
+            version = self.info.version,
+            list = problems.join(", "),
+        )))
     }
 
     /// An apply body names its own apiVersion, kind and name, and they must
