@@ -144,7 +144,9 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(
             http::header::CONTENT_TYPE,
-            "application/vnd.kubernetes.protobuf".parse().expect("header"),
+            "application/vnd.kubernetes.protobuf"
+                .parse()
+                .expect("header"),
         );
         // k8s\0, Unknown{typeMeta{"v1","Namespace"}, raw{metadata{name "x"}}}
         let body = Bytes::from_static(

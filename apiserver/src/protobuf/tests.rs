@@ -152,7 +152,10 @@ fn deployment_decodes_intorstring_quantity_time_and_explicit_zero_pointers() {
     assert_eq!(got["metadata"]["deletionTimestamp"], "2026-01-01T00:00:00Z");
     assert_eq!(got["metadata"].get("creationTimestamp"), None);
     assert_eq!(got["spec"]["replicas"], 0, "a pointer's zero is a value");
-    assert_eq!(got["spec"]["selector"], json!({"matchLabels": {"app": "web"}}));
+    assert_eq!(
+        got["spec"]["selector"],
+        json!({"matchLabels": {"app": "web"}})
+    );
     let rolling = &got["spec"]["strategy"]["rollingUpdate"];
     assert_eq!(rolling["maxUnavailable"], "25%");
     assert_eq!(rolling["maxSurge"], 0, "*IntOrString keeps its zero");
