@@ -232,6 +232,7 @@ def main():
     w.append("//     ~/.cargo/registry/src/*/k8s-pb-0.9.0/src \\\n")
     w.append("//     <checkout of github.com/kubernetes/api> \\\n")
     w.append("//     <checkout of github.com/kubernetes/apimachinery>\n")
+    w.append("// Protobuf tags never change, so newer Go checkouts only add fields.\n")
     w.append("//! The protobuf schema of every message reachable from the served kinds.\n\n")
     w.append("use super::schema::{Card::*, Message, Ty::*, f};\n\n")
     w.append("#[rustfmt::skip]\n")

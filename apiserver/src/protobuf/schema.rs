@@ -118,3 +118,42 @@ mod tests {
         assert_eq!(aws.field(1).expect("volumeID").json, "volumeID");
     }
 }
+
+#[cfg(test)]
+mod openapi_tests {
+    use super::*;
+    use crate::openapi::schemas;
+
+    /// Fields k8s-pb and the Go structs have but k8s-openapi's `v1_33`
+    /// schemas do not: added in Kubernetes 1.34 and later.
+    const NEWER_THAN_OPENAPI: &[&str] = &[
+        "io.k8s.api.core.v1.Container.restartPolicyRules",
+        "io.k8s.api.core.v1.EnvVarSource.fileKeyRef",
+        "io.k8s.api.core.v1.NodeStatus.declaredFeatures",
+        "io.k8s.api.core.v1.PodSpec.hostnameOverride",
+        "io.k8s.api.core.v1.PodSpec.workloadRef",
+        "io.k8s.api.core.v1.PodStatus.extendedResourceClaimStatus",
+        "io.k8s.api.core.v1.PodStatus.allocatedResources",
+        "io.k8s.api.core.v1.PodStatus.resources",
+        "io.k8s.api.core.v1.VolumeProjection.podCertificate",
+    ];
+
+    #[test]
+    fn json_names_match_the_openapi_properties() {
+        let kinds: Vec<_> = schemas::all_kinds().collect();
+        let defs = schemas::definitions(&kinds, &[]);
+        let mut missing = Vec::new();
+        for m in MESSAGES {
+            let Some(props) = defs.get(m.name).and_then(|d| d.get("properties")) else {
+                continue;
+            };
+            for field in m.fields.iter().filter(|f| !f.inline) {
+                let name = format!("{}.{}", m.name, field.json);
+                if props.get(field.json).is_none() && !NEWER_THAN_OPENAPI.contains(&name.as_str()) {
+                    missing.push(name);
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
+}

@@ -4,6 +4,7 @@
 //     ~/.cargo/registry/src/*/k8s-pb-0.9.0/src \
 //     <checkout of github.com/kubernetes/api> \
 //     <checkout of github.com/kubernetes/apimachinery>
+// Protobuf tags never change, so newer Go checkouts only add fields.
 //! The protobuf schema of every message reachable from the served kinds.
 
 use super::schema::{Card::*, Message, Ty::*, f};

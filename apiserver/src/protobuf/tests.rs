@@ -299,3 +299,63 @@ fn truncated_and_random_bodies_are_errors_not_panics() {
         let _ = decode_body(&[MAGIC.as_slice(), &noise].concat());
     }
 }
+
+#[test]
+fn every_served_kind_has_a_protobuf_schema() {
+    for gvk in crate::openapi::schemas::all_kinds() {
+        let api_version = match gvk.group {
+            "" => gvk.version.to_string(),
+            group => format!("{group}/{}", gvk.version),
+        };
+        let name = message_name(&api_version, gvk.kind)
+            .unwrap_or_else(|| panic!("no protobuf schema for {api_version} {}", gvk.kind));
+        assert!(name.ends_with(&format!(".{}", gvk.kind)), "{name}");
+    }
+    assert_eq!(
+        message_name("v1", "DeleteOptions"),
+        Some("io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions")
+    );
+}
+
+#[test]
+fn micro_times_durations_and_raw_extensions_take_their_json_forms() {
+    let body = envelope(
+        "events.k8s.io/v1",
+        "Event",
+        Enc::default()
+            .msg(1, meta("e", "default"))
+            .msg(
+                2,
+                Enc::default()
+                    .varint(1, 1_767_225_600)
+                    .varint(2, 123_456_789),
+            )
+            .str(7, "Pulled"),
+    );
+    let got = decode_body(&body).expect("decodes");
+    assert_eq!(got["eventTime"], "2026-01-01T00:00:00.123456Z");
+    assert_eq!(got["reason"], "Pulled");
+
+    let entry = Enc::default()
+        .str(1, "kubectl")
+        .str(2, "Update")
+        .msg(4, Enc::default().varint(1, 1_767_225_600))
+        .str(6, "FieldsV1")
+        .msg(7, Enc::default().str(1, r#"{"f:data":{".":{}}}"#));
+    let body = envelope(
+        "v1",
+        "ConfigMap",
+        Enc::default().msg(1, Enc::default().str(1, "a").msg(17, entry)),
+    );
+    let got = decode_body(&body).expect("decodes");
+    assert_eq!(
+        got["metadata"]["managedFields"][0],
+        json!({
+            "manager": "kubectl",
+            "operation": "Update",
+            "time": "2026-01-01T00:00:00Z",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:data": {".": {}}},
+        })
+    );
+}
