@@ -54,10 +54,7 @@ fn decode_into(
                 }
             },
             Card::Many => {
-                let mut items = match out.remove(field.json) {
-                    Some(Value::Array(items)) => items,
-                    _ => Vec::new(),
-                };
+                let mut new = Vec::new();
                 match (field.ty, value) {
                     // Packed repeated scalars (proto3 style); gogo writes
                     // them unpacked, but a reader must take both.
@@ -68,24 +65,27 @@ fn decode_into(
                                 Ty::F64 => WireValue::Fixed64(packed.fixed64()?),
                                 _ => WireValue::Varint(packed.varint()?),
                             };
-                            items.push(scalar(schema, field, v)?);
+                            new.push(scalar(schema, field, v)?);
                         }
                     }
-                    _ => items.push(element(schema, field, value, depth)?),
+                    _ => new.push(element(schema, field, value, depth)?),
                 }
-                out.insert(field.json.to_owned(), Value::Array(items));
+                match out.entry(field.json).or_insert(Value::Null) {
+                    Value::Array(items) => items.extend(new),
+                    slot => *slot = Value::Array(new),
+                }
             }
             Card::Map => {
                 let WireValue::Bytes(entry) = value else {
                     return Err(wrong_wire(schema, field, value));
                 };
                 let (key, v) = map_entry(schema, field, entry, depth)?;
-                let mut map = match out.remove(field.json) {
-                    Some(Value::Object(map)) => map,
-                    _ => Map::new(),
-                };
-                map.insert(key, v);
-                out.insert(field.json.to_owned(), Value::Object(map));
+                match out.entry(field.json).or_insert(Value::Null) {
+                    Value::Object(map) => {
+                        map.insert(key, v);
+                    }
+                    slot => *slot = Value::Object(Map::from_iter([(key, v)])),
+                }
             }
         }
     }

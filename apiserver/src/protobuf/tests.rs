@@ -359,3 +359,28 @@ fn micro_times_durations_and_raw_extensions_take_their_json_forms() {
         })
     );
 }
+
+#[test]
+fn repeated_ints_decode_packed_or_not_with_negative_values() {
+    // PodSecurityContext.supplementalGroups (4): gogo writes one key per
+    // element; a proto3-style writer packs them. -1 travels as ten bytes.
+    let minus_one = u64::MAX;
+    let unpacked = Enc::default().varint(4, 1000).varint(4, minus_one);
+    let mut packed_values = Enc::default();
+    packed_values.raw_varint(1000);
+    packed_values.raw_varint(minus_one);
+    let packed = Enc::default().bytes(4, &packed_values.0);
+    for security_context in [unpacked, packed] {
+        let spec = Enc::default().msg(14, security_context);
+        let body = envelope(
+            "v1",
+            "Pod",
+            Enc::default().msg(1, meta("p", "")).msg(2, spec),
+        );
+        let got = decode_body(&body).expect("decodes");
+        assert_eq!(
+            got["spec"]["securityContext"]["supplementalGroups"],
+            json!([1000, -1])
+        );
+    }
+}
