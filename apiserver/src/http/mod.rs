@@ -268,20 +268,30 @@ fn delete_options(
     Ok(o)
 }
 
+/// Reads a body of at most `MAX_BODY` bytes. A larger one is drained (up
+/// to a bound) before the 413 answer, so the client, still sending, reads
+/// the Status instead of a reset connection.
 async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    http_body_util::Limited::new(body, MAX_BODY)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                ApiError::too_large()
-            } else {
-                ApiError::bad_request(format!("cannot read the request body: {e}"))
+    const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= MAX_BODY {
+                buf.extend_from_slice(&data);
+            } else if seen > DRAIN_LIMIT {
+                break;
             }
-        })
+        }
+    }
+    if seen > MAX_BODY {
+        return Err(ApiError::too_large());
+    }
+    Ok(buf.freeze())
 }
 
 async fn dispatch(
@@ -331,6 +341,7 @@ async fn dispatch_inner(
         (None, None) => match method {
             Method::GET => {
                 let opts = list_options(&q)?;
+                reg.check_field_selector(&opts)?;
                 if target.watch_path || truthy(&q, "watch") {
                     return watch::serve(reg, ns, opts, &q, output).await;
                 }

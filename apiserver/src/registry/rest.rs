@@ -185,6 +185,24 @@ pub trait Registry: Send + Sync {
         opts: &WriteOptions,
     ) -> Result<WriteResult, ApiError>;
 
+    /// Field selector names this resource supports besides
+    /// `metadata.name` and `metadata.namespace`.
+    fn selectable_field_names(&self) -> Vec<&'static str>;
+
+    /// Refuses field selectors on fields the resource does not support,
+    /// as Kubernetes does (`field label not supported: spec.foo`).
+    fn check_field_selector(&self, opts: &ListOptions) -> Result<(), ApiError> {
+        let names = self.selectable_field_names();
+        for f in opts.field.fields() {
+            if f != "metadata.name" && f != "metadata.namespace" && !names.contains(&f) {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {f}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether a cached object passes a list/watch's selectors.
     fn matches(&self, obj: &crate::cache::CachedObject, opts: &ListOptions) -> bool {
         opts.label.matches(&obj.labels) && opts.field.matches(|f| obj.field(f))
