@@ -31,7 +31,7 @@ async fn serve() -> Server {
         Arc::new(EmbeddedStore::open(&dir.path().join("db")).expect("open embedded store"));
     let seen: Seen = Arc::default();
     let record = seen.clone();
-    let app = apiserver::server::build(storage)
+    let app = apiserver::server::build(storage, &apiserver::server::ApiOptions::default())
         .await
         .expect("build server")
         .layer(middleware::from_fn(move |req: Request, next: Next| {
@@ -250,7 +250,8 @@ async fn typed_kubectl_creates_send_protobuf_and_store_kubernetes_objects() {
     assert_eq!(pc.get("globalDefault"), None, "gogo's zero false is unset");
 }
 
-/// What differs between two creations of the same object.
+/// What differs between two creations of the same object: identity, and
+/// what the server allocates (a Service's cluster IPs and node ports).
 fn without_identity(mut v: Value) -> Value {
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
         for key in [
@@ -261,6 +262,22 @@ fn without_identity(mut v: Value) -> Value {
             "managedFields",
         ] {
             meta.remove(key);
+        }
+    }
+    if v["kind"] == "Service" {
+        if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.remove("clusterIP");
+            spec.remove("clusterIPs");
+            for port in spec
+                .get_mut("ports")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(port) = port.as_object_mut() {
+                    port.remove("nodePort");
+                }
+            }
         }
     }
     v
