@@ -264,19 +264,19 @@ fn without_identity(mut v: Value) -> Value {
             meta.remove(key);
         }
     }
-    if v["kind"] == "Service" {
-        if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.remove("clusterIP");
-            spec.remove("clusterIPs");
-            for port in spec
-                .get_mut("ports")
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(port) = port.as_object_mut() {
-                    port.remove("nodePort");
-                }
+    if v["kind"] == "Service"
+        && let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+        for port in spec
+            .get_mut("ports")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(port) = port.as_object_mut() {
+                port.remove("nodePort");
             }
         }
     }
