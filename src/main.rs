@@ -42,6 +42,29 @@ struct ApiserverArgs {
     /// Seconds between compactions of old revisions.
     #[arg(long, default_value_t = 300)]
     compaction_interval_seconds: u64,
+    /// The range Service cluster IPs are allocated from.
+    #[arg(long, default_value = "10.43.0.0/16", value_parser = parse_cidr)]
+    service_cluster_ip_range: apiserver::server::Cidr,
+    /// The range node ports are allocated from, `FIRST-LAST`.
+    #[arg(long, default_value = "30000-32767", value_parser = parse_port_range)]
+    service_node_port_range: (u16, u16),
+}
+
+fn parse_cidr(s: &str) -> Result<apiserver::server::Cidr, String> {
+    apiserver::server::Cidr::parse(s)
+        .ok_or_else(|| format!("{s:?} is not an IPv4 CIDR such as 10.43.0.0/16"))
+}
+
+fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?} is not a range such as 30000-32767"))?;
+    let a: u16 = a.trim().parse().map_err(|_| format!("bad port {a:?}"))?;
+    let b: u16 = b.trim().parse().map_err(|_| format!("bad port {b:?}"))?;
+    if a == 0 || a > b {
+        return Err(format!("{s:?} is not a valid port range"));
+    }
+    Ok((a, b))
 }
 
 #[derive(Args)]
@@ -57,6 +80,11 @@ impl ApiserverArgs {
             data_dir: self.data_dir.clone(),
             etcd_servers: self.etcd_servers.clone(),
             compaction_interval: Duration::from_secs(self.compaction_interval_seconds.max(1)),
+            api: apiserver::server::ApiOptions {
+                service_range: self.service_cluster_ip_range,
+                node_ports: self.service_node_port_range,
+                advertise: self.listen,
+            },
         }
     }
 }

@@ -8,16 +8,21 @@ use std::sync::Arc;
 use common::ResourceInfo;
 
 use crate::cache::{Cache, ResourceCache};
+use crate::registry::hooks::WriteHooks;
 use crate::registry::rest::Registry;
 use crate::registry::store::{Shared, Store};
 use crate::registry::strategies::*;
 use crate::registry::{Printer, Strategy};
 
-type Key = (&'static str, &'static str, &'static str);
+pub type Key = (&'static str, &'static str, &'static str);
 
 /// A kind whose cache is registered but whose store waits for `Shared`.
 trait Pending {
-    fn build(self: Box<Self>, shared: Arc<Shared>) -> Arc<dyn Registry>;
+    fn build(
+        self: Box<Self>,
+        shared: Arc<Shared>,
+        hooks: Option<Arc<dyn WriteHooks>>,
+    ) -> Arc<dyn Registry>;
 }
 
 struct PendingStore<S: Strategy> {
@@ -31,8 +36,16 @@ where
     S: Strategy,
     S::Object: Printer,
 {
-    fn build(self: Box<Self>, shared: Arc<Shared>) -> Arc<dyn Registry> {
-        Arc::new(Store::new(self.info, self.strategy, self.cache, shared))
+    fn build(
+        self: Box<Self>,
+        shared: Arc<Shared>,
+        hooks: Option<Arc<dyn WriteHooks>>,
+    ) -> Arc<dyn Registry> {
+        let store = Store::new(self.info, self.strategy, self.cache, shared);
+        Arc::new(match hooks {
+            Some(h) => store.with_hooks(h),
+            None => store,
+        })
     }
 }
 
@@ -107,10 +120,15 @@ impl Kinds {
         k
     }
 
-    pub fn build(self, shared: Arc<Shared>) -> HashMap<Key, Arc<dyn Registry>> {
+    /// Builds every store; `hooks` gives kinds their write hooks by key.
+    pub fn build(
+        self,
+        shared: Arc<Shared>,
+        hooks: &HashMap<Key, Arc<dyn WriteHooks>>,
+    ) -> HashMap<Key, Arc<dyn Registry>> {
         self.pending
             .into_iter()
-            .map(|(key, p)| (key, p.build(shared.clone())))
+            .map(|(key, p)| (key, p.build(shared.clone(), hooks.get(&key).cloned())))
             .collect()
     }
 }

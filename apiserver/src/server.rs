@@ -1,6 +1,7 @@
 //! Assembles and runs the API server: storage backend, watch cache, one
 //! store per kind, the HTTP routes, and the namespaces that exist at start.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,7 +16,10 @@ use tracing::info;
 use crate::cache::Cache;
 use crate::http::{Api, AppState};
 use crate::kinds::Kinds;
+use crate::registry::hooks::WriteHooks;
 use crate::registry::rest::WriteOptions;
+pub use crate::registry::service_alloc::Cidr;
+use crate::registry::service_alloc::ServiceAllocator;
 use crate::registry::store::{Shared, UnknownFieldCheck};
 use crate::storage::embedded::EmbeddedStore;
 use crate::storage::etcd::EtcdStore;
@@ -33,6 +37,31 @@ pub struct Config {
     pub etcd_servers: Vec<String>,
     /// How often old revisions are compacted (`--etcd-compaction-interval`).
     pub compaction_interval: Duration,
+    pub api: ApiOptions,
+}
+
+/// What the API itself needs to know about the cluster.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// `--service-cluster-ip-range`.
+    pub service_range: Cidr,
+    /// `--service-node-port-range`.
+    pub node_ports: (u16, u16),
+    /// Where the `kubernetes` Service's endpoints point.
+    pub advertise: SocketAddr,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        ApiOptions {
+            service_range: Cidr {
+                base: u32::from(std::net::Ipv4Addr::new(10, 43, 0, 0)),
+                bits: 16,
+            },
+            node_ports: (30000, 32767),
+            advertise: SocketAddr::from(([127, 0, 0, 1], 6443)),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +92,7 @@ pub async fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, ServerErr
 
 /// Builds the whole API (caches loaded, system namespaces present) over a
 /// storage backend.
-pub async fn build(storage: Arc<dyn Storage>) -> Result<Router, ServerError> {
+pub async fn build(storage: Arc<dyn Storage>, options: &ApiOptions) -> Result<Router, ServerError> {
     let mut cache = Cache::new();
     let kinds = Kinds::register(&mut cache);
     let namespaces = kinds
@@ -79,6 +108,12 @@ pub async fn build(storage: Arc<dyn Storage>) -> Result<Router, ServerError> {
         Arc::new(|info: &common::ResourceInfo, v: &serde_json::Value| {
             crate::openapi::validate::unknown_fields(info.group, info.version, info.kind, v)
         });
+    let allocator: Arc<dyn WriteHooks> = Arc::new(ServiceAllocator::new(
+        storage.clone(),
+        options.service_range,
+        options.node_ports,
+    ));
+    let hooks = HashMap::from([(("", "v1", "services"), allocator)]);
     let shared = Arc::new(Shared {
         storage,
         cache,
@@ -86,13 +121,13 @@ pub async fn build(storage: Arc<dyn Storage>) -> Result<Router, ServerError> {
         unknown_fields,
     });
     let api: AppState = Arc::new(Api {
-        registries: kinds.build(shared),
+        registries: kinds.build(shared, &hooks),
     });
-    bootstrap(&api).await?;
+    bootstrap(&api, options).await?;
     Ok(routes(api))
 }
 
-async fn bootstrap(api: &Api) -> Result<(), ServerError> {
+async fn bootstrap(api: &Api, options: &ApiOptions) -> Result<(), ServerError> {
     let Some(ns) = api.registries.get(&("", "v1", "namespaces")) else {
         return Ok(());
     };
@@ -108,6 +143,60 @@ async fn bootstrap(api: &Api) -> Result<(), ServerError> {
             Err(e) => {
                 return Err(ServerError::Bootstrap {
                     name: name.to_string(),
+                    message: e.message,
+                });
+            }
+        }
+    }
+    bootstrap_kubernetes_service(api, options, &opts).await
+}
+
+/// The `kubernetes` Service in `default`, on the first IP of the service
+/// range, with Endpoints pointing at this API server.
+async fn bootstrap_kubernetes_service(
+    api: &Api,
+    options: &ApiOptions,
+    opts: &WriteOptions,
+) -> Result<(), ServerError> {
+    let port = options.advertise.port();
+    let ip = options.advertise.ip().to_string();
+    let objects = [
+        (
+            ("", "v1", "services"),
+            json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                             "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"clusterIP": options.service_range.first().to_string(), "type": "ClusterIP",
+                         "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]},
+            }),
+        ),
+        (
+            ("", "v1", "endpoints"),
+            json!({
+                "apiVersion": "v1", "kind": "Endpoints",
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                             "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+                "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
+            }),
+        ),
+    ];
+    let ip_addr = options.advertise.ip();
+    for (key, body) in objects {
+        // Endpoints may not point at loopback (Kubernetes validation); a
+        // server listening only there has no address pods could use.
+        if key.2 == "endpoints" && (ip_addr.is_loopback() || ip_addr.is_unspecified()) {
+            continue;
+        }
+        let Some(reg) = api.registries.get(&key) else {
+            continue;
+        };
+        match reg.create(Some("default"), body, opts).await {
+            Ok(_) => {}
+            Err(e) if e.code == 409 => {}
+            Err(e) => {
+                return Err(ServerError::Bootstrap {
+                    name: format!("{}/kubernetes", key.2),
                     message: e.message,
                 });
             }
@@ -146,7 +235,7 @@ pub async fn run(
             })?;
     let storage = open_storage(&config).await?;
     crate::storage::spawn_compactor(storage.clone(), config.compaction_interval);
-    let app = build(storage).await?;
+    let app = build(storage, &config.api).await?;
     info!(addr = %config.listen, "API server ready");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

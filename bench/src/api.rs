@@ -124,7 +124,8 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<Vec<Row>
     ));
 
     let (storage, _backing) = fresh_storage(backend).await?;
-    let router = apiserver::server::build(storage).await?;
+    let router =
+        apiserver::server::build(storage, &apiserver::server::ApiOptions::default()).await?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let server = tokio::spawn(async move { axum::serve(listener, router).await });

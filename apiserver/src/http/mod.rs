@@ -221,6 +221,7 @@ fn write_options(
             .unwrap_or_else(|| default_manager(headers)),
         field_validation,
         force: truthy(q, "force"),
+        duplicate_fields: Vec::new(),
     })
 }
 
@@ -268,20 +269,30 @@ fn delete_options(
     Ok(o)
 }
 
+/// Reads a body of at most `MAX_BODY` bytes. A larger one is drained (up
+/// to a bound) before the 413 answer, so the client, still sending, reads
+/// the Status instead of a reset connection.
 async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    http_body_util::Limited::new(body, MAX_BODY)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                ApiError::too_large()
-            } else {
-                ApiError::bad_request(format!("cannot read the request body: {e}"))
+    const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= MAX_BODY {
+                buf.extend_from_slice(&data);
+            } else if seen > DRAIN_LIMIT {
+                break;
             }
-        })
+        }
+    }
+    if seen > MAX_BODY {
+        return Err(ApiError::too_large());
+    }
+    Ok(buf.freeze())
 }
 
 async fn dispatch(
@@ -331,6 +342,7 @@ async fn dispatch_inner(
         (None, None) => match method {
             Method::GET => {
                 let opts = list_options(&q)?;
+                reg.check_field_selector(&opts)?;
                 if target.watch_path || truthy(&q, "watch") {
                     return watch::serve(reg, ns, opts, &q, output).await;
                 }
@@ -338,7 +350,7 @@ async fn dispatch_inner(
                 Ok(list_response(reg.as_ref(), list, output, &q)?)
             }
             Method::POST => {
-                let opts = write_options(&q, &headers)?;
+                let opts = with_duplicates(write_options(&q, &headers)?, &headers, &body);
                 let obj = negotiate::decode_body(&headers, &body)?;
                 if info.plural == "bindings" {
                     return Err(ApiError::method_not_allowed("use pods/binding"));
@@ -404,7 +416,7 @@ async fn dispatch_inner(
                     Ok(json_response(200, &obj, &[]))
                 }
                 Method::PUT => {
-                    let opts = write_options(&q, &headers)?;
+                    let opts = with_duplicates(write_options(&q, &headers)?, &headers, &body);
                     let obj = negotiate::decode_body(&headers, &body)?;
                     Ok(write_response(reg.update(ns, name, obj, sub, &opts).await?))
                 }
@@ -442,6 +454,17 @@ async fn dispatch_inner(
         }
         (None, Some(_)) => Err(ApiError::path_not_found(&path)),
     }
+}
+
+/// Duplicate keys survive only in the raw JSON; note them for
+/// `fieldValidation` before the body is decoded.
+fn with_duplicates(mut opts: WriteOptions, headers: &HeaderMap, body: &Bytes) -> WriteOptions {
+    if opts.field_validation != FieldValidation::Ignore
+        && negotiate::content_type(headers).ends_with("json")
+    {
+        opts.duplicate_fields = crate::openapi::validate::duplicate_fields(body);
+    }
+    opts
 }
 
 fn include_object(q: &HashMap<String, String>) -> &str {

@@ -135,6 +135,7 @@ pub async fn serve(
     tokio::spawn(async move {
         let mut first = true;
         let mut live = start.live;
+        let mut reloaded = start.reloaded;
         let deadline = tokio::time::Instant::now() + timeout;
         let send_initial_end = opts.send_initial_events == Some(true) && bookmarks;
         for ev in &start.initial {
@@ -171,6 +172,7 @@ pub async fn serve(
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return,
+                _ = reloaded.changed() => return,
                 _ = tick.tick(), if bookmarks => {
                     if let Some(rv) = start.cache.bookmark_revision(&live) {
                         if rv > last_rv {

@@ -10,9 +10,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub mod field;
+pub mod hooks;
 pub mod managed;
 pub mod printers;
 pub mod rest;
+pub mod service_alloc;
 pub mod store;
 pub mod strategies;
 mod write;
@@ -21,7 +23,15 @@ pub use field::{FieldError, FieldErrorKind, FieldPath};
 
 /// The bounds every stored kind satisfies.
 pub trait Object:
-    Resource + Metadata<Ty = ObjectMeta> + Serialize + DeserializeOwned + Clone + Send + Sync + 'static
+    Resource
+    + Metadata<Ty = ObjectMeta>
+    + Serialize
+    + DeserializeOwned
+    + Clone
+    + Default
+    + Send
+    + Sync
+    + 'static
 {
 }
 
@@ -31,6 +41,7 @@ impl<T> Object for T where
         + Serialize
         + DeserializeOwned
         + Clone
+        + Default
         + Send
         + Sync
         + 'static

@@ -44,6 +44,8 @@ pub struct WriteOptions {
     pub field_validation: FieldValidation,
     /// `force` for server-side apply.
     pub force: bool,
+    /// Keys the raw request body repeats (JSON only), as paths.
+    pub duplicate_fields: Vec<String>,
 }
 
 /// `DeleteOptions`, from the query string and/or the request body.
@@ -111,6 +113,7 @@ pub struct ListResult {
 pub struct WatchStart {
     pub initial: Vec<Arc<CacheEvent>>,
     pub live: tokio::sync::broadcast::Receiver<Arc<CacheEvent>>,
+    pub reloaded: tokio::sync::watch::Receiver<u64>,
     pub cache: Arc<ResourceCache>,
     /// Resource version of the state the initial events show (for the
     /// `initial-events-end` bookmark).
@@ -184,6 +187,24 @@ pub trait Registry: Send + Sync {
         binding: Value,
         opts: &WriteOptions,
     ) -> Result<WriteResult, ApiError>;
+
+    /// Field selector names this resource supports besides
+    /// `metadata.name` and `metadata.namespace`.
+    fn selectable_field_names(&self) -> Vec<&'static str>;
+
+    /// Refuses field selectors on fields the resource does not support,
+    /// as Kubernetes does (`field label not supported: spec.foo`).
+    fn check_field_selector(&self, opts: &ListOptions) -> Result<(), ApiError> {
+        let names = self.selectable_field_names();
+        for f in opts.field.fields() {
+            if f != "metadata.name" && f != "metadata.namespace" && !names.contains(&f) {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {f}"
+                )));
+            }
+        }
+        Ok(())
+    }
 
     /// Whether a cached object passes a list/watch's selectors.
     fn matches(&self, obj: &crate::cache::CachedObject, opts: &ListOptions) -> bool {

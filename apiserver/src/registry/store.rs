@@ -11,6 +11,7 @@ use bytes::Bytes;
 use common::ResourceInfo;
 use serde_json::{Value, json};
 
+use super::hooks::WriteHooks;
 use super::rest::{
     DeleteOptions, ListOptions, ListResult, PatchKind, Registry, Subresource, WatchStart,
     WriteOptions, WriteResult,
@@ -41,6 +42,7 @@ pub struct Store<S: Strategy> {
     pub(super) strategy: Arc<S>,
     pub(super) cache: Arc<ResourceCache>,
     pub(super) shared: Arc<Shared>,
+    pub(super) hooks: Option<Arc<dyn WriteHooks>>,
 }
 
 /// The continue token: where a paged list resumes, at which revision.
@@ -68,7 +70,14 @@ where
             strategy,
             cache,
             shared,
+            hooks: None,
         }
+    }
+
+    /// Adds the kind's write hooks (e.g. Service address allocation).
+    pub fn with_hooks(mut self, hooks: Arc<dyn WriteHooks>) -> Store<S> {
+        self.hooks = Some(hooks);
+        self
     }
 
     /// The decoder the cache uses for this kind: typed decode, metadata
@@ -221,6 +230,14 @@ where
         self.info
     }
 
+    fn selectable_field_names(&self) -> Vec<&'static str> {
+        self.strategy
+            .selectable_fields(&S::Object::default())
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
+    }
+
     async fn get(
         &self,
         ns: Option<&str>,
@@ -330,6 +347,7 @@ where
         Ok(WatchStart {
             initial: start.initial,
             live: start.live,
+            reloaded: start.reloaded,
             cache: self.cache.clone(),
             initial_rv,
         })

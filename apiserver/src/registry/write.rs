@@ -116,28 +116,25 @@ where
         if opts.field_validation == FieldValidation::Ignore {
             return Ok(Vec::new());
         }
-        let unknown = (self.shared.unknown_fields)(self.info, body);
-        if unknown.is_empty() {
-            return Ok(Vec::new());
-        }
-        match opts.field_validation {
-            FieldValidation::Strict => {
-                let list = unknown
+        let problems: Vec<String> = opts
+            .duplicate_fields
+            .iter()
+            .map(|f| format!("duplicate field {f:?}"))
+            .chain(
+                (self.shared.unknown_fields)(self.info, body)
                     .iter()
-                    .map(|f| format!("unknown field {:?}", f.trim_start_matches('.')))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                Err(ApiError::bad_request(format!(
-                    "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {list}",
-                    kind = self.info.kind,
-                    version = self.info.version,
-                )))
-            }
-            _ => Ok(unknown
-                .iter()
-                .map(|f| format!("unknown field {:?}", f.trim_start_matches('.')))
-                .collect()),
+                    .map(|f| format!("unknown field {:?}", f.trim_start_matches('.'))),
+            )
+            .collect();
+        if problems.is_empty() || opts.field_validation != FieldValidation::Strict {
+            return Ok(problems);
         }
+        Err(ApiError::bad_request(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {list}",
+            kind = self.info.kind,
+            version = self.info.version,
+            list = problems.join(", "),
+        )))
     }
 
     /// An apply body names its own apiVersion, kind and name, and they must
@@ -272,13 +269,29 @@ where
             return Self::respond(&obj, None, 201, warnings);
         }
         let key = self.key(obj.metadata().namespace.as_deref(), &name);
-        let rev = self
+        if let Some(h) = &self.hooks {
+            // A duplicate is AlreadyExists, not a clash of its allocations.
+            if self.read(&key, &name).await?.is_some() {
+                return Err(ApiError::already_exists(self.info, &name));
+            }
+            let mut v = to_json(&obj)?;
+            h.before_create(&mut v).await?;
+            obj = self.parse(v)?;
+        }
+        match self
             .shared
             .storage
             .create(&key, Self::serialize_for_storage(&obj)?)
             .await
-            .map_err(|e| ApiError::from_storage(e, self.info, &name))?;
-        Self::respond(&obj, Some(rev), 201, warnings)
+        {
+            Ok(rev) => Self::respond(&obj, Some(rev), 201, warnings),
+            Err(e) => {
+                if let Some(h) = &self.hooks {
+                    h.release(&to_json(&obj)?).await;
+                }
+                Err(ApiError::from_storage(e, self.info, &name))
+            }
+        }
     }
 
     /// Sets namespace, name (from generateName), uid, timestamps and
@@ -484,17 +497,32 @@ where
             && new.metadata().deletion_grace_period_seconds.unwrap_or(0) == 0
         {
             return match self.shared.storage.delete(key, Some(kv.mod_revision)).await {
-                Ok((_, rev)) => Self::respond(&new, Some(rev), 200, warnings).map(Some),
+                Ok((_, rev)) => {
+                    if let Some(h) = &self.hooks {
+                        h.release(&old_json).await;
+                    }
+                    Self::respond(&new, Some(rev), 200, warnings).map(Some)
+                }
                 Err(StorageError::Conflict { .. }) => Ok(None),
                 Err(e) => Err(ApiError::from_storage(e, self.info, &name)),
             };
         }
-        match self
+        if let Some(h) = &self.hooks {
+            let mut v = to_json(&new)?;
+            h.before_update(&old_json, &mut v).await?;
+            new = self.parse(v)?;
+        }
+        let result = self
             .shared
             .storage
             .update(key, Self::serialize_for_storage(&new)?, kv.mod_revision)
-            .await
-        {
+            .await;
+        if let Some(h) = &self.hooks {
+            let attempted = to_json(&new)?;
+            h.after_update(&old_json, result.is_ok().then_some(&attempted), &attempted)
+                .await;
+        }
+        match result {
             Ok(rev) => Self::respond(&new, Some(rev), 200, warnings).map(Some),
             Err(StorageError::Conflict { .. }) => Ok(None),
             Err(e) => Err(ApiError::from_storage(e, self.info, &name)),
@@ -676,7 +704,12 @@ where
                     .delete(&key, Some(kv.mod_revision))
                     .await
                 {
-                    Ok((_, rev)) => self.deleted_response(&obj, rev),
+                    Ok((_, rev)) => {
+                        if let Some(h) = &self.hooks {
+                            h.release(&to_json(&obj)?).await;
+                        }
+                        self.deleted_response(&obj, rev)
+                    }
                     Err(StorageError::Conflict { .. }) | Err(StorageError::NotFound { .. }) => {
                         continue;
                     }

@@ -11,7 +11,8 @@ use super::gofmt::{go_label_selector, go_string_map};
 use super::pod_defaults::default_pod_template;
 use super::pod_validation::validate_pod_template;
 use super::validation::{
-    invalid_rendered, selector_matches, validate_label_selector, validate_nonnegative,
+    invalid_rendered, is_dns1123_label, selector_matches, validate_label_selector,
+    validate_nonnegative,
 };
 use crate::registry::{FieldError, FieldErrorKind, FieldPath, Strategy};
 
@@ -31,10 +32,10 @@ fn copy_template_labels(job: &mut Job) {
         .metadata
         .as_ref()
         .and_then(|m| m.labels.clone());
-    if let Some(labels) = template_labels {
-        if job.metadata.labels.as_ref().is_none_or(|l| l.is_empty()) {
-            job.metadata.labels = Some(labels);
-        }
+    if let Some(labels) = template_labels
+        && job.metadata.labels.as_ref().is_none_or(|l| l.is_empty())
+    {
+        job.metadata.labels = Some(labels);
     }
 }
 
@@ -410,6 +411,19 @@ impl Strategy for JobStrategy {
         let spec = job.spec.clone().unwrap_or_default();
         let mut errs = validate_generated_selector(job, &spec);
         errs.extend(validate_job_spec(&spec));
+        // Indexed pods are named `<job>-<index>`, which must stay a DNS label.
+        let completions = spec.completions.unwrap_or(0);
+        if spec.completion_mode.as_deref() == Some("Indexed") && completions > 0 {
+            let name = job.metadata.name.clone().unwrap_or_default();
+            let hostname = format!("{name}-{}", completions - 1);
+            if !is_dns1123_label(&hostname).is_empty() {
+                errs.push(FieldError::invalid(
+                    &FieldPath::new("metadata").child("name"),
+                    &name,
+                    &format!("will not able to create pod with invalid DNS label: {hostname}"),
+                ));
+            }
+        }
         errs
     }
 
@@ -506,10 +520,10 @@ fn validate_cron_job_spec(spec: &CronJobSpec, old: Option<&CronJobSpec>) -> Vec<
             &path.child("startingDeadlineSeconds"),
         ));
     }
-    if old.is_none_or(|o| o.time_zone != spec.time_zone) {
-        if let Some(tz) = &spec.time_zone {
-            errs.extend(validate_time_zone(tz, &path.child("timeZone")));
-        }
+    if old.is_none_or(|o| o.time_zone != spec.time_zone)
+        && let Some(tz) = &spec.time_zone
+    {
+        errs.extend(validate_time_zone(tz, &path.child("timeZone")));
     }
     match spec.concurrency_policy.as_deref().unwrap_or("") {
         "" => errs.push(FieldError::required(&path.child("concurrencyPolicy"), "")),

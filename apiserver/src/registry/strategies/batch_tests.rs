@@ -125,6 +125,15 @@ fn job_validation_reports_kubernetes_messages() {
             },
             "spec.completions: Required value: when completion mode is Indexed",
         ),
+        (
+            |j| {
+                j.metadata.name = Some("a".repeat(62));
+                let s = j.spec.as_mut().expect("spec");
+                s.completion_mode = Some("Indexed".into());
+                s.completions = Some(10);
+            },
+            "metadata.name: Invalid value: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\": will not able to create pod with invalid DNS label: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-9",
+        ),
     ];
     for (edit, want) in cases {
         let mut j = created_job();

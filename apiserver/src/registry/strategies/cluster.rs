@@ -33,10 +33,10 @@ impl Strategy for NamespaceStrategy {
                 .get_or_insert_with(BTreeMap::new)
                 .insert(LABEL_METADATA_NAME.to_string(), name);
         }
-        if let Some(status) = ns.status.as_mut() {
-            if status.phase.as_deref().unwrap_or("").is_empty() {
-                status.phase = Some("Active".to_string());
-            }
+        if let Some(status) = ns.status.as_mut()
+            && status.phase.as_deref().unwrap_or("").is_empty()
+        {
+            status.phase = Some("Active".to_string());
         }
     }
 
@@ -179,19 +179,19 @@ impl Strategy for NodeStrategy {
         if let Some(spec) = node.spec.as_mut() {
             // The v1 conversion keeps podCIDR and podCIDRs[0] in step.
             let single = spec.pod_cidr.clone().filter(|c| !c.is_empty());
-            if spec.pod_cidrs.as_ref().is_none_or(|c| c.is_empty()) {
-                if let Some(c) = single {
-                    spec.pod_cidrs = Some(vec![c]);
-                }
+            if spec.pod_cidrs.as_ref().is_none_or(|c| c.is_empty())
+                && let Some(c) = single
+            {
+                spec.pod_cidrs = Some(vec![c]);
             }
             if let Some(first) = spec.pod_cidrs.as_ref().and_then(|c| c.first()) {
                 spec.pod_cidr = Some(first.clone());
             }
         }
-        if let Some(status) = node.status.as_mut() {
-            if status.allocatable.is_none() {
-                status.allocatable.clone_from(&status.capacity);
-            }
+        if let Some(status) = node.status.as_mut()
+            && status.allocatable.is_none()
+        {
+            status.allocatable.clone_from(&status.capacity);
         }
     }
 

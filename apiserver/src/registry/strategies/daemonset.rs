@@ -79,6 +79,28 @@ fn validate_spec(spec: &DaemonSetSpec) -> Vec<FieldError> {
     errs
 }
 
+/// The annotation apps/v1 stores `spec.templateGeneration` in.
+pub const TEMPLATE_GENERATION_ANNOTATION: &str = "deprecated.daemonset.template.generation";
+
+fn template_generation(ds: &DaemonSet) -> i64 {
+    ds.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(TEMPLATE_GENERATION_ANNOTATION))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn set_template_generation(ds: &mut DaemonSet, generation: i64) {
+    ds.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(
+            TEMPLATE_GENERATION_ANNOTATION.to_string(),
+            generation.to_string(),
+        );
+}
+
 impl Strategy for DaemonSetStrategy {
     type Object = DaemonSet;
 
@@ -95,6 +117,29 @@ impl Strategy for DaemonSetStrategy {
         }
         spec.revision_history_limit.get_or_insert(10);
         default_pod_template(&mut spec.template);
+    }
+
+    /// apps/v1 carries the internal `templateGeneration` as an annotation,
+    /// which the DaemonSet controller stamps on its pods.
+    fn prepare_for_create(&self, ds: &mut DaemonSet) {
+        let generation = template_generation(ds).max(1);
+        set_template_generation(ds, generation);
+    }
+
+    /// The template generation is the server's: kept from the stored
+    /// object and bumped when the (defaulted) template changes.
+    fn prepare_for_update(&self, new: &mut DaemonSet, old: &DaemonSet) {
+        let mut defaulted = new.clone();
+        self.default(&mut defaulted);
+        let template_changed =
+            defaulted.spec.map(|s| s.template) != old.spec.clone().map(|s| s.template);
+        let old_generation = template_generation(old);
+        let generation = if template_changed {
+            old_generation + 1
+        } else {
+            old_generation
+        };
+        set_template_generation(new, generation);
     }
 
     fn validate(&self, ds: &DaemonSet) -> Vec<FieldError> {
@@ -149,6 +194,37 @@ mod tests {
             })
         );
         assert!(DaemonSetStrategy.validate(&ds).is_empty());
+    }
+
+    #[test]
+    fn template_generation_starts_at_one_and_follows_template_changes() {
+        let mut ds = daemon_set();
+        DaemonSetStrategy.default(&mut ds);
+        DaemonSetStrategy.prepare_for_create(&mut ds);
+        assert_eq!(template_generation(&ds), 1);
+
+        let mut same = daemon_set();
+        same.metadata.annotations = None;
+        DaemonSetStrategy.prepare_for_update(&mut same, &ds);
+        assert_eq!(
+            template_generation(&same),
+            1,
+            "an undefaulted but equal template"
+        );
+
+        let mut changed = ds.clone();
+        changed
+            .spec
+            .as_mut()
+            .expect("spec")
+            .template
+            .spec
+            .as_mut()
+            .expect("spec")
+            .containers[0]
+            .image = Some("nginx:1.28".into());
+        DaemonSetStrategy.prepare_for_update(&mut changed, &ds);
+        assert_eq!(template_generation(&changed), 2);
     }
 
     #[test]

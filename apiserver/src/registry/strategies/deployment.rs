@@ -130,6 +130,17 @@ impl Strategy for DeploymentStrategy {
         default_deployment(d);
     }
 
+    /// Annotation changes bump the generation too, since the controller
+    /// copies annotations to its ReplicaSets; spec changes are the store's.
+    fn prepare_for_update(&self, new: &mut Deployment, old: &Deployment) {
+        let mut defaulted = new.clone();
+        self.default(&mut defaulted);
+        let spec_changed = defaulted.spec != old.spec;
+        if !spec_changed && new.metadata.annotations != old.metadata.annotations {
+            new.metadata.generation = Some(old.metadata.generation.unwrap_or(0) + 1);
+        }
+    }
+
     fn validate(&self, d: &Deployment) -> Vec<FieldError> {
         validate_deployment_spec(&d.spec.clone().unwrap_or_default())
     }
@@ -336,6 +347,11 @@ mod tests {
                 "spec.progressDeadlineSeconds: Invalid value: 600: must be greater than minReadySeconds",
             ),
             (
+                "template image",
+                |s| s.template.spec.as_mut().expect("spec").containers[0].image = None,
+                "spec.template.spec.containers[0].image: Required value",
+            ),
+            (
                 "active deadline",
                 |s| {
                     s.template
@@ -374,6 +390,20 @@ mod tests {
                 r#"spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{"app":"web", "v":"1"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"#
             ]
         );
+    }
+
+    #[test]
+    fn annotation_changes_bump_the_generation() {
+        let mut old = deployment(&[("app", "web")], &[("app", "web")]);
+        DeploymentStrategy.default(&mut old);
+        old.metadata.generation = Some(3);
+        let mut new = old.clone();
+        new.metadata.annotations = Some([("note".to_string(), "x".to_string())].into());
+        DeploymentStrategy.prepare_for_update(&mut new, &old);
+        assert_eq!(new.metadata.generation, Some(4));
+        let mut unchanged = old.clone();
+        DeploymentStrategy.prepare_for_update(&mut unchanged, &old);
+        assert_eq!(unchanged.metadata.generation, Some(3));
     }
 
     #[test]

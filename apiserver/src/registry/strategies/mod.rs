@@ -6,10 +6,33 @@
 //! (`Store::<PodStrategy>::new(...)`); [`validation`] holds the shared
 //! apimachinery validators, including [`validation::validate_object_meta`]
 //! that the store runs on every object.
+//!
+//! | resource | strategy | name rule |
+//! |---|---|---|
+//! | `namespaces` | [`NamespaceStrategy`] | DNS-1123 label |
+//! | `pods` | [`PodStrategy`] | subdomain |
+//! | `nodes` | [`NodeStrategy`] | subdomain |
+//! | `services` | [`ServiceStrategy`] | DNS-1035 label (label rule + leading letter in `validate`) |
+//! | `endpoints` | [`EndpointsStrategy`] | subdomain |
+//! | `configmaps`, `secrets`, `serviceaccounts` | [`ConfigMapStrategy`], [`SecretStrategy`], [`ServiceAccountStrategy`] | subdomain |
+//! | `events` | [`EventStrategy`] | path segment |
+//! | `apps/deployments`, `replicasets`, `daemonsets` | [`DeploymentStrategy`], [`ReplicaSetStrategy`], [`DaemonSetStrategy`] | subdomain |
+//! | `apps/statefulsets` | [`StatefulSetStrategy`] | DNS-1123 label |
+//! | `batch/jobs`, `cronjobs` | [`JobStrategy`], [`CronJobStrategy`] | subdomain (CronJob ≤ 52 chars in `validate`) |
+//! | `coordination.k8s.io/leases` | [`LeaseStrategy`] | subdomain |
+//! | `discovery.k8s.io/endpointslices` | [`EndpointSliceStrategy`] | subdomain |
+//! | `events.k8s.io/events` | [`EventsV1EventStrategy`] | subdomain |
+//! | `scheduling.k8s.io/priorityclasses` | [`PriorityClassStrategy`] | subdomain |
+//!
+//! Ordering: `default` is idempotent and may run before or after
+//! `prepare_for_create`/`prepare_for_update`; the strategies that compare
+//! with defaulted values (QoS class, DaemonSet template generation,
+//! Deployment generation) default a copy themselves.
 
 mod batch;
 mod cluster;
 mod config;
+mod container_validation;
 mod cron;
 mod daemonset;
 mod deployment;
@@ -36,6 +59,104 @@ pub use deployment::{DeploymentStrategy, ReplicaSetStrategy};
 pub use event::{EventStrategy, EventsV1EventStrategy};
 pub use lease::LeaseStrategy;
 pub use network::{EndpointSliceStrategy, EndpointsStrategy};
-pub use pod::{POD_UPDATE_FORBIDDEN, PodStrategy, pod_qos_class};
+pub use pod::{POD_UPDATE_FORBIDDEN, PodStrategy, apply_default_admission, pod_qos_class};
 pub use service::ServiceStrategy;
 pub use statefulset::StatefulSetStrategy;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{NameRule, Strategy};
+
+    #[test]
+    fn each_kind_validates_names_with_its_kubernetes_rule() {
+        let cases = [
+            (
+                "namespaces",
+                NamespaceStrategy.name_rule(),
+                NameRule::Dns1123Label,
+            ),
+            (
+                "services",
+                ServiceStrategy.name_rule(),
+                NameRule::Dns1123Label,
+            ),
+            (
+                "statefulsets",
+                StatefulSetStrategy.name_rule(),
+                NameRule::Dns1123Label,
+            ),
+            ("events", EventStrategy.name_rule(), NameRule::PathSegment),
+            ("pods", PodStrategy.name_rule(), NameRule::Dns1123Subdomain),
+            (
+                "nodes",
+                NodeStrategy.name_rule(),
+                NameRule::Dns1123Subdomain,
+            ),
+            (
+                "endpoints",
+                EndpointsStrategy.name_rule(),
+                NameRule::Dns1123Subdomain,
+            ),
+            (
+                "configmaps",
+                ConfigMapStrategy.name_rule(),
+                NameRule::Dns1123Subdomain,
+            ),
+            (
+                "secrets",
+                SecretStrategy.name_rule(),
+                NameRule::Dns1123Subdomain,
+            ),
+            (
+                "serviceaccounts",
+                ServiceAccountStrategy.name_rule(),
+                NameRule::Dns1123Subdomain,
+            ),
+            (
+                "deployments",
+                DeploymentStrategy.name_rule(),
+                NameRule::Dns1123Subdomain,
+            ),
+            (
+                "replicasets",
+                ReplicaSetStrategy.name_rule(),
+                NameRule::Dns1123Subdomain,
+            ),
+            (
+                "daemonsets",
+                DaemonSetStrategy.name_rule(),
+                NameRule::Dns1123Subdomain,
+            ),
+            ("jobs", JobStrategy.name_rule(), NameRule::Dns1123Subdomain),
+            (
+                "cronjobs",
+                CronJobStrategy.name_rule(),
+                NameRule::Dns1123Subdomain,
+            ),
+            (
+                "leases",
+                LeaseStrategy.name_rule(),
+                NameRule::Dns1123Subdomain,
+            ),
+            (
+                "endpointslices",
+                EndpointSliceStrategy.name_rule(),
+                NameRule::Dns1123Subdomain,
+            ),
+            (
+                "events.k8s.io",
+                EventsV1EventStrategy.name_rule(),
+                NameRule::Dns1123Subdomain,
+            ),
+            (
+                "priorityclasses",
+                PriorityClassStrategy.name_rule(),
+                NameRule::Dns1123Subdomain,
+            ),
+        ];
+        for (resource, got, want) in cases {
+            assert_eq!(got, want, "{resource}");
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use k8s_openapi::api::core::v1::{EndpointAddress, Endpoints};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-use super::pod_validation::validate_protocol;
+use super::container_validation::{PORT_PROTOCOLS, validate_protocol};
 use super::validation::{
     invalid_all, is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_ip,
     is_valid_port_num, validate_dns1123_label,
@@ -214,11 +214,11 @@ fn validate_slice(s: &EndpointSlice) -> Vec<FieldError> {
         match p.protocol.as_deref() {
             None => errs.push(FieldError::required(&pp.child("protocol"), "")),
             Some(proto) => {
-                if !super::pod_validation::PORT_PROTOCOLS.contains(&proto) {
+                if !PORT_PROTOCOLS.contains(&proto) {
                     errs.push(FieldError::not_supported(
                         &pp.child("protocol"),
                         proto,
-                        super::pod_validation::PORT_PROTOCOLS,
+                        PORT_PROTOCOLS,
                     ));
                 }
             }

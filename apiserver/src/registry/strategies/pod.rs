@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodCondition, PodSpec, PodStatus};
+use k8s_openapi::api::core::v1::{Container, Pod, PodCondition, PodSpec, PodStatus, Toleration};
 
 use super::pod_defaults::{default_pod, default_requests_to_limits};
 use super::pod_validation::{SpecOf, validate_pod_spec, validate_tolerations};
@@ -207,8 +207,80 @@ fn validate_pod_update(new: &PodSpec, old: &PodSpec) -> Vec<FieldError> {
     errs
 }
 
+/// `v1.DefaultTolerationSeconds`-admission's taints, tolerated for 300s.
+const DEFAULT_TOLERATED_TAINTS: [&str; 2] = [
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+];
+
+/// What Kubernetes' default admission plugins add to every new pod and
+/// `kubectl get pod -o yaml` therefore shows: the `default` service account
+/// (ServiceAccount), priority 0 without a priority class (Priority), and
+/// 300s tolerations of unready/unreachable nodes (DefaultTolerationSeconds).
+/// Each step leaves what the pod already specifies alone.
+pub fn apply_default_admission(spec: &mut PodSpec) {
+    if spec
+        .service_account_name
+        .as_deref()
+        .unwrap_or("")
+        .is_empty()
+    {
+        spec.service_account_name = Some("default".to_string());
+        spec.service_account = Some("default".to_string());
+    }
+    if spec.priority_class_name.as_deref().unwrap_or("").is_empty() && spec.priority.is_none() {
+        spec.priority = Some(0);
+        spec.preemption_policy
+            .get_or_insert_with(|| "PreemptLowerPriority".to_string());
+    }
+    add_default_tolerations(spec);
+}
+
+/// DefaultTolerationSeconds, which also runs on pod updates.
+fn add_default_tolerations(spec: &mut PodSpec) {
+    let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
+    for key in DEFAULT_TOLERATED_TAINTS {
+        let tolerated = tolerations.iter().any(|t| {
+            let t_key = t.key.as_deref().unwrap_or("");
+            let effect = t.effect.as_deref().unwrap_or("");
+            (t_key == key || t_key.is_empty()) && (effect == "NoExecute" || effect.is_empty())
+        });
+        if !tolerated {
+            tolerations.push(Toleration {
+                key: Some(key.to_string()),
+                operator: Some("Exists".to_string()),
+                effect: Some("NoExecute".to_string()),
+                toleration_seconds: Some(300),
+                value: None,
+            });
+        }
+    }
+}
+
 impl Strategy for PodStrategy {
     type Object = Pod;
+
+    /// Kubernetes' pod `CheckGracefulDelete`: a pod no kubelet runs (not
+    /// bound, or already finished) goes at once; otherwise it waits for its
+    /// kubelet to stop it, up to the requested or the pod's grace period.
+    fn grace_period(&self, pod: &Pod, requested: Option<i64>) -> Option<i64> {
+        let spec = pod.spec.as_ref();
+        let bound = spec
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| !n.is_empty());
+        let phase = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .unwrap_or("");
+        if !bound || matches!(phase, "Failed" | "Succeeded") {
+            return Some(0);
+        }
+        let default = spec
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30);
+        Some(requested.unwrap_or(default).max(0))
+    }
 
     fn default(&self, pod: &mut Pod) {
         default_pod(pod);
@@ -216,6 +288,7 @@ impl Strategy for PodStrategy {
 
     fn prepare_for_create(&self, pod: &mut Pod) {
         let spec = pod.spec.get_or_insert_with(Default::default);
+        apply_default_admission(spec);
         let mut status = PodStatus {
             phase: Some("Pending".to_string()),
             qos_class: Some(pod_qos_class(spec).to_string()),
@@ -237,6 +310,10 @@ impl Strategy for PodStrategy {
             }]);
         }
         pod.status = Some(status);
+    }
+
+    fn prepare_for_update(&self, new: &mut Pod, _old: &Pod) {
+        add_default_tolerations(new.spec.get_or_insert_with(Default::default));
     }
 
     fn validate(&self, pod: &Pod) -> Vec<FieldError> {
@@ -293,3 +370,7 @@ impl Strategy for PodStrategy {
         ]
     }
 }
+
+#[cfg(test)]
+#[path = "pod_tests.rs"]
+mod tests;

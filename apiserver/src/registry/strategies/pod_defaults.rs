@@ -95,10 +95,9 @@ pub fn default_pod_spec(spec: &mut PodSpec) {
         .as_deref()
         .unwrap_or("")
         .is_empty()
+        && let Some(sa) = spec.service_account.clone().filter(|s| !s.is_empty())
     {
-        if let Some(sa) = spec.service_account.clone().filter(|s| !s.is_empty()) {
-            spec.service_account_name = Some(sa);
-        }
+        spec.service_account_name = Some(sa);
     }
     if let Some(name) = spec.service_account_name.clone().filter(|s| !s.is_empty()) {
         spec.service_account = Some(name);

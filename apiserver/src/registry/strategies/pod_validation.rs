@@ -1,41 +1,29 @@
 //! Pod spec validation as `pkg/apis/core/validation` has it
 //! (`ValidatePodSpec`, `validateContainers`, `ValidateVolumes`, ...), shared
-//! by pods and the pod templates of workloads.
+//! by pods and the pod templates of workloads; containers are checked in
+//! [`super::container_validation`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Toleration, Volume,
+    Container, PodDNSConfig, PodSpec, PodTemplateSpec, Toleration, Volume,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::quantity::{QUANTITY_FORMAT_ERROR, parse_nanos};
+use super::gofmt::go_string_slice;
+
+use super::container_validation::validate_container;
 use super::validation::{
-    invalid_all, is_config_map_key, is_dns1123_label, is_dns1123_subdomain, is_env_var_name,
-    is_qualified_name, is_valid_label_value, is_valid_port_name, is_valid_port_num,
-    validate_annotations, validate_dns1123_label, validate_labels, validate_nonnegative,
+    invalid_all, invalid_rendered, is_dns1123_label, is_dns1123_subdomain, is_qualified_name,
+    is_valid_ip, is_valid_label_value, validate_annotations, validate_dns1123_label,
+    validate_labels,
 };
 use crate::registry::{FieldError, FieldPath};
 
 pub const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];
-pub const PORT_PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 const DNS_POLICIES: &[&str] = &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
-const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
-const ENV_FIELD_PATHS: &[&str] = &[
-    "metadata.name",
-    "metadata.namespace",
-    "metadata.uid",
-    "spec.nodeName",
-    "spec.serviceAccountName",
-    "status.hostIP",
-    "status.hostIPs",
-    "status.podIP",
-    "status.podIPs",
-];
 
-/// Whether validation is for a pod itself (stricter: images are required)
-/// or for a template, which admission or controllers may still complete.
+/// Whether validation is for a pod itself or for a template, on which
+/// Kubernetes skips a few pod-only checks (image whitespace).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpecOf {
     Pod,
@@ -113,6 +101,7 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, of: SpecOf) -> Vec<Fi
             ));
         }
     }
+    errs.extend(host_port_conflicts(&spec.containers, &cpath));
     let ipath = path.child("initContainers");
     for (i, c) in spec.init_containers.iter().flatten().enumerate() {
         let p = ipath.index(i);
@@ -184,6 +173,18 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, of: SpecOf) -> Vec<Fi
             "must provide `dnsConfig` when `dnsPolicy` is None",
         ));
     }
+    if let Some(sc) = &spec.security_context {
+        let sp = path.child("securityContext");
+        let ids = [
+            ("runAsUser", sc.run_as_user),
+            ("runAsGroup", sc.run_as_group),
+            ("fsGroup", sc.fs_group),
+        ];
+        errs.extend(validate_ids(&sp, &ids));
+    }
+    if let Some(dns) = &spec.dns_config {
+        errs.extend(validate_dns_config(dns, &path.child("dnsConfig")));
+    }
     if let Some(sel) = &spec.node_selector {
         errs.extend(validate_labels(sel, &path.child("nodeSelector")));
     }
@@ -206,13 +207,98 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &FieldPath, of: SpecOf) -> Vec<Fi
             errs.extend(validate_dns1123_label(v, &path.child(field)));
         }
     }
-    if let Some(ads) = spec.active_deadline_seconds {
-        if !(1..=i64::from(i32::MAX)).contains(&ads) {
-            errs.push(FieldError::invalid(
-                &path.child("activeDeadlineSeconds"),
-                ads,
-                "must be between 1 and 2147483647, inclusive",
+    if let Some(ads) = spec.active_deadline_seconds
+        && !(1..=i64::from(i32::MAX)).contains(&ads)
+    {
+        errs.push(FieldError::invalid(
+            &path.child("activeDeadlineSeconds"),
+            ads,
+            "must be between 1 and 2147483647, inclusive",
+        ));
+    }
+    errs
+}
+
+/// `IsValidUserID`/`IsValidGroupID` over security context ids.
+pub fn validate_ids(path: &FieldPath, ids: &[(&str, Option<i64>)]) -> Vec<FieldError> {
+    ids.iter()
+        .filter_map(|(field, id)| id.map(|id| (field, id)))
+        .filter(|(_, id)| !(0..=i64::from(i32::MAX)).contains(id))
+        .map(|(field, id)| {
+            FieldError::invalid(
+                &path.child(field),
+                id,
+                "must be between 0 and 2147483647, inclusive",
+            )
+        })
+        .collect()
+}
+
+/// `validatePodDNSConfig` (the limits of resolv.conf).
+fn validate_dns_config(dns: &PodDNSConfig, path: &FieldPath) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let nameservers = dns.nameservers.as_deref().unwrap_or(&[]);
+    if nameservers.len() > 3 {
+        errs.push(invalid_rendered(
+            &path.child("nameservers"),
+            go_string_slice(nameservers),
+            "must not have more than 3 nameservers",
+        ));
+    }
+    for (i, ns) in nameservers.iter().enumerate() {
+        errs.extend(invalid_all(
+            &path.child("nameservers").index(i),
+            ns,
+            is_valid_ip(ns),
+        ));
+    }
+    let searches = dns.searches.as_deref().unwrap_or(&[]);
+    if searches.len() > 32 {
+        errs.push(invalid_rendered(
+            &path.child("searches"),
+            go_string_slice(searches),
+            "must not have more than 32 search paths",
+        ));
+    }
+    for (i, search) in searches.iter().enumerate() {
+        // A trailing dot marks an absolute domain and is allowed.
+        let trimmed = search.strip_suffix('.').unwrap_or(search);
+        errs.extend(invalid_all(
+            &path.child("searches").index(i),
+            trimmed,
+            is_dns1123_subdomain(trimmed),
+        ));
+    }
+    for (i, option) in dns.options.iter().flatten().enumerate() {
+        if option.name.as_deref().unwrap_or("").is_empty() {
+            errs.push(FieldError::required(
+                &path.child("options").index(i),
+                "Option.Name must not be empty",
             ));
+        }
+    }
+    errs
+}
+
+/// `checkHostPortConflicts`: one `hostIP/protocol/hostPort` per pod.
+fn host_port_conflicts(containers: &[Container], path: &FieldPath) -> Vec<FieldError> {
+    let mut seen = BTreeSet::new();
+    let mut errs = Vec::new();
+    for (i, c) in containers.iter().enumerate() {
+        for (j, port) in c.ports.iter().flatten().enumerate() {
+            let host_port = port.host_port.unwrap_or(0);
+            if host_port == 0 {
+                continue;
+            }
+            let key = format!(
+                "{}/{}/{host_port}",
+                port.host_ip.as_deref().unwrap_or(""),
+                port.protocol.as_deref().unwrap_or("")
+            );
+            if !seen.insert(key.clone()) {
+                let p = path.index(i).child("ports").index(j).child("hostPort");
+                errs.push(FieldError::duplicate(&p, &key));
+            }
         }
     }
     errs
@@ -244,34 +330,34 @@ fn validate_volumes(volumes: &[Volume], path: &FieldPath) -> (BTreeSet<String>, 
                 "may not specify more than 1 volume type",
             ));
         }
-        if let Some(cm) = &v.config_map {
-            if cm.name.is_empty() {
-                errs.push(FieldError::required(
-                    &p.child("configMap").child("name"),
-                    "",
-                ));
-            }
+        if let Some(cm) = &v.config_map
+            && cm.name.is_empty()
+        {
+            errs.push(FieldError::required(
+                &p.child("configMap").child("name"),
+                "",
+            ));
         }
-        if let Some(s) = &v.secret {
-            if s.secret_name.as_deref().unwrap_or("").is_empty() {
-                errs.push(FieldError::required(
-                    &p.child("secret").child("secretName"),
-                    "",
-                ));
-            }
+        if let Some(s) = &v.secret
+            && s.secret_name.as_deref().unwrap_or("").is_empty()
+        {
+            errs.push(FieldError::required(
+                &p.child("secret").child("secretName"),
+                "",
+            ));
         }
-        if let Some(h) = &v.host_path {
-            if h.path.is_empty() {
-                errs.push(FieldError::required(&p.child("hostPath").child("path"), ""));
-            }
+        if let Some(h) = &v.host_path
+            && h.path.is_empty()
+        {
+            errs.push(FieldError::required(&p.child("hostPath").child("path"), ""));
         }
-        if let Some(c) = &v.persistent_volume_claim {
-            if c.claim_name.is_empty() {
-                errs.push(FieldError::required(
-                    &p.child("persistentVolumeClaim").child("claimName"),
-                    "",
-                ));
-            }
+        if let Some(c) = &v.persistent_volume_claim
+            && c.claim_name.is_empty()
+        {
+            errs.push(FieldError::required(
+                &p.child("persistentVolumeClaim").child("claimName"),
+                "",
+            ));
         }
     }
     (names, errs)
@@ -284,430 +370,6 @@ fn count_sources(v: &Volume) -> usize {
         return 0;
     };
     fields.keys().filter(|k| k.as_str() != "name").count()
-}
-
-fn validate_container(
-    c: &Container,
-    p: &FieldPath,
-    volumes: &BTreeSet<String>,
-    names: &mut BTreeSet<String>,
-    of: SpecOf,
-) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    let np = p.child("name");
-    if c.name.is_empty() {
-        errs.push(FieldError::required(&np, ""));
-    } else {
-        errs.extend(validate_dns1123_label(&c.name, &np));
-        if !names.insert(c.name.clone()) {
-            errs.push(FieldError::duplicate(&np, &c.name));
-        }
-    }
-    let image = c.image.as_deref().unwrap_or("");
-    if image.is_empty() && of == SpecOf::Pod {
-        errs.push(FieldError::required(&p.child("image"), ""));
-    } else if image != image.trim() {
-        errs.push(FieldError::invalid(
-            &p.child("image"),
-            image,
-            "must not have leading or trailing whitespace",
-        ));
-    }
-    let mut port_names = BTreeSet::new();
-    for (i, port) in c.ports.iter().flatten().enumerate() {
-        let pp = p.child("ports").index(i);
-        if let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) {
-            let msgs = is_valid_port_name(name);
-            if !msgs.is_empty() {
-                errs.extend(invalid_all(&pp.child("name"), name, msgs));
-            } else if !port_names.insert(name.to_string()) {
-                errs.push(FieldError::duplicate(&pp.child("name"), name));
-            }
-        }
-        if port.container_port == 0 {
-            errs.push(FieldError::required(&pp.child("containerPort"), ""));
-        } else {
-            for msg in is_valid_port_num(port.container_port) {
-                errs.push(FieldError::invalid(
-                    &pp.child("containerPort"),
-                    port.container_port,
-                    &msg,
-                ));
-            }
-        }
-        if let Some(hp) = port.host_port.filter(|h| *h != 0) {
-            for msg in is_valid_port_num(hp) {
-                errs.push(FieldError::invalid(&pp.child("hostPort"), hp, &msg));
-            }
-        }
-        errs.extend(validate_protocol(
-            port.protocol.as_deref(),
-            &pp.child("protocol"),
-        ));
-    }
-    errs.extend(validate_env(
-        c.env.as_deref().unwrap_or(&[]),
-        &p.child("env"),
-    ));
-    let mut mount_paths = BTreeSet::new();
-    for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
-        let mp = p.child("volumeMounts").index(i);
-        if m.name.is_empty() {
-            errs.push(FieldError::required(&mp.child("name"), ""));
-        }
-        if !volumes.contains(&m.name) {
-            errs.push(FieldError::not_found(&mp.child("name"), &m.name));
-        }
-        if m.mount_path.is_empty() {
-            errs.push(FieldError::required(&mp.child("mountPath"), ""));
-        }
-        if !mount_paths.insert(m.mount_path.clone()) {
-            errs.push(FieldError::invalid(
-                &mp.child("mountPath"),
-                &m.mount_path,
-                "must be unique",
-            ));
-        }
-        if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
-            errs.extend(validate_local_descending_path(sub, &mp.child("subPath")));
-        }
-    }
-    if let Some(r) = &c.resources {
-        errs.extend(validate_resources(r, &p.child("resources")));
-    }
-    for (field, probe) in [
-        ("livenessProbe", &c.liveness_probe),
-        ("readinessProbe", &c.readiness_probe),
-        ("startupProbe", &c.startup_probe),
-    ] {
-        if let Some(probe) = probe {
-            errs.extend(validate_probe(probe, &p.child(field)));
-        }
-    }
-    let pull = c.image_pull_policy.as_deref().unwrap_or("");
-    if pull.is_empty() {
-        errs.push(FieldError::required(&p.child("imagePullPolicy"), ""));
-    } else if !PULL_POLICIES.contains(&pull) {
-        errs.push(FieldError::not_supported(
-            &p.child("imagePullPolicy"),
-            pull,
-            PULL_POLICIES,
-        ));
-    }
-    match c.termination_message_policy.as_deref().unwrap_or("") {
-        "File" | "FallbackToLogsOnError" => {}
-        "" => errs.push(FieldError::required(
-            &p.child("terminationMessagePolicy"),
-            "must be 'File' or 'FallbackToLogsOnError'",
-        )),
-        other => errs.push(FieldError::invalid(
-            &p.child("terminationMessagePolicy"),
-            other,
-            "must be 'File' or 'FallbackToLogsOnError'",
-        )),
-    }
-    errs
-}
-
-/// Port protocols: required, one of SCTP/TCP/UDP.
-pub fn validate_protocol(protocol: Option<&str>, path: &FieldPath) -> Vec<FieldError> {
-    match protocol.unwrap_or("") {
-        "" => vec![FieldError::required(path, "")],
-        p if PORT_PROTOCOLS.contains(&p) => Vec::new(),
-        p => vec![FieldError::not_supported(path, p, PORT_PROTOCOLS)],
-    }
-}
-
-/// `ValidatePortNumOrName`.
-pub fn validate_port_num_or_name(port: &IntOrString, path: &FieldPath) -> Vec<FieldError> {
-    match port {
-        IntOrString::Int(n) => is_valid_port_num(*n)
-            .into_iter()
-            .map(|m| FieldError::invalid(path, n, &m))
-            .collect(),
-        IntOrString::String(s) => invalid_all(path, s, is_valid_port_name(s)),
-    }
-}
-
-fn validate_local_descending_path(target: &str, path: &FieldPath) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    if target.starts_with('/') {
-        errs.push(FieldError::invalid(path, target, "must be a relative path"));
-    }
-    if target.split(['/', '\\']).any(|part| part == "..") {
-        errs.push(FieldError::invalid(path, target, "must not contain '..'"));
-    }
-    errs
-}
-
-fn validate_env(vars: &[EnvVar], path: &FieldPath) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    for (i, ev) in vars.iter().enumerate() {
-        let p = path.index(i);
-        if ev.name.is_empty() {
-            errs.push(FieldError::required(&p.child("name"), ""));
-        } else {
-            errs.extend(invalid_all(
-                &p.child("name"),
-                &ev.name,
-                is_env_var_name(&ev.name),
-            ));
-        }
-        let Some(from) = &ev.value_from else { continue };
-        let fp = p.child("valueFrom");
-        let mut sources = 0;
-        if let Some(f) = &from.field_ref {
-            sources += 1;
-            let rp = fp.child("fieldRef");
-            if f.api_version.as_deref().unwrap_or("").is_empty() {
-                errs.push(FieldError::required(&rp.child("apiVersion"), ""));
-            } else if f.field_path.is_empty() {
-                errs.push(FieldError::required(&rp.child("fieldPath"), ""));
-            } else if let Some((field, key)) = split_subscript(&f.field_path) {
-                match field {
-                    "metadata.annotations" => errs.extend(invalid_all(
-                        &rp,
-                        &key.to_lowercase(),
-                        is_qualified_name(&key.to_lowercase()),
-                    )),
-                    "metadata.labels" => errs.extend(invalid_all(&rp, key, is_qualified_name(key))),
-                    other => errs.push(FieldError::invalid(
-                        &rp,
-                        other,
-                        "does not support subscript",
-                    )),
-                }
-            } else if !ENV_FIELD_PATHS.contains(&f.field_path.as_str()) {
-                errs.push(FieldError::not_supported(
-                    &rp.child("fieldPath"),
-                    &f.field_path,
-                    ENV_FIELD_PATHS,
-                ));
-            }
-        }
-        if from.resource_field_ref.is_some() {
-            sources += 1;
-        }
-        let key_refs = [
-            (
-                "configMapKeyRef",
-                from.config_map_key_ref
-                    .as_ref()
-                    .map(|r| (r.name.as_str(), r.key.as_str())),
-            ),
-            (
-                "secretKeyRef",
-                from.secret_key_ref
-                    .as_ref()
-                    .map(|r| (r.name.as_str(), r.key.as_str())),
-            ),
-        ];
-        for (field, r) in key_refs {
-            let Some((name, key)) = r else { continue };
-            sources += 1;
-            let rp = fp.child(field);
-            if name.is_empty() {
-                errs.push(FieldError::required(&rp.child("name"), ""));
-            } else {
-                errs.extend(invalid_all(
-                    &rp.child("name"),
-                    name,
-                    is_dns1123_subdomain(name),
-                ));
-            }
-            if key.is_empty() {
-                errs.push(FieldError::required(&rp.child("key"), ""));
-            } else {
-                errs.extend(invalid_all(&rp.child("key"), key, is_config_map_key(key)));
-            }
-        }
-        if sources == 0 {
-            errs.push(FieldError::invalid(
-                &fp,
-                "",
-                "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
-            ));
-        } else if !ev.value.as_deref().unwrap_or("").is_empty() {
-            errs.push(FieldError::invalid(
-                &fp,
-                "",
-                "may not be specified when `value` is not empty",
-            ));
-        } else if sources > 1 {
-            errs.push(FieldError::invalid(
-                &fp,
-                "",
-                "may not have more than one field specified at a time",
-            ));
-        }
-    }
-    errs
-}
-
-/// `metadata.labels['app']` → (`metadata.labels`, `app`).
-fn split_subscript(path: &str) -> Option<(&str, &str)> {
-    let (field, rest) = path.split_once("['")?;
-    Some((field, rest.strip_suffix("']")?))
-}
-
-const STANDARD_CONTAINER_RESOURCES: &[&str] = &["cpu", "memory", "ephemeral-storage"];
-
-fn overcommit_allowed(name: &str) -> bool {
-    let native = !name.contains('/') || name.contains("kubernetes.io/");
-    native && !name.starts_with("hugepages-")
-}
-
-fn quantity_errors(name: &str, q: &Quantity, path: &FieldPath) -> (Option<i128>, Vec<FieldError>) {
-    let mut errs = invalid_all(path, name, is_qualified_name(name));
-    if !name.contains('/')
-        && !STANDARD_CONTAINER_RESOURCES.contains(&name)
-        && !name.starts_with("hugepages-")
-    {
-        errs.push(FieldError::invalid(
-            path,
-            name,
-            "must be a standard resource for containers",
-        ));
-    }
-    let value = parse_nanos(q);
-    match value {
-        None => errs.push(FieldError::invalid(path, &q.0, QUANTITY_FORMAT_ERROR)),
-        Some(v) if v < 0 => errs.push(FieldError::invalid(
-            path,
-            &q.0,
-            "must be greater than or equal to 0",
-        )),
-        Some(_) => {}
-    }
-    (value, errs)
-}
-
-/// `ValidateContainerResourceRequirements`.
-pub fn validate_resources(r: &ResourceRequirements, path: &FieldPath) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    let empty = BTreeMap::new();
-    let limits = r.limits.as_ref().unwrap_or(&empty);
-    let lim_path = path.child("limits");
-    let req_path = path.child("requests");
-    let mut limit_values = BTreeMap::new();
-    for (name, q) in limits {
-        let (v, e) = quantity_errors(name, q, &lim_path.key(name));
-        errs.extend(e);
-        if let Some(v) = v {
-            limit_values.insert(name.as_str(), v);
-        }
-    }
-    for (name, q) in r.requests.iter().flatten() {
-        let (v, e) = quantity_errors(name, q, &req_path.key(name));
-        errs.extend(e);
-        match (v, limit_values.get(name.as_str()), limits.get(name)) {
-            (Some(req), Some(lim), Some(lq)) => {
-                if req != *lim && !overcommit_allowed(name) {
-                    errs.push(FieldError::invalid(
-                        &req_path,
-                        &q.0,
-                        &format!("must be equal to {name} limit of {}", lq.0),
-                    ));
-                } else if req > *lim {
-                    errs.push(FieldError::invalid(
-                        &req_path,
-                        &q.0,
-                        &format!("must be less than or equal to {name} limit of {}", lq.0),
-                    ));
-                }
-            }
-            (_, _, None) if !overcommit_allowed(name) => errs.push(FieldError::required(
-                &lim_path,
-                "Limit must be set for non overcommitable resources",
-            )),
-            _ => {}
-        }
-    }
-    errs
-}
-
-fn validate_probe(p: &Probe, path: &FieldPath) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    let handlers = [
-        ("exec", p.exec.is_some()),
-        ("httpGet", p.http_get.is_some()),
-        ("tcpSocket", p.tcp_socket.is_some()),
-        ("grpc", p.grpc.is_some()),
-    ];
-    let mut count = 0;
-    for (field, set) in handlers {
-        if set {
-            count += 1;
-            if count > 1 {
-                errs.push(FieldError::forbidden(
-                    &path.child(field),
-                    "may not specify more than 1 handler type",
-                ));
-            }
-        }
-    }
-    if count == 0 {
-        errs.push(FieldError::required(path, "must specify a handler type"));
-    }
-    if let Some(e) = &p.exec {
-        if e.command.as_deref().unwrap_or(&[]).is_empty() {
-            errs.push(FieldError::required(
-                &path.child("exec").child("command"),
-                "",
-            ));
-        }
-    }
-    if let Some(h) = &p.http_get {
-        let hp = path.child("httpGet");
-        if h.path.as_deref().unwrap_or("").is_empty() {
-            errs.push(FieldError::required(&hp.child("path"), ""));
-        }
-        errs.extend(validate_port_num_or_name(&h.port, &hp.child("port")));
-        let scheme = h.scheme.as_deref().unwrap_or("");
-        if !["HTTP", "HTTPS"].contains(&scheme) {
-            errs.push(FieldError::not_supported(
-                &hp.child("scheme"),
-                scheme,
-                &["HTTP", "HTTPS"],
-            ));
-        }
-    }
-    if let Some(t) = &p.tcp_socket {
-        errs.extend(validate_port_num_or_name(
-            &t.port,
-            &path.child("tcpSocket").child("port"),
-        ));
-    }
-    if let Some(g) = &p.grpc {
-        for msg in is_valid_port_num(g.port) {
-            errs.push(FieldError::invalid(
-                &path.child("grpc").child("port"),
-                g.port,
-                &msg,
-            ));
-        }
-    }
-    let numbers = [
-        ("initialDelaySeconds", p.initial_delay_seconds),
-        ("timeoutSeconds", p.timeout_seconds),
-        ("periodSeconds", p.period_seconds),
-        ("successThreshold", p.success_threshold),
-        ("failureThreshold", p.failure_threshold),
-    ];
-    for (field, v) in numbers {
-        errs.extend(validate_nonnegative(
-            i64::from(v.unwrap_or(0)),
-            &path.child(field),
-        ));
-    }
-    if let Some(t) = p.termination_grace_period_seconds.filter(|t| *t <= 0) {
-        errs.push(FieldError::invalid(
-            &path.child("terminationGracePeriodSeconds"),
-            t,
-            "must be greater than 0",
-        ));
-    }
-    errs
 }
 
 const TOLERATION_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];

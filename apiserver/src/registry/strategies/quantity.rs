@@ -35,7 +35,7 @@ fn parse_str(s: &str) -> Option<i128> {
             .saturating_mul(10)
             .saturating_add(i128::from(d - b'0'));
     }
-    let scale = frac_part.len() as i32;
+    let scale = i64::try_from(frac_part.len()).unwrap_or(i64::MAX);
     let (binary, decimal_exp): (u32, i32) = match suffix {
         "" => (0, 0),
         "n" => (0, -9),
@@ -63,14 +63,19 @@ fn parse_str(s: &str) -> Option<i128> {
         }
     };
     let mut value = mantissa.saturating_mul(1i128 << binary);
-    let exp10 = decimal_exp + 9 - scale;
+    let exp10 = i64::from(decimal_exp)
+        .saturating_add(9)
+        .saturating_sub(scale);
     if exp10 >= 0 {
         for _ in 0..exp10.min(40) {
             value = value.saturating_mul(10);
         }
     } else {
         // Kubernetes rounds sub-nano precision up.
-        let div = 10i128.checked_pow((-exp10) as u32).unwrap_or(i128::MAX);
+        let div = u32::try_from(exp10.unsigned_abs())
+            .ok()
+            .and_then(|e| 10i128.checked_pow(e))
+            .unwrap_or(i128::MAX);
         value = value / div + i128::from(value % div != 0);
     }
     Some(if negative { -value } else { value })
@@ -95,6 +100,8 @@ mod tests {
             ("abc", None),
             ("1Qi", None),
             ("", None),
+            ("1e-2147483648", Some(1)),
+            ("1e2147483647", Some(i128::MAX)),
         ];
         for (s, want) in cases {
             assert_eq!(parse_str(s), want, "{s}");

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::core::v1::{ClientIPConfig, Service, ServiceSpec, SessionAffinityConfig};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::container_validation::{validate_port_num_or_name, validate_protocol};
 use super::gofmt::go_string_slice;
-use super::pod_validation::{validate_port_num_or_name, validate_protocol};
 use super::validation::{
     invalid_all, invalid_rendered, is_dns1035_label, is_dns1123_label, is_dns1123_subdomain,
     is_qualified_name, is_valid_ip, is_valid_port_num, validate_dns1123_label, validate_labels,
@@ -126,14 +126,14 @@ fn validate_service(svc: &Service) -> Vec<FieldError> {
     let mut errs = Vec::new();
     // Service names are DNS-1035 labels; the store has checked the RFC
     // 1123 label form, this adds the leading-letter rule.
-    if let Some(name) = svc.metadata.name.as_deref() {
-        if is_dns1123_label(name).is_empty() {
-            errs.extend(invalid_all(
-                &FieldPath::new("metadata").child("name"),
-                name,
-                is_dns1035_label(name),
-            ));
-        }
+    if let Some(name) = svc.metadata.name.as_deref()
+        && is_dns1123_label(name).is_empty()
+    {
+        errs.extend(invalid_all(
+            &FieldPath::new("metadata").child("name"),
+            name,
+            is_dns1035_label(name),
+        ));
     }
     let spec = svc.spec.clone().unwrap_or_default();
     let path = FieldPath::new("spec");

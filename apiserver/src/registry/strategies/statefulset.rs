@@ -144,10 +144,10 @@ impl Strategy for StatefulSetStrategy {
             us.type_ = Some("RollingUpdate".to_string());
             us.rolling_update.get_or_insert_with(Default::default);
         }
-        if us.type_.as_deref() == Some("RollingUpdate") {
-            if let Some(ru) = us.rolling_update.as_mut() {
-                ru.partition.get_or_insert(0);
-            }
+        if us.type_.as_deref() == Some("RollingUpdate")
+            && let Some(ru) = us.rolling_update.as_mut()
+        {
+            ru.partition.get_or_insert(0);
         }
         let policy = spec
             .persistent_volume_claim_retention_policy

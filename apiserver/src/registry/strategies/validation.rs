@@ -113,10 +113,14 @@ pub fn is_valid_path_segment_name(s: &str, prefix: bool) -> Vec<String> {
 }
 
 /// apimachinery's `maskTrailingDash`: a generateName may end in `-`.
+/// Reproduced with its quirk of replacing the last *two* characters.
 fn mask_trailing_dash(s: &str) -> String {
-    match s.strip_suffix('-') {
-        Some(rest) if !rest.is_empty() => format!("{rest}a"),
-        _ => s.to_string(),
+    if s.len() > 1 && s.ends_with('-') {
+        // Go slices bytes; a split character becomes U+FFFD and fails.
+        let bytes = &s.as_bytes()[..s.len() - 2];
+        format!("{}a", String::from_utf8_lossy(bytes))
+    } else {
+        s.to_string()
     }
 }
 
@@ -586,3 +590,7 @@ pub fn format_label_selector(sel: &LabelSelector) -> String {
         s
     }
 }
+
+#[cfg(test)]
+#[path = "validation_tests.rs"]
+mod tests;

@@ -1,0 +1,69 @@
+//! An in-process API server on a loopback port over a fresh embedded store,
+//! for the tests of components that talk to the API (controllers,
+//! scheduler, kubelet): real HTTP, real storage, no mocks.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::server::{ApiOptions, ServerError, build, kubeconfig};
+use crate::storage::{EmbeddedStore, Storage};
+
+/// A running test API server; stops when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    /// A kubeconfig file pointing at the server.
+    pub kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TestServerError {
+    #[error("test server I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+}
+
+impl TestServer {
+    /// Starts a server; call from within a tokio runtime.
+    pub async fn start() -> Result<TestServer, TestServerError> {
+        let dir = tempfile::tempdir()?;
+        let storage: Arc<dyn Storage> = Arc::new(EmbeddedStore::open(&dir.path().join("db"))?);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let options = ApiOptions {
+            advertise: addr,
+            ..ApiOptions::default()
+        };
+        let app = build(storage, &options).await?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, kubeconfig_text(addr))?;
+        Ok(TestServer {
+            addr,
+            kubeconfig,
+            _dir: dir,
+            task,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+fn kubeconfig_text(addr: SocketAddr) -> String {
+    kubeconfig(&format!("http://{addr}"))
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
