@@ -230,9 +230,9 @@ fn generate_name_makes_unique_names(backend: Backend) {
 
 fn watch_with_label_selector_sees_objects_enter_and_leave(backend: Backend) {
     let cluster = Cluster::start(backend);
-    let watch = cluster.watch(&["configmaps", "-l", "team=a", "--watch-only"]);
-    // The watch is established once kubectl has listed; give it that moment.
-    std::thread::sleep(Duration::from_millis(500));
+    // Without --watch-only: whether kubectl's list or its watch sees `mover`
+    // first, it prints ADDED, and every later change comes from the watch.
+    let watch = cluster.watch(&["configmaps", "-l", "team=a"]);
     let next = || watch.next_event(Duration::from_secs(20));
     let summary = |e: &Value| {
         format!(
