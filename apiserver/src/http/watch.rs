@@ -174,14 +174,13 @@ pub async fn serve(
                 _ = tokio::time::sleep_until(deadline) => return,
                 _ = reloaded.changed() => return,
                 _ = tick.tick(), if bookmarks => {
-                    if let Some(rv) = start.cache.bookmark_revision(&live) {
-                        if rv > last_rv {
+                    if let Some(rv) = start.cache.bookmark_revision(&live)
+                        && rv > last_rv {
                             last_rv = rv;
                             if tx.send(Ok(bookmark(reg.as_ref(), rv, false))).await.is_err() {
                                 return;
                             }
                         }
-                    }
                 }
                 ev = live.recv() => match ev {
                     Ok(ev) => {
