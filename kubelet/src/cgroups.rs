@@ -1,0 +1,52 @@
+//! The kubelet's cgroup parent on the cgroupfs (v1) hierarchies: runc
+//! creates `<parent>/pod<uid>/<container>` in each controller and removes
+//! the container level on delete; the pod level is ours to remove.
+
+use std::path::Path;
+
+/// Where the v1 controllers are mounted.
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Removes `<parent>/pod<uid>` from every controller; best effort, since a
+/// controller may not have it (or the host may use cgroup v2 only).
+pub fn remove_pod(parent: &str, uid: &str) {
+    remove_pod_under(Path::new(CGROUP_ROOT), parent, uid);
+}
+
+/// As [`remove_pod`], under an explicit hierarchy root (tests use a tempdir).
+pub fn remove_pod_under(root: &Path, parent: &str, uid: &str) {
+    let relative = format!("{}/pod{uid}", parent.trim_matches('/'));
+    let Ok(controllers) = std::fs::read_dir(root) else {
+        return;
+    };
+    for controller in controllers.flatten() {
+        let dir = controller.path().join(&relative);
+        // cgroup directories are removed with rmdir, never recursively.
+        match std::fs::remove_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::debug!(path = %dir.display(), error = %e, "cannot remove pod cgroup")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_cgroups_are_removed_from_every_controller() {
+        let root = tempfile::tempdir().expect("tempdir");
+        for controller in ["cpu", "memory"] {
+            std::fs::create_dir_all(root.path().join(controller).join("ferrokube/podu1"))
+                .expect("mkdir");
+        }
+        std::fs::create_dir_all(root.path().join("pids")).expect("mkdir");
+        remove_pod_under(root.path(), "/ferrokube", "u1");
+        assert!(!root.path().join("cpu/ferrokube/podu1").exists());
+        assert!(!root.path().join("memory/ferrokube/podu1").exists());
+        assert!(root.path().join("cpu/ferrokube").exists());
+    }
+}

@@ -1,0 +1,254 @@
+//! The kubelet end to end on a real containerd: a private daemon started
+//! by the kubelet under a tempdir, the busybox OCI image built here and
+//! imported at start, pods bound to the node through a real API server.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+
+const NODE: &str = "node-1";
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn pod(name: &str, command: &[&str], restart_policy: &str) -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("default".into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            node_name: Some(NODE.into()),
+            restart_policy: Some(restart_policy.into()),
+            termination_grace_period_seconds: Some(2),
+            containers: vec![Container {
+                name: "main".into(),
+                image: Some("busybox".into()),
+                command: Some(command.iter().map(|s| s.to_string()).collect()),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        }),
+        ..Pod::default()
+    }
+}
+
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn phase_of(pods: &Api<Pod>, name: &str, want: &str) -> Pod {
+    eventually(&format!("{name} to be {want}"), || async {
+        let pod = pods.get_opt(name).await.expect("get pod")?;
+        (pod.status.as_ref()?.phase.as_deref() == Some(want)).then_some(pod)
+    })
+    .await
+}
+
+fn main_status(pod: &Pod) -> k8s_openapi::api::core::v1::ContainerStatus {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.first().cloned())
+        .expect("a container status")
+}
+
+fn process_running(marker: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .any(|cmdline| {
+            String::from_utf8_lossy(&cmdline)
+                .replace('\0', " ")
+                .contains(marker)
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("kubelet=info")),
+        )
+        .with_test_writer()
+        .try_init();
+    let server = apiserver::testing::TestServer::start()
+        .await
+        .expect("test server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(data_dir.join("images")).expect("images dir");
+    kubelet::testing::write_busybox_image(
+        std::path::Path::new("/bin/busybox"),
+        "docker.io/library/busybox:latest",
+        &data_dir.join("images/busybox.tar"),
+    )
+    .expect("build busybox image");
+
+    let config =
+        kubelet::KubeletConfig::new(server.kubeconfig.clone(), NODE.into(), data_dir.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let kubelet = tokio::spawn(kubelet::run(config, async {
+        let _ = stopped.await;
+    }));
+
+    let client = client::connect(Some(&server.kubeconfig))
+        .await
+        .expect("client");
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node = eventually("the node to register", || async {
+        nodes.get_opt(NODE).await.expect("get node")
+    })
+    .await;
+    let status = node.status.expect("node status");
+    let ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready condition");
+    assert_eq!(ready.status, "True");
+    let capacity = status.capacity.expect("capacity");
+    assert_eq!(capacity["pods"].0, "110");
+    assert!(capacity.contains_key("cpu") && capacity.contains_key("memory"));
+    let info = status.node_info.expect("nodeInfo");
+    assert!(
+        info.container_runtime_version
+            .starts_with("containerd://1."),
+        "{}",
+        info.container_runtime_version
+    );
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    eventually("the node lease", || async {
+        leases.get_opt(NODE).await.expect("get lease")
+    })
+    .await;
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let marker = format!("sleep 1{}", std::process::id() % 1000);
+    let sleep_seconds = marker.trim_start_matches("sleep ").to_string();
+    for p in [
+        pod("hello", &["sh", "-c", "echo hi; exit 0"], "Never"),
+        pod("fails", &["sh", "-c", "exit 3"], "Never"),
+        pod("sleeper", &["sleep", &sleep_seconds], "Always"),
+    ] {
+        pods.create(&PostParams::default(), &p)
+            .await
+            .expect("create pod");
+    }
+
+    let hello = phase_of(&pods, "hello", "Succeeded").await;
+    let cs = main_status(&hello);
+    let terminated = cs
+        .state
+        .as_ref()
+        .and_then(|s| s.terminated.clone())
+        .expect("terminated");
+    assert_eq!(terminated.exit_code, 0);
+    assert_eq!(terminated.reason.as_deref(), Some("Completed"));
+    assert!(terminated.started_at.is_some() && terminated.finished_at.is_some());
+    assert!(
+        cs.container_id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("containerd://"))
+    );
+    assert_eq!(cs.image, "busybox");
+    let hello_status = hello.status.as_ref().expect("status");
+    assert!(hello_status.start_time.is_some());
+    assert!(hello_status.host_ip.is_some());
+    let log_dir = data_dir.join("pods").join(format!(
+        "default_hello_{}",
+        hello.metadata.uid.as_deref().expect("uid")
+    ));
+    let log = std::fs::read_to_string(log_dir.join("main/0.log")).expect("container log");
+    assert_eq!(log, "hi\n");
+
+    let fails = phase_of(&pods, "fails", "Failed").await;
+    let terminated = main_status(&fails)
+        .state
+        .and_then(|s| s.terminated)
+        .expect("terminated");
+    assert_eq!(terminated.exit_code, 3);
+    assert_eq!(terminated.reason.as_deref(), Some("Error"));
+
+    let sleeper = phase_of(&pods, "sleeper", "Running").await;
+    let cs = main_status(&sleeper);
+    assert!(cs.ready);
+    assert_eq!(cs.restart_count, 0);
+    assert!(cs.state.and_then(|s| s.running).is_some());
+    let conditions: BTreeMap<String, String> = sleeper
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| (c.type_, c.status))
+        .collect();
+    for condition in ["PodScheduled", "Initialized", "ContainersReady", "Ready"] {
+        assert_eq!(
+            conditions.get(condition).map(String::as_str),
+            Some("True"),
+            "{condition}"
+        );
+    }
+    assert!(
+        process_running(&marker),
+        "the sleep process runs on the host"
+    );
+
+    pods.delete("sleeper", &DeleteParams::default())
+        .await
+        .expect("delete sleeper");
+    eventually("the sleeper pod to be removed", || async {
+        pods.get_opt("sleeper")
+            .await
+            .expect("get pod")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(!process_running(&marker), "the sleep process is gone");
+    let netns = data_dir
+        .join("netns")
+        .join(sleeper.metadata.uid.as_deref().expect("uid"));
+    assert!(!netns.exists(), "the pod network namespace is removed");
+
+    for name in ["hello", "fails"] {
+        pods.delete(name, &DeleteParams::default())
+            .await
+            .expect("delete pod");
+    }
+    for name in ["hello", "fails"] {
+        eventually("finished pods to be removed", || async {
+            pods.get_opt(name)
+                .await
+                .expect("get pod")
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    }
+
+    let _ = stop.send(());
+    kubelet.await.expect("kubelet task").expect("kubelet run");
+}
