@@ -9,24 +9,33 @@ pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Removes `<parent>/pod<uid>` from every controller; best effort, since a
 /// controller may not have it (or the host may use cgroup v2 only).
-pub fn remove_pod(parent: &str, uid: &str) {
-    remove_pod_under(Path::new(CGROUP_ROOT), parent, uid);
+pub async fn remove_pod(parent: &str, uid: &str) {
+    remove_pod_under(Path::new(CGROUP_ROOT), parent, uid).await;
 }
 
 /// As [`remove_pod`], under an explicit hierarchy root (tests use a tempdir).
-pub fn remove_pod_under(root: &Path, parent: &str, uid: &str) {
+pub async fn remove_pod_under(root: &Path, parent: &str, uid: &str) {
     let relative = format!("{}/pod{uid}", parent.trim_matches('/'));
     let Ok(controllers) = std::fs::read_dir(root) else {
         return;
     };
     for controller in controllers.flatten() {
         let dir = controller.path().join(&relative);
-        // cgroup directories are removed with rmdir, never recursively.
-        match std::fs::remove_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::debug!(path = %dir.display(), error = %e, "cannot remove pod cgroup")
+        // cgroup directories are removed with rmdir, never recursively;
+        // EBUSY while the last processes are being reaped is retried, as
+        // runc does.
+        let mut delay = std::time::Duration::from_millis(10);
+        for attempt in 0..6 {
+            match std::fs::remove_dir(&dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) if attempt == 5 => {
+                    tracing::warn!(path = %dir.display(), error = %e, "cannot remove pod cgroup");
+                }
+                Err(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
             }
         }
     }
@@ -36,15 +45,15 @@ pub fn remove_pod_under(root: &Path, parent: &str, uid: &str) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn pod_cgroups_are_removed_from_every_controller() {
+    #[tokio::test]
+    async fn pod_cgroups_are_removed_from_every_controller() {
         let root = tempfile::tempdir().expect("tempdir");
         for controller in ["cpu", "memory"] {
             std::fs::create_dir_all(root.path().join(controller).join("ferrokube/podu1"))
                 .expect("mkdir");
         }
         std::fs::create_dir_all(root.path().join("pids")).expect("mkdir");
-        remove_pod_under(root.path(), "/ferrokube", "u1");
+        remove_pod_under(root.path(), "/ferrokube", "u1").await;
         assert!(!root.path().join("cpu/ferrokube/podu1").exists());
         assert!(!root.path().join("memory/ferrokube/podu1").exists());
         assert!(root.path().join("cpu/ferrokube").exists());

@@ -128,6 +128,6 @@ pub async fn cleanup_orphans(ctx: &NodeContext, live: &HashSet<String>) {
         if let Err(e) = crate::netns::remove(&entry.path()) {
             tracing::warn!(error = %e, "cannot remove orphaned netns");
         }
-        crate::cgroups::remove_pod(&ctx.cgroup_parent, &uid);
+        crate::cgroups::remove_pod(&ctx.cgroup_parent, &uid).await;
     }
 }

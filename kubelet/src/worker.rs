@@ -233,7 +233,12 @@ impl Worker {
         let tx = self.exits_tx.clone();
         tokio::spawn(async move {
             let (code, at) = loop {
-                match rt.wait_task(&id).await {
+                // A stopped kubelet (worker gone) stops waiting; the next one re-adopts.
+                let waited = tokio::select! {
+                    waited = rt.wait_task(&id) => waited,
+                    () = tx.closed() => return,
+                };
+                match waited {
                     Ok(result) => break result,
                     Err(e) if e.is_not_found() => break (255, None),
                     Err(e) => {
@@ -294,6 +299,18 @@ impl Worker {
             return Ok(());
         }
         let path = self.ctx.data_dir.join("netns").join(&self.pod_ref.uid);
+        // A previous kubelet wired this namespace: keep it and its address.
+        if crate::netns::is_pinned(&path) && self.pod_ip.is_some() {
+            self.netns = Some(path);
+            self.sandbox_ready = true;
+            return Ok(());
+        }
+        if let Some(cni) = &self.ctx.cni
+            && crate::netns::is_pinned(&path)
+        {
+            // Half-wired by a kubelet that died mid-setup: start over.
+            let _ = cni.del(&self.pod_ref.uid, &path).await;
+        }
         let create_path = path.clone();
         tokio::task::spawn_blocking(move || crate::netns::create(&create_path))
             .await
@@ -645,7 +662,7 @@ impl Worker {
         if let Err(e) = crate::netns::remove(&path) {
             tracing::warn!(pod = %self.pod_ref.name, error = %e, "cannot remove netns");
         }
-        crate::cgroups::remove_pod(&self.ctx.cgroup_parent, &self.pod_ref.uid);
+        crate::cgroups::remove_pod(&self.ctx.cgroup_parent, &self.pod_ref.uid).await;
     }
 }
 

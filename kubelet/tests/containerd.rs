@@ -83,6 +83,19 @@ fn process_running(marker: &str) -> bool {
         })
 }
 
+fn start_kubelet(
+    config: kubelet::KubeletConfig,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), kubelet::KubeletError>>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(kubelet::run(config, async {
+        let _ = stopped.await;
+    }));
+    (stop, task)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
     let _ = tracing_subscriber::fmt()
@@ -107,17 +120,16 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
 
     let config =
         kubelet::KubeletConfig::new(server.kubeconfig.clone(), NODE.into(), data_dir.clone());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let kubelet = tokio::spawn(kubelet::run(config, async {
-        let _ = stopped.await;
-    }));
+    let (stop, kubelet) = start_kubelet(config.clone());
 
     let client = client::connect(Some(&server.kubeconfig))
         .await
         .expect("client");
     let nodes: Api<Node> = Api::all(client.clone());
     let node = eventually("the node to register", || async {
-        nodes.get_opt(NODE).await.expect("get node")
+        let node = nodes.get_opt(NODE).await.expect("get node")?;
+        node.status.as_ref()?.conditions.as_ref()?;
+        Some(node)
     })
     .await;
     let status = node.status.expect("node status");
@@ -151,6 +163,7 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
         pod("hello", &["sh", "-c", "echo hi; exit 0"], "Never"),
         pod("fails", &["sh", "-c", "exit 3"], "Never"),
         pod("sleeper", &["sleep", &sleep_seconds], "Always"),
+        pod("crasher", &["sh", "-c", "exit 1"], "OnFailure"),
     ] {
         pods.create(&PostParams::default(), &p)
             .await
@@ -215,6 +228,42 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
         process_running(&marker),
         "the sleep process runs on the host"
     );
+    let pod_ip = sleeper
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .expect("a pod IP from the CNI bridge");
+    assert!(pod_ip.starts_with("10.88."), "{pod_ip}");
+
+    // OnFailure restarts a failing container and counts the restarts.
+    let crasher = eventually("the crasher to restart", || async {
+        let pod = pods.get_opt("crasher").await.expect("get pod")?;
+        (main_status(&pod).restart_count >= 1).then_some(pod)
+    })
+    .await;
+    let last = main_status(&crasher)
+        .last_state
+        .and_then(|s| s.terminated)
+        .expect("the previous run's termination");
+    assert_eq!(last.exit_code, 1);
+    assert_eq!(
+        crasher.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Running")
+    );
+
+    // A restarted kubelet re-adopts the running container instead of
+    // restarting it.
+    let container_id = main_status(&sleeper).container_id;
+    let _ = stop.send(());
+    kubelet.await.expect("kubelet task").expect("kubelet run");
+    assert!(process_running(&marker), "containers outlive the kubelet");
+    let (stop, kubelet) = start_kubelet(config);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let sleeper = phase_of(&pods, "sleeper", "Running").await;
+    let cs = main_status(&sleeper);
+    assert_eq!(cs.container_id, container_id, "the same container runs on");
+    assert_eq!(cs.restart_count, 0);
+    assert!(process_running(&marker));
 
     pods.delete("sleeper", &DeleteParams::default())
         .await
@@ -232,13 +281,21 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
         .join("netns")
         .join(sleeper.metadata.uid.as_deref().expect("uid"));
     assert!(!netns.exists(), "the pod network namespace is removed");
+    let memory_cgroup = std::path::Path::new("/sys/fs/cgroup/memory");
+    if memory_cgroup.exists() {
+        let pod_cgroup = memory_cgroup.join(format!(
+            "ferrokube/pod{}",
+            sleeper.metadata.uid.as_deref().expect("uid")
+        ));
+        assert!(!pod_cgroup.exists(), "the pod cgroup is removed");
+    }
 
-    for name in ["hello", "fails"] {
+    for name in ["hello", "fails", "crasher"] {
         pods.delete(name, &DeleteParams::default())
             .await
             .expect("delete pod");
     }
-    for name in ["hello", "fails"] {
+    for name in ["hello", "fails", "crasher"] {
         eventually("finished pods to be removed", || async {
             pods.get_opt(name)
                 .await
@@ -248,6 +305,14 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
         })
         .await;
     }
+
+    // Terminal pods are deleted at once by the API server; the kubelet
+    // still tears their sandboxes down.
+    eventually("every pod network namespace to be removed", || async {
+        let left = std::fs::read_dir(data_dir.join("netns")).map_or(0, |d| d.count());
+        (left == 0).then_some(())
+    })
+    .await;
 
     let _ = stop.send(());
     kubelet.await.expect("kubelet task").expect("kubelet run");
