@@ -66,7 +66,19 @@ pub fn patch_value(
 fn patch_error(e: patch::PatchError) -> ApiError {
     match e.http_status() {
         400 => ApiError::bad_request(e.to_string()),
-        422 => ApiError::unprocessable(e.to_string()),
+        // Kubernetes answers a patch that does not apply with
+        // `NewGenericServerResponse(422, ...)`, which keeps only a generic
+        // message (kubectl: "The request is invalid: the server rejected
+        // our request due to an error in our request").
+        422 => {
+            tracing::debug!(error = %e, "patch does not apply");
+            ApiError {
+                code: 422,
+                reason: "Invalid",
+                message: "the server rejected our request due to an error in our request".into(),
+                details: Some(json!({})),
+            }
+        }
         _ => ApiError::internal(e.to_string()),
     }
 }
