@@ -41,9 +41,37 @@ pub async fn remove_pod_under(root: &Path, parent: &str, uid: &str) {
     }
 }
 
+/// Whether the memory controller OOM-killed a process of the cgroup at
+/// `cgroups_path` (v1 `memory.oom_control`, `oom_kill N` since Linux 4.13).
+pub fn oom_killed(cgroups_path: &str) -> bool {
+    let path = Path::new(CGROUP_ROOT)
+        .join("memory")
+        .join(cgroups_path.trim_start_matches('/'))
+        .join("memory.oom_control");
+    std::fs::read_to_string(path).is_ok_and(|text| oom_kills(&text) > 0)
+}
+
+/// The `oom_kill` count of a `memory.oom_control` file.
+pub fn oom_kills(oom_control: &str) -> u64 {
+    oom_control
+        .lines()
+        .find_map(|line| line.strip_prefix("oom_kill "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oom_kills_are_read_from_oom_control() {
+        assert_eq!(
+            oom_kills("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"),
+            2
+        );
+        assert_eq!(oom_kills("oom_kill_disable 0\nunder_oom 0\n"), 0);
+    }
 
     #[tokio::test]
     async fn pod_cgroups_are_removed_from_every_controller() {

@@ -24,6 +24,7 @@ pub const LABEL_RESTART_COUNT: &str = "io.kubernetes.container.restartCount";
 pub const LABEL_STARTED_AT: &str = "io.ferrokube.startedAt";
 pub const LABEL_EXIT_CODE: &str = "io.ferrokube.exitCode";
 pub const LABEL_FINISHED_AT: &str = "io.ferrokube.finishedAt";
+pub const LABEL_OOM_KILLED: &str = "io.ferrokube.oomKilled";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
@@ -125,6 +126,7 @@ pub async fn find(rt: &Runtime, pod_uid: &str) -> Result<Vec<Found>, RuntimeErro
                 exit_code: code,
                 started_at,
                 finished_at: parse_time(&c.labels, LABEL_FINISHED_AT),
+                oom_killed: c.labels.get(LABEL_OOM_KILLED).is_some_and(|v| v == "true"),
             });
         let state = match (recorded, rt.task_state(&c.id).await?) {
             (Some(t), _) => FoundState::Exited(t),
@@ -134,6 +136,7 @@ pub async fn find(rt: &Runtime, pod_uid: &str) -> Result<Vec<Found>, RuntimeErro
                 exit_code: code as i32,
                 started_at,
                 finished_at: at,
+                oom_killed: false,
             }),
             (None, _) => FoundState::Unknown,
         };
@@ -216,6 +219,9 @@ pub async fn record_exit(rt: &Runtime, t: &Terminated) -> Result<(), RuntimeErro
     let mut labels = HashMap::from([(LABEL_EXIT_CODE.to_string(), t.exit_code.to_string())]);
     if let Some(at) = t.finished_at {
         labels.insert(LABEL_FINISHED_AT.to_string(), at.to_string());
+    }
+    if t.oom_killed {
+        labels.insert(LABEL_OOM_KILLED.to_string(), "true".into());
     }
     rt.label_container(&t.id, labels).await?;
     rt.delete_task(&t.id).await

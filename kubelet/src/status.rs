@@ -17,12 +17,16 @@ pub struct Terminated {
     pub exit_code: i32,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
+    /// The memory cgroup killed it for exceeding its limit.
+    pub oom_killed: bool,
 }
 
 impl Terminated {
-    /// `Completed` for exit 0, else `Error` (OOMKilled is not detected yet).
+    /// `OOMKilled`, else `Completed` for exit 0, else `Error`.
     pub fn reason(&self) -> &'static str {
-        if self.exit_code == 0 {
+        if self.oom_killed {
+            "OOMKilled"
+        } else if self.exit_code == 0 {
             "Completed"
         } else {
             "Error"
@@ -259,6 +263,7 @@ mod tests {
             exit_code: code,
             started_at: None,
             finished_at: None,
+            oom_killed: false,
         }
     }
 
@@ -348,6 +353,17 @@ mod tests {
             .find(|c| c.type_ == "Ready")
             .expect("Ready");
         assert_eq!(ready.reason.as_deref(), Some("PodCompleted"));
+    }
+
+    #[test]
+    fn reasons_distinguish_completion_error_and_oom_kill() {
+        let mut t = exited(0);
+        assert_eq!(t.reason(), "Completed");
+        t.exit_code = 1;
+        assert_eq!(t.reason(), "Error");
+        t.exit_code = 137;
+        t.oom_killed = true;
+        assert_eq!(t.reason(), "OOMKilled");
     }
 
     #[test]

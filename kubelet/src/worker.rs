@@ -231,6 +231,7 @@ impl Worker {
     fn watch_exit(&self, name: String, id: String, started_at: Option<Timestamp>) {
         let rt = self.ctx.runtime.clone();
         let tx = self.exits_tx.clone();
+        let cgroup = format!("{}/pod{}/{id}", self.ctx.cgroup_parent, self.pod_ref.uid);
         tokio::spawn(async move {
             let (code, at) = loop {
                 // A stopped kubelet (worker gone) stops waiting; the next one re-adopts.
@@ -247,11 +248,14 @@ impl Worker {
                     }
                 }
             };
+            // The container's cgroup lives until its task is deleted.
+            let oom_killed = crate::cgroups::oom_killed(&cgroup);
             let terminated = Terminated {
                 id,
                 exit_code: code as i32,
                 started_at,
                 finished_at: Some(at.unwrap_or_else(Timestamp::now)),
+                oom_killed,
             };
             let _ = tx.send(Exit { name, terminated });
         });

@@ -37,6 +37,37 @@ fn pod(name: &str, command: &[&str], restart_policy: &str) -> Pod {
     }
 }
 
+fn host_network_pod() -> Pod {
+    let mut p = pod("host-net", &["sh", "-c", "exit 0"], "Never");
+    if let Some(spec) = p.spec.as_mut() {
+        spec.host_network = Some(true);
+    }
+    p
+}
+
+/// Holds 48 MB in a shell variable under a 16 MiB limit.
+fn oom_pod() -> Pod {
+    let mut p = pod(
+        "hog",
+        &[
+            "sh",
+            "-c",
+            "x=$(head -c 48000000 /dev/zero | tr '\\0' a); echo survived",
+        ],
+        "Never",
+    );
+    if let Some(c) = p.spec.as_mut().and_then(|s| s.containers.first_mut()) {
+        c.resources = Some(k8s_openapi::api::core::v1::ResourceRequirements {
+            limits: Some(BTreeMap::from([(
+                "memory".to_string(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("16Mi".into()),
+            )])),
+            ..Default::default()
+        });
+    }
+    p
+}
+
 async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
@@ -164,6 +195,8 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
         pod("fails", &["sh", "-c", "exit 3"], "Never"),
         pod("sleeper", &["sleep", &sleep_seconds], "Always"),
         pod("crasher", &["sh", "-c", "exit 1"], "OnFailure"),
+        host_network_pod(),
+        oom_pod(),
     ] {
         pods.create(&PostParams::default(), &p)
             .await
@@ -195,6 +228,21 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
     ));
     let log = std::fs::read_to_string(log_dir.join("main/0.log")).expect("container log");
     assert_eq!(log, "hi\n");
+
+    let host_net = phase_of(&pods, "host-net", "Succeeded").await;
+    let host_status = host_net.status.as_ref().expect("status");
+    assert_eq!(
+        host_status.pod_ip, host_status.host_ip,
+        "hostNetwork pods use the node IP"
+    );
+
+    let hog = phase_of(&pods, "hog", "Failed").await;
+    let terminated = main_status(&hog)
+        .state
+        .and_then(|s| s.terminated)
+        .expect("terminated");
+    assert_eq!(terminated.reason.as_deref(), Some("OOMKilled"));
+    assert_eq!(terminated.exit_code, 137);
 
     let fails = phase_of(&pods, "fails", "Failed").await;
     let terminated = main_status(&fails)
@@ -290,12 +338,12 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
         assert!(!pod_cgroup.exists(), "the pod cgroup is removed");
     }
 
-    for name in ["hello", "fails", "crasher"] {
+    for name in ["hello", "fails", "crasher", "host-net", "hog"] {
         pods.delete(name, &DeleteParams::default())
             .await
             .expect("delete pod");
     }
-    for name in ["hello", "fails", "crasher"] {
+    for name in ["hello", "fails", "crasher", "host-net", "hog"] {
         eventually("finished pods to be removed", || async {
             pods.get_opt(name)
                 .await
