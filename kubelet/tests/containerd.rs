@@ -94,12 +94,15 @@ async fn phase_of(pods: &Api<Pod>, name: &str, want: &str) -> Pod {
     .await
 }
 
-fn main_status(pod: &Pod) -> k8s_openapi::api::core::v1::ContainerStatus {
+fn try_main_status(pod: &Pod) -> Option<k8s_openapi::api::core::v1::ContainerStatus> {
     pod.status
         .as_ref()
         .and_then(|s| s.container_statuses.as_ref())
         .and_then(|cs| cs.first().cloned())
-        .expect("a container status")
+}
+
+fn main_status(pod: &Pod) -> k8s_openapi::api::core::v1::ContainerStatus {
+    try_main_status(pod).expect("a container status")
 }
 
 fn process_running(marker: &str) -> bool {
@@ -286,7 +289,7 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
     // OnFailure restarts a failing container and counts the restarts.
     let crasher = eventually("the crasher to restart", || async {
         let pod = pods.get_opt("crasher").await.expect("get pod")?;
-        (main_status(&pod).restart_count >= 1).then_some(pod)
+        (try_main_status(&pod)?.restart_count >= 1).then_some(pod)
     })
     .await;
     let last = main_status(&crasher)
