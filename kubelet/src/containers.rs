@@ -36,6 +36,8 @@ pub enum ContainerError {
     #[error(transparent)]
     Spec(#[from] SpecError),
     #[error(transparent)]
+    Volume(#[from] crate::volumes::VolumeError),
+    #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error("cannot create log directory {path}: {source}")]
     Log {
@@ -51,7 +53,7 @@ impl ContainerError {
         match self {
             ContainerError::ImageNotPresent { .. } => "ErrImageNeverPull",
             ContainerError::Image(_) => "InvalidImageName",
-            ContainerError::Spec(_) => "CreateContainerConfigError",
+            ContainerError::Spec(_) | ContainerError::Volume(_) => "CreateContainerConfigError",
             ContainerError::Runtime(_) | ContainerError::Log { .. } => "CreateContainerError",
         }
     }

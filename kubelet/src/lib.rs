@@ -19,6 +19,7 @@ pub mod runtime;
 pub mod spec;
 pub mod status;
 pub mod testing;
+pub mod volumes;
 pub mod worker;
 
 use std::future::Future;

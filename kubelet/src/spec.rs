@@ -65,6 +65,8 @@ pub struct Placement {
     pub hostname: String,
     /// Extra environment (resolved `fieldRef`s) the caller computed.
     pub extra_env: Vec<(String, String)>,
+    /// The container's volume mounts.
+    pub mounts: Vec<crate::volumes::BindMount>,
 }
 
 /// The final argv: Kubernetes' command/args rules over the image's.
@@ -285,7 +287,11 @@ pub fn build(
         .map_err(oci)?;
     let mut mounts = oci_spec::runtime::get_default_mounts();
     if place.netns.is_none() && Path::new("/etc/resolv.conf").exists() {
-        mounts.push(bind_ro("/etc/resolv.conf", "/etc/resolv.conf").map_err(oci)?);
+        mounts.push(bind("/etc/resolv.conf", "/etc/resolv.conf", true).map_err(oci)?);
+    }
+    for m in &place.mounts {
+        let source = m.source.to_string_lossy();
+        mounts.push(bind(&source, &m.destination, m.read_only).map_err(oci)?);
     }
     SpecBuilder::default()
         .version("1.0.2-dev")
@@ -304,15 +310,19 @@ pub fn build(
         .map_err(oci)
 }
 
-fn bind_ro(
+fn bind(
     source: &str,
     destination: &str,
+    read_only: bool,
 ) -> Result<oci_spec::runtime::Mount, oci_spec::OciSpecError> {
     oci_spec::runtime::MountBuilder::default()
         .destination(destination)
         .typ("bind")
         .source(source)
-        .options(vec!["rbind".to_string(), "ro".to_string()])
+        .options(vec![
+            "rbind".to_string(),
+            if read_only { "ro" } else { "rw" }.to_string(),
+        ])
         .build()
 }
 
@@ -396,6 +406,11 @@ mod tests {
             cgroups_path: "/ferrokube/podu/c1".into(),
             hostname: "p".into(),
             extra_env: vec![],
+            mounts: vec![crate::volumes::BindMount {
+                source: "/var/lib/x".into(),
+                destination: "/data".into(),
+                read_only: true,
+            }],
         };
         let spec = build(&Pod::default(), &c, &ImageProcess::default(), &place).expect("spec");
         let json = serde_json::to_value(&spec).expect("json");
@@ -417,6 +432,15 @@ mod tests {
         assert_eq!(net["path"], "/run/netns/p");
         assert_eq!(json["process"]["args"], serde_json::json!(["sleep", "1"]));
         assert_eq!(json["root"]["path"], "rootfs");
+        let data = json["mounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .find(|m| m["destination"] == "/data")
+            .expect("the volume mount")
+            .clone();
+        assert_eq!(data["source"], "/var/lib/x");
+        assert_eq!(data["options"], serde_json::json!(["rbind", "ro"]));
     }
 
     #[test]
@@ -430,6 +454,7 @@ mod tests {
                 cgroups_path: String::new(),
                 hostname: String::new(),
                 extra_env: vec![],
+                mounts: vec![],
             },
         );
         assert!(matches!(err, Err(SpecError::NoCommand { .. })));

@@ -37,6 +37,58 @@ fn pod(name: &str, command: &[&str], restart_policy: &str) -> Pod {
     }
 }
 
+/// Reads a configMap and a secret volume, writes through an emptyDir.
+fn volumes_pod() -> Pod {
+    use k8s_openapi::api::core::v1::{
+        ConfigMapVolumeSource, EmptyDirVolumeSource, SecretVolumeSource, Volume, VolumeMount,
+    };
+    let mut p = pod(
+        "volumes",
+        &[
+            "sh",
+            "-c",
+            "cat /config/greeting /secret/token > /scratch/out && cat /scratch/out",
+        ],
+        "Never",
+    );
+    let spec = p.spec.as_mut().expect("spec");
+    spec.volumes = Some(vec![
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: "cfg".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "secret".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some("sec".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "scratch".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+    ]);
+    let mount = |name: &str, path: &str, read_only| VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: Some(read_only),
+        ..Default::default()
+    };
+    spec.containers[0].volume_mounts = Some(vec![
+        mount("config", "/config", true),
+        mount("secret", "/secret", true),
+        mount("scratch", "/scratch", false),
+    ]);
+    p
+}
+
 fn host_network_pod() -> Pod {
     let mut p = pod("host-net", &["sh", "-c", "exit 0"], "Never");
     if let Some(spec) = p.spec.as_mut() {
@@ -191,6 +243,26 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
     .await;
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), "default");
+    let config_map = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "cfg"}, "data": {"greeting": "hello-cm "}
+    }))
+    .expect("configmap");
+    config_maps
+        .create(&PostParams::default(), &config_map)
+        .await
+        .expect("create configmap");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), "default");
+    let secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "sec"}, "stringData": {"token": "s3cret"}
+    }))
+    .expect("secret");
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create secret");
     let marker = format!("sleep 1{}", std::process::id() % 1000);
     let sleep_seconds = marker.trim_start_matches("sleep ").to_string();
     for p in [
@@ -200,6 +272,7 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
         pod("crasher", &["sh", "-c", "exit 1"], "OnFailure"),
         host_network_pod(),
         oom_pod(),
+        volumes_pod(),
     ] {
         pods.create(&PostParams::default(), &p)
             .await
@@ -231,6 +304,19 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
     ));
     let log = std::fs::read_to_string(log_dir.join("main/0.log")).expect("container log");
     assert_eq!(log, "hi\n");
+
+    let volumes = phase_of(&pods, "volumes", "Succeeded").await;
+    let volumes_log = data_dir
+        .join("pods")
+        .join(format!(
+            "default_volumes_{}",
+            volumes.metadata.uid.as_deref().expect("uid")
+        ))
+        .join("main/0.log");
+    assert_eq!(
+        std::fs::read_to_string(volumes_log).expect("volumes log"),
+        "hello-cm s3cret"
+    );
 
     let host_net = phase_of(&pods, "host-net", "Succeeded").await;
     let host_status = host_net.status.as_ref().expect("status");
@@ -341,12 +427,12 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
         assert!(!pod_cgroup.exists(), "the pod cgroup is removed");
     }
 
-    for name in ["hello", "fails", "crasher", "host-net", "hog"] {
+    for name in ["hello", "fails", "crasher", "host-net", "hog", "volumes"] {
         pods.delete(name, &DeleteParams::default())
             .await
             .expect("delete pod");
     }
-    for name in ["hello", "fails", "crasher", "host-net", "hog"] {
+    for name in ["hello", "fails", "crasher", "host-net", "hog", "volumes"] {
         eventually("finished pods to be removed", || async {
             pods.get_opt(name)
                 .await

@@ -333,6 +333,14 @@ impl Worker {
         Ok(())
     }
 
+    /// `DATA_DIR/pods/<namespace>_<name>_<uid>`: logs and volumes.
+    fn pod_dir(&self) -> PathBuf {
+        self.ctx.data_dir.join("pods").join(format!(
+            "{}_{}_{}",
+            self.pod_ref.namespace, self.pod_ref.name, self.pod_ref.uid
+        ))
+    }
+
     fn placement(&self) -> Placement {
         let spec = self.pod.spec.as_ref();
         let hostname = spec
@@ -340,6 +348,7 @@ impl Worker {
             .unwrap_or_else(|| self.pod_ref.name.clone());
         let extra_env = vec![("HOSTNAME".to_string(), hostname.clone())];
         Placement {
+            mounts: Vec::new(),
             netns: self.netns.clone(),
             cgroups_path: format!("{}/pod{}", self.ctx.cgroup_parent, self.pod_ref.uid),
             hostname,
@@ -443,25 +452,24 @@ impl Worker {
             &self.ctx.host_ip,
             self.pod_ip.as_deref(),
         ));
-        let log_dir = self
-            .ctx
-            .data_dir
-            .join("pods")
-            .join(format!(
-                "{}_{}_{}",
-                self.pod_ref.namespace, self.pod_ref.name, self.pod_ref.uid
-            ))
-            .join(&c.name);
-        let result = containers::start(
-            &self.ctx.runtime,
-            &self.pod,
-            &self.pod_ref,
-            c,
-            attempt,
-            place,
-            log_dir,
-        )
-        .await;
+        let pod_dir = self.pod_dir();
+        let log_dir = pod_dir.join(&c.name);
+        let result = match crate::volumes::mounts(&self.ctx.client, &self.pod, &pod_dir, c).await {
+            Ok(mounts) => {
+                place.mounts = mounts;
+                containers::start(
+                    &self.ctx.runtime,
+                    &self.pod,
+                    &self.pod_ref,
+                    c,
+                    attempt,
+                    place,
+                    log_dir,
+                )
+                .await
+            }
+            Err(e) => Err(containers::ContainerError::Volume(e)),
+        };
         let Some(slot) = self.slots.get_mut(&c.name) else {
             return;
         };

@@ -143,5 +143,13 @@ impl Worker {
             tracing::warn!(pod = %self.pod_ref.name, error = %e, "cannot remove netns");
         }
         crate::cgroups::remove_pod(&self.ctx.cgroup_parent, &self.pod_ref.uid).await;
+        let pod_dir = self.pod_dir();
+        match std::fs::remove_dir_all(&pod_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %pod_dir.display(), error = %e, "cannot remove pod dir")
+            }
+        }
     }
 }
