@@ -27,7 +27,7 @@ pub enum VolumeError {
         kind: &'static str,
         name: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error("volume {volume}: {kind} {name} has no key {key}")]
     MissingKey {
@@ -148,7 +148,7 @@ async fn prepare(
                 volume: name.into(),
                 kind: "configmap",
                 name: object.clone(),
-                source,
+                source: Box::new(source),
             })?;
         let mut data: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         if let Some(cm) = cm {
@@ -189,7 +189,7 @@ async fn prepare(
                 volume: name.into(),
                 kind: "secret",
                 name: object.clone(),
-                source,
+                source: Box::new(source),
             })?;
         let mut data: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         if let Some(secret) = secret {
