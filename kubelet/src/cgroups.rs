@@ -41,6 +41,24 @@ pub async fn remove_pod_under(root: &Path, parent: &str, uid: &str) {
     }
 }
 
+/// A single blocking pass of [`remove_pod`], container cgroups first (for
+/// cleanup paths that cannot await).
+pub fn remove_pod_now(parent: &str, uid: &str) {
+    let relative = format!("{}/pod{uid}", parent.trim_matches('/'));
+    let Ok(controllers) = std::fs::read_dir(CGROUP_ROOT) else {
+        return;
+    };
+    for controller in controllers.flatten() {
+        let dir = controller.path().join(&relative);
+        for child in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if child.path().is_dir() {
+                let _ = std::fs::remove_dir(child.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&dir);
+    }
+}
+
 /// Whether the memory controller OOM-killed a process of the cgroup at
 /// `cgroups_path` (v1 `memory.oom_control`, `oom_kill N` since Linux 4.13).
 pub fn oom_killed(cgroups_path: &str) -> bool {
