@@ -38,6 +38,8 @@ pub enum ContainerError {
     #[error(transparent)]
     Volume(#[from] crate::volumes::VolumeError),
     #[error(transparent)]
+    Env(#[from] crate::env::EnvError),
+    #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error("cannot create log directory {path}: {source}")]
     Log {
@@ -53,7 +55,9 @@ impl ContainerError {
         match self {
             ContainerError::ImageNotPresent { .. } => "ErrImageNeverPull",
             ContainerError::Image(_) => "InvalidImageName",
-            ContainerError::Spec(_) | ContainerError::Volume(_) => "CreateContainerConfigError",
+            ContainerError::Spec(_) | ContainerError::Volume(_) | ContainerError::Env(_) => {
+                "CreateContainerConfigError"
+            }
             ContainerError::Runtime(_) | ContainerError::Log { .. } => "CreateContainerError",
         }
     }

@@ -47,7 +47,7 @@ fn volumes_pod() -> Pod {
         &[
             "sh",
             "-c",
-            "cat /config/greeting /secret/token > /scratch/out && cat /scratch/out",
+            "cat /config/greeting /secret/token > /scratch/out && cat /scratch/out && echo \"|$GREETING|$S_token|$MEM\"",
         ],
         "Never",
     );
@@ -81,6 +81,20 @@ fn volumes_pod() -> Pod {
         read_only: Some(read_only),
         ..Default::default()
     };
+    spec.containers[0].env = Some(
+        serde_json::from_value(serde_json::json!([
+            {"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "greeting"}}},
+            {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+        ]))
+        .expect("env"),
+    );
+    spec.containers[0].env_from = Some(
+        serde_json::from_value(serde_json::json!([{"prefix": "S_", "secretRef": {"name": "sec"}}]))
+            .expect("envFrom"),
+    );
+    spec.containers[0].resources =
+        serde_json::from_value(serde_json::json!({"limits": {"memory": "64Mi"}}))
+            .expect("resources");
     spec.containers[0].volume_mounts = Some(vec![
         mount("config", "/config", true),
         mount("secret", "/secret", true),
@@ -392,7 +406,7 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
         .join("main/0.log");
     assert_eq!(
         std::fs::read_to_string(volumes_log).expect("volumes log"),
-        "hello-cm s3cret"
+        "hello-cm s3cret|hello-cm |s3cret|64\n"
     );
 
     let host_net = phase_of(&pods, "host-net", "Succeeded").await;

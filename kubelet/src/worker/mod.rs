@@ -446,16 +446,23 @@ impl Worker {
         first: bool,
     ) {
         let mut place = self.placement();
-        place.extra_env.extend(crate::env::field_refs(
+
+        let pod_dir = self.pod_dir();
+        let log_dir = pod_dir.join(&c.name);
+        let env = crate::env::resolve(
+            &self.ctx.client,
             &self.pod,
             c,
             &self.ctx.host_ip,
             self.pod_ip.as_deref(),
-        ));
-        let pod_dir = self.pod_dir();
-        let log_dir = pod_dir.join(&c.name);
-        let result = match crate::volumes::mounts(&self.ctx.client, &self.pod, &pod_dir, c).await {
-            Ok(mounts) => {
+        )
+        .await;
+        let volumes = crate::volumes::mounts(&self.ctx.client, &self.pod, &pod_dir, c).await;
+        let result = match (env, volumes) {
+            (Err(e), _) => Err(containers::ContainerError::Env(e)),
+            (_, Err(e)) => Err(containers::ContainerError::Volume(e)),
+            (Ok(env), Ok(mounts)) => {
+                place.extra_env.extend(env);
                 place.mounts = mounts;
                 containers::start(
                     &self.ctx.runtime,
@@ -468,7 +475,6 @@ impl Worker {
                 )
                 .await
             }
-            Err(e) => Err(containers::ContainerError::Volume(e)),
         };
         let Some(slot) = self.slots.get_mut(&c.name) else {
             return;
