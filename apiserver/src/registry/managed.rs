@@ -143,6 +143,22 @@ pub fn record<K: Serialize + DeserializeOwned>(
     let to_value = |o: &K| serde_json::to_value(o).map_err(|e| ApiError::internal(e.to_string()));
     let old = old.map(to_value).transpose()?;
     let mut value = to_value(new)?;
+    record_value(info, old.as_ref(), &mut value, manager, sub);
+    *new = serde_json::from_value(value).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(())
+}
+
+/// [`record`] on an object already in JSON form.
+pub fn record_value(
+    info: &ResourceInfo,
+    old: Option<&Value>,
+    value: &mut Value,
+    manager: &str,
+    sub: Subresource,
+) {
+    if manager.is_empty() {
+        return;
+    }
     let now = now_rfc3339();
     let api_version = info.api_version();
     let req = ManagerRequest {
@@ -151,7 +167,5 @@ pub fn record<K: Serialize + DeserializeOwned>(
         subresource: subresource_name(sub),
         now: &now,
     };
-    patch::update_managed_fields(old.as_ref(), &mut value, &req);
-    *new = serde_json::from_value(value).map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(())
+    patch::update_managed_fields(old, value, &req);
 }

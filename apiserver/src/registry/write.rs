@@ -259,36 +259,44 @@ where
         if !errs.is_empty() {
             return Err(ApiError::invalid(self.info, &name, &errs));
         }
-        managed::record(
+        let key = self.key(obj.metadata().namespace.as_deref(), &name);
+        // From here on the object stays JSON: one encoding for managed
+        // fields, hooks, storage and the answer (creates are the hot path).
+        let mut v = to_json(&obj)?;
+        managed::record_value(
             self.info,
             None,
-            &mut obj,
+            &mut v,
             &opts.field_manager,
             Subresource::Main,
-        )?;
+        );
         if opts.dry_run {
-            return Self::respond(&obj, None, 201, warnings);
+            return Ok(WriteResult {
+                object: v,
+                code: 201,
+                warnings,
+            });
         }
-        let key = self.key(obj.metadata().namespace.as_deref(), &name);
         if let Some(h) = &self.hooks {
             // A duplicate is AlreadyExists, not a clash of its allocations.
             if self.read(&key, &name).await?.is_some() {
                 return Err(ApiError::already_exists(self.info, &name));
             }
-            let mut v = to_json(&obj)?;
             h.before_create(&mut v).await?;
-            obj = self.parse(v)?;
         }
-        match self
-            .shared
-            .storage
-            .create(&key, Self::serialize_for_storage(&obj)?)
-            .await
-        {
-            Ok(rev) => Self::respond(&obj, Some(rev), 201, warnings),
+        let bytes = serde_json::to_vec(&v).map_err(|e| ApiError::internal(e.to_string()))?;
+        match self.shared.storage.create(&key, Bytes::from(bytes)).await {
+            Ok(rev) => {
+                v["metadata"]["resourceVersion"] = json!(rev.to_string());
+                Ok(WriteResult {
+                    object: v,
+                    code: 201,
+                    warnings,
+                })
+            }
             Err(e) => {
                 if let Some(h) = &self.hooks {
-                    h.release(&to_json(&obj)?).await;
+                    h.release(&v).await;
                 }
                 Err(ApiError::from_storage(e, self.info, &name))
             }
