@@ -231,7 +231,10 @@ impl Cluster {
             .arg("--data-dir")
             .arg(self.data_dir.path())
             .arg("--listen")
-            .arg(self.addr.to_string());
+            .arg(self.addr.to_string())
+            // These tests are about the API and the control plane; the
+            // kubelet (and its containerd) has tests of its own.
+            .arg("--disable-kubelet");
         if let Some(etcd) = &self.etcd {
             command.arg("--etcd-servers").arg(&etcd.endpoint);
         }
