@@ -26,6 +26,17 @@ enum Command {
     Up(UpArgs),
     /// Run the API server alone.
     Apiserver(ApiserverArgs),
+    /// Run the controllers (ReplicaSet, Deployment, garbage collector,
+    /// namespace) against an API server.
+    ControllerManager(ControllerManagerArgs),
+}
+
+#[derive(Args)]
+struct ControllerManagerArgs {
+    /// Kubeconfig of the cluster; without it, `$KUBECONFIG` or
+    /// `~/.kube/config`.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -136,12 +147,20 @@ fn main() -> anyhow::Result<()> {
                     "ferrokube: kubectl --kubeconfig {} get nodes",
                     kubeconfig.display()
                 );
+                // The controllers' watches retry with backoff until the API
+                // server below is listening.
+                let cm = client::connect(Some(&kubeconfig)).await?;
+                tokio::spawn(controller_manager::run(cm, std::future::pending()));
                 apiserver::server::run(a.config(), shutdown_signal()).await?;
             }
             Command::Apiserver(a) => {
                 std::fs::create_dir_all(&a.data_dir)
                     .with_context(|| format!("cannot create data dir {}", a.data_dir.display()))?;
                 apiserver::server::run(a.config(), shutdown_signal()).await?;
+            }
+            Command::ControllerManager(a) => {
+                let c = client::connect(a.kubeconfig.as_deref()).await?;
+                controller_manager::run(c, shutdown_signal()).await;
             }
         }
         Ok(())

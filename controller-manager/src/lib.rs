@@ -1,0 +1,67 @@
+//! The controller-manager: level-triggered controllers that drive the
+//! cluster's observed state towards the declared one, talking to the API
+//! server only (watch-fed caches from `kube-runtime`, never the store).
+//!
+//! Each controller is one module with a `reconcile(obj, ctx)` and an
+//! `error_policy`, run by [`kube::runtime::Controller`], which provides the
+//! deduplicating queue, per-object serialisation, backoff and resync.
+
+pub mod claim;
+pub mod deployment;
+pub mod events;
+pub mod expectations;
+pub mod gc;
+pub mod namespace;
+pub mod pods;
+pub mod replicaset;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Why a reconcile failed; the controller retries it after a backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("API request failed: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{object}: invalid selector: {source}")]
+    Selector {
+        object: String,
+        #[source]
+        source: common::selector::SelectorError,
+    },
+    #[error("{object}: {what} is missing")]
+    Missing { object: String, what: &'static str },
+    #[error("cannot (de)serialise an object: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Retry delay after a failed reconcile. Kubernetes' workqueues back off
+/// exponentially from 5ms; a flat short delay is enough at our scale and
+/// keeps conflicts (the common failure) cheap to recover from.
+pub(crate) const RETRY: Duration = Duration::from_millis(500);
+
+/// Resync period: every object is reconciled again this often even without
+/// events, as informers' resync does in Kubernetes.
+pub(crate) const RESYNC: Duration = Duration::from_secs(300);
+
+/// Runs every controller until `shutdown` resolves.
+pub async fn run(client: kube::Client, shutdown: impl Future<Output = ()> + Send + 'static) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let stop = move || {
+        let mut rx = rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let tasks = vec![
+        tokio::spawn(replicaset::run(client.clone(), stop())),
+        tokio::spawn(deployment::run(client.clone(), stop())),
+        tokio::spawn(gc::run(client.clone(), stop())),
+        tokio::spawn(namespace::run(client.clone(), stop())),
+    ];
+    shutdown.await;
+    let _ = tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+}
