@@ -99,10 +99,10 @@ pub fn sort_for_deletion(pods: &mut [&Pod], related: &[&Pod]) {
         if rank(a) != rank(b) {
             return rank(b).cmp(&rank(a));
         }
-        if let (Some(Some(ta)), Some(Some(tb))) = (ready_since(a), ready_since(b)) {
-            if ta != tb {
-                return tb.cmp(&ta);
-            }
+        if let (Some(Some(ta)), Some(Some(tb))) = (ready_since(a), ready_since(b))
+            && ta != tb
+        {
+            return tb.cmp(&ta);
         }
         if restarts(a) != restarts(b) {
             return restarts(b).cmp(&restarts(a));

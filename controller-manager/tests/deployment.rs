@@ -289,3 +289,119 @@ async fn a_recreate_deployment_replaces_all_pods() {
     })
     .await;
 }
+
+async fn set_sizes(c: &Cluster) -> Vec<(String, i32)> {
+    let mut v: Vec<(String, i32)> = c
+        .api::<ReplicaSet>()
+        .list(&ListParams::default())
+        .await
+        .expect("rs")
+        .items
+        .iter()
+        .map(|rs| {
+            let image = rs
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .and_then(|t| t.spec.as_ref())
+                .and_then(|s| s.containers[0].image.clone())
+                .unwrap_or_default();
+            (
+                image,
+                rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(-1),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_a_stalled_rollout_grows_both_replica_sets_in_proportion() {
+    let c = Cluster::start().await;
+    let strategy = json!({"spec": {"strategy": {"type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}}}});
+    c.create_deployment("prop", 10, strategy).await;
+    eventually("10 available", || done(&c, "prop", 10)).await;
+    set_image(&c, "prop", "broken:1").await;
+    // Kubernetes' arithmetic: the new set surges to 3, the old one drops
+    // to 8 (10 - maxUnavailable), the new one grows to 5, and the rollout
+    // stalls because new pods never become available.
+    eventually("the rollout stalls at 8 old and 5 new", || async {
+        set_sizes(&c).await == [("broken:1".to_string(), 5), ("nginx:1".to_string(), 8)]
+    })
+    .await;
+    set_replicas(&c, "prop", 20).await;
+    // 23 allowed (20 + surge 3), 10 to add: the old set takes
+    // round(8 * 23 / 13) = 14, the new one the remaining 4 (9).
+    eventually("both sets grow in proportion", || async {
+        set_sizes(&c).await == [("broken:1".to_string(), 9), ("nginx:1".to_string(), 14)]
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_rollout_exceeds_its_progress_deadline() {
+    let c = Cluster::start().await;
+    c.create_deployment("slow", 2, json!({"spec": {"progressDeadlineSeconds": 1}}))
+        .await;
+    eventually("2 available", || done(&c, "slow", 2)).await;
+    set_image(&c, "slow", "broken:1").await;
+    eventually(
+        "Progressing is False with ProgressDeadlineExceeded",
+        || async {
+            let d = c.api::<Deployment>().get("slow").await.expect("d");
+            d.status
+                .unwrap_or_default()
+                .conditions
+                .iter()
+                .flatten()
+                .any(|c| {
+                    c.type_ == "Progressing"
+                        && c.status == "False"
+                        && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+                })
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_deployment_does_not_roll_out_until_resumed() {
+    let c = Cluster::start().await;
+    c.create_deployment("pause", 2, json!({})).await;
+    eventually("2 available", || done(&c, "pause", 2)).await;
+    let pause = |p: bool| json!({"spec": {"paused": p}});
+    let api = c.api::<Deployment>();
+    api.patch(
+        "pause",
+        &PatchParams::default(),
+        &Patch::Merge(&pause(true)),
+    )
+    .await
+    .expect("pause");
+    set_image(&c, "pause", "nginx:2").await;
+    eventually("the paused condition is reported", || async {
+        let d = api.get("pause").await.expect("d");
+        d.status
+            .unwrap_or_default()
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("DeploymentPaused"))
+    })
+    .await;
+    assert_eq!(set_sizes(&c).await, [("nginx:1".to_string(), 2)]);
+    api.patch(
+        "pause",
+        &PatchParams::default(),
+        &Patch::Merge(&pause(false)),
+    )
+    .await
+    .expect("resume");
+    eventually("the rollout completes after resuming", || async {
+        set_sizes(&c).await == [("nginx:1".to_string(), 0), ("nginx:2".to_string(), 2)]
+            && done(&c, "pause", 2).await
+    })
+    .await;
+}

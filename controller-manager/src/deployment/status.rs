@@ -133,8 +133,10 @@ impl Sync {
         let complete = s.updated_replicas == Some(want)
             && s.replicas == Some(want)
             && s.available_replicas == Some(want);
+        let old_pods =
+            |x: &DeploymentStatus| x.replicas.unwrap_or(0) - x.updated_replicas.unwrap_or(0);
         let progressing = s.updated_replicas > old.updated_replicas
-            || s.replicas < old.replicas
+            || old_pods(&s) < old_pods(&old)
             || s.ready_replicas > old.ready_replicas
             || s.available_replicas > old.available_replicas
             || condition(&old, "Progressing").is_none();
@@ -164,10 +166,8 @@ impl Sync {
             );
             // Kubernetes refreshes lastUpdateTime on every progress step so
             // the deadline counts from the last one.
-            if let Some(p) = &prev {
-                if p.status == "True" {
-                    c.last_transition_time = p.last_transition_time.clone();
-                }
+            if let Some(p) = prev.as_ref().filter(|p| p.status == "True") {
+                c.last_transition_time = p.last_transition_time.clone();
             }
             let conds = s.conditions.get_or_insert_with(Vec::new);
             conds.retain(|x| x.type_ != "Progressing");

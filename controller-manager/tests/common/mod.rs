@@ -125,7 +125,8 @@ fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
     }
 }
 
-/// Stands in for the kubelet: every live pod becomes Running and Ready.
+/// Stands in for the kubelet: every live pod becomes Running and Ready,
+/// except pods of an image named `broken`.
 async fn fake_kubelet(client: Client) {
     let all: Api<Pod> = Api::all(client.clone());
     let mut events = watcher(all, watcher::Config::default())
@@ -134,7 +135,17 @@ async fn fake_kubelet(client: Client) {
         .boxed();
     while let Some(ev) = events.next().await {
         let Ok(pod) = ev else { continue };
-        if pod.metadata.deletion_timestamp.is_some() || controller_manager::pods::is_ready(&pod) {
+        // Pods of a `broken` image never start, to stall rollouts.
+        let broken = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.as_deref())
+            .is_some_and(|i| i.contains("broken"));
+        if broken
+            || pod.metadata.deletion_timestamp.is_some()
+            || controller_manager::pods::is_ready(&pod)
+        {
             continue;
         }
         let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
