@@ -147,11 +147,24 @@ fn main() -> anyhow::Result<()> {
                     "ferrokube: kubectl --kubeconfig {} get nodes",
                     kubeconfig.display()
                 );
-                // The controllers' watches retry with backoff until the API
-                // server below is listening.
+                // One signal stops everything: the API server's graceful
+                // shutdown waits for the controllers' watches to close.
+                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    shutdown_signal().await;
+                    let _ = stop_tx.send(true);
+                });
+                let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                };
                 let cm = client::connect(Some(&kubeconfig)).await?;
-                tokio::spawn(controller_manager::run(cm, std::future::pending()));
-                apiserver::server::run(a.config(), shutdown_signal()).await?;
+                let cm_stop = stopped(stop_rx.clone());
+                let controllers = tokio::spawn(async move {
+                    controller_manager::wait_until_serving(&cm).await;
+                    controller_manager::run(cm, cm_stop).await;
+                });
+                apiserver::server::run(a.config(), stopped(stop_rx)).await?;
+                let _ = controllers.await;
             }
             Command::Apiserver(a) => {
                 std::fs::create_dir_all(&a.data_dir)

@@ -44,6 +44,14 @@ pub(crate) const RETRY: Duration = Duration::from_millis(500);
 /// events, as informers' resync does in Kubernetes.
 pub(crate) const RESYNC: Duration = Duration::from_secs(300);
 
+/// Waits until the API server answers (started in the same process, it
+/// may not be listening yet), so the controllers' first watches succeed.
+pub async fn wait_until_serving(client: &kube::Client) {
+    while client.apiserver_version().await.is_err() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Runs every controller until `shutdown` resolves.
 pub async fn run(client: kube::Client, shutdown: impl Future<Output = ()> + Send + 'static) {
     let (tx, rx) = tokio::sync::watch::channel(false);
