@@ -12,6 +12,7 @@ pub mod events;
 pub mod expectations;
 pub mod gc;
 pub mod namespace;
+pub mod nodelifecycle;
 pub mod pods;
 pub mod replicaset;
 
@@ -66,6 +67,7 @@ pub async fn run(client: kube::Client, shutdown: impl Future<Output = ()> + Send
         tokio::spawn(deployment::run(client.clone(), stop())),
         tokio::spawn(gc::run(client.clone(), stop())),
         tokio::spawn(namespace::run(client.clone(), stop())),
+        tokio::spawn(nodelifecycle::run(client.clone(), stop())),
     ];
     shutdown.await;
     let _ = tx.send(true);
