@@ -37,6 +37,10 @@ struct ControllerManagerArgs {
     /// `~/.kube/config`.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
+    /// Act only while holding the `kube-system/kube-controller-manager`
+    /// Lease, so that several instances can run.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
 }
 
 #[derive(Args, Clone)]
@@ -173,7 +177,14 @@ fn main() -> anyhow::Result<()> {
             }
             Command::ControllerManager(a) => {
                 let c = client::connect(a.kubeconfig.as_deref()).await?;
-                controller_manager::run(c, shutdown_signal()).await;
+                if a.leader_elect {
+                    let config = controller_manager::leader::Config::new(
+                        controller_manager::leader::default_identity(),
+                    );
+                    controller_manager::run_elected(c, config, shutdown_signal()).await;
+                } else {
+                    controller_manager::run(c, shutdown_signal()).await;
+                }
             }
         }
         Ok(())

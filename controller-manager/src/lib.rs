@@ -11,6 +11,7 @@ pub mod deployment;
 pub mod events;
 pub mod expectations;
 pub mod gc;
+pub mod leader;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod pods;
@@ -74,4 +75,24 @@ pub async fn run(client: kube::Client, shutdown: impl Future<Output = ()> + Send
     for t in tasks {
         let _ = t.await;
     }
+}
+
+/// Runs the controllers only while this process holds the leader Lease
+/// (`kube-system/kube-controller-manager`), until `shutdown` resolves.
+pub async fn run_elected(
+    client: kube::Client,
+    config: leader::Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let lead_client = client.clone();
+    leader::run(client, config, shutdown, move |mut lost| {
+        let c = lead_client.clone();
+        async move {
+            run(c, async move {
+                let _ = lost.wait_for(|l| *l).await;
+            })
+            .await;
+        }
+    })
+    .await;
 }
