@@ -16,6 +16,7 @@ pub mod namespace;
 pub mod nodelifecycle;
 pub mod pods;
 pub mod replicaset;
+pub mod taint_eviction;
 
 use std::future::Future;
 use std::time::Duration;
@@ -69,6 +70,7 @@ pub async fn run(client: kube::Client, shutdown: impl Future<Output = ()> + Send
         tokio::spawn(gc::run(client.clone(), stop())),
         tokio::spawn(namespace::run(client.clone(), stop())),
         tokio::spawn(nodelifecycle::run(client.clone(), stop())),
+        tokio::spawn(taint_eviction::run(client.clone(), stop())),
     ];
     shutdown.await;
     let _ = tx.send(true);
