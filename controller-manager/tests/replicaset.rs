@@ -149,3 +149,48 @@ async fn an_orphan_matching_the_selector_is_adopted() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(c.pods("app=db").await.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_count_as_available_only_after_min_ready_seconds() {
+    let c = Cluster::start().await;
+    let rs: ReplicaSet = serde_json::from_value(json!({
+        "metadata": {"name": "slow"},
+        "spec": {"replicas": 2, "minReadySeconds": 4,
+            "selector": {"matchLabels": {"app": "slow"}},
+            "template": {"metadata": {"labels": {"app": "slow"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}}},
+    }))
+    .expect("rs");
+    let rsapi = c.api::<ReplicaSet>();
+    rsapi
+        .create(&PostParams::default(), &rs)
+        .await
+        .expect("create");
+    eventually("2 ready", || async {
+        let s = rsapi
+            .get("slow")
+            .await
+            .expect("rs")
+            .status
+            .unwrap_or_default();
+        s.ready_replicas == Some(2)
+    })
+    .await;
+    let s = rsapi
+        .get("slow")
+        .await
+        .expect("rs")
+        .status
+        .unwrap_or_default();
+    assert_eq!(s.available_replicas.unwrap_or(0), 0, "not yet available");
+    eventually("2 available after minReadySeconds", || async {
+        let s = rsapi
+            .get("slow")
+            .await
+            .expect("rs")
+            .status
+            .unwrap_or_default();
+        s.available_replicas == Some(2)
+    })
+    .await;
+}
