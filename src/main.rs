@@ -163,7 +163,13 @@ fn main() -> anyhow::Result<()> {
                 };
                 let cm = client::connect(Some(&kubeconfig)).await?;
                 let cm_stop = stopped(stop_rx.clone());
+                let listen = a.listen;
                 let controllers = tokio::spawn(async move {
+                    // Quietly wait for the port first: the client logs
+                    // every refused connection as an error.
+                    while tokio::net::TcpStream::connect(listen).await.is_err() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                     controller_manager::wait_until_serving(&cm).await;
                     controller_manager::run(cm, cm_stop).await;
                 });
