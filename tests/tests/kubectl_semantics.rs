@@ -93,12 +93,7 @@ fn status_subresource_and_generation(backend: Backend) {
         ]),
         "statefulset.apps/kv patched\n"
     );
-    let table = cluster.kubectl_ok(&[
-        "get",
-        "statefulset",
-        "kv",
-        "--no-headers",
-    ]);
+    let table = cluster.kubectl_ok(&["get", "statefulset", "kv", "--no-headers"]);
     let cells: Vec<&str> = table.split_whitespace().collect();
     assert_eq!(cells[..2], ["kv", "2/3"], "{table}");
     assert_eq!(
@@ -129,12 +124,7 @@ fn status_subresource_and_generation(backend: Backend) {
     assert_eq!(get("{.spec.replicas}"), "3");
 
     // Metadata changes keep the generation, spec changes bump it.
-    cluster.kubectl_ok(&[
-        "label",
-        "statefulset",
-        "kv",
-        "release=stable",
-    ]);
+    cluster.kubectl_ok(&["label", "statefulset", "kv", "release=stable"]);
     assert_eq!(get("{.metadata.generation}"), "1");
     cluster.kubectl_ok(&[
         "set",
