@@ -64,6 +64,9 @@ impl Expectations {
         live: impl Fn(&str) -> bool,
     ) -> bool {
         self.with(|m| {
+            // Owners deleted meanwhile are never asked again; their
+            // entries go once expired.
+            m.retain(|k, p| k == owner || p.since.is_none_or(|t| t.elapsed() <= TTL));
             let Some(p) = m.get_mut(owner) else {
                 return true;
             };

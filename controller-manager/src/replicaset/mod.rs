@@ -142,6 +142,9 @@ pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Err
         .map(Arc::as_ref)
         .filter(|p| is_active(p))
         .collect();
+    if rs.metadata.deletion_timestamp.is_some() {
+        ctx.expectations.forget(&key);
+    }
     let managed = if satisfied && rs.metadata.deletion_timestamp.is_none() {
         manage(&rs, &key, &active, &pod_api, &ctx).await
     } else {
