@@ -190,6 +190,11 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+// Requests allocate many small JSON values; mimalloc handles that churn
+// with far less CPU than glibc's malloc (measured with `bench api`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(

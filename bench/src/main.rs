@@ -35,6 +35,11 @@ pub enum Backend {
     Both,
 }
 
+// Requests allocate many small JSON values; mimalloc handles that churn
+// with far less CPU than glibc's malloc (measured with `bench api`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
