@@ -348,3 +348,7 @@ pub fn select_host(scores: &[NodeScoreBreakdown], rng: &mut impl Rng) -> Option<
     }
     best.map(|b| b.node.clone())
 }
+
+#[cfg(test)]
+#[path = "runtime_tests.rs"]
+mod tests;
