@@ -7,3 +7,5 @@ pub mod framework;
 pub mod plugins;
 pub mod quantity;
 pub mod resources;
+pub mod cache;
+pub mod queue;
