@@ -9,3 +9,5 @@ pub mod quantity;
 pub mod resources;
 pub mod cache;
 pub mod queue;
+pub mod explain;
+pub mod preemption;
