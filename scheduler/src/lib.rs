@@ -11,3 +11,6 @@ pub mod cache;
 pub mod queue;
 pub mod explain;
 pub mod preemption;
+pub mod report;
+pub mod scheduler;
+pub mod hollow;
