@@ -91,7 +91,13 @@ impl Cache {
         let key = pod_key(&pod);
         self.detach(&key);
         self.node_mut(&node).add_pod(PodInfo::new(pod));
-        self.pods.insert(key, PodState { node, assumed: false });
+        self.pods.insert(
+            key,
+            PodState {
+                node,
+                assumed: false,
+            },
+        );
     }
 
     pub fn remove_pod(&mut self, key: &str) {

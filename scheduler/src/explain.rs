@@ -31,7 +31,11 @@ pub struct Store {
 impl Store {
     pub fn record(&self, key: String, explanation: Explanation) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if inner.by_pod.insert(key.clone(), Arc::new(explanation)).is_none() {
+        if inner
+            .by_pod
+            .insert(key.clone(), Arc::new(explanation))
+            .is_none()
+        {
             inner.order.push_back(key);
         }
         while inner.order.len() > CAPACITY {

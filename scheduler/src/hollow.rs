@@ -37,6 +37,8 @@ pub enum HollowError {
         #[source]
         source: kube::Error,
     },
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
     #[error("cannot create namespace {LEASE_NAMESPACE}: {0}")]
     Namespace(#[source] kube::Error),
 }
@@ -84,9 +86,13 @@ pub fn parse_taint(s: &str) -> Result<Taint, HollowError> {
         value: s.into(),
         message: m.into(),
     };
-    let (kv, effect) = s.rsplit_once(':').ok_or_else(|| bad("expected key=value:Effect"))?;
+    let (kv, effect) = s
+        .rsplit_once(':')
+        .ok_or_else(|| bad("expected key=value:Effect"))?;
     if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
-        return Err(bad("effect must be NoSchedule, PreferNoSchedule or NoExecute"));
+        return Err(bad(
+            "effect must be NoSchedule, PreferNoSchedule or NoExecute",
+        ));
     }
     let (key, value) = match kv.split_once('=') {
         Some((k, v)) => (k, Some(v.to_string())),
@@ -138,9 +144,11 @@ fn node_status(spec: &HollowSpec, i: usize) -> serde_json::Value {
     let now = Time(jiff::Timestamp::now());
     let (ip, _) = node_ips(i);
     let resources = json!({"cpu": spec.cpu, "memory": spec.memory, "pods": spec.pods, "ephemeral-storage": "100Gi"});
-    let cond = |t: &str, status: &str, reason: &str, msg: &str| json!({
+    let cond = |t: &str, status: &str, reason: &str, msg: &str| {
+        json!({
         "type": t, "status": status, "reason": reason, "message": msg,
-        "lastHeartbeatTime": now, "lastTransitionTime": now});
+        "lastHeartbeatTime": now, "lastTransitionTime": now})
+    };
     json!({"status": {
         "capacity": resources,
         "allocatable": resources,
@@ -163,20 +171,33 @@ fn node_status(spec: &HollowSpec, i: usize) -> serde_json::Value {
 }
 
 /// Registers the nodes (idempotently) and sets their status.
-pub async fn register(client: &kube::Client, spec: &HollowSpec) -> Result<Vec<String>, HollowError> {
+pub async fn register(
+    client: &kube::Client,
+    spec: &HollowSpec,
+) -> Result<Vec<String>, HollowError> {
     let nodes: Api<Node> = Api::all(client.clone());
     let mut names = Vec::with_capacity(spec.count);
     for i in 0..spec.count {
         let name = node_name(spec, i);
-        match nodes.create(&PostParams::default(), &node_object(spec, i)).await {
+        match nodes
+            .create(&PostParams::default(), &node_object(spec, i))
+            .await
+        {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(source) => return Err(HollowError::Register { node: name, source }),
         }
         nodes
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(node_status(spec, i)))
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(node_status(spec, i)),
+            )
             .await
-            .map_err(|source| HollowError::Register { node: name.clone(), source })?;
+            .map_err(|source| HollowError::Register {
+                node: name.clone(),
+                source,
+            })?;
         names.push(name);
     }
     Ok(names)
@@ -184,7 +205,8 @@ pub async fn register(client: &kube::Client, spec: &HollowSpec) -> Result<Vec<St
 
 async fn ensure_lease_namespace(client: &kube::Client) -> Result<(), HollowError> {
     let api: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": LEASE_NAMESPACE}})).unwrap_or_default();
+    let ns: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": LEASE_NAMESPACE}})).unwrap_or_default();
     match api.create(&PostParams::default(), &ns).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
@@ -199,7 +221,10 @@ async fn renew_leases(client: &kube::Client, names: &[String]) {
     let now = MicroTime(jiff::Timestamp::now());
     for name in names {
         let patch = json!({"spec": {"renewTime": now}});
-        match api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await {
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
             Ok(_) => continue,
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => {
@@ -213,7 +238,8 @@ async fn renew_leases(client: &kube::Client, names: &[String]) {
             "spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_DURATION_SECONDS, "renewTime": now},
         });
         if let Some(uid) = uid {
-            lease["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}]);
+            lease["metadata"]["ownerReferences"] =
+                json!([{"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}]);
         }
         let lease: Lease = serde_json::from_value(lease).unwrap_or_default();
         if let Err(e) = api.create(&PostParams::default(), &lease).await {
@@ -229,13 +255,15 @@ fn running_status(pod: &Pod, host_ip: &str, pod_ip: &str) -> serde_json::Value {
         .spec
         .iter()
         .flat_map(|s| s.containers.iter())
-        .map(|c| json!({
-            "name": c.name, "ready": true, "started": true, "restartCount": 0,
-            "image": c.image.clone().unwrap_or_default(),
-            "imageID": format!("hollow://{}", c.image.clone().unwrap_or_default()),
-            "containerID": format!("hollow://{}", uuid_like(pod, &c.name)),
-            "state": {"running": {"startedAt": now}},
-        }))
+        .map(|c| {
+            json!({
+                "name": c.name, "ready": true, "started": true, "restartCount": 0,
+                "image": c.image.clone().unwrap_or_default(),
+                "imageID": format!("hollow://{}", c.image.clone().unwrap_or_default()),
+                "containerID": format!("hollow://{}", uuid_like(pod, &c.name)),
+                "state": {"running": {"startedAt": now}},
+            })
+        })
         .collect();
     json!({"status": {
         "phase": "Running",
@@ -249,7 +277,10 @@ fn running_status(pod: &Pod, host_ip: &str, pod_ip: &str) -> serde_json::Value {
 }
 
 fn uuid_like(pod: &Pod, container: &str) -> String {
-    format!("{}-{container}", pod.metadata.uid.as_deref().unwrap_or("pod"))
+    format!(
+        "{}-{container}",
+        pod.metadata.uid.as_deref().unwrap_or("pod")
+    )
 }
 
 struct Kubelet {
@@ -262,10 +293,18 @@ struct Kubelet {
 
 impl Kubelet {
     async fn handle(&mut self, pod: Pod) {
-        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else { return };
-        let Some((i, next, ips)) = self.nodes.get_mut(&node) else { return };
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+            return;
+        };
+        let Some((i, next, ips)) = self.nodes.get_mut(&node) else {
+            return;
+        };
         let key = crate::framework::pod_key(&pod);
-        let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let name = pod.metadata.name.clone().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         if pod.metadata.deletion_timestamp.is_some() {
@@ -274,14 +313,18 @@ impl Kubelet {
             self.running.remove(&key);
             let dp = DeleteParams {
                 grace_period_seconds: Some(0),
-                preconditions: pod.metadata.uid.clone().map(|uid| Preconditions { uid: Some(uid), resource_version: None }),
+                preconditions: pod.metadata.uid.clone().map(|uid| Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
                 ..DeleteParams::default()
             };
             let _ = api.delete(&name, &dp).await;
             return;
         }
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-        if self.running.contains(&key) || matches!(phase, Some("Running" | "Succeeded" | "Failed")) {
+        if self.running.contains(&key) || matches!(phase, Some("Running" | "Succeeded" | "Failed"))
+        {
             return;
         }
         let (host_ip, net) = node_ips(*i);
@@ -295,7 +338,11 @@ impl Kubelet {
             }
         };
         match api
-            .patch_status(&name, &PatchParams::default(), &Patch::Strategic(running_status(&pod, &host_ip, &ip)))
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Strategic(running_status(&pod, &host_ip, &ip)),
+            )
             .await
         {
             Ok(_) => {
@@ -307,7 +354,11 @@ impl Kubelet {
 }
 
 /// Registers the nodes, then keeps leases and pods up to date until `shutdown`.
-pub async fn run(client: kube::Client, spec: HollowSpec, shutdown: impl Future<Output = ()>) -> Result<(), HollowError> {
+pub async fn run(
+    client: kube::Client,
+    spec: HollowSpec,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), HollowError> {
     ensure_lease_namespace(&client).await?;
     let names = Arc::new(register(&client, &spec).await?);
     tracing::info!(count = names.len(), "hollow nodes registered");
@@ -322,12 +373,18 @@ pub async fn run(client: kube::Client, spec: HollowSpec, shutdown: impl Future<O
     });
     let mut kubelet = Kubelet {
         client: client.clone(),
-        nodes: names.iter().enumerate().map(|(i, n)| (n.clone(), (i, 1, HashMap::new()))).collect(),
+        nodes: names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), (i, 1, HashMap::new())))
+            .collect(),
         running: HashSet::new(),
     };
     let pods = async move {
         let api: Api<Pod> = Api::all(client.clone());
-        let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
+        let mut stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         while let Some(ev) = stream.next().await {
             match ev {
                 Ok(Event::Apply(p) | Event::InitApply(p)) => kubelet.handle(p).await,
@@ -358,9 +415,15 @@ mod tests {
     #[test]
     fn taints_parse_as_kubectl_writes_them() {
         let t = parse_taint("dedicated=gpu:NoSchedule").expect("valid");
-        assert_eq!((t.key.as_str(), t.value.as_deref(), t.effect.as_str()), ("dedicated", Some("gpu"), "NoSchedule"));
+        assert_eq!(
+            (t.key.as_str(), t.value.as_deref(), t.effect.as_str()),
+            ("dedicated", Some("gpu"), "NoSchedule")
+        );
         let t = parse_taint("spot:PreferNoSchedule").expect("valid");
-        assert_eq!((t.key.as_str(), t.value, t.effect.as_str()), ("spot", None, "PreferNoSchedule"));
+        assert_eq!(
+            (t.key.as_str(), t.value, t.effect.as_str()),
+            ("spot", None, "PreferNoSchedule")
+        );
         for bad in ["nokey", "k=v:Sometimes", "=v:NoSchedule"] {
             assert!(parse_taint(bad).is_err(), "{bad}");
         }
@@ -379,7 +442,10 @@ mod tests {
 
     #[test]
     fn labels_parse_as_key_value() {
-        assert_eq!(parse_label("zone=a").expect("valid"), ("zone".into(), "a".into()));
+        assert_eq!(
+            parse_label("zone=a").expect("valid"),
+            ("zone".into(), "a".into())
+        );
         assert!(parse_label("zone").is_err());
     }
 }

@@ -3,14 +3,14 @@
 //! to pick a node, and binds. Also hollow nodes to schedule onto in tests
 //! and benchmarks.
 
-pub mod framework;
-pub mod plugins;
-pub mod quantity;
-pub mod resources;
 pub mod cache;
-pub mod queue;
 pub mod explain;
-pub mod preemption;
-pub mod report;
-pub mod scheduler;
+pub mod framework;
 pub mod hollow;
+pub mod plugins;
+pub mod preemption;
+pub mod quantity;
+pub mod queue;
+pub mod report;
+pub mod resources;
+pub mod scheduler;

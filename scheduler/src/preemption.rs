@@ -17,7 +17,10 @@ pub const NO_VICTIMS: &str = "No preemption victims found for incoming pod";
 #[derive(Debug, Clone)]
 pub enum Outcome {
     /// Evict `victims` so the pod fits on `node`.
-    Preempt { node: String, victims: Vec<Arc<Pod>> },
+    Preempt {
+        node: String,
+        victims: Vec<Arc<Pod>>,
+    },
     /// No candidate; the message to append to the failure.
     NotPossible(String),
 }
@@ -28,9 +31,14 @@ fn is_terminating(p: &Pod) -> bool {
 
 /// Runs preemption for `pod` after Filter failed with `fit`.
 pub fn preempt(fw: &Framework, pod: &Pod, nodes: &[Arc<NodeInfo>], fit: &FitError) -> Outcome {
-    let policy = pod.spec.as_ref().and_then(|s| s.preemption_policy.as_deref());
+    let policy = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.preemption_policy.as_deref());
     if policy == Some("Never") {
-        return Outcome::NotPossible("preemption: not eligible due to preemptionPolicy=Never.".into());
+        return Outcome::NotPossible(
+            "preemption: not eligible due to preemptionPolicy=Never.".into(),
+        );
     }
     let mut state = CycleState::default();
     for p in &fw.pre_filters {
@@ -75,7 +83,11 @@ pub fn preempt(fw: &Framework, pod: &Pod, nodes: &[Arc<NodeInfo>], fit: &FitErro
     // `pickOneNodeForPreemption`: the lowest highest-victim priority, then the
     // lowest sum of victim priorities, then the fewest victims.
     let cost = |victims: &Vec<Arc<Pod>>| {
-        let max = victims.iter().map(|v| pod_priority(v)).max().unwrap_or(i32::MIN);
+        let max = victims
+            .iter()
+            .map(|v| pod_priority(v))
+            .max()
+            .unwrap_or(i32::MIN);
         let sum: i64 = victims.iter().map(|v| i64::from(pod_priority(v))).sum();
         (max, sum, victims.len())
     };
@@ -112,7 +124,7 @@ fn select_victims(
     if !fits.is_success() {
         return Err(fits);
     }
-    potential.sort_by(|a, b| pod_priority(&b.pod).cmp(&pod_priority(&a.pod)));
+    potential.sort_by_key(|p| std::cmp::Reverse(pod_priority(&p.pod)));
     let mut victims = Vec::new();
     for p in potential {
         info.add_pod(p.clone());
@@ -127,8 +139,8 @@ fn select_victims(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::framework::runtime::Explanation;
     use crate::framework::config::KubeSchedulerConfiguration;
+    use crate::framework::runtime::Explanation;
     use crate::framework::runtime::ScheduleError;
     use crate::plugins::testutil::{node_with_pods, pod};
     use serde_json::{Value, json};
@@ -144,7 +156,10 @@ mod tests {
     }
 
     fn attempt(nodes: &[Arc<NodeInfo>], incoming: &Pod) -> Outcome {
-        let fw = KubeSchedulerConfiguration::default().build().expect("default").remove(0);
+        let fw = KubeSchedulerConfiguration::default()
+            .build()
+            .expect("default")
+            .remove(0);
         let mut rng = rand::rng();
         let mut start = 0;
         let mut ex = Explanation::default();
@@ -162,19 +177,35 @@ mod tests {
             node_with_pods(n("b", json!([])), vec![p("x", 0, "2")]),
             node_with_pods(n("c", json!([])), vec![p("y", 0, "2")]),
         ];
-        let Outcome::NotPossible(msg) = attempt(&nodes, &pod(p("new", 0, "1"))) else { panic!("no preemption expected") };
-        assert_eq!(msg, format!("preemption: 0/3 nodes are available: 1 {NOT_HELPFUL}, 2 {NO_VICTIMS}."));
+        let Outcome::NotPossible(msg) = attempt(&nodes, &pod(p("new", 0, "1"))) else {
+            panic!("no preemption expected")
+        };
+        assert_eq!(
+            msg,
+            format!("preemption: 0/3 nodes are available: 1 {NOT_HELPFUL}, 2 {NO_VICTIMS}.")
+        );
     }
 
     #[test]
     fn the_cheapest_node_is_chosen_and_unneeded_victims_are_spared() {
         let nodes = vec![
-            node_with_pods(n("a", json!([])), vec![p("a-mid", 5, "1"), p("a-low", 3, "1")]),
-            node_with_pods(n("b", json!([])), vec![p("b-low1", 1, "1"), p("b-low2", 2, "1")]),
+            node_with_pods(
+                n("a", json!([])),
+                vec![p("a-mid", 5, "1"), p("a-low", 3, "1")],
+            ),
+            node_with_pods(
+                n("b", json!([])),
+                vec![p("b-low1", 1, "1"), p("b-low2", 2, "1")],
+            ),
         ];
-        let Outcome::Preempt { node, victims } = attempt(&nodes, &pod(p("new", 10, "1"))) else { panic!("preemption expected") };
+        let Outcome::Preempt { node, victims } = attempt(&nodes, &pod(p("new", 10, "1"))) else {
+            panic!("preemption expected")
+        };
         assert_eq!(node, "b");
-        let names: Vec<_> = victims.iter().map(|v| v.metadata.name.clone().unwrap_or_default()).collect();
+        let names: Vec<_> = victims
+            .iter()
+            .map(|v| v.metadata.name.clone().unwrap_or_default())
+            .collect();
         assert_eq!(names, vec!["b-low1"]);
     }
 
@@ -183,7 +214,12 @@ mod tests {
         let nodes = vec![node_with_pods(n("a", json!([])), vec![p("x", 0, "2")])];
         let mut v = p("new", 10, "1");
         v["spec"]["preemptionPolicy"] = json!("Never");
-        let Outcome::NotPossible(msg) = attempt(&nodes, &pod(v)) else { panic!("no preemption expected") };
-        assert_eq!(msg, "preemption: not eligible due to preemptionPolicy=Never.");
+        let Outcome::NotPossible(msg) = attempt(&nodes, &pod(v)) else {
+            panic!("no preemption expected")
+        };
+        assert_eq!(
+            msg,
+            "preemption: not eligible due to preemptionPolicy=Never."
+        );
     }
 }

@@ -16,10 +16,13 @@ pub const REASON_SCHEDULER_ERROR: &str = "SchedulerError";
 pub const EVENT_FAILED_SCHEDULING: &str = "FailedScheduling";
 pub const EVENT_SCHEDULED: &str = "Scheduled";
 
+/// (pod key, reason) → (event name, message, count).
+type LastEvents = HashMap<(String, String), (String, String, i32)>;
+
 /// The last event written per pod and reason, to count repeats.
 #[derive(Default)]
 pub struct Recorder {
-    last: Mutex<HashMap<(String, String), (String, String, i32)>>,
+    last: Mutex<LastEvents>,
 }
 
 fn now() -> Time {
@@ -66,9 +69,13 @@ pub async fn set_unschedulable(
         status["nominatedNodeName"] = json!(n);
     }
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    api.patch_status(name, &PatchParams::default(), &Patch::Strategic(json!({"status": status})))
-        .await
-        .map(|_| ())
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Strategic(json!({"status": status})),
+    )
+    .await
+    .map(|_| ())
 }
 
 impl Recorder {
@@ -81,7 +88,11 @@ impl Recorder {
         reason: &str,
         message: &str,
     ) -> Result<(), kube::Error> {
-        let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let name = pod.metadata.name.clone().unwrap_or_default();
         let key = (format!("{ns}/{name}"), reason.to_string());
         let api: Api<Event> = Api::namespaced(client.clone(), &ns);
@@ -89,18 +100,18 @@ impl Recorder {
             let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
             last.get(&key).cloned()
         };
-        if let Some((event_name, last_message, count)) = previous {
-            if last_message == message {
-                let patch = json!({"count": count + 1, "lastTimestamp": now()});
-                if api
-                    .patch(&event_name, &PatchParams::default(), &Patch::Merge(patch))
-                    .await
-                    .is_ok()
-                {
-                    let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-                    last.insert(key, (event_name, last_message, count + 1));
-                    return Ok(());
-                }
+        if let Some((event_name, last_message, count)) = previous
+            && last_message == message
+        {
+            let patch = json!({"count": count + 1, "lastTimestamp": now()});
+            if api
+                .patch(&event_name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .is_ok()
+            {
+                let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+                last.insert(key, (event_name, last_message, count + 1));
+                return Ok(());
             }
         }
         let ts = jiff::Timestamp::now();

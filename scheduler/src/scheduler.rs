@@ -14,8 +14,8 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use tokio::sync::watch;
 
 use crate::cache::Cache;
@@ -28,6 +28,10 @@ use crate::report::{self, Recorder};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
+    #[error(transparent)]
+    Config(#[from] crate::framework::config::ConfigError),
     #[error("cannot serve explanations on {addr}: {source}")]
     Explain {
         addr: SocketAddr,
@@ -155,7 +159,9 @@ impl Scheduler {
                     let _ = synced.send(true);
                 }
                 Ok(Event::Apply(n)) => self.on_node(n),
-                Ok(Event::Delete(n)) => self.on_node_deleted(n.metadata.name.as_deref().unwrap_or("")),
+                Ok(Event::Delete(n)) => {
+                    self.on_node_deleted(n.metadata.name.as_deref().unwrap_or(""))
+                }
                 Err(e) => tracing::warn!(error = %e, "node watch failed; retrying"),
             }
         }
@@ -244,7 +250,11 @@ impl Scheduler {
 
     /// One scheduling cycle for one pod.
     pub async fn schedule_one(self: Arc<Self>, pod: Arc<Pod>, key: String) {
-        let Some(fw) = self.frameworks.iter().find(|f| f.scheduler_name == scheduler_name(&pod)) else {
+        let Some(fw) = self
+            .frameworks
+            .iter()
+            .find(|f| f.scheduler_name == scheduler_name(&pod))
+        else {
             self.queue.delete(&key);
             return;
         };
@@ -271,7 +281,9 @@ impl Scheduler {
                 let mut nominated = None;
                 if fw.preemption {
                     match preemption::preempt(fw, &pod, &nodes, &fit) {
-                        Outcome::NotPossible(msg) if !msg.is_empty() => fit.post_filter_msg = Some(msg),
+                        Outcome::NotPossible(msg) if !msg.is_empty() => {
+                            fit.post_filter_msg = Some(msg)
+                        }
                         Outcome::NotPossible(_) => {}
                         Outcome::Preempt { node, victims } => {
                             self.evict(&pod, &victims).await;
@@ -283,26 +295,51 @@ impl Scheduler {
                 explanation.message = Some(message.clone());
                 self.explanations.record(key.clone(), explanation);
                 self.queue.unschedulable(&key);
-                self.report_failure(&pod, report::REASON_UNSCHEDULABLE, &message, nominated.as_deref()).await;
+                self.report_failure(
+                    &pod,
+                    report::REASON_UNSCHEDULABLE,
+                    &message,
+                    nominated.as_deref(),
+                )
+                .await;
             }
             Err(ScheduleError::Plugin(status)) => {
-                let message = format!("running plugin {:?}: {}", status.plugin.as_deref().unwrap_or(""), status.message());
+                let message = format!(
+                    "running plugin {:?}: {}",
+                    status.plugin.as_deref().unwrap_or(""),
+                    status.message()
+                );
                 explanation.message = Some(message.clone());
                 self.explanations.record(key.clone(), explanation);
                 self.queue.backoff(&key);
-                self.report_failure(&pod, report::REASON_SCHEDULER_ERROR, &message, None).await;
+                self.report_failure(&pod, report::REASON_SCHEDULER_ERROR, &message, None)
+                    .await;
             }
         }
     }
 
-    async fn report_failure(&self, pod: &Pod, reason: &str, message: &str, nominated: Option<&str>) {
+    async fn report_failure(
+        &self,
+        pod: &Pod,
+        reason: &str,
+        message: &str,
+        nominated: Option<&str>,
+    ) {
         tracing::info!(pod = %pod_key(pod), %message, "unable to schedule pod");
-        if let Err(e) = report::set_unschedulable(&self.client, pod, reason, message, nominated).await {
+        if let Err(e) =
+            report::set_unschedulable(&self.client, pod, reason, message, nominated).await
+        {
             tracing::warn!(pod = %pod_key(pod), error = %e, "cannot update PodScheduled condition");
         }
         if let Err(e) = self
             .recorder
-            .event(&self.client, pod, "Warning", report::EVENT_FAILED_SCHEDULING, message)
+            .event(
+                &self.client,
+                pod,
+                "Warning",
+                report::EVENT_FAILED_SCHEDULING,
+                message,
+            )
             .await
         {
             tracing::warn!(pod = %pod_key(pod), error = %e, "cannot record FailedScheduling event");
@@ -317,7 +354,10 @@ impl Scheduler {
             let msg = format!(
                 "Preempted by pod {} on node {}",
                 preemptor.metadata.uid.as_deref().unwrap_or(""),
-                v.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("")
+                v.spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_deref())
+                    .unwrap_or("")
             );
             tracing::info!(victim = %pod_key(v), priority = pod_priority(v), "preempting");
             let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
@@ -325,14 +365,21 @@ impl Scheduler {
                 tracing::warn!(victim = %pod_key(v), error = %e, "cannot preempt");
                 continue;
             }
-            let _ = self.recorder.event(&self.client, v, "Normal", "Preempted", &msg).await;
+            let _ = self
+                .recorder
+                .event(&self.client, v, "Normal", "Preempted", &msg)
+                .await;
         }
     }
 
     /// `POST pods/<name>/binding`; on failure the assumed pod is forgotten
     /// and the pod backs off.
     async fn bind(self: Arc<Self>, pod: Arc<Pod>, key: String, node: String) {
-        let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let name = pod.metadata.name.clone().unwrap_or_default();
         let binding = Binding {
             metadata: ObjectMeta {
@@ -355,7 +402,10 @@ impl Scheduler {
         match res {
             Ok(_) => {
                 let msg = format!("Successfully assigned {ns}/{name} to {node}");
-                let _ = self.recorder.event(&self.client, &pod, "Normal", report::EVENT_SCHEDULED, &msg).await;
+                let _ = self
+                    .recorder
+                    .event(&self.client, &pod, "Normal", report::EVENT_SCHEDULED, &msg)
+                    .await;
             }
             Err(e) => {
                 tracing::warn!(pod = %key, %node, error = %e, "binding failed");
@@ -367,7 +417,8 @@ impl Scheduler {
                     self.queue.add(pod.clone());
                     self.queue.backoff(&key);
                     let message = format!("binding rejected: {e}");
-                    self.report_failure(&pod, report::REASON_SCHEDULER_ERROR, &message, None).await;
+                    self.report_failure(&pod, report::REASON_SCHEDULER_ERROR, &message, None)
+                        .await;
                 }
             }
         }
@@ -377,4 +428,31 @@ impl Scheduler {
     pub fn queue_counts(&self) -> (usize, usize, usize, usize) {
         self.queue.counts()
     }
+}
+
+/// The `ferrokube scheduler` component: connects with `kubeconfig`, builds
+/// the profiles from `config` (the default profile without one) and
+/// schedules until `shutdown`. With `wait_for_apiserver` it first waits for
+/// the API server to answer (in-process under `ferrokube up`).
+pub async fn run_component(
+    kubeconfig: Option<&std::path::Path>,
+    config: Option<&std::path::Path>,
+    explain_listen: Option<SocketAddr>,
+    wait_for_apiserver: bool,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), SchedulerError> {
+    let cfg = match config {
+        Some(path) => crate::framework::config::KubeSchedulerConfiguration::from_file(path)?,
+        None => crate::framework::config::KubeSchedulerConfiguration::default(),
+    };
+    let frameworks = cfg.build()?;
+    let client = client::connect(kubeconfig).await?;
+    if wait_for_apiserver {
+        while client.apiserver_version().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Scheduler::new(client, frameworks)
+        .run(explain_listen, shutdown)
+        .await
 }

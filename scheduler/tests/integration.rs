@@ -23,26 +23,53 @@ struct Cluster {
 
 async fn cluster() -> Cluster {
     let server = TestServer::start().await.expect("test server");
-    let client = client::connect(Some(&server.kubeconfig)).await.expect("client");
-    let frameworks = KubeSchedulerConfiguration::default().build().expect("default profile");
+    let client = client::connect(Some(&server.kubeconfig))
+        .await
+        .expect("client");
+    let frameworks = KubeSchedulerConfiguration::default()
+        .build()
+        .expect("default profile");
     let scheduler = Scheduler::new(client.clone(), frameworks);
     tokio::spawn(scheduler.clone().run(None, std::future::pending()));
-    Cluster { _server: server, client, scheduler }
+    Cluster {
+        _server: server,
+        client,
+        scheduler,
+    }
 }
 
 impl Cluster {
-    async fn hollow(&self, prefix: &str, count: usize, cpu: &str, labels: &[(&str, &str)], taints: &[&str]) {
+    async fn hollow(
+        &self,
+        prefix: &str,
+        count: usize,
+        cpu: &str,
+        labels: &[(&str, &str)],
+        taints: &[&str],
+    ) {
         let spec = HollowSpec {
             count,
             cpu: cpu.into(),
             name_prefix: prefix.into(),
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
-            taints: taints.iter().map(|t| parse_taint(t).expect("taint")).collect(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            taints: taints
+                .iter()
+                .map(|t| parse_taint(t).expect("taint"))
+                .collect(),
             ..HollowSpec::default()
         };
         // Register synchronously so nodes exist when this returns.
-        hollow::register(&self.client, &spec).await.expect("register");
-        tokio::spawn(hollow::run(self.client.clone(), spec, std::future::pending()));
+        hollow::register(&self.client, &spec)
+            .await
+            .expect("register");
+        tokio::spawn(hollow::run(
+            self.client.clone(),
+            spec,
+            std::future::pending(),
+        ));
     }
 
     async fn create(&self, name: &str, spec: Value) {
@@ -51,8 +78,11 @@ impl Cluster {
         if spec.get("containers").is_none() {
             spec["containers"] = json!([{"name": "c", "image": "registry.k8s.io/pause:3.10"}]);
         }
-        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).expect("pod");
-        pods.create(&PostParams::default(), &pod).await.expect("create pod");
+        let pod: Pod =
+            serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).expect("pod");
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect("create pod");
     }
 
     async fn pod(&self, name: &str) -> Pod {
@@ -69,16 +99,25 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("pod {name}: timed out waiting for {what}: {:?}", self.pod(name).await.status);
+        panic!(
+            "pod {name}: timed out waiting for {what}: {:?}",
+            self.pod(name).await.status
+        );
     }
 
     async fn wait_bound(&self, name: &str) -> String {
-        let p = self.wait_pod(name, "binding", |p| node_of(p).is_some()).await;
+        let p = self
+            .wait_pod(name, "binding", |p| node_of(p).is_some())
+            .await;
         node_of(&p).unwrap_or_default()
     }
 
     async fn wait_unschedulable(&self, name: &str) -> String {
-        let p = self.wait_pod(name, "PodScheduled=False", |p| scheduled_condition(p).is_some()).await;
+        let p = self
+            .wait_pod(name, "PodScheduled=False", |p| {
+                scheduled_condition(p).is_some()
+            })
+            .await;
         assert_eq!(node_of(&p), None, "{name} must stay pending");
         scheduled_condition(&p).unwrap_or_default()
     }
@@ -89,10 +128,17 @@ fn node_of(p: &Pod) -> Option<String> {
 }
 
 fn scheduled_condition(p: &Pod) -> Option<String> {
-    p.status.as_ref()?.conditions.as_ref()?.iter().find_map(|c| {
-        (c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find_map(|c| {
+            (c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable"))
             .then(|| c.message.clone().unwrap_or_default())
-    })
+        })
 }
 
 fn cpu(c: &str) -> Value {
@@ -103,11 +149,14 @@ fn cpu(c: &str) -> Value {
 async fn node_selector_and_required_affinity_pick_the_matching_nodes() {
     let c = cluster().await;
     c.hollow("zone-a-", 2, "4", &[("zone", "a")], &[]).await;
-    c.hollow("zone-b-", 2, "4", &[("zone", "b"), ("disk", "ssd")], &[]).await;
-    c.create("by-selector", json!({"nodeSelector": {"zone": "b"}})).await;
+    c.hollow("zone-b-", 2, "4", &[("zone", "b"), ("disk", "ssd")], &[])
+        .await;
+    c.create("by-selector", json!({"nodeSelector": {"zone": "b"}}))
+        .await;
     c.create("by-affinity", json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
         "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]}}}})).await;
-    c.create("nowhere", json!({"nodeSelector": {"zone": "c"}})).await;
+    c.create("nowhere", json!({"nodeSelector": {"zone": "c"}}))
+        .await;
     assert!(c.wait_bound("by-selector").await.starts_with("zone-b-"));
     assert!(c.wait_bound("by-affinity").await.starts_with("zone-a-"));
     assert_eq!(
@@ -119,7 +168,8 @@ async fn node_selector_and_required_affinity_pick_the_matching_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn taints_keep_pods_off_unless_tolerated_and_the_message_says_why() {
     let c = cluster().await;
-    c.hollow("gpu-", 1, "8", &[], &["dedicated=gpu:NoSchedule"]).await;
+    c.hollow("gpu-", 1, "8", &[], &["dedicated=gpu:NoSchedule"])
+        .await;
     c.hollow("small-", 2, "1", &[], &[]).await;
     c.create("too-big", json!({"containers": cpu("2")})).await;
     c.create("tolerant", json!({"containers": cpu("2"), "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}]})).await;
@@ -133,10 +183,19 @@ async fn taints_keep_pods_off_unless_tolerated_and_the_message_says_why() {
     let failed = list
         .items
         .iter()
-        .find(|e| e.reason.as_deref() == Some("FailedScheduling") && e.involved_object.name.as_deref() == Some("too-big"))
+        .find(|e| {
+            e.reason.as_deref() == Some("FailedScheduling")
+                && e.involved_object.name.as_deref() == Some("too-big")
+        })
         .expect("a FailedScheduling event");
     assert_eq!(failed.type_.as_deref(), Some("Warning"));
-    assert!(failed.message.as_deref().unwrap_or("").starts_with("0/3 nodes are available"));
+    assert!(
+        failed
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("0/3 nodes are available")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,7 +203,8 @@ async fn exhausted_resources_leave_exactly_the_extra_pods_pending() {
     let c = cluster().await;
     c.hollow("n-", 2, "2", &[], &[]).await;
     for i in 0..5 {
-        c.create(&format!("p{i}"), json!({"containers": cpu("1")})).await;
+        c.create(&format!("p{i}"), json!({"containers": cpu("1")}))
+            .await;
     }
     let mut bound = BTreeMap::<String, usize>::new();
     let mut pending = Vec::new();
@@ -155,7 +215,9 @@ async fn exhausted_resources_leave_exactly_the_extra_pods_pending() {
             let p = c.pod(&format!("p{i}")).await;
             match node_of(&p) {
                 Some(n) => *bound.entry(n).or_default() += 1,
-                None if scheduled_condition(&p).is_some() => pending.push(scheduled_condition(&p).unwrap_or_default()),
+                None if scheduled_condition(&p).is_some() => {
+                    pending.push(scheduled_condition(&p).unwrap_or_default())
+                }
                 None => {}
             }
         }
@@ -164,7 +226,11 @@ async fn exhausted_resources_leave_exactly_the_extra_pods_pending() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(bound.values().copied().collect::<Vec<_>>(), vec![2, 2], "{bound:?}");
+    assert_eq!(
+        bound.values().copied().collect::<Vec<_>>(),
+        vec![2, 2],
+        "{bound:?}"
+    );
     assert_eq!(
         pending,
         vec!["0/2 nodes are available: 2 Insufficient cpu. preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod.".to_string()]
@@ -189,13 +255,18 @@ async fn host_ports_conflict_on_the_same_node() {
 async fn a_pending_pod_is_scheduled_as_soon_as_a_fitting_node_is_added() {
     let c = cluster().await;
     c.hollow("plain-", 1, "4", &[], &[]).await;
-    c.create("wants-ssd", json!({"nodeSelector": {"disk": "ssd"}})).await;
+    c.create("wants-ssd", json!({"nodeSelector": {"disk": "ssd"}}))
+        .await;
     c.wait_unschedulable("wants-ssd").await;
     let added = std::time::Instant::now();
     c.hollow("ssd-", 1, "4", &[("disk", "ssd")], &[]).await;
     assert_eq!(c.wait_bound("wants-ssd").await, "ssd-0");
     // The first retry waits out one backoff (1 s), not the 5-minute flush.
-    assert!(added.elapsed() < Duration::from_secs(5), "took {:?}", added.elapsed());
+    assert!(
+        added.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        added.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,11 +275,22 @@ async fn hollow_nodes_run_their_pods_and_renew_leases() {
     c.hollow("h-", 2, "4", &[], &[]).await;
     c.create("app", json!({})).await;
     let p = c
-        .wait_pod("app", "Running", |p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .wait_pod("app", "Running", |p| {
+            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        })
         .await;
     let status = p.status.expect("status");
-    assert!(status.pod_ip.as_deref().is_some_and(|ip| ip.starts_with("10.")));
-    let ready = status.conditions.unwrap_or_default().into_iter().any(|c| c.type_ == "Ready" && c.status == "True");
+    assert!(
+        status
+            .pod_ip
+            .as_deref()
+            .is_some_and(|ip| ip.starts_with("10."))
+    );
+    let ready = status
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
     assert!(ready);
     let leases: Api<Lease> = Api::namespaced(c.client.clone(), hollow::LEASE_NAMESPACE);
     for _ in 0..50 {
@@ -218,7 +300,10 @@ async fn hollow_nodes_run_their_pods_and_renew_leases() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let lease = leases.get("h-1").await.expect("lease for h-1");
-    assert_eq!(lease.spec.and_then(|s| s.holder_identity).as_deref(), Some("h-1"));
+    assert_eq!(
+        lease.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("h-1")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,25 +313,42 @@ async fn explanations_show_filter_verdicts_and_scores_over_http() {
     c.hollow("t-", 1, "4", &[], &["k=v:NoSchedule"]).await;
     c.create("explained", json!({})).await;
     c.wait_bound("explained").await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
-        let _ = axum::serve(listener, scheduler::explain::router(c.scheduler.explanations.clone())).await;
+        let _ = axum::serve(
+            listener,
+            scheduler::explain::router(c.scheduler.explanations.clone()),
+        )
+        .await;
     });
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"GET /explain/default/explained HTTP/1.0\r\nHost: x\r\n\r\n").await.expect("write");
+    s.write_all(b"GET /explain/default/explained HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
     let mut body = String::new();
     s.read_to_string(&mut body).await.expect("read");
     let json_start = body.find("\r\n\r\n").expect("headers") + 4;
     let v: Value = serde_json::from_str(&body[json_start..]).expect("json");
     assert_eq!(v["numAllNodes"], 4);
     assert_eq!(v["filters"].as_array().map(Vec::len), Some(4));
-    let rejected: Vec<&Value> = v["filters"].as_array().into_iter().flatten().filter(|f| f["status"]["code"] != "Success").collect();
+    let rejected: Vec<&Value> = v["filters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["status"]["code"] != "Success")
+        .collect();
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0]["node"], "t-0");
     assert_eq!(rejected[0]["status"]["plugin"], "TaintToleration");
     assert_eq!(v["scores"].as_array().map(Vec::len), Some(3));
     assert!(v["scores"][0]["plugins"]["NodeResourcesFit"]["weight"].is_number());
-    assert!(v["selectedNode"].as_str().is_some_and(|n| n.starts_with("e-")));
+    assert!(
+        v["selectedNode"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("e-"))
+    );
 }

@@ -23,7 +23,13 @@ struct Fake {
 
 impl Fake {
     fn new(name: &'static str) -> Fake {
-        Fake { name, scores: HashMap::new(), reject: HashMap::new(), normalize_to_100: false, pre_filter: None }
+        Fake {
+            name,
+            scores: HashMap::new(),
+            reject: HashMap::new(),
+            normalize_to_100: false,
+            pre_filter: None,
+        }
     }
     fn score(mut self, node: &str, s: i64) -> Fake {
         self.scores.insert(node.into(), s);
@@ -58,7 +64,10 @@ impl PreFilterPlugin for Fake {
 
 impl FilterPlugin for Fake {
     fn filter(&self, _: &CycleState, _: &Pod, node: &NodeInfo) -> Status {
-        self.reject.get(node.name()).cloned().unwrap_or_else(Status::success)
+        self.reject
+            .get(node.name())
+            .cloned()
+            .unwrap_or_else(Status::success)
     }
 }
 
@@ -75,7 +84,10 @@ impl ScorePlugin for Fake {
 }
 
 fn framework(plugins: Vec<(Fake, i64)>) -> Framework {
-    let plugins: Vec<(Arc<dyn Plugin>, i64)> = plugins.into_iter().map(|(p, w)| (Arc::new(p) as Arc<dyn Plugin>, w)).collect();
+    let plugins: Vec<(Arc<dyn Plugin>, i64)> = plugins
+        .into_iter()
+        .map(|(p, w)| (Arc::new(p) as Arc<dyn Plugin>, w))
+        .collect();
     Framework {
         scheduler_name: "test".into(),
         pre_filters: plugins.iter().map(|(p, _)| p.clone()).collect(),
@@ -88,18 +100,28 @@ fn framework(plugins: Vec<(Fake, i64)>) -> Framework {
 }
 
 fn nodes(names: &[&str]) -> Vec<Arc<NodeInfo>> {
-    names.iter().map(|n| node(json!({"metadata": {"name": n}}))).collect()
+    names
+        .iter()
+        .map(|n| node(json!({"metadata": {"name": n}})))
+        .collect()
 }
 
 fn empty_pod() -> Pod {
     pod(json!({"metadata": {"name": "p", "namespace": "d"}, "spec": {"containers": []}}))
 }
 
-fn run(fw: &Framework, ns: &[Arc<NodeInfo>], seed: u64) -> (Result<ScheduleResult, ScheduleError>, Explanation) {
+fn run(
+    fw: &Framework,
+    ns: &[Arc<NodeInfo>],
+    seed: u64,
+) -> (Result<ScheduleResult, ScheduleError>, Explanation) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut ex = Explanation::default();
     let mut start = 0;
-    (fw.schedule(&empty_pod(), ns, &mut start, &mut rng, &mut ex), ex)
+    (
+        fw.schedule(&empty_pod(), ns, &mut start, &mut rng, &mut ex),
+        ex,
+    )
 }
 
 #[test]
@@ -112,7 +134,11 @@ fn weights_multiply_each_plugins_score() {
     ]);
     let (res, ex) = run(&fw, &ns, 1);
     assert_eq!(res.expect("scheduled").node, "b");
-    let totals: Vec<(String, i64)> = ex.scores.iter().map(|s| (s.node.clone(), s.total)).collect();
+    let totals: Vec<(String, i64)> = ex
+        .scores
+        .iter()
+        .map(|s| (s.node.clone(), s.total))
+        .collect();
     assert_eq!(totals, vec![("a".into(), 80 + 120), ("b".into(), 20 + 210)]);
     assert_eq!(ex.scores[1].plugins["y"].weighted, 210);
 }
@@ -123,7 +149,11 @@ fn normalisation_maps_raw_scores_onto_0_to_100() {
     let mut f = Fake::new("x").score("a", 5).score("b", 10);
     f.normalize_to_100 = true;
     let (_, ex) = run(&framework(vec![(f, 2)]), &ns, 1);
-    let per: Vec<(i64, i64)> = ex.scores.iter().map(|s| (s.plugins["x"].raw, s.plugins["x"].normalized)).collect();
+    let per: Vec<(i64, i64)> = ex
+        .scores
+        .iter()
+        .map(|s| (s.plugins["x"].raw, s.plugins["x"].normalized))
+        .collect();
     assert_eq!(per, vec![(5, 50), (10, 100)]);
     assert_eq!(ex.scores[1].total, 200);
 }
@@ -131,7 +161,11 @@ fn normalisation_maps_raw_scores_onto_0_to_100() {
 #[test]
 fn out_of_range_scores_are_an_error() {
     let ns = nodes(&["a", "b"]);
-    let (res, _) = run(&framework(vec![(Fake::new("x").score("a", 500), 1)]), &ns, 1);
+    let (res, _) = run(
+        &framework(vec![(Fake::new("x").score("a", 500), 1)]),
+        &ns,
+        1,
+    );
     assert!(matches!(res, Err(ScheduleError::Plugin(s)) if s.code == Code::Error));
 }
 
@@ -149,7 +183,12 @@ fn ties_are_broken_at_random() {
 #[test]
 fn rejected_nodes_are_not_scored_and_a_single_survivor_is_chosen() {
     let ns = nodes(&["a", "b"]);
-    let fw = framework(vec![(Fake::new("x").score("a", 100).reject("a", Status::unschedulable("nope")), 1)]);
+    let fw = framework(vec![(
+        Fake::new("x")
+            .score("a", 100)
+            .reject("a", Status::unschedulable("nope")),
+        1,
+    )]);
     let (res, ex) = run(&fw, &ns, 1);
     assert_eq!(res.expect("scheduled").node, "b");
     assert_eq!(ex.num_feasible, 1);
@@ -161,12 +200,23 @@ fn the_failure_message_counts_and_sorts_reasons_like_kubernetes() {
     let ns = nodes(&["a", "b", "c"]);
     let fw = framework(vec![(
         Fake::new("x")
-            .reject("a", Status::unresolvable("node(s) had untolerated taint {dedicated: gpu}"))
+            .reject(
+                "a",
+                Status::unresolvable("node(s) had untolerated taint {dedicated: gpu}"),
+            )
             .reject("b", Status::unschedulable("Insufficient cpu"))
-            .reject("c", Status::new(Code::Unschedulable, vec!["Insufficient cpu".into(), "Insufficient memory".into()])),
+            .reject(
+                "c",
+                Status::new(
+                    Code::Unschedulable,
+                    vec!["Insufficient cpu".into(), "Insufficient memory".into()],
+                ),
+            ),
         1,
     )]);
-    let Err(ScheduleError::Fit(fit)) = run(&fw, &ns, 1).0 else { panic!("expected a fit error") };
+    let Err(ScheduleError::Fit(fit)) = run(&fw, &ns, 1).0 else {
+        panic!("expected a fit error")
+    };
     assert_eq!(
         fit.message(),
         "0/3 nodes are available: 1 Insufficient memory, 1 node(s) had untolerated taint {dedicated: gpu}, 2 Insufficient cpu."
@@ -177,35 +227,60 @@ fn the_failure_message_counts_and_sorts_reasons_like_kubernetes() {
 fn a_pre_filter_rejection_fails_every_node_at_once() {
     let ns = nodes(&["a", "b"]);
     let mut f = Fake::new("x");
-    f.pre_filter = Some(Status::unresolvable("pod has unbound immediate PersistentVolumeClaims"));
-    let Err(ScheduleError::Fit(fit)) = run(&framework(vec![(f, 1)]), &ns, 1).0 else { panic!("expected a fit error") };
-    assert_eq!(fit.message(), "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims.");
+    f.pre_filter = Some(Status::unresolvable(
+        "pod has unbound immediate PersistentVolumeClaims",
+    ));
+    let Err(ScheduleError::Fit(fit)) = run(&framework(vec![(f, 1)]), &ns, 1).0 else {
+        panic!("expected a fit error")
+    };
+    assert_eq!(
+        fit.message(),
+        "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims."
+    );
 }
 
 #[test]
 fn the_share_of_nodes_filtered_adapts_to_cluster_size() {
     let mut fw = framework(vec![]);
-    let cases = [(50, 0, 50), (100, 0, 100), (1000, 0, 420), (5000, 0, 500), (10_000, 0, 500), (1000, 10, 100), (1000, 30, 300), (1000, 100, 1000)];
+    let cases = [
+        (50, 0, 50),
+        (100, 0, 100),
+        (1000, 0, 420),
+        (5000, 0, 500),
+        (10_000, 0, 500),
+        (1000, 10, 100),
+        (1000, 30, 300),
+        (1000, 100, 1000),
+    ];
     for (n, pct, want) in cases {
         fw.percentage_of_nodes_to_score = pct;
-        assert_eq!(fw.num_feasible_nodes_to_find(n), want, "{n} nodes at {pct}%");
+        assert_eq!(
+            fw.num_feasible_nodes_to_find(n),
+            want,
+            "{n} nodes at {pct}%"
+        );
     }
 }
 
 #[test]
 fn filtering_stops_at_the_share_and_the_next_cycle_starts_after_it() {
     let names: Vec<String> = (0..200).map(|i| format!("n{i:03}")).collect();
-    let ns: Vec<Arc<NodeInfo>> = names.iter().map(|n| node(json!({"metadata": {"name": n}}))).collect();
+    let ns: Vec<Arc<NodeInfo>> = names
+        .iter()
+        .map(|n| node(json!({"metadata": {"name": n}})))
+        .collect();
     let mut fw = framework(vec![(Fake::new("x"), 1)]);
     fw.percentage_of_nodes_to_score = 10;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let mut start = 0;
     let mut ex = Explanation::default();
-    fw.schedule(&empty_pod(), &ns, &mut start, &mut rng, &mut ex).expect("scheduled");
+    fw.schedule(&empty_pod(), &ns, &mut start, &mut rng, &mut ex)
+        .expect("scheduled");
     assert_eq!(ex.num_evaluated, 100);
     assert_eq!(start, 100);
     let mut ex = Explanation::default();
-    fw.schedule(&empty_pod(), &ns, &mut start, &mut rng, &mut ex).expect("scheduled");
+    fw.schedule(&empty_pod(), &ns, &mut start, &mut rng, &mut ex)
+        .expect("scheduled");
     assert_eq!(ex.filters[0].node, "n100");
     assert_eq!(start, 0);
 }
