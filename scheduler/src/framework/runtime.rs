@@ -74,6 +74,9 @@ pub struct Explanation {
     pub message: Option<String>,
 }
 
+/// `ErrNoNodesAvailable`: the message when the cluster has no nodes.
+pub const NO_NODES_AVAILABLE: &str = "no nodes available to schedule pods";
+
 /// Why no node fits (`framework.FitError`).
 #[derive(Debug, Clone)]
 pub struct FitError {
@@ -89,6 +92,9 @@ impl FitError {
     /// `0/3 nodes are available: 1 node(s) had untolerated taint {a: b},
     /// 2 Insufficient cpu.` with reasons counted and sorted as Kubernetes does.
     pub fn message(&self) -> String {
+        if self.num_all_nodes == 0 {
+            return NO_NODES_AVAILABLE.to_string();
+        }
         let mut msg = format!("0/{} nodes are available:", self.num_all_nodes);
         if let Some(pre) = &self.pre_filter_msg {
             msg.push(' ');
@@ -158,6 +164,14 @@ impl Framework {
     ) -> Result<Vec<Arc<NodeInfo>>, FitError> {
         let n = nodes.len();
         explanation.num_all_nodes = n;
+        if n == 0 {
+            return Err(FitError {
+                num_all_nodes: 0,
+                pre_filter_msg: None,
+                node_statuses: Vec::new(),
+                post_filter_msg: None,
+            });
+        }
         let fit_error = |pre: Option<String>, statuses| FitError {
             num_all_nodes: n,
             pre_filter_msg: pre,

@@ -284,3 +284,11 @@ fn filtering_stops_at_the_share_and_the_next_cycle_starts_after_it() {
     assert_eq!(ex.filters[0].node, "n100");
     assert_eq!(start, 0);
 }
+
+#[test]
+fn an_empty_cluster_has_no_nodes_available() {
+    let Err(ScheduleError::Fit(fit)) = run(&framework(vec![]), &[], 1).0 else {
+        panic!("expected a fit error")
+    };
+    assert_eq!(fit.message(), "no nodes available to schedule pods");
+}
