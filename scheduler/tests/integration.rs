@@ -349,3 +349,30 @@ async fn explanations_show_filter_verdicts_and_scores_over_http() {
             .is_some_and(|n| n.starts_with("e-"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_higher_priority_pod_preempts_a_lower_priority_one() {
+    let c = cluster().await;
+    c.hollow("p-", 1, "2", &[], &[]).await;
+    c.create("low", json!({"priority": 1, "containers": cpu("1500m")}))
+        .await;
+    c.wait_bound("low").await;
+    c.create("high", json!({"priority": 100, "containers": cpu("1")}))
+        .await;
+    assert_eq!(c.wait_bound("high").await, "p-0");
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    assert!(
+        pods.get_opt("low").await.expect("get").is_none(),
+        "the victim is gone"
+    );
+    c.create(
+        "never",
+        json!({"priority": 1000, "preemptionPolicy": "Never", "containers": cpu("1500m")}),
+    )
+    .await;
+    c.wait_unschedulable(
+        "never",
+        "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never.",
+    )
+    .await;
+}
