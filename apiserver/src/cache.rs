@@ -100,6 +100,10 @@ pub struct ResourceCache {
     decoder: Decoder,
     inner: RwLock<Inner>,
     tx: broadcast::Sender<Arc<CacheEvent>>,
+    /// Bumped when the cache is reloaded from a fresh list: watchers started
+    /// before it may have missed events and must end, as Kubernetes ends
+    /// watches when its watch cache reinitialises.
+    epoch: watch::Sender<u64>,
     /// Shared with the other resources: the revision the cache has reached.
     revision: watch::Receiver<i64>,
 }
@@ -108,6 +112,8 @@ pub struct ResourceCache {
 pub struct WatchStart {
     pub initial: Vec<Arc<CacheEvent>>,
     pub live: broadcast::Receiver<Arc<CacheEvent>>,
+    /// Changes when the watch must end because the cache was reloaded.
+    pub reloaded: watch::Receiver<u64>,
 }
 
 /// Why the cache could not serve a request.
@@ -190,6 +196,7 @@ impl ResourceCache {
     ) -> Result<WatchStart, CacheError> {
         let inner = self.lock_read();
         let live = self.tx.subscribe();
+        let reloaded = self.epoch.subscribe();
         let initial = match from {
             None => {
                 let range = self.range(namespace);
@@ -226,7 +233,11 @@ impl ResourceCache {
                 inner.history.iter().skip(start).cloned().collect()
             }
         };
-        Ok(WatchStart { initial, live })
+        Ok(WatchStart {
+            initial,
+            live,
+            reloaded,
+        })
     }
 
     /// The revision a bookmark may carry: every event of this resource up
@@ -261,6 +272,7 @@ impl ResourceCache {
             history: VecDeque::new(),
             floor: revision,
         };
+        self.epoch.send_modify(|e| *e += 1);
     }
 
     fn apply(&self, event: &WatchEvent, revision_tx: &watch::Sender<i64>) {
@@ -338,11 +350,13 @@ impl Cache {
     /// Registers a resource by its storage prefix; call before `start`.
     pub fn register(&mut self, prefix: String, decoder: Decoder) -> Arc<ResourceCache> {
         let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let (epoch, _) = watch::channel(0);
         let rc = Arc::new(ResourceCache {
             prefix,
             decoder,
             inner: RwLock::new(Inner::default()),
             tx,
+            epoch,
             revision: self.revision.clone(),
         });
         self.resources.push(rc.clone());
@@ -441,5 +455,148 @@ impl Cache {
 impl Default for Cache {
     fn default() -> Self {
         Cache::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::EmbeddedStore;
+
+    /// A decoder for test values shaped `{"ns":..,"name":..,"app":..}`.
+    fn decoder() -> Decoder {
+        Box::new(|bytes: &[u8], rv: i64| {
+            let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+            let mut labels = BTreeMap::new();
+            if let Some(app) = v["app"].as_str() {
+                labels.insert("app".to_string(), app.to_string());
+            }
+            Ok(CachedObject {
+                namespace: v["ns"].as_str().unwrap_or_default().to_string(),
+                name: v["name"].as_str().unwrap_or_default().to_string(),
+                labels,
+                fields: Vec::new(),
+                json: Bytes::copy_from_slice(bytes),
+                rv,
+            })
+        })
+    }
+
+    fn value(ns: &str, name: &str, app: &str) -> Bytes {
+        Bytes::from(serde_json::json!({"ns": ns, "name": name, "app": app}).to_string())
+    }
+
+    async fn setup() -> (
+        tempfile::TempDir,
+        Arc<dyn Storage>,
+        Arc<Cache>,
+        Arc<ResourceCache>,
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage: Arc<dyn Storage> = Arc::new(EmbeddedStore::open(dir.path()).expect("open"));
+        let mut cache = Cache::new();
+        let pods = cache.register("/registry/pods/".into(), decoder());
+        cache.register("/registry/podsx/".into(), decoder());
+        let cache = Arc::new(cache);
+        cache.start(storage.clone()).await.expect("start");
+        (dir, storage, cache, pods)
+    }
+
+    #[tokio::test]
+    async fn lists_follow_the_store_by_namespace_in_pages_without_neighbours() {
+        let (_dir, storage, cache, pods) = setup().await;
+        for (ns, name) in [("a", "p1"), ("a", "p2"), ("b", "p3")] {
+            storage
+                .create(
+                    &format!("/registry/pods/{ns}/{name}"),
+                    value(ns, name, "web"),
+                )
+                .await
+                .expect("create");
+        }
+        let rev = storage
+            .create("/registry/podsx/a/other", value("a", "other", "web"))
+            .await
+            .expect("create");
+        assert!(cache.wait_for(rev, Duration::from_secs(5)).await);
+        let (all, rv, more) = pods.list(None, None, 0, |_| true);
+        assert_eq!((all.len(), rv, more), (3, rev, None));
+        let (in_a, _, _) = pods.list(Some("a"), None, 0, |_| true);
+        assert_eq!(
+            in_a.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(),
+            ["p1", "p2"]
+        );
+        let (page, _, more) = pods.list(None, None, 2, |_| true);
+        assert_eq!(page.len(), 2);
+        let (rest, _, end) = pods.list(None, more.as_deref(), 2, |_| true);
+        assert_eq!((rest.len(), rest[0].name.as_str(), end), (1, "p3", None));
+    }
+
+    #[tokio::test]
+    async fn a_watch_from_a_revision_replays_then_follows_and_older_is_too_old() {
+        let (_dir, storage, cache, pods) = setup().await;
+        let r1 = storage
+            .create("/registry/pods/a/p1", value("a", "p1", "web"))
+            .await
+            .expect("create");
+        let r2 = storage
+            .update("/registry/pods/a/p1", value("a", "p1", "db"), r1)
+            .await
+            .expect("update");
+        assert!(cache.wait_for(r2, Duration::from_secs(5)).await);
+        let mut start = pods.watch(None, Some(r1)).expect("watch");
+        assert_eq!(start.initial.len(), 1);
+        assert_eq!(
+            (start.initial[0].kind, start.initial[0].rv),
+            (EventType::Modified, r2)
+        );
+        assert_eq!(
+            start.initial[0]
+                .prev
+                .as_ref()
+                .map(|p| p.labels["app"].clone()),
+            Some("web".into())
+        );
+        let (_, r3) = storage
+            .delete("/registry/pods/a/p1", None)
+            .await
+            .expect("delete");
+        let ev = tokio::time::timeout(Duration::from_secs(5), start.live.recv())
+            .await
+            .expect("event")
+            .expect("open");
+        assert_eq!((ev.kind, ev.rv), (EventType::Deleted, r3));
+        assert!(matches!(
+            pods.watch(None, Some(r3 + 100)),
+            Err(CacheError::TooNew { .. })
+        ));
+        // A cache loaded later has no history from before its load.
+        let mut later = Cache::new();
+        let later_pods = later.register("/registry/pods/".into(), decoder());
+        Arc::new(later).start(storage.clone()).await.expect("start");
+        assert!(matches!(
+            later_pods.watch(None, Some(r1)),
+            Err(CacheError::TooOld { .. })
+        ));
+        assert!(later_pods.watch(None, Some(r3)).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_watch_without_revision_starts_with_the_state_as_added() {
+        let (_dir, storage, cache, pods) = setup().await;
+        let r = storage
+            .create("/registry/pods/a/p1", value("a", "p1", "web"))
+            .await
+            .expect("create");
+        assert!(cache.wait_for(r, Duration::from_secs(5)).await);
+        let start = pods.watch(Some("a"), None).expect("watch");
+        assert_eq!(start.initial.len(), 1);
+        assert_eq!(start.initial[0].kind, EventType::Added);
+        assert!(
+            pods.watch(Some("b"), None)
+                .expect("watch")
+                .initial
+                .is_empty()
+        );
     }
 }

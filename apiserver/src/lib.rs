@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod kinds;
 pub mod openapi;
+pub mod protobuf;
 pub mod registry;
 pub mod server;
 pub mod storage;

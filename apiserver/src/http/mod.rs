@@ -221,6 +221,7 @@ fn write_options(
             .unwrap_or_else(|| default_manager(headers)),
         field_validation,
         force: truthy(q, "force"),
+        duplicate_fields: Vec::new(),
     })
 }
 
@@ -258,12 +259,12 @@ fn delete_options(
     if q.get("dryRun").is_some_and(|v| v == "All") {
         o.dry_run = true;
     }
-    if let Some(p) = &o.propagation_policy {
-        if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
-            return Err(ApiError::bad_request(format!(
-                "propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
-            )));
-        }
+    if let Some(p) = &o.propagation_policy
+        && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+    {
+        return Err(ApiError::bad_request(format!(
+            "propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+        )));
     }
     Ok(o)
 }
@@ -349,7 +350,7 @@ async fn dispatch_inner(
                 Ok(list_response(reg.as_ref(), list, output, &q)?)
             }
             Method::POST => {
-                let opts = write_options(&q, &headers)?;
+                let opts = with_duplicates(write_options(&q, &headers)?, &headers, &body);
                 let obj = negotiate::decode_body(&headers, &body)?;
                 if info.plural == "bindings" {
                     return Err(ApiError::method_not_allowed("use pods/binding"));
@@ -415,7 +416,7 @@ async fn dispatch_inner(
                     Ok(json_response(200, &obj, &[]))
                 }
                 Method::PUT => {
-                    let opts = write_options(&q, &headers)?;
+                    let opts = with_duplicates(write_options(&q, &headers)?, &headers, &body);
                     let obj = negotiate::decode_body(&headers, &body)?;
                     Ok(write_response(reg.update(ns, name, obj, sub, &opts).await?))
                 }
@@ -453,6 +454,17 @@ async fn dispatch_inner(
         }
         (None, Some(_)) => Err(ApiError::path_not_found(&path)),
     }
+}
+
+/// Duplicate keys survive only in the raw JSON; note them for
+/// `fieldValidation` before the body is decoded.
+fn with_duplicates(mut opts: WriteOptions, headers: &HeaderMap, body: &Bytes) -> WriteOptions {
+    if opts.field_validation != FieldValidation::Ignore
+        && negotiate::content_type(headers).ends_with("json")
+    {
+        opts.duplicate_fields = crate::openapi::validate::duplicate_fields(body);
+    }
+    opts
 }
 
 fn include_object(q: &HashMap<String, String>) -> &str {

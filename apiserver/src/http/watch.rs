@@ -135,6 +135,7 @@ pub async fn serve(
     tokio::spawn(async move {
         let mut first = true;
         let mut live = start.live;
+        let mut reloaded = start.reloaded;
         let deadline = tokio::time::Instant::now() + timeout;
         let send_initial_end = opts.send_initial_events == Some(true) && bookmarks;
         for ev in &start.initial {
@@ -171,15 +172,15 @@ pub async fn serve(
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return,
+                _ = reloaded.changed() => return,
                 _ = tick.tick(), if bookmarks => {
-                    if let Some(rv) = start.cache.bookmark_revision(&live) {
-                        if rv > last_rv {
+                    if let Some(rv) = start.cache.bookmark_revision(&live)
+                        && rv > last_rv {
                             last_rv = rv;
                             if tx.send(Ok(bookmark(reg.as_ref(), rv, false))).await.is_err() {
                                 return;
                             }
                         }
-                    }
                 }
                 ev = live.recv() => match ev {
                     Ok(ev) => {

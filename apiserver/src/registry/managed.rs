@@ -66,7 +66,19 @@ pub fn patch_value(
 fn patch_error(e: patch::PatchError) -> ApiError {
     match e.http_status() {
         400 => ApiError::bad_request(e.to_string()),
-        422 => ApiError::unprocessable(e.to_string()),
+        // Kubernetes answers a patch that does not apply with
+        // `NewGenericServerResponse(422, ...)`, which keeps only a generic
+        // message (kubectl: "The request is invalid: the server rejected
+        // our request due to an error in our request").
+        422 => {
+            tracing::debug!(error = %e, "patch does not apply");
+            ApiError {
+                code: 422,
+                reason: "Invalid",
+                message: "the server rejected our request due to an error in our request".into(),
+                details: Some(json!({})),
+            }
+        }
         _ => ApiError::internal(e.to_string()),
     }
 }
@@ -131,6 +143,22 @@ pub fn record<K: Serialize + DeserializeOwned>(
     let to_value = |o: &K| serde_json::to_value(o).map_err(|e| ApiError::internal(e.to_string()));
     let old = old.map(to_value).transpose()?;
     let mut value = to_value(new)?;
+    record_value(info, old.as_ref(), &mut value, manager, sub);
+    *new = serde_json::from_value(value).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(())
+}
+
+/// [`record`] on an object already in JSON form.
+pub fn record_value(
+    info: &ResourceInfo,
+    old: Option<&Value>,
+    value: &mut Value,
+    manager: &str,
+    sub: Subresource,
+) {
+    if manager.is_empty() {
+        return;
+    }
     let now = now_rfc3339();
     let api_version = info.api_version();
     let req = ManagerRequest {
@@ -139,7 +167,5 @@ pub fn record<K: Serialize + DeserializeOwned>(
         subresource: subresource_name(sub),
         now: &now,
     };
-    patch::update_managed_fields(old.as_ref(), &mut value, &req);
-    *new = serde_json::from_value(value).map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(())
+    patch::update_managed_fields(old, value, &req);
 }

@@ -44,6 +44,8 @@ pub struct WriteOptions {
     pub field_validation: FieldValidation,
     /// `force` for server-side apply.
     pub force: bool,
+    /// Keys the raw request body repeats (JSON only), as paths.
+    pub duplicate_fields: Vec<String>,
 }
 
 /// `DeleteOptions`, from the query string and/or the request body.
@@ -111,6 +113,7 @@ pub struct ListResult {
 pub struct WatchStart {
     pub initial: Vec<Arc<CacheEvent>>,
     pub live: tokio::sync::broadcast::Receiver<Arc<CacheEvent>>,
+    pub reloaded: tokio::sync::watch::Receiver<u64>,
     pub cache: Arc<ResourceCache>,
     /// Resource version of the state the initial events show (for the
     /// `initial-events-end` bookmark).

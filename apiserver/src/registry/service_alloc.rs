@@ -116,10 +116,10 @@ impl ServiceAllocator {
     }
 
     async fn free(&self, key: &str) {
-        if let Err(e) = self.storage.delete(key, None).await {
-            if !matches!(e, StorageError::NotFound { .. }) {
-                tracing::warn!(key, error = %e, "cannot release allocation");
-            }
+        if let Err(e) = self.storage.delete(key, None).await
+            && !matches!(e, StorageError::NotFound { .. })
+        {
+            tracing::warn!(key, error = %e, "cannot release allocation");
         }
     }
 
@@ -333,21 +333,21 @@ impl WriteHooks for ServiceAllocator {
             new["spec"]["clusterIP"] = old["spec"]["clusterIP"].clone();
             new["spec"]["clusterIPs"] = old["spec"]["clusterIPs"].clone();
         }
-        if needs_node_ports(&new["spec"]) {
-            if let (Some(new_ports), Some(old_ports)) = (
+        if needs_node_ports(&new["spec"])
+            && let (Some(new_ports), Some(old_ports)) = (
                 new["spec"]["ports"].as_array_mut(),
                 old["spec"]["ports"].as_array(),
-            ) {
-                for p in new_ports.iter_mut() {
-                    if p["nodePort"].as_u64().unwrap_or(0) != 0 {
-                        continue;
-                    }
-                    if let Some(o) = old_ports
-                        .iter()
-                        .find(|o| o["port"] == p["port"] && o["protocol"] == p["protocol"])
-                    {
-                        p["nodePort"] = o["nodePort"].clone();
-                    }
+            )
+        {
+            for p in new_ports.iter_mut() {
+                if p["nodePort"].as_u64().unwrap_or(0) != 0 {
+                    continue;
+                }
+                if let Some(o) = old_ports
+                    .iter()
+                    .find(|o| o["port"] == p["port"] && o["protocol"] == p["protocol"])
+                {
+                    p["nodePort"] = o["nodePort"].clone();
                 }
             }
         }
@@ -372,10 +372,10 @@ impl WriteHooks for ServiceAllocator {
                 self.free(&format!("{PORT_PREFIX}{p}")).await;
             }
         }
-        if let Some(ip) = Self::cluster_ip(held) {
-            if Self::cluster_ip(kept).as_deref() != Some(ip.as_str()) {
-                self.free(&format!("{IP_PREFIX}{ip}")).await;
-            }
+        if let Some(ip) = Self::cluster_ip(held)
+            && Self::cluster_ip(kept).as_deref() != Some(ip.as_str())
+        {
+            self.free(&format!("{IP_PREFIX}{ip}")).await;
         }
     }
 

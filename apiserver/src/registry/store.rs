@@ -347,6 +347,7 @@ where
         Ok(WatchStart {
             initial: start.initial,
             live: start.live,
+            reloaded: start.reloaded,
             cache: self.cache.clone(),
             initial_rv,
         })

@@ -97,47 +97,44 @@ where
                 self.info.kind, self.info.version, self.info.kind
             )));
         };
-        if let Some(av) = map.get("apiVersion").and_then(Value::as_str) {
-            if av != self.info.api_version() {
-                return Err(ApiError::bad_request(format!(
-                    "the API version in the data ({av}) does not match the expected API version ({})",
-                    self.info.api_version()
-                )));
-            }
+        if let Some(av) = map.get("apiVersion").and_then(Value::as_str)
+            && av != self.info.api_version()
+        {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({av}) does not match the expected API version ({})",
+                self.info.api_version()
+            )));
         }
-        if let Some(kind) = map.get("kind").and_then(Value::as_str) {
-            if kind != self.info.kind {
-                return Err(ApiError::bad_request(format!(
-                    "the kind in the data ({kind}) does not match the expected kind ({})",
-                    self.info.kind
-                )));
-            }
+        if let Some(kind) = map.get("kind").and_then(Value::as_str)
+            && kind != self.info.kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({kind}) does not match the expected kind ({})",
+                self.info.kind
+            )));
         }
         if opts.field_validation == FieldValidation::Ignore {
             return Ok(Vec::new());
         }
-        let unknown = (self.shared.unknown_fields)(self.info, body);
-        if unknown.is_empty() {
-            return Ok(Vec::new());
-        }
-        match opts.field_validation {
-            FieldValidation::Strict => {
-                let list = unknown
+        let problems: Vec<String> = opts
+            .duplicate_fields
+            .iter()
+            .map(|f| format!("duplicate field {f:?}"))
+            .chain(
+                (self.shared.unknown_fields)(self.info, body)
                     .iter()
-                    .map(|f| format!("unknown field {:?}", f.trim_start_matches('.')))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                Err(ApiError::bad_request(format!(
-                    "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {list}",
-                    kind = self.info.kind,
-                    version = self.info.version,
-                )))
-            }
-            _ => Ok(unknown
-                .iter()
-                .map(|f| format!("unknown field {:?}", f.trim_start_matches('.')))
-                .collect()),
+                    .map(|f| format!("unknown field {:?}", f.trim_start_matches('.'))),
+            )
+            .collect();
+        if problems.is_empty() || opts.field_validation != FieldValidation::Strict {
+            return Ok(problems);
         }
+        Err(ApiError::bad_request(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {list}",
+            kind = self.info.kind,
+            version = self.info.version,
+            list = problems.join(", "),
+        )))
     }
 
     /// An apply body names its own apiVersion, kind and name, and they must
@@ -244,10 +241,11 @@ where
         let warnings = self.check_body(&body, opts)?;
         // Status is the controllers' to write; a create starts without it
         // (nodes are registered by their kubelet with a status, so keep it).
-        if self.has_status() && self.info.plural != "nodes" {
-            if let Some(m) = body.as_object_mut() {
-                m.remove("status");
-            }
+        if self.has_status()
+            && self.info.plural != "nodes"
+            && let Some(m) = body.as_object_mut()
+        {
+            m.remove("status");
         }
         let mut obj = self.parse(body)?;
         let name = self.prepare_create_meta(ns, &mut obj)?;
@@ -261,36 +259,44 @@ where
         if !errs.is_empty() {
             return Err(ApiError::invalid(self.info, &name, &errs));
         }
-        managed::record(
+        let key = self.key(obj.metadata().namespace.as_deref(), &name);
+        // From here on the object stays JSON: one encoding for managed
+        // fields, hooks, storage and the answer (creates are the hot path).
+        let mut v = to_json(&obj)?;
+        managed::record_value(
             self.info,
             None,
-            &mut obj,
+            &mut v,
             &opts.field_manager,
             Subresource::Main,
-        )?;
+        );
         if opts.dry_run {
-            return Self::respond(&obj, None, 201, warnings);
+            return Ok(WriteResult {
+                object: v,
+                code: 201,
+                warnings,
+            });
         }
-        let key = self.key(obj.metadata().namespace.as_deref(), &name);
         if let Some(h) = &self.hooks {
             // A duplicate is AlreadyExists, not a clash of its allocations.
             if self.read(&key, &name).await?.is_some() {
                 return Err(ApiError::already_exists(self.info, &name));
             }
-            let mut v = to_json(&obj)?;
             h.before_create(&mut v).await?;
-            obj = self.parse(v)?;
         }
-        match self
-            .shared
-            .storage
-            .create(&key, Self::serialize_for_storage(&obj)?)
-            .await
-        {
-            Ok(rev) => Self::respond(&obj, Some(rev), 201, warnings),
+        let bytes = serde_json::to_vec(&v).map_err(|e| ApiError::internal(e.to_string()))?;
+        match self.shared.storage.create(&key, Bytes::from(bytes)).await {
+            Ok(rev) => {
+                v["metadata"]["resourceVersion"] = json!(rev.to_string());
+                Ok(WriteResult {
+                    object: v,
+                    code: 201,
+                    warnings,
+                })
+            }
             Err(e) => {
                 if let Some(h) = &self.hooks {
-                    h.release(&to_json(&obj)?).await;
+                    h.release(&v).await;
                 }
                 Err(ApiError::from_storage(e, self.info, &name))
             }
@@ -318,12 +324,12 @@ where
         } else {
             meta.namespace = None;
         }
-        if meta.name.as_deref().is_none_or(str::is_empty) {
-            if let Some(prefix) = meta.generate_name.as_deref().filter(|g| !g.is_empty()) {
-                // Kubernetes caps the prefix so the name stays within 63.
-                let prefix: String = prefix.chars().take(58).collect();
-                meta.name = Some(format!("{prefix}{}", random_suffix()));
-            }
+        if meta.name.as_deref().is_none_or(str::is_empty)
+            && let Some(prefix) = meta.generate_name.as_deref().filter(|g| !g.is_empty())
+        {
+            // Kubernetes caps the prefix so the name stays within 63.
+            let prefix: String = prefix.chars().take(58).collect();
+            meta.name = Some(format!("{prefix}{}", random_suffix()));
         }
         let name = meta.name.clone().unwrap_or_default();
         if name.is_empty() {
@@ -369,12 +375,14 @@ where
                 "the name of the object ({body_name}) does not match the name on the URL ({name})"
             )));
         }
-        if let (Some(body_ns), Some(url_ns)) = (body["metadata"]["namespace"].as_str(), ns) {
-            if self.info.namespaced() && !body_ns.is_empty() && body_ns != url_ns {
-                return Err(ApiError::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ));
-            }
+        if let (Some(body_ns), Some(url_ns)) = (body["metadata"]["namespace"].as_str(), ns)
+            && self.info.namespaced()
+            && !body_ns.is_empty()
+            && body_ns != url_ns
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
         }
         let precondition = body["metadata"]["resourceVersion"]
             .as_str()
@@ -388,10 +396,10 @@ where
                 }
                 return Err(ApiError::not_found(self.info, name));
             };
-            if let Some(p) = &precondition {
-                if *p != kv.mod_revision.to_string() {
-                    return Err(ApiError::conflict(self.info, name));
-                }
+            if let Some(p) = &precondition
+                && *p != kv.mod_revision.to_string()
+            {
+                return Err(ApiError::conflict(self.info, name));
             }
             match self
                 .write_update(&key, &kv, body.clone(), sub, opts, warnings.clone())
@@ -567,10 +575,10 @@ where
                 }
                 return Err(ApiError::not_found(self.info, name));
             };
-            if let Some(p) = &precondition {
-                if *p != kv.mod_revision.to_string() {
-                    return Err(ApiError::conflict(self.info, name));
-                }
+            if let Some(p) = &precondition
+                && *p != kv.mod_revision.to_string()
+            {
+                return Err(ApiError::conflict(self.info, name));
             }
             let current = to_json(&self.decode_kv(&kv)?)?;
             let (candidate, sub_for_write) = if sub == Subresource::Scale {
@@ -657,29 +665,29 @@ where
             };
             let mut obj = self.decode_kv(&kv)?;
             let meta = obj.metadata();
-            if let Some(uid) = &opts.precondition_uid {
-                if meta.uid.as_ref() != Some(uid) {
-                    return Err(ApiError::conflict_msg(
-                        self.info,
-                        name,
-                        &format!(
-                            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                            meta.uid.clone().unwrap_or_default()
-                        ),
-                    ));
-                }
+            if let Some(uid) = &opts.precondition_uid
+                && meta.uid.as_ref() != Some(uid)
+            {
+                return Err(ApiError::conflict_msg(
+                    self.info,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta.uid.clone().unwrap_or_default()
+                    ),
+                ));
             }
-            if let Some(rv) = &opts.precondition_resource_version {
-                if *rv != kv.mod_revision.to_string() {
-                    return Err(ApiError::conflict_msg(
-                        self.info,
-                        name,
-                        &format!(
-                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                            kv.mod_revision
-                        ),
-                    ));
-                }
+            if let Some(rv) = &opts.precondition_resource_version
+                && *rv != kv.mod_revision.to_string()
+            {
+                return Err(ApiError::conflict_msg(
+                    self.info,
+                    name,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        kv.mod_revision
+                    ),
+                ));
             }
             let grace = self
                 .strategy
@@ -719,10 +727,10 @@ where
                     Err(e) => Err(ApiError::from_storage(e, self.info, name)),
                 };
             }
-            if let Some(f) = add {
-                if !finalizers.iter().any(|x| x == f) {
-                    finalizers.push(f.to_string());
-                }
+            if let Some(f) = add
+                && !finalizers.iter().any(|x| x == f)
+            {
+                finalizers.push(f.to_string());
             }
             let already = meta.deletion_timestamp.is_some();
             let old_grace = meta.deletion_grace_period_seconds;
@@ -822,14 +830,14 @@ where
                 return Err(ApiError::not_found(self.info, name));
             };
             let mut pod = to_json(&self.decode_kv(&kv)?)?;
-            if let Some(uid) = binding["metadata"]["uid"].as_str() {
-                if pod["metadata"]["uid"].as_str() != Some(uid) {
-                    return Err(ApiError::conflict_msg(
-                        &binding_info,
-                        name,
-                        "the UID in the binding does not match the pod",
-                    ));
-                }
+            if let Some(uid) = binding["metadata"]["uid"].as_str()
+                && pod["metadata"]["uid"].as_str() != Some(uid)
+            {
+                return Err(ApiError::conflict_msg(
+                    &binding_info,
+                    name,
+                    "the UID in the binding does not match the pod",
+                ));
             }
             if !pod["metadata"]["deletionTimestamp"].is_null() {
                 return Err(ApiError::conflict_msg(
