@@ -163,6 +163,8 @@ async fn node_selector_and_required_affinity_pick_the_matching_nodes() {
     c.wait_unschedulable("nowhere", "0/4 nodes are available: 4 node(s) didn't match Pod's node affinity/selector. preemption: 0/4 nodes are available: 4 Preemption is not helpful for scheduling.").await;
 }
 
+const TOO_BIG: &str = "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 Insufficient cpu. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn taints_keep_pods_off_unless_tolerated_and_the_message_says_why() {
     let c = cluster().await;
@@ -171,26 +173,34 @@ async fn taints_keep_pods_off_unless_tolerated_and_the_message_says_why() {
     c.hollow("small-", 2, "1", &[], &[]).await;
     c.create("too-big", json!({"containers": cpu("2")})).await;
     c.create("tolerant", json!({"containers": cpu("2"), "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}]})).await;
-    c.wait_unschedulable("too-big", "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 Insufficient cpu. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.").await;
+    c.wait_unschedulable("too-big", TOO_BIG).await;
     assert_eq!(c.wait_bound("tolerant").await, "gpu-0");
     let events: Api<Event> = Api::namespaced(c.client.clone(), "default");
-    let list = events.list(&ListParams::default()).await.expect("events");
+    // The Event is written just after the condition.
+    let mut list = events.list(&ListParams::default()).await.expect("events");
+    for _ in 0..50 {
+        if list
+            .items
+            .iter()
+            .any(|e| e.message.as_deref() == Some(TOO_BIG))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        list = events.list(&ListParams::default()).await.expect("events");
+    }
+    // Earlier attempts (before every node registered) leave their own events.
     let failed = list
         .items
         .iter()
         .find(|e| {
             e.reason.as_deref() == Some("FailedScheduling")
                 && e.involved_object.name.as_deref() == Some("too-big")
+                && e.message.as_deref() == Some(TOO_BIG)
         })
-        .expect("a FailedScheduling event");
+        .expect("a FailedScheduling event with the final message");
     assert_eq!(failed.type_.as_deref(), Some("Warning"));
-    assert!(
-        failed
-            .message
-            .as_deref()
-            .unwrap_or("")
-            .starts_with("0/3 nodes are available")
-    );
+    assert_eq!(failed.involved_object.kind.as_deref(), Some("Pod"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
