@@ -487,9 +487,10 @@ profiles:
                 "{yaml}: {err}"
             );
         }
-        let unknown = KubeSchedulerConfiguration::from_yaml("profiles:\n- schedulerNam: x\n")
-            .err()
-            .expect("refused");
+        let Err(unknown) = KubeSchedulerConfiguration::from_yaml("profiles:\n- schedulerNam: x\n")
+        else {
+            panic!("an unknown field must be refused");
+        };
         assert!(unknown.to_string().contains("schedulerNam"), "{unknown}");
     }
 }

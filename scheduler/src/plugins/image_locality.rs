@@ -28,6 +28,8 @@ pub fn new(_: &serde_json::Value) -> Result<Arc<dyn Plugin>, ArgsError> {
 }
 
 struct Spread {
+    /// The pod's images, normalised.
+    images: Vec<String>,
     /// Normalised image → number of nodes that have it.
     nodes_with: HashMap<String, i64>,
     total_nodes: i64,
@@ -76,6 +78,7 @@ impl PreScorePlugin for ImageLocality {
         state.write(
             STATE_KEY,
             Spread {
+                images,
                 nodes_with,
                 total_nodes: all.len() as i64,
             },
@@ -89,9 +92,8 @@ impl ScorePlugin for ImageLocality {
         let Some(spread) = state.read::<Spread>(STATE_KEY) else {
             return Err(Status::error("ImageLocality: PreScore state missing"));
         };
-        let images = pod_images(pod);
         let mut sum = 0i64;
-        for image in &images {
+        for image in &spread.images {
             if let Some(size) = node.images.get(image) {
                 let with = spread.nodes_with.get(image).copied().unwrap_or(1);
                 sum += (*size as f64 * with as f64 / spread.total_nodes.max(1) as f64) as i64;

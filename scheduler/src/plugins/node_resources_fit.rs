@@ -9,13 +9,20 @@ use serde::Deserialize;
 
 use super::ArgsError;
 use crate::framework::{
-    CycleState, FilterPlugin, MAX_NODE_SCORE, NodeInfo, Plugin, PreFilterPlugin, ScorePlugin,
-    Status,
+    CycleState, FilterPlugin, MAX_NODE_SCORE, NodeInfo, Plugin, PreFilterPlugin, PreScorePlugin,
+    ScorePlugin, Status,
 };
 use crate::resources::{CPU, EPHEMERAL_STORAGE, MEMORY, Resource, pod_requests};
 
 pub const NAME: &str = "NodeResourcesFit";
 const STATE_KEY: &str = "PreFilterNodeResourcesFit";
+const SCORE_STATE_KEY: &str = "PreScoreNodeResourcesFit";
+
+/// The pod's requests and non-zero requests, computed once per cycle.
+struct ScoreState {
+    requests: Resource,
+    non_zero: Resource,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Strategy {
@@ -144,8 +151,30 @@ impl Plugin for NodeResourcesFit {
     fn as_filter(&self) -> Option<&dyn FilterPlugin> {
         Some(self)
     }
+    fn as_pre_score(&self) -> Option<&dyn PreScorePlugin> {
+        Some(self)
+    }
     fn as_score(&self) -> Option<&dyn ScorePlugin> {
         Some(self)
+    }
+}
+
+impl PreScorePlugin for NodeResourcesFit {
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        _: &[Arc<NodeInfo>],
+        _: &[Arc<NodeInfo>],
+    ) -> Status {
+        state.write(
+            SCORE_STATE_KEY,
+            ScoreState {
+                requests: pod_requests(pod, false),
+                non_zero: pod_requests(pod, true),
+            },
+        );
+        Status::success()
     }
 }
 
@@ -264,13 +293,23 @@ pub fn requested_with_pod(
 }
 
 impl ScorePlugin for NodeResourcesFit {
-    fn score(&self, _: &CycleState, pod: &Pod, node: &NodeInfo) -> Result<i64, Status> {
-        let req = pod_requests(pod, false);
-        let nz = pod_requests(pod, true);
+    fn score(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Result<i64, Status> {
+        let computed;
+        let s = match state.read::<ScoreState>(SCORE_STATE_KEY) {
+            Some(s) => s,
+            None => {
+                computed = ScoreState {
+                    requests: pod_requests(pod, false),
+                    non_zero: pod_requests(pod, true),
+                };
+                &computed
+            }
+        };
+        let (req, nz) = (&s.requests, &s.non_zero);
         let mut total = 0;
         let mut weights = 0;
         for r in &self.resources {
-            let (alloc, used) = requested_with_pod(&r.name, &req, &nz, node, true);
+            let (alloc, used) = requested_with_pod(&r.name, req, nz, node, true);
             if alloc == 0 {
                 continue;
             }
@@ -308,7 +347,8 @@ mod tests {
             small_node("n"),
             vec![requesting(json!({"cpu": "1500m", "memory": "1Gi"}))],
         );
-        let cases: Vec<(&str, Value, Arc<NodeInfo>, Code, Vec<&str>)> = vec![
+        type Case = (&'static str, Value, Arc<NodeInfo>, Code, Vec<&'static str>);
+        let cases: Vec<Case> = vec![
             (
                 "fits an empty node",
                 json!({"cpu": "2"}),
