@@ -386,3 +386,36 @@ async fn a_higher_priority_pod_preempts_a_lower_priority_one() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topology_spread_constraints_balance_pods_over_zones() {
+    let c = cluster().await;
+    // Three nodes in z1, one in z2: spreading by node alone would put
+    // most pods in z1.
+    c.hollow("z1-", 3, "8", &[("zone", "z1")], &[]).await;
+    c.hollow("z2-", 1, "8", &[("zone", "z2")], &[]).await;
+    let mut zones = BTreeMap::<String, usize>::new();
+    for i in 0..6 {
+        let name = format!("spread-{i}");
+        let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"app": "spread"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}],
+                "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
+                    "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "spread"}}}]}
+        }))
+        .expect("pod");
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect("create");
+        // One at a time, so each decision sees the previous placements.
+        let node = c.wait_bound(&name).await;
+        let zone = node.split('-').next().unwrap_or_default().to_string();
+        *zones.entry(zone).or_default() += 1;
+    }
+    assert_eq!(
+        zones.values().copied().collect::<Vec<_>>(),
+        vec![3, 3],
+        "{zones:?}"
+    );
+}

@@ -400,7 +400,8 @@ mod tests {
                 "TaintToleration",
                 "NodeAffinity",
                 "NodePorts",
-                "NodeResourcesFit"
+                "NodeResourcesFit",
+                "PodTopologySpread"
             ]
         );
         let weights: Vec<(&str, i64)> = fw.scores.iter().map(|(p, w)| (p.name(), *w)).collect();
@@ -410,6 +411,7 @@ mod tests {
                 ("TaintToleration", 3),
                 ("NodeAffinity", 2),
                 ("NodeResourcesFit", 1),
+                ("PodTopologySpread", 2),
                 ("NodeResourcesBalancedAllocation", 1),
                 ("ImageLocality", 1)
             ]
@@ -445,7 +447,7 @@ profiles:
         let weights: Vec<(&str, i64)> = fw.scores.iter().map(|(p, w)| (p.name(), *w)).collect();
         assert_eq!(weights, vec![("NodeResourcesFit", 5)]);
         assert!(!fw.preemption);
-        assert_eq!(fw.filters.len(), 6);
+        assert_eq!(fw.filters.len(), 7);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod node_name;
 pub mod node_ports;
 pub mod node_resources_fit;
 pub mod node_unschedulable;
+pub mod pod_topology_spread;
 pub mod taint_toleration;
 
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub fn registry() -> Vec<(&'static str, Factory)> {
         (node_resources_fit::NAME, node_resources_fit::new),
         (balanced_allocation::NAME, balanced_allocation::new),
         (image_locality::NAME, image_locality::new),
+        (pod_topology_spread::NAME, pod_topology_spread::new),
     ]
 }
 
@@ -54,6 +56,7 @@ pub const DEFAULT_PLUGINS: &[(&str, i64)] = &[
     (node_affinity::NAME, 2),
     (node_ports::NAME, 0),
     (node_resources_fit::NAME, 1),
+    (pod_topology_spread::NAME, 2),
     (balanced_allocation::NAME, 1),
     (image_locality::NAME, 1),
 ];
