@@ -401,7 +401,8 @@ mod tests {
                 "NodeAffinity",
                 "NodePorts",
                 "NodeResourcesFit",
-                "PodTopologySpread"
+                "PodTopologySpread",
+                "InterPodAffinity"
             ]
         );
         let weights: Vec<(&str, i64)> = fw.scores.iter().map(|(p, w)| (p.name(), *w)).collect();
@@ -447,7 +448,7 @@ profiles:
         let weights: Vec<(&str, i64)> = fw.scores.iter().map(|(p, w)| (p.name(), *w)).collect();
         assert_eq!(weights, vec![("NodeResourcesFit", 5)]);
         assert!(!fw.preemption);
-        assert_eq!(fw.filters.len(), 7);
+        assert_eq!(fw.filters.len(), 8);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod balanced_allocation;
 pub mod image_locality;
+pub mod inter_pod_affinity;
 pub mod node_affinity;
 pub mod node_name;
 pub mod node_ports;
@@ -44,6 +45,7 @@ pub fn registry() -> Vec<(&'static str, Factory)> {
         (balanced_allocation::NAME, balanced_allocation::new),
         (image_locality::NAME, image_locality::new),
         (pod_topology_spread::NAME, pod_topology_spread::new),
+        (inter_pod_affinity::NAME, inter_pod_affinity::new),
     ]
 }
 
@@ -57,6 +59,7 @@ pub const DEFAULT_PLUGINS: &[(&str, i64)] = &[
     (node_ports::NAME, 0),
     (node_resources_fit::NAME, 1),
     (pod_topology_spread::NAME, 2),
+    (inter_pod_affinity::NAME, 0),
     (balanced_allocation::NAME, 1),
     (image_locality::NAME, 1),
 ];
