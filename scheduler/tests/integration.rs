@@ -419,3 +419,33 @@ async fn topology_spread_constraints_balance_pods_over_zones() {
         "{zones:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_anti_affinity_puts_one_replica_per_host() {
+    let c = cluster().await;
+    c.hollow("host-", 2, "8", &[], &[]).await;
+    let spec = json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "solo"}}}]}}});
+    let mut hosts = Vec::new();
+    for i in 0..3 {
+        let name = format!("solo-{i}");
+        let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+        let mut pod =
+            json!({"metadata": {"name": name, "labels": {"app": "solo"}}, "spec": spec.clone()});
+        pod["spec"]["containers"] = json!([{"name": "c", "image": "nginx"}]);
+        let pod: Pod = serde_json::from_value(pod).expect("pod");
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .expect("create");
+        if i < 2 {
+            hosts.push(c.wait_bound(&name).await);
+        }
+    }
+    hosts.sort();
+    assert_eq!(hosts, vec!["host-0", "host-1"]);
+    c.wait_unschedulable(
+        "solo-2",
+        "0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules. preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod.",
+    )
+    .await;
+}

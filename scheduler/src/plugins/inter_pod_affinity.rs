@@ -184,13 +184,6 @@ impl FilterPlugin for InterPodAffinity {
             return Status::success();
         };
         let labels = node.node.metadata.labels.clone().unwrap_or_default();
-        if labels.iter().any(|(k, v)| {
-            s.existing_anti_counts
-                .get(&(k.clone(), v.clone()))
-                .is_some_and(|c| *c > 0)
-        }) {
-            return Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY);
-        }
         let mut pods_exist = true;
         for t in &s.affinity {
             match labels.get(&t.topology_key) {
@@ -219,6 +212,15 @@ impl FilterPlugin for InterPodAffinity {
             {
                 return Status::unschedulable(ERR_REASON_ANTI_AFFINITY);
             }
+        }
+        // Kubernetes checks the existing pods' rules last, so a group with
+        // symmetric anti-affinity reports its own rule.
+        if labels.iter().any(|(k, v)| {
+            s.existing_anti_counts
+                .get(&(k.clone(), v.clone()))
+                .is_some_and(|c| *c > 0)
+        }) {
+            return Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY);
         }
         Status::success()
     }
