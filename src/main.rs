@@ -26,6 +26,11 @@ enum Command {
     Up(UpArgs),
     /// Run the API server alone.
     Apiserver(ApiserverArgs),
+    /// Run the node agent: register the node and run its pods on containerd.
+    Kubelet(KubeletArgs),
+    /// Manage node-local images.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Run the scheduler against a cluster.
     Scheduler(SchedulerArgs),
     /// Register hollow nodes: Ready nodes whose pods run without containers.
@@ -66,6 +71,60 @@ struct HollowNodesArgs {
     taints: Vec<String>,
     #[arg(long, default_value = "hollow-")]
     name_prefix: String,
+}
+
+#[derive(Args, Clone)]
+struct KubeletArgs {
+    /// The kubeconfig to reach the API server with.
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// The Node name (defaults to the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// An existing containerd socket; without it a private containerd runs.
+    #[arg(long)]
+    containerd_socket: Option<PathBuf>,
+    /// The kubelet's state: private containerd, images/*.tar, pod logs.
+    #[arg(long, default_value = "/var/lib/ferrokube/kubelet")]
+    data_dir: PathBuf,
+    /// The pod network (CNI bridge with host-local IPAM).
+    #[arg(long, default_value = "10.88.0.0/16")]
+    pod_cidr: String,
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Import an OCI image layout tarball into the node's containerd.
+    Import {
+        file: PathBuf,
+        /// An existing containerd socket; without it the kubelet's private
+        /// containerd under --data-dir is started for the import.
+        #[arg(long)]
+        containerd_socket: Option<PathBuf>,
+        #[arg(long, default_value = "/var/lib/ferrokube/kubelet")]
+        data_dir: PathBuf,
+    },
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_lowercase())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+impl KubeletArgs {
+    fn config(&self) -> kubelet::KubeletConfig {
+        let mut config = kubelet::KubeletConfig::new(
+            self.kubeconfig.clone(),
+            self.node_name.clone().unwrap_or_else(host_name),
+            self.data_dir.clone(),
+        );
+        config.containerd_socket = self.containerd_socket.clone();
+        config.pod_cidr = self.pod_cidr.clone();
+        config
+    }
 }
 
 #[derive(Args, Clone)]
@@ -111,6 +170,12 @@ fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
 struct UpArgs {
     #[command(flatten)]
     apiserver: ApiserverArgs,
+    /// The Node name of the in-process kubelet (defaults to the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Run no kubelet (an API-only cluster).
+    #[arg(long)]
+    disable_kubelet: bool,
 }
 
 impl ApiserverArgs {
@@ -176,21 +241,74 @@ fn main() -> anyhow::Result<()> {
                     "ferrokube: kubectl --kubeconfig {} get nodes",
                     kubeconfig.display()
                 );
+                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                let kubelet = (!args.disable_kubelet).then(|| {
+                    let config = KubeletArgs {
+                        kubeconfig: kubeconfig.clone(),
+                        node_name: args.node_name.clone(),
+                        containerd_socket: None,
+                        data_dir: a.data_dir.join("kubelet"),
+                        pod_cidr: "10.88.0.0/16".into(),
+                    }
+                    .config();
+                    let mut stop_rx = stop_rx.clone();
+                    tokio::spawn(async move {
+                        let stopped = async move {
+                            let _ = stop_rx.wait_for(|stop| *stop).await;
+                        };
+                        if let Err(e) = kubelet::run(config, stopped).await {
+                            tracing::error!(error = %e, "kubelet failed");
+                        }
+                    })
+                });
                 let sched_kubeconfig = kubeconfig.clone();
-                tokio::spawn(async move {
+                let mut sched_stop = stop_rx.clone();
+                let scheduler = tokio::spawn(async move {
                     let res = scheduler::scheduler::run_component(
                         Some(&sched_kubeconfig),
                         None,
                         None,
                         true,
-                        std::future::pending(),
+                        async move {
+                            let _ = sched_stop.wait_for(|stop| *stop).await;
+                        },
                     )
                     .await;
                     if let Err(e) = res {
                         tracing::error!(error = %e, "scheduler stopped");
                     }
                 });
-                apiserver::server::run(a.config(), shutdown_signal()).await?;
+                apiserver::server::run(a.config(), async move {
+                    shutdown_signal().await;
+                    let _ = stop_tx.send(true);
+                })
+                .await?;
+                scheduler.abort();
+                if let Some(kubelet) = kubelet {
+                    let _ = kubelet.await;
+                }
+            }
+            Command::Kubelet(k) => {
+                kubelet::run(k.config(), shutdown_signal()).await?;
+            }
+            Command::Image(ImageCommand::Import {
+                file,
+                containerd_socket,
+                data_dir,
+            }) => {
+                std::fs::create_dir_all(&data_dir)
+                    .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+                let containerd = kubelet::Containerd::attach(
+                    containerd_socket.as_deref(),
+                    "containerd",
+                    &data_dir,
+                )
+                .await?;
+                let result = kubelet::image::import_file(&containerd.runtime, &file).await;
+                containerd.close().await;
+                for name in result? {
+                    println!("imported {name}");
+                }
             }
             Command::Scheduler(s) => {
                 scheduler::scheduler::run_component(

@@ -2,11 +2,12 @@
 //! over the embedded store or over a real etcd, driven by the real
 //! `kubectl`. Every test runs once per [`Backend`] through [`both_backends!`].
 
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use apiserver::storage::EtcdProcess;
@@ -157,6 +158,37 @@ impl Cluster {
         command
     }
 
+    /// Starts `kubectl get … -w -o json --output-watch-events` in the
+    /// background; `args` are the ones after `get`.
+    pub fn watch(&self, args: &[&str]) -> KubectlWatch {
+        let mut full = vec!["get"];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["-w", "-o", "json", "--output-watch-events"]);
+        let mut child = self
+            .kubectl_command(&full)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kubectl get -w starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, events) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let stream = serde_json::Deserializer::from_reader(BufReader::new(stdout));
+            for event in stream.into_iter::<serde_json::Value>() {
+                let Ok(event) = event else { break };
+                if tx.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        KubectlWatch {
+            child,
+            events,
+            reader: Some(reader),
+        }
+    }
+
     /// SIGKILLs the API server (etcd, if any, keeps running).
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -237,6 +269,46 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.kill9();
         // `etcd` and `data_dir` clean themselves up when dropped.
+    }
+}
+
+/// A `kubectl get -w` running in the background; killed on drop.
+pub struct KubectlWatch {
+    child: Child,
+    events: mpsc::Receiver<serde_json::Value>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl KubectlWatch {
+    /// The next `{"type": …, "object": …}` event kubectl printed.
+    #[track_caller]
+    pub fn next_event(&self, timeout: Duration) -> serde_json::Value {
+        self.events
+            .recv_timeout(timeout)
+            .unwrap_or_else(|e| panic!("no watch event within {timeout:?}: {e}"))
+    }
+
+    /// The events that arrive within `wait` (for asserting that none do).
+    pub fn drain(&self, wait: Duration) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + wait;
+        let mut events = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.events.recv_timeout(left) {
+                Ok(event) => events.push(event),
+                Err(_) => break,
+            }
+        }
+        events
+    }
+}
+
+impl Drop for KubectlWatch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
     }
 }
 

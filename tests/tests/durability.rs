@@ -74,6 +74,10 @@ async fn acknowledged_creates_survive_sigkill(backend: Backend) {
     );
     let acknowledged = std::mem::take(&mut *acknowledged.lock().expect("lock"));
     assert!(acknowledged.len() >= KILL_AFTER);
+    eprintln!(
+        "{} of {CREATES} creates acknowledged before and around the SIGKILL",
+        acknowledged.len()
+    );
 
     let restarted = cluster.clone();
     tokio::task::spawn_blocking(move || restarted.lock().expect("lock").restart())

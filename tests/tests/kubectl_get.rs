@@ -165,6 +165,19 @@ fn get_prints_yaml_json_and_names(backend: Backend) {
         "name",
     ]);
     assert_eq!(names, "configmap/shop-config\nsecret/shop-db\n");
+
+    // kubectl pages with limit/continue; tiny pages must give the same list.
+    let whole = cluster.kubectl_ok(&["get", "configmaps,secrets,namespaces", "-A", "-o", "name"]);
+    let paged = cluster.kubectl_ok(&[
+        "get",
+        "configmaps,secrets,namespaces",
+        "-A",
+        "-o",
+        "name",
+        "--chunk-size=2",
+    ]);
+    assert_eq!(paged, whole);
+    assert!(whole.lines().count() >= 7, "{whole}");
 }
 
 fn get_defaults_what_kubernetes_defaults(backend: Backend) {

@@ -3,8 +3,6 @@
 //! apply with field ownership, `delete` by name, file and selector, and
 //! `get -w` seeing the changes.
 
-use std::io::BufReader;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use e2e::{Backend, Cluster, both_backends, manifest};
@@ -472,36 +470,8 @@ fn delete_by_name_file_and_selector(backend: Backend) {
 fn get_watch_sees_added_then_modified(backend: Backend) {
     let cluster = Cluster::start(backend);
     cluster.kubectl_ok(&["create", "configmap", "watched", "--from-literal=step=1"]);
-    let mut watch = cluster
-        .kubectl_command(&[
-            "get",
-            "configmap",
-            "watched",
-            "-w",
-            "-o",
-            "json",
-            "--output-watch-events",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("kubectl get -w starts");
-    let stdout = watch.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for event in
-            serde_json::Deserializer::from_reader(BufReader::new(stdout)).into_iter::<Value>()
-        {
-            let Ok(event) = event else { break };
-            if tx.send(event).is_err() {
-                break;
-            }
-        }
-    });
-    let next = || {
-        rx.recv_timeout(Duration::from_secs(20))
-            .expect("a watch event within 20 s")
-    };
+    let watch = cluster.watch(&["configmap", "watched"]);
+    let next = || watch.next_event(Duration::from_secs(20));
 
     let added = next();
     assert_eq!(added["type"], "ADDED", "{added}");
@@ -531,10 +501,6 @@ fn get_watch_sees_added_then_modified(backend: Backend) {
     cluster.kubectl_ok(&["delete", "configmap", "watched"]);
     let deleted = next();
     assert_eq!(deleted["type"], "DELETED", "{deleted}");
-
-    let _ = watch.kill();
-    let _ = watch.wait();
-    let _ = reader.join();
 }
 
 both_backends!(

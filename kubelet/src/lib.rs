@@ -1,0 +1,238 @@
+//! The ferrokube kubelet: the node agent. It registers the Node and keeps
+//! its Lease and status fresh, runs (or connects to) containerd, imports
+//! node-local images, and runs the pods bound to this node, reporting their
+//! status back through the API server — the only place it meets the rest
+//! of the cluster.
+
+pub mod cgroups;
+pub mod cni;
+pub mod containers;
+pub mod daemon;
+pub mod env;
+pub mod host;
+pub mod image;
+pub mod netns;
+pub mod node;
+mod pods;
+pub mod quantity;
+pub mod runtime;
+pub mod spec;
+pub mod status;
+pub mod testing;
+pub mod volumes;
+pub mod worker;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use pods::{cleanup_orphans, run_pods};
+
+/// How a kubelet is started (`ferrokube kubelet …`).
+#[derive(Debug, Clone)]
+pub struct KubeletConfig {
+    pub kubeconfig: PathBuf,
+    pub node_name: String,
+    /// An existing containerd; without it a private one is started.
+    pub containerd_socket: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    /// The containerd binary for the private daemon.
+    pub containerd_binary: String,
+    /// Where the CNI plugins live; `None` disables CNI (pods then get a
+    /// bare network namespace with only a down `lo`).
+    pub cni_bin_dir: Option<PathBuf>,
+    pub pod_cidr: String,
+}
+
+impl KubeletConfig {
+    pub fn new(kubeconfig: PathBuf, node_name: String, data_dir: PathBuf) -> KubeletConfig {
+        KubeletConfig {
+            kubeconfig,
+            node_name,
+            containerd_socket: None,
+            data_dir,
+            containerd_binary: "containerd".into(),
+            cni_bin_dir: default_cni_dir(),
+            pod_cidr: "10.88.0.0/16".into(),
+        }
+    }
+}
+
+/// The first CNI plugin directory that has `bridge` (Debian puts them in
+/// `/usr/lib/cni`, upstream in `/opt/cni/bin`).
+pub fn default_cni_dir() -> Option<PathBuf> {
+    ["/opt/cni/bin", "/usr/lib/cni"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|d| d.join("bridge").exists())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubeletError {
+    #[error("cannot create {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Daemon(#[from] daemon::DaemonError),
+    #[error(transparent)]
+    Runtime(#[from] runtime::RuntimeError),
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
+    #[error(transparent)]
+    Host(#[from] host::HostError),
+    #[error(transparent)]
+    Node(#[from] node::NodeError),
+    #[error(transparent)]
+    Image(#[from] image::ImageError),
+}
+
+/// containerd, either the one given or our private one.
+pub struct Containerd {
+    pub runtime: runtime::Runtime,
+    daemon: Option<daemon::Daemon>,
+}
+
+impl Containerd {
+    /// Connects to `socket`, or starts a private daemon under `data_dir`.
+    pub async fn open(
+        socket: Option<&Path>,
+        binary: &str,
+        data_dir: &Path,
+    ) -> Result<Containerd, KubeletError> {
+        match socket {
+            Some(socket) => Ok(Containerd {
+                runtime: runtime::Runtime::connect(socket, None).await?,
+                daemon: None,
+            }),
+            None => {
+                let daemon = daemon::Daemon::start(binary, data_dir).await?;
+                let runtime = runtime::Runtime::connect(
+                    &daemon.paths.socket(),
+                    Some(daemon.paths.runc_root()),
+                )
+                .await;
+                match runtime {
+                    Ok(runtime) => Ok(Containerd {
+                        runtime,
+                        daemon: Some(daemon),
+                    }),
+                    Err(e) => {
+                        daemon.stop().await;
+                        Err(e.into())
+                    }
+                }
+            }
+        }
+    }
+
+    /// As [`Containerd::open`], but first tries a private daemon that a
+    /// running kubelet already has under `data_dir` (for `image import`).
+    pub async fn attach(
+        socket: Option<&Path>,
+        binary: &str,
+        data_dir: &Path,
+    ) -> Result<Containerd, KubeletError> {
+        if socket.is_none() {
+            let paths = daemon::DaemonPaths::new(data_dir);
+            if tokio::net::UnixStream::connect(paths.socket())
+                .await
+                .is_ok()
+            {
+                return Ok(Containerd {
+                    runtime: runtime::Runtime::connect(&paths.socket(), Some(paths.runc_root()))
+                        .await?,
+                    daemon: None,
+                });
+            }
+        }
+        Containerd::open(socket, binary, data_dir).await
+    }
+
+    /// Stops the private daemon, if any; containers keep running.
+    pub async fn close(self) {
+        if let Some(daemon) = self.daemon {
+            daemon.stop().await;
+        }
+    }
+}
+
+/// Runs the kubelet until `shutdown` resolves. Pod containers outlive the
+/// kubelet (the next one re-adopts them).
+pub async fn run(
+    config: KubeletConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), KubeletError> {
+    for dir in [config.data_dir.clone(), config.data_dir.join("images")] {
+        std::fs::create_dir_all(&dir).map_err(|source| KubeletError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let containerd = Containerd::open(
+        config.containerd_socket.as_deref(),
+        &config.containerd_binary,
+        &config.data_dir,
+    )
+    .await?;
+    let result = run_with(&config, &containerd.runtime, shutdown).await;
+    containerd.close().await;
+    result
+}
+
+async fn run_with(
+    config: &KubeletConfig,
+    rt: &runtime::Runtime,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), KubeletError> {
+    let imported = image::import_dir(rt, &config.data_dir.join("images")).await;
+    if !imported.is_empty() {
+        tracing::info!(images = ?imported, "imported node-local images");
+    }
+    let client = client::connect(Some(&config.kubeconfig)).await?;
+    let facts = host::HostFacts::read(&config.data_dir)?;
+    let version = rt.version().await?;
+    let identity = node::NodeIdentity {
+        name: config.node_name.clone(),
+        runtime_version: format!(
+            "containerd://{}",
+            version.split('~').next().unwrap_or(&version)
+        ),
+        facts,
+    };
+    // Under `ferrokube up` the API server may still be starting.
+    let mut delay = std::time::Duration::from_millis(200);
+    let node = loop {
+        match node::register(&client, &identity).await {
+            Ok(node) => break node,
+            Err(e) => {
+                tracing::warn!(error = %e, "node registration failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+    };
+    tracing::info!(node = %config.node_name, "node registered");
+    let heartbeat = tokio::spawn(node::heartbeat(client.clone(), identity.clone(), node));
+    let ctx = Arc::new(worker::NodeContext {
+        client,
+        runtime: rt.clone(),
+        node_name: config.node_name.clone(),
+        host_ip: identity.host_ip(),
+        data_dir: config.data_dir.clone(),
+        cni: config.cni_bin_dir.clone().map(|bin_dir| cni::Cni {
+            bin_dir,
+            pod_cidr: config.pod_cidr.clone(),
+            ipam_dir: config.data_dir.join("cni").join("networks"),
+        }),
+        cgroup_parent: "/ferrokube".into(),
+    });
+    tokio::select! {
+        () = run_pods(ctx) => {}
+        () = shutdown => {}
+    }
+    heartbeat.abort();
+    Ok(())
+}

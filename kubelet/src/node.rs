@@ -1,0 +1,331 @@
+//! The Node object and its heartbeat: register the Node with its capacity,
+//! addresses and `nodeInfo`, keep the `Ready` condition fresh in
+//! NodeStatus, and renew the node's Lease in `kube-node-lease` every 10 s
+//! (the lightweight heartbeat the node lifecycle controller watches).
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::{
+    Namespace, Node, NodeAddress, NodeCondition, NodeStatus, NodeSystemInfo,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+
+use crate::host::HostFacts;
+
+/// How often the Lease is renewed (kubelet `nodeLeaseRenewInterval`).
+pub const LEASE_RENEW: Duration = Duration::from_secs(10);
+/// The Lease duration the kubelet advertises (`nodeLeaseDurationSeconds`).
+pub const LEASE_DURATION_SECONDS: i32 = 40;
+/// How often NodeStatus is refreshed when nothing changes
+/// (`nodeStatusReportFrequency`).
+pub const STATUS_REPORT: Duration = Duration::from_secs(60);
+const LEASE_NAMESPACE: &str = "kube-node-lease";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot register node {node}: {source}")]
+    Register {
+        node: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot update the status of node {node}: {source}")]
+    Status {
+        node: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot renew the lease of node {node}: {source}")]
+    Lease {
+        node: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// What the kubelet knows about its node.
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    pub name: String,
+    pub facts: HostFacts,
+    /// `containerd://1.6.20`.
+    pub runtime_version: String,
+}
+
+impl NodeIdentity {
+    pub fn host_ip(&self) -> String {
+        self.facts
+            .internal_ip
+            .map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string())
+    }
+
+    /// The status the kubelet reports; `now` stamps the heartbeat.
+    pub fn status(&self, now: Timestamp, ready_since: Timestamp) -> NodeStatus {
+        let capacity = self.facts.capacity();
+        let addresses = vec![
+            NodeAddress {
+                type_: "InternalIP".into(),
+                address: self.host_ip(),
+            },
+            NodeAddress {
+                type_: "Hostname".into(),
+                address: self.name.clone(),
+            },
+        ];
+        let condition =
+            |type_: &str, status: &str, reason: &str, message: &str, since| NodeCondition {
+                type_: type_.into(),
+                status: status.into(),
+                reason: Some(reason.into()),
+                message: Some(message.into()),
+                last_heartbeat_time: Some(Time(now)),
+                last_transition_time: Some(Time(since)),
+            };
+        NodeStatus {
+            allocatable: Some(capacity.clone()),
+            capacity: Some(capacity),
+            addresses: Some(addresses),
+            conditions: Some(vec![
+                condition(
+                    "MemoryPressure",
+                    "False",
+                    "KubeletHasSufficientMemory",
+                    "kubelet has sufficient memory available",
+                    ready_since,
+                ),
+                condition(
+                    "DiskPressure",
+                    "False",
+                    "KubeletHasNoDiskPressure",
+                    "kubelet has no disk pressure",
+                    ready_since,
+                ),
+                condition(
+                    "PIDPressure",
+                    "False",
+                    "KubeletHasSufficientPID",
+                    "kubelet has sufficient PID available",
+                    ready_since,
+                ),
+                condition(
+                    "Ready",
+                    "True",
+                    "KubeletReady",
+                    "kubelet is posting ready status",
+                    ready_since,
+                ),
+            ]),
+            node_info: Some(NodeSystemInfo {
+                architecture: self.facts.architecture.clone(),
+                boot_id: self.facts.boot_id.clone(),
+                container_runtime_version: self.runtime_version.clone(),
+                kernel_version: self.facts.kernel_version.clone(),
+                kube_proxy_version: String::new(),
+                kubelet_version: concat!("v1.33.0-ferrokube-", env!("CARGO_PKG_VERSION")).into(),
+                machine_id: self.facts.machine_id.clone(),
+                operating_system: "linux".into(),
+                os_image: self.facts.os_image.clone(),
+                system_uuid: self.facts.machine_id.clone(),
+                ..NodeSystemInfo::default()
+            }),
+            ..NodeStatus::default()
+        }
+    }
+}
+
+/// Creates the Node if it does not exist, then writes its status.
+pub async fn register(client: &Client, id: &NodeIdentity) -> Result<Node, NodeError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let labels = [
+        ("kubernetes.io/hostname", id.name.as_str()),
+        ("kubernetes.io/os", "linux"),
+        ("kubernetes.io/arch", id.facts.architecture.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let node = Node {
+        metadata: ObjectMeta {
+            name: Some(id.name.clone()),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        },
+        ..Node::default()
+    };
+    match nodes.create(&PostParams::default(), &node).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(source) => {
+            return Err(NodeError::Register {
+                node: id.name.clone(),
+                source,
+            });
+        }
+    }
+    let now = Timestamp::now();
+    update_status(client, id, now, now).await
+}
+
+/// Writes the node status (a merge patch on `nodes/<name>/status`).
+pub async fn update_status(
+    client: &Client,
+    id: &NodeIdentity,
+    now: Timestamp,
+    ready_since: Timestamp,
+) -> Result<Node, NodeError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let patch = json!({ "status": id.status(now, ready_since) });
+    nodes
+        .patch_status(&id.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|source| NodeError::Status {
+            node: id.name.clone(),
+            source,
+        })
+}
+
+/// Creates or renews the node's Lease, owned by the Node so that deleting
+/// the Node collects it (as the kubelet does).
+pub async fn renew_lease(client: &Client, node: &Node, now: Timestamp) -> Result<(), NodeError> {
+    let name = node.metadata.name.clone().unwrap_or_default();
+    let err = |source| NodeError::Lease {
+        node: name.clone(),
+        source,
+    };
+    ensure_namespace(client, LEASE_NAMESPACE)
+        .await
+        .map_err(err)?;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
+    let spec = LeaseSpec {
+        holder_identity: Some(name.clone()),
+        lease_duration_seconds: Some(LEASE_DURATION_SECONDS),
+        renew_time: Some(MicroTime(now)),
+        ..LeaseSpec::default()
+    };
+    match leases.get_opt(&name).await.map_err(err)? {
+        Some(mut lease) => {
+            lease.spec = Some(spec);
+            leases
+                .replace(&name, &PostParams::default(), &lease)
+                .await
+                .map_err(err)?;
+        }
+        None => {
+            let owner = node.metadata.uid.clone().map(|uid| OwnerReference {
+                api_version: "v1".into(),
+                kind: "Node".into(),
+                name: name.clone(),
+                uid,
+                ..OwnerReference::default()
+            });
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    namespace: Some(LEASE_NAMESPACE.into()),
+                    owner_references: owner.map(|o| vec![o]),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(spec),
+            };
+            match leases.create(&PostParams::default(), &lease).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 409 => {}
+                Err(e) => return Err(err(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn ensure_namespace(client: &Client, name: &str) -> Result<(), kube::Error> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    if namespaces.get_opt(name).await?.is_some() {
+        return Ok(());
+    }
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    match namespaces.create(&PostParams::default(), &ns).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Renews the Lease every 10 s and refreshes NodeStatus every minute,
+/// forever; errors are logged and retried on the next tick (the kubelet
+/// keeps heartbeating through API outages).
+pub async fn heartbeat(client: Client, id: NodeIdentity, mut node: Node) {
+    let ready_since = Timestamp::now();
+    let mut last_status = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(LEASE_RENEW);
+    loop {
+        tick.tick().await;
+        let now = Timestamp::now();
+        if let Err(e) = renew_lease(&client, &node, now).await {
+            tracing::warn!(error = %e, "lease renewal failed");
+        }
+        if last_status.elapsed() >= STATUS_REPORT {
+            match update_status(&client, &id, now, ready_since).await {
+                Ok(updated) => {
+                    node = updated;
+                    last_status = tokio::time::Instant::now();
+                }
+                Err(e) => tracing::warn!(error = %e, "node status update failed"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> NodeIdentity {
+        NodeIdentity {
+            name: "node-a".into(),
+            facts: HostFacts {
+                cpus: 4,
+                memory_bytes: 1 << 30,
+                ephemeral_storage_bytes: 1 << 30,
+                hostname: "host".into(),
+                internal_ip: Some("10.0.0.5".parse().expect("ip")),
+                kernel_version: "6.1.0".into(),
+                os_image: "Debian".into(),
+                architecture: "amd64".into(),
+                machine_id: "m".into(),
+                boot_id: "b".into(),
+            },
+            runtime_version: "containerd://1.6.20".into(),
+        }
+    }
+
+    #[test]
+    fn status_reports_ready_addresses_and_runtime() {
+        let now = Timestamp::UNIX_EPOCH;
+        let status = identity().status(now, now);
+        let ready = status
+            .conditions
+            .as_ref()
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+            .expect("Ready condition");
+        assert_eq!(ready.status, "True");
+        let addresses = status.addresses.expect("addresses");
+        assert_eq!(addresses[0].type_, "InternalIP");
+        assert_eq!(addresses[0].address, "10.0.0.5");
+        assert_eq!(addresses[1].type_, "Hostname");
+        let info = status.node_info.expect("nodeInfo");
+        assert_eq!(info.container_runtime_version, "containerd://1.6.20");
+        assert_eq!(info.kernel_version, "6.1.0");
+        assert_eq!(status.allocatable, status.capacity);
+    }
+}

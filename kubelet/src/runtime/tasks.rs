@@ -1,0 +1,243 @@
+//! Containers and tasks: the container record (OCI spec and runc options),
+//! and its task's lifecycle: create with the rootfs mounts and log file,
+//! start, state, wait, kill, delete.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use containerd_client::services::v1::container::Runtime as ContainerRuntime;
+use containerd_client::services::v1::{
+    Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
+    DeleteTaskRequest, GetRequest, KillRequest, ListContainersRequest, StartRequest,
+    UpdateContainerRequest, WaitRequest,
+};
+use containerd_client::to_any;
+use containerd_client::tonic::Code;
+use containerd_client::types::Mount;
+use containerd_client::types::v1::Status as ProcessStatus;
+
+use super::{
+    RUNTIME_NAME, RuncOptions, Runtime, RuntimeError, SNAPSHOTTER, TaskState, call, timestamp,
+};
+
+impl Runtime {
+    // ---- containers ----
+
+    /// Creates a container record with its OCI spec and runc options.
+    pub async fn create_container(
+        &self,
+        id: &str,
+        image: &str,
+        spec: &oci_spec::runtime::Spec,
+        labels: HashMap<String, String>,
+    ) -> Result<(), RuntimeError> {
+        let spec_json = serde_json::to_vec(spec).map_err(|source| RuntimeError::Spec {
+            object: id.into(),
+            source,
+        })?;
+        let options = self.runc_root.as_ref().map(|root| {
+            to_any(&RuncOptions {
+                root: root.display().to_string(),
+            })
+        });
+        let container = Container {
+            id: id.into(),
+            labels,
+            image: image.into(),
+            runtime: Some(ContainerRuntime {
+                name: RUNTIME_NAME.into(),
+                options,
+            }),
+            spec: Some(prost_types::Any {
+                type_url: "types.containerd.io/opencontainers/runtime-spec/1/Spec".into(),
+                value: spec_json,
+            }),
+            snapshotter: SNAPSHOTTER.into(),
+            snapshot_key: id.into(),
+            ..Container::default()
+        };
+        let request = self.req(CreateContainerRequest {
+            container: Some(container),
+        });
+        self.client
+            .containers()
+            .create(request)
+            .await
+            .map(|_| ())
+            .map_err(call("container create", id))
+    }
+
+    /// Containers whose labels match all `label=value` pairs.
+    pub async fn list_containers(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<Container>, RuntimeError> {
+        let filter = labels
+            .iter()
+            .map(|(k, v)| format!("labels.\"{k}\"=={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let request = self.req(ListContainersRequest {
+            filters: if filter.is_empty() {
+                vec![]
+            } else {
+                vec![filter]
+            },
+        });
+        self.client
+            .containers()
+            .list(request)
+            .await
+            .map(|r| r.into_inner().containers)
+            .map_err(call("container list", "all"))
+    }
+
+    pub async fn delete_container(&self, id: &str) -> Result<(), RuntimeError> {
+        let request = self.req(DeleteContainerRequest { id: id.into() });
+        match self.client.containers().delete(request).await {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == Code::NotFound => Ok(()),
+            Err(status) => Err(call("container delete", id)(status)),
+        }
+    }
+
+    /// Merges `labels` into a container's labels.
+    pub async fn label_container(
+        &self,
+        id: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<(), RuntimeError> {
+        let request =
+            self.req(containerd_client::services::v1::GetContainerRequest { id: id.into() });
+        let mut container = self
+            .client
+            .containers()
+            .get(request)
+            .await
+            .map_err(call("container get", id))?
+            .into_inner()
+            .container
+            .unwrap_or_default();
+        container.labels.extend(labels);
+        let request = self.req(UpdateContainerRequest {
+            container: Some(container),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["labels".into()],
+            }),
+        });
+        self.client
+            .containers()
+            .update(request)
+            .await
+            .map(|_| ())
+            .map_err(call("container update", id))
+    }
+
+    // ---- tasks ----
+
+    /// Creates and starts the container's task; stdout and stderr go to
+    /// `log` (the runc shim opens `file://` URIs itself). Returns the pid.
+    pub async fn start_task(
+        &self,
+        id: &str,
+        rootfs: Vec<Mount>,
+        log: &Path,
+    ) -> Result<u32, RuntimeError> {
+        let uri = format!("file://{}", log.display());
+        let request = self.req(CreateTaskRequest {
+            container_id: id.into(),
+            rootfs,
+            stdout: uri.clone(),
+            stderr: uri,
+            ..CreateTaskRequest::default()
+        });
+        self.client
+            .tasks()
+            .create(request)
+            .await
+            .map_err(call("task create", id))?;
+        let request = self.req(StartRequest {
+            container_id: id.into(),
+            ..StartRequest::default()
+        });
+        self.client
+            .tasks()
+            .start(request)
+            .await
+            .map(|r| r.into_inner().pid)
+            .map_err(call("task start", id))
+    }
+
+    /// The task's state, or `None` if the container has no task.
+    pub async fn task_state(&self, id: &str) -> Result<Option<TaskState>, RuntimeError> {
+        let request = self.req(GetRequest {
+            container_id: id.into(),
+            ..GetRequest::default()
+        });
+        let process = match self.client.tasks().get(request).await {
+            Ok(r) => r.into_inner().process.unwrap_or_default(),
+            Err(status) if status.code() == Code::NotFound => return Ok(None),
+            Err(status) => return Err(call("task get", id)(status)),
+        };
+        Ok(Some(match ProcessStatus::try_from(process.status) {
+            Ok(ProcessStatus::Running) => TaskState::Running { pid: process.pid },
+            Ok(ProcessStatus::Stopped) => TaskState::Exited {
+                code: process.exit_status,
+                at: timestamp(process.exited_at),
+            },
+            _ => TaskState::Other,
+        }))
+    }
+
+    /// Blocks until the task exits; returns its exit status and time.
+    pub async fn wait_task(
+        &self,
+        id: &str,
+    ) -> Result<(u32, Option<jiff::Timestamp>), RuntimeError> {
+        let request = self.req(WaitRequest {
+            container_id: id.into(),
+            ..WaitRequest::default()
+        });
+        let response = self
+            .client
+            .tasks()
+            .wait(request)
+            .await
+            .map_err(call("task wait", id))?
+            .into_inner();
+        Ok((response.exit_status, timestamp(response.exited_at)))
+    }
+
+    /// Signals every process of the task; a task already gone is fine.
+    pub async fn kill_task(
+        &self,
+        id: &str,
+        signal: nix::sys::signal::Signal,
+    ) -> Result<(), RuntimeError> {
+        let request = self.req(KillRequest {
+            container_id: id.into(),
+            signal: signal as u32,
+            all: true,
+            ..KillRequest::default()
+        });
+        match self.client.tasks().kill(request).await {
+            Ok(_) => Ok(()),
+            Err(status) if matches!(status.code(), Code::NotFound | Code::FailedPrecondition) => {
+                Ok(())
+            }
+            Err(status) => Err(call("task kill", id)(status)),
+        }
+    }
+
+    /// Deletes an exited task; a missing one is already deleted.
+    pub async fn delete_task(&self, id: &str) -> Result<(), RuntimeError> {
+        let request = self.req(DeleteTaskRequest {
+            container_id: id.into(),
+        });
+        match self.client.tasks().delete(request).await {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == Code::NotFound => Ok(()),
+            Err(status) => Err(call("task delete", id)(status)),
+        }
+    }
+}

@@ -1,0 +1,611 @@
+//! The pod worker: one task per pod bound to this node. It adopts the
+//! containers a previous kubelet left running, prepares the sandbox
+//! (network namespace and CNI, unless `hostNetwork`), starts containers,
+//! restarts them per `restartPolicy` with the kubelet's back-off (10 s
+//! doubling to 5 min), reports status when it changes, and on deletion
+//! stops the containers (SIGTERM, grace period, SIGKILL), cleans up, and
+//! deletes the Pod object with `gracePeriodSeconds=0`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::cni::Cni;
+use crate::containers::{self, FoundState, PodRef};
+use crate::runtime::Runtime;
+use crate::spec::Placement;
+use crate::status::{self, ContainerRecord, PodFacts, RunState, Terminated};
+
+mod terminate;
+
+pub const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Retry delay for sandbox and status errors.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// What every pod worker shares.
+pub struct NodeContext {
+    pub client: Client,
+    pub runtime: Runtime,
+    pub node_name: String,
+    pub host_ip: String,
+    pub data_dir: PathBuf,
+    pub cni: Option<Cni>,
+    /// The cgroup every pod's cgroup lives under (`/ferrokube`).
+    pub cgroup_parent: String,
+}
+
+struct Slot {
+    record: ContainerRecord,
+    /// The current attempt's containerd ID, while it exists.
+    current: Option<String>,
+    backoff: Duration,
+    next_start: Option<Instant>,
+}
+
+struct Exit {
+    name: String,
+    terminated: Terminated,
+}
+
+/// The next back-off delay after `current`.
+pub fn next_backoff(current: Duration) -> Duration {
+    (current * 2).min(BACKOFF_MAX)
+}
+
+/// Whether a container that exited with `code` runs again.
+pub fn should_restart(policy: &str, code: i32) -> bool {
+    match policy {
+        "Never" => false,
+        "OnFailure" => code != 0,
+        _ => true,
+    }
+}
+
+struct Worker {
+    ctx: Arc<NodeContext>,
+    pod: Arc<Pod>,
+    pod_ref: PodRef,
+    slots: BTreeMap<String, Slot>,
+    netns: Option<PathBuf>,
+    pod_ip: Option<String>,
+    sandbox_ready: bool,
+    start_time: Timestamp,
+    last_status: Option<PodStatus>,
+    exits_tx: mpsc::UnboundedSender<Exit>,
+}
+
+/// Runs a pod until it is deleted; `updates` carries the latest Pod, or
+/// `None` once the object is gone from the API.
+pub async fn run(ctx: Arc<NodeContext>, mut updates: watch::Receiver<Option<Arc<Pod>>>) {
+    let Some(pod) = updates.borrow_and_update().clone() else {
+        return;
+    };
+    let (exits_tx, mut exits) = mpsc::unbounded_channel();
+    let meta = &pod.metadata;
+    let pod_ref = PodRef {
+        uid: meta.uid.clone().unwrap_or_default(),
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+    };
+    let mut worker = Worker {
+        start_time: pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map_or_else(Timestamp::now, |t| t.0),
+        last_status: pod.status.clone(),
+        pod_ip: pod.status.as_ref().and_then(|s| s.pod_ip.clone()),
+        ctx,
+        pod,
+        pod_ref,
+        slots: BTreeMap::new(),
+        netns: None,
+        sandbox_ready: false,
+        exits_tx,
+    };
+    worker.init_slots();
+    if let Err(e) = worker.adopt().await {
+        tracing::warn!(pod = %worker.pod_ref.name, error = %e, "cannot list existing containers");
+    }
+    let mut gone = false;
+    loop {
+        let deleting = worker.pod.metadata.deletion_timestamp.is_some();
+        if gone || deleting {
+            worker.terminate(&mut exits, gone).await;
+            return;
+        }
+        let wake = worker.sync().await;
+        let sleep = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            Some(exit) = exits.recv() => worker.on_exit(exit).await,
+            changed = updates.changed() => match changed {
+                Ok(()) => match updates.borrow_and_update().clone() {
+                    Some(pod) => worker.pod = pod,
+                    None => gone = true,
+                },
+                Err(_) => gone = true,
+            },
+            () = sleep => {}
+        }
+    }
+}
+
+impl Worker {
+    fn restart_policy(&self) -> String {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.clone())
+            .unwrap_or_else(|| "Always".into())
+    }
+
+    fn host_network(&self) -> bool {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false)
+    }
+
+    fn init_slots(&mut self) {
+        for c in self.pod.spec.iter().flat_map(|s| s.containers.iter()) {
+            let image = c.image.clone().unwrap_or_default();
+            self.slots.insert(
+                c.name.clone(),
+                Slot {
+                    record: ContainerRecord {
+                        name: c.name.clone(),
+                        image_id: crate::image::normalize_reference(&image),
+                        image,
+                        restart_count: 0,
+                        state: RunState::Waiting {
+                            reason: "ContainerCreating".into(),
+                            message: None,
+                        },
+                        last_terminated: None,
+                    },
+                    current: None,
+                    backoff: BACKOFF_INITIAL,
+                    next_start: None,
+                },
+            );
+        }
+    }
+
+    /// Picks up containers a previous kubelet started: running ones are
+    /// waited on again, never restarted.
+    async fn adopt(&mut self) -> Result<(), crate::runtime::RuntimeError> {
+        let found = containers::find(&self.ctx.runtime, &self.pod_ref.uid).await?;
+        for f in found {
+            let Some(slot) = self.slots.get_mut(&f.name) else {
+                containers::remove(&self.ctx.runtime, &f.id).await?;
+                continue;
+            };
+            // Attempts come oldest first: each newer one demotes the previous.
+            if let RunState::Terminated(previous) = &slot.record.state {
+                let previous = previous.clone();
+                if let Some(older) = slot.record.last_terminated.replace(previous) {
+                    containers::remove(&self.ctx.runtime, &older.id).await?;
+                }
+            }
+            slot.record.restart_count = f.attempt;
+            slot.current = Some(f.id.clone());
+            match f.state {
+                FoundState::Running => {
+                    slot.record.state = RunState::Running {
+                        id: f.id.clone(),
+                        started_at: f.started_at.unwrap_or_else(Timestamp::now),
+                    };
+                    self.watch_exit(f.name.clone(), f.id.clone(), f.started_at);
+                }
+                FoundState::Exited(t) => {
+                    containers::record_exit(&self.ctx.runtime, &t).await?;
+                    slot.record.state = RunState::Terminated(t);
+                }
+                FoundState::Unknown => {
+                    containers::remove(&self.ctx.runtime, &f.id).await?;
+                    slot.current = None;
+                }
+            }
+        }
+        if !self.slots.values().all(|s| s.current.is_none()) {
+            tracing::info!(pod = %self.pod_ref.name, "adopted existing containers");
+        }
+        Ok(())
+    }
+
+    fn watch_exit(&self, name: String, id: String, started_at: Option<Timestamp>) {
+        let rt = self.ctx.runtime.clone();
+        let tx = self.exits_tx.clone();
+        let cgroup = format!("{}/pod{}/{id}", self.ctx.cgroup_parent, self.pod_ref.uid);
+        tokio::spawn(async move {
+            let (code, at) = loop {
+                // A stopped kubelet (worker gone) stops waiting; the next one re-adopts.
+                let waited = tokio::select! {
+                    waited = rt.wait_task(&id) => waited,
+                    () = tx.closed() => return,
+                };
+                match waited {
+                    Ok(result) => break result,
+                    Err(e) if e.is_not_found() => break (255, None),
+                    Err(e) => {
+                        tracing::warn!(container = %id, error = %e, "waiting for task failed; retrying");
+                        tokio::time::sleep(RETRY).await;
+                    }
+                }
+            };
+            // The container's cgroup lives until its task is deleted.
+            let oom_killed = crate::cgroups::oom_killed(&cgroup);
+            let terminated = Terminated {
+                id,
+                exit_code: code as i32,
+                started_at,
+                finished_at: Some(at.unwrap_or_else(Timestamp::now)),
+                oom_killed,
+            };
+            let _ = tx.send(Exit { name, terminated });
+        });
+    }
+
+    async fn on_exit(&mut self, exit: Exit) {
+        if let Err(e) = containers::record_exit(&self.ctx.runtime, &exit.terminated).await {
+            tracing::warn!(container = %exit.terminated.id, error = %e, "cannot record exit");
+        }
+        let policy = self.restart_policy();
+        let Some(slot) = self.slots.get_mut(&exit.name) else {
+            return;
+        };
+        if should_restart(&policy, exit.terminated.exit_code) {
+            let ran_long = exit
+                .terminated
+                .started_at
+                .zip(exit.terminated.finished_at)
+                .is_some_and(|(s, f)| f.duration_since(s).as_secs() >= 600);
+            // A container that ran 10 minutes resets its back-off.
+            if ran_long {
+                slot.backoff = BACKOFF_INITIAL;
+            }
+            let delay = if slot.record.restart_count == 0 && slot.record.last_terminated.is_none() {
+                Duration::ZERO
+            } else {
+                slot.backoff
+            };
+            slot.next_start = Some(Instant::now() + delay);
+            if !delay.is_zero() {
+                slot.backoff = next_backoff(slot.backoff);
+            }
+        }
+        slot.record.state = RunState::Terminated(exit.terminated);
+    }
+
+    /// Network namespace and CNI; `hostNetwork` pods need neither.
+    async fn ensure_sandbox(&mut self) -> Result<(), String> {
+        if self.sandbox_ready {
+            return Ok(());
+        }
+        if self.host_network() {
+            self.pod_ip = Some(self.ctx.host_ip.clone());
+            self.sandbox_ready = true;
+            return Ok(());
+        }
+        let path = self.ctx.data_dir.join("netns").join(&self.pod_ref.uid);
+        // A previous kubelet wired this namespace: keep it and its address.
+        if crate::netns::is_pinned(&path) && self.pod_ip.is_some() {
+            self.netns = Some(path);
+            self.sandbox_ready = true;
+            return Ok(());
+        }
+        if let Some(cni) = &self.ctx.cni
+            && crate::netns::is_pinned(&path)
+        {
+            // Half-wired by a kubelet that died mid-setup: start over.
+            let _ = cni.del(&self.pod_ref.uid, &path).await;
+        }
+        let create_path = path.clone();
+        tokio::task::spawn_blocking(move || crate::netns::create(&create_path))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        if let Some(cni) = &self.ctx.cni {
+            let ip = cni
+                .add(&self.pod_ref.uid, &path)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.pod_ip = ip.map(|ip| ip.to_string());
+        }
+        self.netns = Some(path);
+        self.sandbox_ready = true;
+        Ok(())
+    }
+
+    /// `DATA_DIR/pods/<namespace>_<name>_<uid>`: logs and volumes.
+    fn pod_dir(&self) -> PathBuf {
+        self.ctx.data_dir.join("pods").join(format!(
+            "{}_{}_{}",
+            self.pod_ref.namespace, self.pod_ref.name, self.pod_ref.uid
+        ))
+    }
+
+    fn placement(&self) -> Placement {
+        let spec = self.pod.spec.as_ref();
+        let hostname = spec
+            .and_then(|s| s.hostname.clone())
+            .unwrap_or_else(|| self.pod_ref.name.clone());
+        let extra_env = vec![("HOSTNAME".to_string(), hostname.clone())];
+        Placement {
+            mounts: Vec::new(),
+            netns: self.netns.clone(),
+            cgroups_path: format!("{}/pod{}", self.ctx.cgroup_parent, self.pod_ref.uid),
+            hostname,
+            extra_env,
+        }
+    }
+
+    /// Starts what should run and reports status; returns when to wake
+    /// for the next back-off expiry.
+    async fn sync(&mut self) -> Option<Instant> {
+        let mut wake: Option<Instant> = None;
+        let mut earliest = |at: Instant| wake = Some(wake.map_or(at, |w| w.min(at)));
+        match self.ensure_sandbox().await {
+            Ok(()) => {
+                let containers: Vec<_> = self
+                    .pod
+                    .spec
+                    .iter()
+                    .flat_map(|s| s.containers.iter().cloned())
+                    .collect();
+                for c in containers {
+                    let (due, attempt, first) = {
+                        let Some(slot) = self.slots.get(&c.name) else {
+                            continue;
+                        };
+                        let never_ran = slot.current.is_none()
+                            && slot.record.last_terminated.is_none()
+                            && !matches!(slot.record.state, RunState::Terminated(_));
+                        let due = match (&slot.record.state, slot.next_start) {
+                            (RunState::Running { .. }, _) => false,
+                            (_, Some(at)) if at > Instant::now() => {
+                                earliest(at);
+                                false
+                            }
+                            (_, Some(_)) => true,
+                            (RunState::Waiting { .. }, None) => never_ran,
+                            (RunState::Terminated(_), None) => false,
+                        };
+                        let attempt = if slot.current.is_some() {
+                            slot.record.restart_count + 1
+                        } else {
+                            slot.record.restart_count
+                        };
+                        (due, attempt, slot.current.is_none())
+                    };
+                    if due {
+                        self.start_container(&c, attempt, first).await;
+                        if let Some(at) = self.slots.get(&c.name).and_then(|s| s.next_start) {
+                            earliest(at);
+                        }
+                    }
+                }
+                // Containers in back-off show CrashLoopBackOff while they wait.
+                for slot in self.slots.values_mut() {
+                    if let (RunState::Terminated(t), Some(at)) =
+                        (&slot.record.state, slot.next_start)
+                        && at > Instant::now()
+                    {
+                        let t = t.clone();
+                        slot.record.last_terminated = Some(t);
+                        slot.record.state = RunState::Waiting {
+                            reason: "CrashLoopBackOff".into(),
+                            message: Some(format!(
+                                "back-off {}s restarting failed container={} pod={}_{}",
+                                slot.backoff.as_secs() / 2,
+                                slot.record.name,
+                                self.pod_ref.name,
+                                self.pod_ref.namespace
+                            )),
+                        };
+                    }
+                }
+            }
+            Err(message) => {
+                tracing::warn!(pod = %self.pod_ref.name, error = %message, "sandbox setup failed");
+                for slot in self.slots.values_mut() {
+                    slot.record.state = RunState::Waiting {
+                        reason: "ContainerCreating".into(),
+                        message: Some(message.clone()),
+                    };
+                }
+                earliest(Instant::now() + RETRY);
+            }
+        }
+        if !self.report().await {
+            earliest(Instant::now() + RETRY);
+        }
+        wake
+    }
+
+    async fn start_container(
+        &mut self,
+        c: &k8s_openapi::api::core::v1::Container,
+        attempt: i32,
+        first: bool,
+    ) {
+        let mut place = self.placement();
+
+        let pod_dir = self.pod_dir();
+        let log_dir = pod_dir.join(&c.name);
+        let env = crate::env::resolve(
+            &self.ctx.client,
+            &self.pod,
+            c,
+            &self.ctx.host_ip,
+            self.pod_ip.as_deref(),
+        )
+        .await;
+        let volumes = crate::volumes::mounts(&self.ctx.client, &self.pod, &pod_dir, c).await;
+        let result = match (env, volumes) {
+            (Err(e), _) => Err(containers::ContainerError::Env(e)),
+            (_, Err(e)) => Err(containers::ContainerError::Volume(e)),
+            (Ok(env), Ok(mounts)) => {
+                place.extra_env.extend(env);
+                place.mounts = mounts;
+                containers::start(
+                    &self.ctx.runtime,
+                    &self.pod,
+                    &self.pod_ref,
+                    c,
+                    attempt,
+                    place,
+                    log_dir,
+                )
+                .await
+            }
+        };
+        let Some(slot) = self.slots.get_mut(&c.name) else {
+            return;
+        };
+        match result {
+            Ok((id, started_at)) => {
+                if !first {
+                    if let Some(t) = terminated_of(&slot.record) {
+                        slot.record.last_terminated = Some(t);
+                    }
+                    // Kubernetes keeps one dead container per container: the newest.
+                    if attempt >= 2 {
+                        let older =
+                            containers::container_id(&self.pod_ref.uid, &c.name, attempt - 2);
+                        if let Err(e) = containers::remove(&self.ctx.runtime, &older).await {
+                            tracing::warn!(container = %older, error = %e, "cannot remove old container");
+                        }
+                    }
+                }
+                slot.record.restart_count = attempt;
+                slot.record.state = RunState::Running {
+                    id: id.clone(),
+                    started_at,
+                };
+                slot.current = Some(id.clone());
+                slot.next_start = None;
+                self.watch_exit(c.name.clone(), id, Some(started_at));
+            }
+            Err(e) => {
+                tracing::warn!(pod = %self.pod_ref.name, container = %c.name, error = %e, "cannot start container");
+                slot.record.state = RunState::Waiting {
+                    reason: e.reason().into(),
+                    message: Some(e.to_string()),
+                };
+                slot.next_start = Some(Instant::now() + slot.backoff);
+                slot.backoff = next_backoff(slot.backoff);
+            }
+        }
+    }
+
+    /// Patches `pods/<name>/status` if it changed; false on failure.
+    async fn report(&mut self) -> bool {
+        let records: Vec<ContainerRecord> = self
+            .pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .filter_map(|c| self.slots.get(&c.name).map(|s| s.record.clone()))
+            .collect();
+        let facts = PodFacts {
+            restart_policy: self.restart_policy(),
+            host_ip: self.ctx.host_ip.clone(),
+            pod_ip: self.pod_ip.clone(),
+            start_time: Some(self.start_time),
+            now: None,
+        };
+        let mut status = status::pod_status(&records, &facts, self.last_status.as_ref());
+        status.qos_class = self.pod.status.as_ref().and_then(|s| s.qos_class.clone());
+        if self
+            .last_status
+            .as_ref()
+            .is_some_and(|last| same_status(last, &status))
+        {
+            return true;
+        }
+        let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &self.pod_ref.namespace);
+        let patch = json!({ "status": status });
+        match pods
+            .patch_status(
+                &self.pod_ref.name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => {
+                self.last_status = Some(status);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(pod = %self.pod_ref.name, error = %e, "status update failed");
+                false
+            }
+        }
+    }
+}
+
+fn terminated_of(record: &ContainerRecord) -> Option<Terminated> {
+    match &record.state {
+        RunState::Terminated(t) => Some(t.clone()),
+        RunState::Waiting { .. } | RunState::Running { .. } => None,
+    }
+    .or_else(|| record.last_terminated.clone())
+}
+
+/// Statuses equal up to condition heartbeat noise.
+fn same_status(a: &PodStatus, b: &PodStatus) -> bool {
+    a.phase == b.phase
+        && a.conditions == b.conditions
+        && a.container_statuses == b.container_statuses
+        && a.pod_ip == b.pod_ip
+        && a.host_ip == b.host_ip
+        && a.start_time == b.start_time
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_doubles_to_five_minutes() {
+        let mut d = BACKOFF_INITIAL;
+        let mut seen = vec![];
+        for _ in 0..7 {
+            seen.push(d.as_secs());
+            d = next_backoff(d);
+        }
+        assert_eq!(seen, vec![10, 20, 40, 80, 160, 300, 300]);
+    }
+
+    #[test]
+    fn restart_policy_decides_restarts() {
+        for (policy, code, want) in [
+            ("Always", 0, true),
+            ("Always", 1, true),
+            ("OnFailure", 0, false),
+            ("OnFailure", 2, true),
+            ("Never", 0, false),
+            ("Never", 1, false),
+        ] {
+            assert_eq!(should_restart(policy, code), want, "{policy} {code}");
+        }
+    }
+}

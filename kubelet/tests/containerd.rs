@@ -1,0 +1,547 @@
+//! The kubelet end to end on a real containerd: a private daemon started
+//! by the kubelet under a tempdir, the busybox OCI image built here and
+//! imported at start, pods bound to the node through a real API server.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+
+const NODE: &str = "node-1";
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn pod(name: &str, command: &[&str], restart_policy: &str) -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("default".into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            node_name: Some(NODE.into()),
+            restart_policy: Some(restart_policy.into()),
+            termination_grace_period_seconds: Some(2),
+            containers: vec![Container {
+                name: "main".into(),
+                image: Some("busybox".into()),
+                command: Some(command.iter().map(|s| s.to_string()).collect()),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        }),
+        ..Pod::default()
+    }
+}
+
+/// Reads a configMap and a secret volume, writes through an emptyDir.
+fn volumes_pod() -> Pod {
+    use k8s_openapi::api::core::v1::{
+        ConfigMapVolumeSource, EmptyDirVolumeSource, SecretVolumeSource, Volume, VolumeMount,
+    };
+    let mut p = pod(
+        "volumes",
+        &[
+            "sh",
+            "-c",
+            "cat /config/greeting /secret/token > /scratch/out && cat /scratch/out && echo \"|$GREETING|$S_token|$MEM\"",
+        ],
+        "Never",
+    );
+    let spec = p.spec.as_mut().expect("spec");
+    spec.volumes = Some(vec![
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: "cfg".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "secret".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some("sec".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: "scratch".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+    ]);
+    let mount = |name: &str, path: &str, read_only| VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: Some(read_only),
+        ..Default::default()
+    };
+    spec.containers[0].env = Some(
+        serde_json::from_value(serde_json::json!([
+            {"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "greeting"}}},
+            {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+        ]))
+        .expect("env"),
+    );
+    spec.containers[0].env_from = Some(
+        serde_json::from_value(serde_json::json!([{"prefix": "S_", "secretRef": {"name": "sec"}}]))
+            .expect("envFrom"),
+    );
+    spec.containers[0].resources =
+        serde_json::from_value(serde_json::json!({"limits": {"memory": "64Mi"}}))
+            .expect("resources");
+    spec.containers[0].volume_mounts = Some(vec![
+        mount("config", "/config", true),
+        mount("secret", "/secret", true),
+        mount("scratch", "/scratch", false),
+    ]);
+    p
+}
+
+fn host_network_pod() -> Pod {
+    let mut p = pod("host-net", &["sh", "-c", "exit 0"], "Never");
+    if let Some(spec) = p.spec.as_mut() {
+        spec.host_network = Some(true);
+    }
+    p
+}
+
+/// Holds 48 MB in a shell variable under a 16 MiB limit.
+fn oom_pod() -> Pod {
+    let mut p = pod(
+        "hog",
+        &[
+            "sh",
+            "-c",
+            "x=$(head -c 48000000 /dev/zero | tr '\\0' a); echo survived",
+        ],
+        "Never",
+    );
+    if let Some(c) = p.spec.as_mut().and_then(|s| s.containers.first_mut()) {
+        c.resources = Some(k8s_openapi::api::core::v1::ResourceRequirements {
+            limits: Some(BTreeMap::from([(
+                "memory".to_string(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("16Mi".into()),
+            )])),
+            ..Default::default()
+        });
+    }
+    p
+}
+
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn phase_of(pods: &Api<Pod>, name: &str, want: &str) -> Pod {
+    eventually(&format!("{name} to be {want}"), || async {
+        let pod = pods.get_opt(name).await.expect("get pod")?;
+        (pod.status.as_ref()?.phase.as_deref() == Some(want)).then_some(pod)
+    })
+    .await
+}
+
+fn try_main_status(pod: &Pod) -> Option<k8s_openapi::api::core::v1::ContainerStatus> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.first().cloned())
+}
+
+fn main_status(pod: &Pod) -> k8s_openapi::api::core::v1::ContainerStatus {
+    try_main_status(pod).expect("a container status")
+}
+
+fn process_running(marker: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .any(|cmdline| {
+            String::from_utf8_lossy(&cmdline)
+                .replace('\0', " ")
+                .contains(marker)
+        })
+}
+
+/// Leaves the host clean when the test fails midway: containers outlive
+/// their kubelet by design, so a panic would otherwise leave processes,
+/// shims and mounts behind.
+struct HostCleanup {
+    data_dir: std::path::PathBuf,
+}
+
+impl Drop for HostCleanup {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let data = self.data_dir.to_string_lossy().into_owned();
+        // Pod UIDs: netns files are named by UID, pod dirs end with it.
+        let names = |dir: &str| -> Vec<String> {
+            std::fs::read_dir(self.data_dir.join(dir))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        };
+        let mut uids = names("netns");
+        uids.extend(
+            names("pods")
+                .iter()
+                .filter_map(|n| n.rsplit('_').next().map(str::to_string)),
+        );
+        let pids_in = |dir: std::path::PathBuf| -> Vec<i32> {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|c| std::fs::read_to_string(c.path().join("cgroup.procs")).ok())
+                .flat_map(|text| {
+                    text.lines()
+                        .filter_map(|l| l.trim().parse().ok())
+                        .collect::<Vec<i32>>()
+                })
+                .collect()
+        };
+        let kill = |pid: i32| {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        };
+        for uid in &uids {
+            for pid in pids_in(
+                std::path::Path::new("/sys/fs/cgroup/pids/ferrokube").join(format!("pod{uid}")),
+            ) {
+                kill(pid);
+            }
+        }
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let is_ours = String::from_utf8_lossy(&cmdline).contains(&data);
+            if let (true, Ok(pid)) = (is_ours, entry.file_name().to_string_lossy().parse()) {
+                kill(pid);
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        for target in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)) {
+            if target.starts_with(&data) {
+                let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        for uid in &uids {
+            kubelet::cgroups::remove_pod_now("/ferrokube", uid);
+        }
+    }
+}
+
+fn start_kubelet(
+    config: kubelet::KubeletConfig,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), kubelet::KubeletError>>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(kubelet::run(config, async {
+        let _ = stopped.await;
+    }));
+    (stop, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("kubelet=info")),
+        )
+        .with_test_writer()
+        .try_init();
+    let server = apiserver::testing::TestServer::start()
+        .await
+        .expect("test server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let _cleanup = HostCleanup {
+        data_dir: data_dir.clone(),
+    };
+    std::fs::create_dir_all(data_dir.join("images")).expect("images dir");
+    kubelet::testing::write_busybox_image(
+        std::path::Path::new("/bin/busybox"),
+        "docker.io/library/busybox:latest",
+        &data_dir.join("images/busybox.tar"),
+    )
+    .expect("build busybox image");
+
+    let config =
+        kubelet::KubeletConfig::new(server.kubeconfig.clone(), NODE.into(), data_dir.clone());
+    let (stop, kubelet) = start_kubelet(config.clone());
+
+    let client = client::connect(Some(&server.kubeconfig))
+        .await
+        .expect("client");
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node = eventually("the node to register", || async {
+        let node = nodes.get_opt(NODE).await.expect("get node")?;
+        node.status.as_ref()?.conditions.as_ref()?;
+        Some(node)
+    })
+    .await;
+    let status = node.status.expect("node status");
+    let ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready condition");
+    assert_eq!(ready.status, "True");
+    let capacity = status.capacity.expect("capacity");
+    assert_eq!(capacity["pods"].0, "110");
+    assert!(capacity.contains_key("cpu") && capacity.contains_key("memory"));
+    let info = status.node_info.expect("nodeInfo");
+    assert!(
+        info.container_runtime_version
+            .starts_with("containerd://1."),
+        "{}",
+        info.container_runtime_version
+    );
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    eventually("the node lease", || async {
+        leases.get_opt(NODE).await.expect("get lease")
+    })
+    .await;
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), "default");
+    let config_map = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "cfg"}, "data": {"greeting": "hello-cm "}
+    }))
+    .expect("configmap");
+    config_maps
+        .create(&PostParams::default(), &config_map)
+        .await
+        .expect("create configmap");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), "default");
+    let secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "sec"}, "stringData": {"token": "s3cret"}
+    }))
+    .expect("secret");
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create secret");
+    let marker = format!("sleep 1{}", std::process::id() % 1000);
+    let sleep_seconds = marker.trim_start_matches("sleep ").to_string();
+    for p in [
+        pod("hello", &["sh", "-c", "echo hi; exit 0"], "Never"),
+        pod("fails", &["sh", "-c", "exit 3"], "Never"),
+        pod("sleeper", &["sleep", &sleep_seconds], "Always"),
+        pod("crasher", &["sh", "-c", "exit 1"], "OnFailure"),
+        host_network_pod(),
+        oom_pod(),
+        volumes_pod(),
+    ] {
+        pods.create(&PostParams::default(), &p)
+            .await
+            .expect("create pod");
+    }
+
+    let hello = phase_of(&pods, "hello", "Succeeded").await;
+    let cs = main_status(&hello);
+    let terminated = cs
+        .state
+        .as_ref()
+        .and_then(|s| s.terminated.clone())
+        .expect("terminated");
+    assert_eq!(terminated.exit_code, 0);
+    assert_eq!(terminated.reason.as_deref(), Some("Completed"));
+    assert!(terminated.started_at.is_some() && terminated.finished_at.is_some());
+    assert!(
+        cs.container_id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("containerd://"))
+    );
+    assert_eq!(cs.image, "busybox");
+    let hello_status = hello.status.as_ref().expect("status");
+    assert!(hello_status.start_time.is_some());
+    assert!(hello_status.host_ip.is_some());
+    let log_dir = data_dir.join("pods").join(format!(
+        "default_hello_{}",
+        hello.metadata.uid.as_deref().expect("uid")
+    ));
+    let log = std::fs::read_to_string(log_dir.join("main/0.log")).expect("container log");
+    assert_eq!(log, "hi\n");
+
+    let volumes = phase_of(&pods, "volumes", "Succeeded").await;
+    let volumes_log = data_dir
+        .join("pods")
+        .join(format!(
+            "default_volumes_{}",
+            volumes.metadata.uid.as_deref().expect("uid")
+        ))
+        .join("main/0.log");
+    assert_eq!(
+        std::fs::read_to_string(volumes_log).expect("volumes log"),
+        "hello-cm s3cret|hello-cm |s3cret|64\n"
+    );
+
+    let host_net = phase_of(&pods, "host-net", "Succeeded").await;
+    let host_status = host_net.status.as_ref().expect("status");
+    assert_eq!(
+        host_status.pod_ip, host_status.host_ip,
+        "hostNetwork pods use the node IP"
+    );
+
+    let hog = phase_of(&pods, "hog", "Failed").await;
+    let terminated = main_status(&hog)
+        .state
+        .and_then(|s| s.terminated)
+        .expect("terminated");
+    assert_eq!(terminated.reason.as_deref(), Some("OOMKilled"));
+    assert_eq!(terminated.exit_code, 137);
+
+    let fails = phase_of(&pods, "fails", "Failed").await;
+    let terminated = main_status(&fails)
+        .state
+        .and_then(|s| s.terminated)
+        .expect("terminated");
+    assert_eq!(terminated.exit_code, 3);
+    assert_eq!(terminated.reason.as_deref(), Some("Error"));
+
+    let sleeper = phase_of(&pods, "sleeper", "Running").await;
+    let cs = main_status(&sleeper);
+    assert!(cs.ready);
+    assert_eq!(cs.restart_count, 0);
+    assert!(cs.state.and_then(|s| s.running).is_some());
+    let conditions: BTreeMap<String, String> = sleeper
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| (c.type_, c.status))
+        .collect();
+    for condition in ["PodScheduled", "Initialized", "ContainersReady", "Ready"] {
+        assert_eq!(
+            conditions.get(condition).map(String::as_str),
+            Some("True"),
+            "{condition}"
+        );
+    }
+    assert!(
+        process_running(&marker),
+        "the sleep process runs on the host"
+    );
+    let pod_ip = sleeper
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .expect("a pod IP from the CNI bridge");
+    assert!(pod_ip.starts_with("10.88."), "{pod_ip}");
+
+    // OnFailure restarts a failing container and counts the restarts.
+    let crasher = eventually("the crasher to restart", || async {
+        let pod = pods.get_opt("crasher").await.expect("get pod")?;
+        (try_main_status(&pod)?.restart_count >= 1).then_some(pod)
+    })
+    .await;
+    let last = main_status(&crasher)
+        .last_state
+        .and_then(|s| s.terminated)
+        .expect("the previous run's termination");
+    assert_eq!(last.exit_code, 1);
+    assert_eq!(
+        crasher.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Running")
+    );
+
+    // A restarted kubelet re-adopts the running container instead of
+    // restarting it.
+    let container_id = main_status(&sleeper).container_id;
+    let _ = stop.send(());
+    kubelet.await.expect("kubelet task").expect("kubelet run");
+    assert!(process_running(&marker), "containers outlive the kubelet");
+    let (stop, kubelet) = start_kubelet(config);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let sleeper = phase_of(&pods, "sleeper", "Running").await;
+    let cs = main_status(&sleeper);
+    assert_eq!(cs.container_id, container_id, "the same container runs on");
+    assert_eq!(cs.restart_count, 0);
+    assert!(process_running(&marker));
+
+    pods.delete("sleeper", &DeleteParams::default())
+        .await
+        .expect("delete sleeper");
+    eventually("the sleeper pod to be removed", || async {
+        pods.get_opt("sleeper")
+            .await
+            .expect("get pod")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(!process_running(&marker), "the sleep process is gone");
+    let netns = data_dir
+        .join("netns")
+        .join(sleeper.metadata.uid.as_deref().expect("uid"));
+    assert!(!netns.exists(), "the pod network namespace is removed");
+    let memory_cgroup = std::path::Path::new("/sys/fs/cgroup/memory");
+    if memory_cgroup.exists() {
+        let pod_cgroup = memory_cgroup.join(format!(
+            "ferrokube/pod{}",
+            sleeper.metadata.uid.as_deref().expect("uid")
+        ));
+        assert!(!pod_cgroup.exists(), "the pod cgroup is removed");
+    }
+
+    for name in ["hello", "fails", "crasher", "host-net", "hog", "volumes"] {
+        pods.delete(name, &DeleteParams::default())
+            .await
+            .expect("delete pod");
+    }
+    for name in ["hello", "fails", "crasher", "host-net", "hog", "volumes"] {
+        eventually("finished pods to be removed", || async {
+            pods.get_opt(name)
+                .await
+                .expect("get pod")
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    }
+
+    // Terminal pods are deleted at once by the API server; the kubelet
+    // still tears their sandboxes down.
+    eventually("every pod network namespace to be removed", || async {
+        let left = std::fs::read_dir(data_dir.join("netns")).map_or(0, |d| d.count());
+        (left == 0).then_some(())
+    })
+    .await;
+
+    let _ = stop.send(());
+    kubelet.await.expect("kubelet task").expect("kubelet run");
+}
