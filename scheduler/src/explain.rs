@@ -15,7 +15,7 @@ use axum::routing::get;
 use crate::framework::runtime::Explanation;
 
 /// How many pods' explanations are kept; the oldest are dropped first.
-pub const CAPACITY: usize = 10_000;
+pub const CAPACITY: usize = 2_000;
 
 #[derive(Default)]
 struct Inner {

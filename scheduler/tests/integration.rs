@@ -341,7 +341,12 @@ async fn explanations_show_filter_verdicts_and_scores_over_http() {
     let json_start = body.find("\r\n\r\n").expect("headers") + 4;
     let v: Value = serde_json::from_str(&body[json_start..]).expect("json");
     assert_eq!(v["numAllNodes"], 4);
-    assert_eq!(v["filters"].as_array().map(Vec::len), Some(4));
+    assert_eq!(v["numFeasible"], 3);
+    assert_eq!(
+        v["filters"].as_array().map(Vec::len),
+        Some(1),
+        "only rejections are listed"
+    );
     let rejected: Vec<&Value> = v["filters"]
         .as_array()
         .into_iter()

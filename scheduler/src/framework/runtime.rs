@@ -31,6 +31,9 @@ pub struct Framework {
     pub percentage_of_nodes_to_score: u32,
 }
 
+/// How many of the best-scored nodes an explanation keeps.
+pub const EXPLAINED_SCORES: usize = 20;
+
 /// One node's Filter verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeVerdict {
@@ -66,7 +69,9 @@ pub struct Explanation {
     pub num_feasible: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pre_filter: Option<Status>,
+    /// The nodes Filter rejected, with why (the others were feasible).
     pub filters: Vec<NodeVerdict>,
+    /// The best-scored nodes, best first, with each plugin's part.
     pub scores: Vec<NodeScoreBreakdown>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selected_node: Option<String>,
@@ -202,13 +207,15 @@ impl Framework {
             let node = &nodes[(start + i) % n];
             processed += 1;
             let status = self.run_filters(state, pod, node);
-            explanation.filters.push(NodeVerdict {
-                node: node.name().to_string(),
-                status: status.clone(),
-            });
             if status.is_success() {
                 feasible.push(node.clone());
             } else {
+                // Only rejections are kept: with thousands of nodes a list of
+                // successes would dominate the scheduler's memory.
+                explanation.filters.push(NodeVerdict {
+                    node: node.name().to_string(),
+                    status: status.clone(),
+                });
                 rejected.push((node.name().to_string(), status));
             }
         }
@@ -327,6 +334,9 @@ impl Framework {
             .score_nodes(&mut state, pod, &feasible, nodes)
             .map_err(ScheduleError::Plugin)?;
         let node = select_host(&scores, rng).unwrap_or_default();
+        let mut scores = scores;
+        scores.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.node.cmp(&b.node)));
+        scores.truncate(EXPLAINED_SCORES);
         explanation.scores = scores;
         explanation.selected_node = Some(node.clone());
         Ok(ScheduleResult { node })
