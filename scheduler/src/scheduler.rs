@@ -118,6 +118,17 @@ impl Scheduler {
         if pod.metadata.deletion_timestamp.is_some() || !self.responsible(&pod) {
             return;
         }
+        // `SchedulingGates` (PreEnqueue): gated pods wait outside the queue
+        // until every gate is removed.
+        let gated = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.scheduling_gates.as_ref())
+            .is_some_and(|g| !g.is_empty());
+        if gated {
+            self.queue.delete(&key);
+            return;
+        }
         // Until the informer shows it bound, an assumed pod is not pending.
         if lock(&self.cache).is_assumed(&key) {
             return;

@@ -454,3 +454,32 @@ async fn required_anti_affinity_puts_one_replica_per_host() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gated_pods_wait_until_their_gates_are_removed() {
+    let c = cluster().await;
+    c.hollow("g-", 1, "4", &[], &[]).await;
+    c.create(
+        "gated",
+        json!({"schedulingGates": [{"name": "example.com/wait"}]}),
+    )
+    .await;
+    c.create("free", json!({})).await;
+    c.wait_bound("free").await;
+    let gated = c.pod("gated").await;
+    assert_eq!(node_of(&gated), None);
+    assert_eq!(
+        scheduled_condition(&gated),
+        None,
+        "no scheduling attempt was made"
+    );
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    pods.patch(
+        "gated",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"spec": {"schedulingGates": null}})),
+    )
+    .await
+    .expect("remove the gate");
+    assert_eq!(c.wait_bound("gated").await, "g-0");
+}
