@@ -26,6 +26,9 @@ enum Command {
     Up(UpArgs),
     /// Run the API server alone.
     Apiserver(ApiserverArgs),
+    /// Run the controllers (ReplicaSet, Deployment, garbage collector,
+    /// namespace, node lifecycle, taint eviction) against an API server.
+    ControllerManager(ControllerManagerArgs),
     /// Run the node agent: register the node and run its pods on containerd.
     Kubelet(KubeletArgs),
     /// Manage node-local images.
@@ -71,6 +74,18 @@ struct HollowNodesArgs {
     taints: Vec<String>,
     #[arg(long, default_value = "hollow-")]
     name_prefix: String,
+}
+
+#[derive(Args)]
+struct ControllerManagerArgs {
+    /// Kubeconfig of the cluster; without it, `$KUBECONFIG` or
+    /// `~/.kube/config`.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Act only while holding the `kube-system/kube-controller-manager`
+    /// Lease, so that several instances can run.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
 }
 
 #[derive(Args, Clone)]
@@ -261,9 +276,27 @@ fn main() -> anyhow::Result<()> {
                         }
                     })
                 });
+                let cm = client::connect(Some(&kubeconfig)).await?;
+                let mut cm_stop = stop_rx.clone();
+                let listen = a.listen;
+                let controllers = tokio::spawn(async move {
+                    // Quietly wait for the port first: the client logs
+                    // every refused connection as an error.
+                    while tokio::net::TcpStream::connect(listen).await.is_err() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    controller_manager::wait_until_serving(&cm).await;
+                    controller_manager::run(cm, async move {
+                        let _ = cm_stop.wait_for(|stop| *stop).await;
+                    })
+                    .await;
+                });
                 let sched_kubeconfig = kubeconfig.clone();
                 let mut sched_stop = stop_rx.clone();
                 let scheduler = tokio::spawn(async move {
+                    while tokio::net::TcpStream::connect(listen).await.is_err() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                     let res = scheduler::scheduler::run_component(
                         Some(&sched_kubeconfig),
                         None,
@@ -283,9 +316,21 @@ fn main() -> anyhow::Result<()> {
                     let _ = stop_tx.send(true);
                 })
                 .await?;
-                scheduler.abort();
+                let _ = scheduler.await;
                 if let Some(kubelet) = kubelet {
                     let _ = kubelet.await;
+                }
+                let _ = controllers.await;
+            }
+            Command::ControllerManager(a) => {
+                let c = client::connect(a.kubeconfig.as_deref()).await?;
+                if a.leader_elect {
+                    let config = controller_manager::leader::Config::new(
+                        controller_manager::leader::default_identity(),
+                    );
+                    controller_manager::run_elected(c, config, shutdown_signal()).await;
+                } else {
+                    controller_manager::run(c, shutdown_signal()).await;
                 }
             }
             Command::Kubelet(k) => {

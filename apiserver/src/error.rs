@@ -18,6 +18,9 @@ pub struct ApiError {
     pub reason: &'static str,
     pub message: String,
     pub details: Option<Value>,
+    /// `metadata.continue` of the Status (a 410 for an expired continue
+    /// token carries a token that resumes at the latest state).
+    pub list_continue: Option<String>,
 }
 
 /// `pods` or `deployments.apps`, as Kubernetes qualifies a resource.
@@ -45,6 +48,7 @@ impl ApiError {
             reason,
             message: message.into(),
             details: None,
+            list_continue: None,
         }
     }
 
@@ -121,6 +125,7 @@ impl ApiError {
             details: Some(json!({
                 "name": name, "group": info.group, "kind": info.kind, "causes": causes
             })),
+            list_continue: None,
         }
     }
 
@@ -228,6 +233,9 @@ impl ApiError {
         });
         if let Some(d) = &self.details {
             v["details"] = d.clone();
+        }
+        if let Some(c) = &self.list_continue {
+            v["metadata"]["continue"] = json!(c);
         }
         v
     }

@@ -33,12 +33,19 @@ pub struct Cluster {
     addr: SocketAddr,
     child: Option<Child>,
     etcd: Option<EtcdProcess>,
+    extra_args: Vec<String>,
 }
 
 impl Cluster {
     /// Starts `ferrokube up` (and, for [`Backend::Etcd`], an etcd for it) and
     /// waits until it is ready.
     pub fn start(backend: Backend) -> Cluster {
+        Cluster::start_with_args(backend, &[])
+    }
+
+    /// Like [`Cluster::start`], with extra `ferrokube up` flags (kept for
+    /// restarts).
+    pub fn start_with_args(backend: Backend, extra_args: &[&str]) -> Cluster {
         let etcd = match backend {
             Backend::Embedded => None,
             Backend::Etcd => Some(EtcdProcess::start().expect("etcd starts for the test")),
@@ -53,6 +60,7 @@ impl Cluster {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             child: None,
             etcd,
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
         };
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
@@ -231,10 +239,14 @@ impl Cluster {
             .arg("--data-dir")
             .arg(self.data_dir.path())
             .arg("--listen")
-            .arg(self.addr.to_string());
+            .arg(self.addr.to_string())
+            // These tests are about the API and the control plane; the
+            // kubelet (and its containerd) has tests of its own.
+            .arg("--disable-kubelet");
         if let Some(etcd) = &self.etcd {
             command.arg("--etcd-servers").arg(&etcd.endpoint);
         }
+        command.args(&self.extra_args);
         let child = command
             .stdin(Stdio::null())
             .stdout(log)

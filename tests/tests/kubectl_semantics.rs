@@ -67,14 +67,14 @@ fn dry_run_and_diff_change_nothing(backend: Backend) {
 
 fn status_subresource_and_generation(backend: Backend) {
     let cluster = Cluster::start(backend);
-    cluster.kubectl_ok(&["apply", "-f", &manifest("shop.yaml")]);
+    // A StatefulSet: no controller of ours writes its status (the
+    // Deployment controller would overwrite a hand-written status).
+    cluster.kubectl_ok(&["apply", "-f", &manifest("statefulset.yaml")]);
     let get = |path: &str| {
         cluster.kubectl_ok(&[
             "get",
-            "deployment",
-            "shop-web",
-            "-n",
-            "shop",
+            "statefulset",
+            "kv",
             "-o",
             &format!("jsonpath={path}"),
         ])
@@ -84,27 +84,18 @@ fn status_subresource_and_generation(backend: Backend) {
     assert_eq!(
         cluster.kubectl_ok(&[
             "patch",
-            "deployment",
-            "shop-web",
-            "-n",
-            "shop",
+            "statefulset",
+            "kv",
             "--subresource=status",
             "--type=merge",
             "-p",
             status
         ]),
-        "deployment.apps/shop-web patched\n"
+        "statefulset.apps/kv patched\n"
     );
-    let table = cluster.kubectl_ok(&[
-        "get",
-        "deployment",
-        "shop-web",
-        "-n",
-        "shop",
-        "--no-headers",
-    ]);
+    let table = cluster.kubectl_ok(&["get", "statefulset", "kv", "--no-headers"]);
     let cells: Vec<&str> = table.split_whitespace().collect();
-    assert_eq!(cells[..4], ["shop-web", "2/3", "3", "2"], "{table}");
+    assert_eq!(cells[..2], ["kv", "2/3"], "{table}");
     assert_eq!(
         get("{.metadata.generation}"),
         "1",
@@ -114,10 +105,8 @@ fn status_subresource_and_generation(backend: Backend) {
     // The main resource ignores status, the status subresource ignores spec.
     cluster.kubectl_ok(&[
         "patch",
-        "deployment",
-        "shop-web",
-        "-n",
-        "shop",
+        "statefulset",
+        "kv",
         "--type=merge",
         "-p",
         r#"{"status":{"readyReplicas":0}}"#,
@@ -125,10 +114,8 @@ fn status_subresource_and_generation(backend: Backend) {
     assert_eq!(get("{.status.readyReplicas}"), "2");
     cluster.kubectl_ok(&[
         "patch",
-        "deployment",
-        "shop-web",
-        "-n",
-        "shop",
+        "statefulset",
+        "kv",
         "--subresource=status",
         "--type=merge",
         "-p",
@@ -137,22 +124,13 @@ fn status_subresource_and_generation(backend: Backend) {
     assert_eq!(get("{.spec.replicas}"), "3");
 
     // Metadata changes keep the generation, spec changes bump it.
-    cluster.kubectl_ok(&[
-        "label",
-        "deployment",
-        "shop-web",
-        "-n",
-        "shop",
-        "release=stable",
-    ]);
+    cluster.kubectl_ok(&["label", "statefulset", "kv", "release=stable"]);
     assert_eq!(get("{.metadata.generation}"), "1");
     cluster.kubectl_ok(&[
         "set",
         "image",
-        "deployment/shop-web",
-        "-n",
-        "shop",
-        "web=docker.io/library/nginx:1.28",
+        "statefulset/kv",
+        "kv=docker.io/library/busybox:1.37",
     ]);
     assert_eq!(get("{.metadata.generation}"), "2");
     assert_eq!(

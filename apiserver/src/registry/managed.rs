@@ -77,6 +77,7 @@ fn patch_error(e: patch::PatchError) -> ApiError {
                 reason: "Invalid",
                 message: "the server rejected our request due to an error in our request".into(),
                 details: Some(json!({})),
+                list_continue: None,
             }
         }
         _ => ApiError::internal(e.to_string()),
@@ -120,6 +121,7 @@ fn apply_error(info: &ResourceInfo, applied: &Value, e: ApplyError) -> ApiError 
                 details: Some(
                     json!({"name": name, "group": info.group, "kind": info.plural, "causes": causes}),
                 ),
+                list_continue: None,
             }
         }
         ApplyError::BadRequest(m) => ApiError::bad_request(m.clone()),

@@ -160,23 +160,28 @@ where
         };
         let mut items = Vec::new();
         let mut after = start_after.map(str::to_string);
+        let decode = Self::decoder(self.strategy.clone());
         loop {
             let page = self
                 .shared
                 .storage
-                .list(&prefix, after.as_deref(), opts.limit.max(500), Some(revision))
+                .list(
+                    &prefix,
+                    after.as_deref(),
+                    opts.limit.max(500),
+                    Some(revision),
+                )
                 .await
                 .map_err(|e| match e {
-                    crate::storage::StorageError::Compacted { .. } => ApiError::gone(
-                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
-                    ),
+                    crate::storage::StorageError::Compacted { .. } => {
+                        ApiError::gone("The resourceVersion for the provided list is too old.")
+                    }
                     e => ApiError::from_storage(e, self.info, ""),
                 })?;
             let n = page.kvs.len();
             for kv in &page.kvs {
                 after = Some(kv.key.clone());
-                let obj = (Self::decoder(self.strategy.clone()))(&kv.value, kv.mod_revision)
-                    .map_err(ApiError::internal)?;
+                let obj = decode(&kv.value, kv.mod_revision).map_err(ApiError::internal)?;
                 if self.matches(&obj, opts) {
                     items.push((kv.key.clone(), obj.json));
                     if opts.limit > 0 && items.len() == opts.limit {
@@ -209,6 +214,22 @@ where
         })
         .unwrap_or_default();
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// Kubernetes' `handleCompactedErrorForPaging`: the snapshot of a
+    /// continue token is gone; the 410 offers a token that resumes at the
+    /// latest state, at the cost of consistency.
+    fn expired_continue(&self, start: &str) -> ApiError {
+        let mut e = ApiError::gone(
+            "The provided continue parameter is too old to display a consistent list result. \
+             You can start a new list without the continue parameter, or use the continue token \
+             in this response to retrieve the remainder of the results. Continuing with the \
+             provided token results in an inconsistent list - objects that were created, \
+             modified, or deleted between the time the first chunk was returned and now may \
+             show up in the list.",
+        );
+        e.list_continue = Some(self.continue_token(-1, start));
+        e
     }
 
     fn parse_continue(token: &str) -> Result<ContinueToken, ApiError> {
@@ -279,8 +300,12 @@ where
         let ns = ns.filter(|_| self.info.namespaced());
         if let Some(token) = &opts.continue_token {
             let t = Self::parse_continue(token)?;
-            if self.shared.cache.revision() != t.rv {
-                return self.list_from_storage(ns, opts, Some(&t.start), t.rv).await;
+            // rv -1: continue at the latest state (the token a 410 hands out).
+            if t.rv != -1 && self.shared.cache.revision() != t.rv {
+                return match self.list_from_storage(ns, opts, Some(&t.start), t.rv).await {
+                    Err(e) if e.code == 410 => Err(self.expired_continue(&t.start)),
+                    other => other,
+                };
             }
             let (objs, rv, more) = self
                 .cache

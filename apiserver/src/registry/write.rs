@@ -503,9 +503,15 @@ where
         }
         // An update that removes the last finalizer of an object being
         // deleted completes the deletion.
+        // A namespace also waits for its `spec.finalizers`.
+        let spec_finalizers = self.info.plural == "namespaces"
+            && new_json_final["spec"]["finalizers"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty());
         if new.metadata().deletion_timestamp.is_some()
             && new.metadata().finalizers.as_ref().is_none_or(Vec::is_empty)
             && new.metadata().deletion_grace_period_seconds.unwrap_or(0) == 0
+            && !spec_finalizers
         {
             return match self.shared.storage.delete(key, Some(kv.mod_revision)).await {
                 Ok((_, rev)) => {

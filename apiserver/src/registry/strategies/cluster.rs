@@ -57,10 +57,22 @@ impl Strategy for NamespaceStrategy {
         }
     }
 
-    /// Spec finalizers change only through the `finalize` subresource.
+    /// Spec finalizers change only through the `finalize` subresource in
+    /// Kubernetes. We do not serve `finalize`, so an update of a
+    /// terminating namespace may drop spec finalizers (never add them):
+    /// that is how the namespace controller releases it.
     fn prepare_for_update(&self, new: &mut Namespace, old: &Namespace) {
         let old_finalizers = old.spec.as_ref().and_then(|s| s.finalizers.clone());
-        new.spec.get_or_insert_with(Default::default).finalizers = old_finalizers;
+        let terminating = old.metadata.deletion_timestamp.is_some();
+        let spec = new.spec.get_or_insert_with(Default::default);
+        spec.finalizers = match (terminating, old_finalizers) {
+            (true, Some(old)) => {
+                let wanted = spec.finalizers.clone().unwrap_or_default();
+                let kept: Vec<String> = old.into_iter().filter(|f| wanted.contains(f)).collect();
+                (!kept.is_empty()).then_some(kept)
+            }
+            (_, old) => old,
+        };
     }
 
     fn validate(&self, ns: &Namespace) -> Vec<FieldError> {

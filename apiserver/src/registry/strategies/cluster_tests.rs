@@ -49,6 +49,21 @@ fn a_new_namespace_is_active_labelled_and_finalized() {
         update.spec, ns.spec,
         "finalizers change only through finalize"
     );
+
+    let mut terminating = ns.clone();
+    terminating.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+    );
+    let mut release = terminating.clone();
+    release.spec = Some(NamespaceSpec {
+        finalizers: Some(vec!["example.com/added".into()]),
+    });
+    NamespaceStrategy.prepare_for_update(&mut release, &terminating);
+    assert_eq!(
+        release.spec,
+        Some(NamespaceSpec { finalizers: None }),
+        "a terminating namespace may drop spec finalizers but not add them"
+    );
 }
 
 #[test]

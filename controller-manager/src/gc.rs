@@ -1,0 +1,320 @@
+//! The garbage collector (Kubernetes `pkg/controller/garbagecollector`):
+//! deletes objects whose owners are all gone, and completes the `orphan`
+//! and `foregroundDeletion` finalizers the API server adds for
+//! `propagationPolicy=Orphan|Foreground`.
+//!
+//! Instead of Kubernetes' dependency graph we keep a watch-fed cache of
+//! every served kind and rescan it whenever any of them changes. A cached
+//! absence is never trusted on its own: an owner is gone only if a live
+//! GET answers 404 or finds another uid (an owner created a moment ago may
+//! not have reached our cache yet).
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::resources::{RESOURCES, ResourceInfo, find_kind};
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, Preconditions,
+};
+use kube::runtime::reflector::{self, Store, store::Writer};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+
+use crate::Error;
+
+/// Finalizers the API server adds for non-background propagation.
+pub const ORPHAN: &str = "orphan";
+pub const FOREGROUND: &str = "foregroundDeletion";
+
+/// How long to let a burst of events settle before rescanning.
+const SETTLE: Duration = Duration::from_millis(50);
+/// Rescan this often even without events (retries after failures).
+const PERIOD: Duration = Duration::from_secs(5);
+
+pub fn api_resource(info: &ResourceInfo) -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(info.group, info.version, info.kind),
+        info.plural,
+    )
+}
+
+pub fn dynamic_api(client: &Client, info: &ResourceInfo, ns: Option<&str>) -> Api<DynamicObject> {
+    let ar = api_resource(info);
+    match (info.namespaced(), ns) {
+        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
+        _ => Api::all_with(client.clone(), &ar),
+    }
+}
+
+/// Kinds the collector tracks: everything served but events, which own
+/// nothing and are owned by nothing.
+fn tracked() -> impl Iterator<Item = &'static ResourceInfo> {
+    RESOURCES.iter().filter(|r| r.plural != "events")
+}
+
+pub async fn run(client: Client, stop: impl Future<Output = ()> + Send + 'static) {
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let mut caches = Vec::new();
+    let mut feeds = Vec::new();
+    for info in tracked() {
+        let writer = Writer::new(api_resource(info));
+        caches.push((info, writer.as_reader()));
+        let api = dynamic_api(&client, info, None);
+        let n = notify.clone();
+        feeds.push(tokio::spawn(async move {
+            let mut s = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+                .default_backoff()
+                .boxed();
+            while s.next().await.is_some() {
+                n.notify_one();
+            }
+        }));
+    }
+    let gc = Collector { client, caches };
+    let scan_loop = async {
+        for (_, c) in &gc.caches {
+            let _ = c.wait_until_ready().await;
+        }
+        loop {
+            if let Err(e) = gc.scan().await {
+                tracing::info!(error = %e, "garbage collection pass failed; retrying");
+            }
+            let _ = tokio::time::timeout(PERIOD, notify.notified()).await;
+            tokio::time::sleep(SETTLE).await;
+        }
+    };
+    tokio::select! {
+        _ = stop => {}
+        _ = scan_loop => {}
+    }
+    for f in feeds {
+        f.abort();
+    }
+}
+
+struct Collector {
+    client: Client,
+    caches: Vec<(&'static ResourceInfo, Store<DynamicObject>)>,
+}
+
+type Entry = (&'static ResourceInfo, Arc<DynamicObject>);
+
+fn has_finalizer(o: &DynamicObject, f: &str) -> bool {
+    o.metadata.finalizers.iter().flatten().any(|x| x == f)
+}
+
+impl Collector {
+    async fn scan(&self) -> Result<(), Error> {
+        let all: Vec<Entry> = self
+            .caches
+            .iter()
+            .flat_map(|(info, store)| store.state().into_iter().map(move |o| (*info, o)))
+            .collect();
+        let live: HashSet<&str> = all
+            .iter()
+            .filter_map(|(_, o)| o.metadata.uid.as_deref())
+            .collect();
+        let mut dependents: HashMap<&str, Vec<&Entry>> = HashMap::new();
+        for e in &all {
+            for r in e.1.owner_references() {
+                dependents.entry(r.uid.as_str()).or_default().push(e);
+            }
+        }
+        let mut absent: HashMap<String, bool> = HashMap::new();
+        for (info, o) in &all {
+            if o.metadata.deletion_timestamp.is_some() {
+                let uid = o.metadata.uid.as_deref().unwrap_or_default();
+                let deps = dependents.get(uid).map(Vec::as_slice).unwrap_or_default();
+                if has_finalizer(o, ORPHAN) {
+                    self.orphan(info, o, deps).await?;
+                } else if has_finalizer(o, FOREGROUND) {
+                    self.foreground(info, o, deps).await?;
+                }
+                continue;
+            }
+            let refs = o.owner_references();
+            if refs.is_empty() || refs.iter().all(|r| live.contains(r.uid.as_str())) {
+                continue;
+            }
+            let mut gone = Vec::new();
+            for r in refs {
+                if live.contains(r.uid.as_str()) {
+                    continue;
+                }
+                let known = match absent.get(&r.uid) {
+                    Some(a) => *a,
+                    None => {
+                        let a = self.owner_absent(r, o.namespace().as_deref()).await?;
+                        absent.insert(r.uid.clone(), a);
+                        a
+                    }
+                };
+                if known {
+                    gone.push(r.uid.clone());
+                }
+            }
+            if gone.is_empty() {
+                continue;
+            }
+            if gone.len() == refs.len() {
+                self.delete(info, o, "Background").await?;
+            } else {
+                let keep: Vec<OwnerReference> = refs
+                    .iter()
+                    .filter(|r| !gone.contains(&r.uid))
+                    .cloned()
+                    .collect();
+                self.set_owner_refs(info, o, keep).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the owner `r` names is really gone (404 or a new uid). An
+    /// owner of a kind we do not serve is assumed present.
+    async fn owner_absent(&self, r: &OwnerReference, ns: Option<&str>) -> Result<bool, Error> {
+        let Some(info) = find_kind(&r.api_version, &r.kind) else {
+            return Ok(false);
+        };
+        if info.namespaced() && ns.is_none() {
+            // A cluster-scoped dependent cannot have a namespaced owner.
+            return Ok(true);
+        }
+        match dynamic_api(&self.client, info, ns).get_opt(&r.name).await? {
+            None => Ok(true),
+            Some(o) => Ok(o.metadata.uid.as_deref() != Some(r.uid.as_str())),
+        }
+    }
+
+    async fn delete(
+        &self,
+        info: &ResourceInfo,
+        o: &DynamicObject,
+        policy: &str,
+    ) -> Result<(), Error> {
+        let dp = DeleteParams {
+            propagation_policy: Some(match policy {
+                "Foreground" => kube::api::PropagationPolicy::Foreground,
+                _ => kube::api::PropagationPolicy::Background,
+            }),
+            preconditions: Some(Preconditions {
+                uid: o.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        tracing::debug!(kind = info.kind, name = %o.name_any(), "garbage collecting");
+        match dynamic_api(&self.client, info, o.namespace().as_deref())
+            .delete(&o.name_any(), &dp)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn patch_meta(
+        &self,
+        info: &ResourceInfo,
+        o: &DynamicObject,
+        meta: serde_json::Value,
+    ) -> Result<(), Error> {
+        let mut meta = meta;
+        meta["resourceVersion"] = json!(o.metadata.resource_version);
+        let api = dynamic_api(&self.client, info, o.namespace().as_deref());
+        match api
+            .patch(
+                &o.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"metadata": meta})),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn set_owner_refs(
+        &self,
+        info: &ResourceInfo,
+        o: &DynamicObject,
+        refs: Vec<OwnerReference>,
+    ) -> Result<(), Error> {
+        self.patch_meta(info, o, json!({"ownerReferences": refs}))
+            .await
+    }
+
+    async fn remove_finalizer(
+        &self,
+        info: &ResourceInfo,
+        o: &DynamicObject,
+        f: &str,
+    ) -> Result<(), Error> {
+        let rest: Vec<&String> = o
+            .metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .filter(|x| *x != f)
+            .collect();
+        self.patch_meta(info, o, json!({"finalizers": rest})).await
+    }
+
+    /// `orphan`: dependents lose their reference to the owner, then the
+    /// owner goes.
+    async fn orphan(
+        &self,
+        info: &ResourceInfo,
+        o: &DynamicObject,
+        deps: &[&Entry],
+    ) -> Result<(), Error> {
+        let uid = o.metadata.uid.as_deref().unwrap_or_default();
+        for (dinfo, d) in deps {
+            let keep: Vec<OwnerReference> = d
+                .owner_references()
+                .iter()
+                .filter(|r| r.uid != uid)
+                .cloned()
+                .collect();
+            self.set_owner_refs(dinfo, d, keep).await?;
+        }
+        if deps.is_empty() {
+            self.remove_finalizer(info, o, ORPHAN).await?;
+        }
+        Ok(())
+    }
+
+    /// `foregroundDeletion`: dependents go first (blocking ones in the
+    /// foreground too), then the owner.
+    async fn foreground(
+        &self,
+        info: &ResourceInfo,
+        o: &DynamicObject,
+        deps: &[&Entry],
+    ) -> Result<(), Error> {
+        let uid = o.metadata.uid.as_deref().unwrap_or_default();
+        for (dinfo, d) in deps {
+            if d.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let blocking = d
+                .owner_references()
+                .iter()
+                .any(|r| r.uid == uid && r.block_owner_deletion == Some(true));
+            self.delete(dinfo, d, if blocking { "Foreground" } else { "Background" })
+                .await?;
+        }
+        if deps.is_empty() {
+            self.remove_finalizer(info, o, FOREGROUND).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,100 @@
+//! The controller-manager: level-triggered controllers that drive the
+//! cluster's observed state towards the declared one, talking to the API
+//! server only (watch-fed caches from `kube-runtime`, never the store).
+//!
+//! Each controller is one module with a `reconcile(obj, ctx)` and an
+//! `error_policy`, run by [`kube::runtime::Controller`], which provides the
+//! deduplicating queue, per-object serialisation, backoff and resync.
+
+pub mod claim;
+pub mod deployment;
+pub mod events;
+pub mod expectations;
+pub mod gc;
+pub mod leader;
+pub mod namespace;
+pub mod nodelifecycle;
+pub mod pods;
+pub mod replicaset;
+pub mod taint_eviction;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Why a reconcile failed; the controller retries it after a backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("API request failed: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{object}: invalid selector: {source}")]
+    Selector {
+        object: String,
+        #[source]
+        source: common::selector::SelectorError,
+    },
+    #[error("{object}: {what} is missing")]
+    Missing { object: String, what: &'static str },
+    #[error("cannot (de)serialise an object: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Retry delay after a failed reconcile. Kubernetes' workqueues back off
+/// exponentially from 5ms; a flat short delay is enough at our scale and
+/// keeps conflicts (the common failure) cheap to recover from.
+pub(crate) const RETRY: Duration = Duration::from_millis(500);
+
+/// Resync period: every object is reconciled again this often even without
+/// events, as informers' resync does in Kubernetes.
+pub(crate) const RESYNC: Duration = Duration::from_secs(300);
+
+/// Waits until the API server answers (started in the same process, it
+/// may not be listening yet), so the controllers' first watches succeed.
+pub async fn wait_until_serving(client: &kube::Client) {
+    while client.apiserver_version().await.is_err() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs every controller until `shutdown` resolves.
+pub async fn run(client: kube::Client, shutdown: impl Future<Output = ()> + Send + 'static) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let stop = move || {
+        let mut rx = rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let tasks = vec![
+        tokio::spawn(replicaset::run(client.clone(), stop())),
+        tokio::spawn(deployment::run(client.clone(), stop())),
+        tokio::spawn(gc::run(client.clone(), stop())),
+        tokio::spawn(namespace::run(client.clone(), stop())),
+        tokio::spawn(nodelifecycle::run(client.clone(), stop())),
+        tokio::spawn(taint_eviction::run(client.clone(), stop())),
+    ];
+    shutdown.await;
+    let _ = tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// Runs the controllers only while this process holds the leader Lease
+/// (`kube-system/kube-controller-manager`), until `shutdown` resolves.
+pub async fn run_elected(
+    client: kube::Client,
+    config: leader::Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let lead_client = client.clone();
+    leader::run(client, config, shutdown, move |mut lost| {
+        let c = lead_client.clone();
+        async move {
+            run(c, async move {
+                let _ = lost.wait_for(|l| *l).await;
+            })
+            .await;
+        }
+    })
+    .await;
+}

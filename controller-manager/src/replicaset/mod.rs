@@ -1,0 +1,261 @@
+//! The ReplicaSet controller (Kubernetes `pkg/controller/replicaset`):
+//! keeps `spec.replicas` active pods matching the selector, adopting orphans
+//! and releasing pods it no longer selects, and reports counts in status.
+
+mod status;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::selector::LabelSel;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ObjectMeta, PostParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+
+use crate::claim::{Owner, claim, controller_of};
+use crate::events::Recorder;
+use crate::expectations::Expectations;
+use crate::pods::{is_active, sort_for_deletion};
+use crate::{Error, RESYNC, RETRY};
+
+/// Kubernetes' `burstReplicas`: at most this many creations or deletions
+/// per sync.
+const BURST: usize = 500;
+
+pub struct Ctx {
+    pub client: Client,
+    pub pods: Store<Pod>,
+    pub expectations: Expectations,
+    pub recorder: Recorder,
+}
+
+/// The selector of a ReplicaSet; a missing one selects nothing.
+pub fn selector_of(rs: &ReplicaSet) -> Result<LabelSel, Error> {
+    let sel = rs
+        .spec
+        .as_ref()
+        .map(|s| &s.selector)
+        .ok_or_else(|| Error::Missing {
+            object: rs.name_any(),
+            what: "spec",
+        })?;
+    LabelSel::from_label_selector(sel).map_err(|source| Error::Selector {
+        object: rs.name_any(),
+        source,
+    })
+}
+
+pub async fn run(client: Client, stop: impl Future<Output = ()> + Send + Sync + 'static) {
+    let (pods, writer) = reflector::store();
+    let pod_events = reflector::reflector(
+        writer,
+        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let controller = Controller::new(
+        Api::<ReplicaSet>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let sets = controller.store();
+    let ctx = Arc::new(Ctx {
+        recorder: Recorder::new(client.clone(), "replicaset-controller"),
+        client,
+        pods,
+        expectations: Expectations::default(),
+    });
+    controller
+        .watches_stream(pod_events, move |pod: Pod| owners_of(&sets, &pod))
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "replicaset controller");
+            }
+        })
+        .await;
+}
+
+/// The ReplicaSets a pod event concerns: its controller, or for an orphan
+/// every set in its namespace whose selector matches it.
+fn owners_of(sets: &Store<ReplicaSet>, pod: &Pod) -> Vec<ObjectRef<ReplicaSet>> {
+    let ns = pod.namespace().unwrap_or_default();
+    if let Some(r) = controller_of(pod) {
+        if r.kind == "ReplicaSet" {
+            return vec![ObjectRef::new(&r.name).within(&ns)];
+        }
+        return Vec::new();
+    }
+    sets.state()
+        .iter()
+        .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|rs| selector_of(rs).is_ok_and(|s| !s.is_empty() && s.matches(pod.labels())))
+        .map(|rs| ObjectRef::from_obj(rs.as_ref()))
+        .collect()
+}
+
+fn error_policy(rs: Arc<ReplicaSet>, err: &Error, _ctx: Arc<Ctx>) -> Action {
+    tracing::info!(replicaset = %rs.name_any(), error = %err, "sync failed; retrying");
+    Action::requeue(RETRY)
+}
+
+pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let _ = ctx.pods.wait_until_ready().await;
+    let ns = rs.namespace().unwrap_or_default();
+    let key = format!("{ns}/{}", rs.name_any());
+    let selector = selector_of(&rs)?;
+    let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let candidates: Vec<Arc<Pod>> = ctx
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+        .collect();
+    let satisfied = ctx.expectations.satisfied(
+        &key,
+        |name| {
+            candidates
+                .iter()
+                .any(|p| p.metadata.name.as_deref() == Some(name))
+        },
+        |uid| {
+            candidates.iter().any(|p| {
+                p.metadata.uid.as_deref() == Some(uid) && p.metadata.deletion_timestamp.is_none()
+            })
+        },
+    );
+    // An empty selector would claim every pod in the namespace; Kubernetes
+    // validation forbids it, so treat it as selecting nothing.
+    let owned = if selector.is_empty() {
+        Vec::new()
+    } else {
+        claim(&pod_api, &Owner::of(rs.as_ref(), selector), candidates).await?
+    };
+    let active: Vec<&Pod> = owned
+        .iter()
+        .map(Arc::as_ref)
+        .filter(|p| is_active(p))
+        .collect();
+    if rs.metadata.deletion_timestamp.is_some() {
+        ctx.expectations.forget(&key);
+    }
+    let managed = if satisfied && rs.metadata.deletion_timestamp.is_none() {
+        manage(&rs, &key, &active, &pod_api, &ctx).await
+    } else {
+        Ok(())
+    };
+    let now = jiff::Timestamp::now();
+    let new_status = status::calculate(&rs, &active, now);
+    status::write(&ctx.client, &rs, &new_status).await?;
+    managed?;
+    let spec = rs.spec.as_ref();
+    let replicas = spec.and_then(|s| s.replicas).unwrap_or(1);
+    let min_ready = spec.and_then(|s| s.min_ready_seconds).unwrap_or(0);
+    if min_ready > 0
+        && new_status.ready_replicas == Some(replicas)
+        && new_status.available_replicas != Some(replicas)
+    {
+        return Ok(Action::requeue(Duration::from_secs(min_ready as u64)));
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+async fn manage(
+    rs: &ReplicaSet,
+    key: &str,
+    active: &[&Pod],
+    api: &Api<Pod>,
+    ctx: &Ctx,
+) -> Result<(), Error> {
+    let replicas = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1)
+        .max(0) as usize;
+    if active.len() < replicas {
+        let mut want = (replicas - active.len()).min(BURST);
+        // Slow start, as Kubernetes: batches of 1, 2, 4, ... so a failing
+        // create (quota, admission) costs one request, not hundreds.
+        let mut batch = 1;
+        while want > 0 {
+            let n = batch.min(want);
+            let results = futures::future::join_all((0..n).map(|_| create_pod(rs, api))).await;
+            let mut failure = None;
+            for r in results {
+                match r {
+                    Ok(pod) => {
+                        let name = pod.name_any();
+                        ctx.expectations.expect_creation(key, name.clone());
+                        ctx.recorder
+                            .normal(rs, "SuccessfulCreate", format!("Created pod: {name}"))
+                            .await;
+                    }
+                    Err(e) => failure = Some(e),
+                }
+            }
+            if let Some(e) = failure {
+                return Err(e.into());
+            }
+            want -= n;
+            batch *= 2;
+        }
+    } else if active.len() > replicas {
+        let excess = (active.len() - replicas).min(BURST);
+        let mut ranked = active.to_vec();
+        sort_for_deletion(&mut ranked, active);
+        for pod in ranked.into_iter().take(excess) {
+            let name = pod.name_any();
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            ctx.expectations.expect_deletion(key, uid.clone());
+            let dp = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match api.delete(&name, &dp).await {
+                Ok(_) => {
+                    ctx.recorder
+                        .normal(rs, "SuccessfulDelete", format!("Deleted pod: {name}"))
+                        .await;
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A pod from the set's template (`GetPodFromTemplate`).
+async fn create_pod(rs: &ReplicaSet, api: &Api<Pod>) -> Result<Pod, kube::Error> {
+    let template = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.clone())
+        .unwrap_or_default();
+    let tmeta = template.metadata.unwrap_or_default();
+    let selector = LabelSel::default();
+    let pod = Pod {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}-", rs.name_any())),
+            namespace: rs.namespace(),
+            labels: tmeta.labels,
+            annotations: tmeta.annotations,
+            finalizers: tmeta.finalizers,
+            owner_references: Some(vec![Owner::of(rs, selector).reference()]),
+            ..ObjectMeta::default()
+        },
+        spec: template.spec,
+        status: None,
+    };
+    api.create(&PostParams::default(), &pod).await
+}
