@@ -435,6 +435,11 @@ impl Scheduler {
         }
     }
 
+    /// How many nodes the cache holds (for readiness checks and tests).
+    pub fn node_count(&self) -> usize {
+        lock(&self.cache).snapshot().len()
+    }
+
     /// Queue sizes: (active, backoff, unschedulable, in flight).
     pub fn queue_counts(&self) -> (usize, usize, usize, usize) {
         self.queue.counts()

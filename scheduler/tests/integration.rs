@@ -19,6 +19,7 @@ struct Cluster {
     _server: TestServer,
     client: kube::Client,
     scheduler: Arc<Scheduler>,
+    registered: std::sync::atomic::AtomicUsize,
 }
 
 async fn cluster() -> Cluster {
@@ -35,6 +36,7 @@ async fn cluster() -> Cluster {
         _server: server,
         client,
         scheduler,
+        registered: Default::default(),
     }
 }
 
@@ -65,6 +67,18 @@ impl Cluster {
         hollow::register(&self.client, &spec)
             .await
             .expect("register");
+        // Wait for the scheduler's cache too, so that each test's first
+        // decision already sees every node.
+        let want = self
+            .registered
+            .fetch_add(count, std::sync::atomic::Ordering::SeqCst)
+            + count;
+        for _ in 0..200 {
+            if self.scheduler.node_count() >= want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
         tokio::spawn(hollow::run(
             self.client.clone(),
             spec,
@@ -318,6 +332,14 @@ async fn explanations_show_filter_verdicts_and_scores_over_http() {
     let c = cluster().await;
     c.hollow("e-", 3, "4", &[], &[]).await;
     c.hollow("t-", 1, "4", &[], &["k=v:NoSchedule"]).await;
+    // The explanation is of the one attempt: make it see every node.
+    for _ in 0..100 {
+        if c.scheduler.node_count() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(c.scheduler.node_count(), 4);
     c.create("explained", json!({})).await;
     c.wait_bound("explained").await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
