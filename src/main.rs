@@ -34,6 +34,46 @@ enum Command {
     /// Manage node-local images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Run the scheduler against a cluster.
+    Scheduler(SchedulerArgs),
+    /// Register hollow nodes: Ready nodes whose pods run without containers.
+    HollowNodes(HollowNodesArgs),
+}
+
+#[derive(Args)]
+struct SchedulerArgs {
+    /// Kubeconfig of the cluster (default: the usual inference).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// A KubeSchedulerConfiguration file (profiles, plugins, weights).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to serve `GET /explain/<namespace>/<pod>` on.
+    #[arg(long)]
+    explain_listen: Option<SocketAddr>,
+}
+
+#[derive(Args)]
+struct HollowNodesArgs {
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// How many nodes to register.
+    #[arg(long, default_value_t = 1)]
+    count: usize,
+    #[arg(long, default_value = "4")]
+    cpu: String,
+    #[arg(long, default_value = "16Gi")]
+    memory: String,
+    #[arg(long, default_value = "110")]
+    pods: String,
+    /// Node labels, `k=v` (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    labels: Vec<String>,
+    /// Node taints, `key=value:Effect` (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    taints: Vec<String>,
+    #[arg(long, default_value = "hollow-")]
+    name_prefix: String,
 }
 
 #[derive(Args)]
@@ -256,11 +296,32 @@ fn main() -> anyhow::Result<()> {
                     })
                     .await;
                 });
+                let sched_kubeconfig = kubeconfig.clone();
+                let mut sched_stop = stop_rx.clone();
+                let scheduler = tokio::spawn(async move {
+                    while tokio::net::TcpStream::connect(listen).await.is_err() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    let res = scheduler::scheduler::run_component(
+                        Some(&sched_kubeconfig),
+                        None,
+                        None,
+                        true,
+                        async move {
+                            let _ = sched_stop.wait_for(|stop| *stop).await;
+                        },
+                    )
+                    .await;
+                    if let Err(e) = res {
+                        tracing::error!(error = %e, "scheduler stopped");
+                    }
+                });
                 apiserver::server::run(a.config(), async move {
                     shutdown_signal().await;
                     let _ = stop_tx.send(true);
                 })
                 .await?;
+                let _ = scheduler.await;
                 if let Some(kubelet) = kubelet {
                     let _ = kubelet.await;
                 }
@@ -298,6 +359,39 @@ fn main() -> anyhow::Result<()> {
                 for name in result? {
                     println!("imported {name}");
                 }
+            }
+            Command::Scheduler(s) => {
+                scheduler::scheduler::run_component(
+                    s.kubeconfig.as_deref(),
+                    s.config.as_deref(),
+                    s.explain_listen,
+                    false,
+                    shutdown_signal(),
+                )
+                .await?;
+            }
+            Command::HollowNodes(h) => {
+                let spec = scheduler::hollow::HollowSpec {
+                    count: h.count,
+                    cpu: h.cpu,
+                    memory: h.memory,
+                    pods: h.pods,
+                    labels: h
+                        .labels
+                        .iter()
+                        .filter(|l| !l.is_empty())
+                        .map(|l| scheduler::hollow::parse_label(l))
+                        .collect::<Result<_, _>>()?,
+                    taints: h
+                        .taints
+                        .iter()
+                        .filter(|t| !t.is_empty())
+                        .map(|t| scheduler::hollow::parse_taint(t))
+                        .collect::<Result<_, _>>()?,
+                    name_prefix: h.name_prefix,
+                };
+                let client = client::connect(h.kubeconfig.as_deref()).await?;
+                scheduler::hollow::run(client, spec, shutdown_signal()).await?;
             }
             Command::Apiserver(a) => {
                 std::fs::create_dir_all(&a.data_dir)

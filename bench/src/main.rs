@@ -5,9 +5,12 @@
 //!   latency of 10,000 pods, and the raw put rate of the same backend.
 //! - `startup`: time from spawning `ferrokube up` to `/readyz`, and the
 //!   idle server's resident memory.
+//! - `scheduler`: pods bound per second onto hollow nodes, beside the
+//!   scheduling algorithm's own rate.
 
 mod api;
 mod report;
+mod scheduler;
 mod startup;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -25,6 +28,8 @@ enum Command {
     Api(api::Args),
     /// Startup time to /readyz and idle RSS of `ferrokube up`.
     Startup(startup::Args),
+    /// Pods bound/s onto hollow nodes against the algorithm-only rate.
+    Scheduler(scheduler::Args),
 }
 
 /// The storage backends the benchmarks run on.
@@ -50,5 +55,9 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(api::run(args))
         }
         Command::Startup(args) => startup::run(args),
+        Command::Scheduler(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(scheduler::run(args)),
     }
 }

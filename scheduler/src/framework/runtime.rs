@@ -1,0 +1,378 @@
+//! One profile's plugins run as kube-scheduler's `schedulePod` does:
+//! PreFilter, Filter over (a share of) the nodes from a rotating start,
+//! PreScore, Score with normalisation and weights, and a random pick among
+//! the best. Every attempt leaves an [`Explanation`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+use rand::Rng;
+use serde::Serialize;
+
+use super::{CycleState, MAX_NODE_SCORE, NodeInfo, NodeScore, Plugin, Status};
+
+/// Below this many nodes every node is filtered (`minFeasibleNodesToFind`).
+pub const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;
+/// The floor of the adaptive percentage (`minFeasibleNodesPercentageToFind`).
+pub const MIN_FEASIBLE_NODES_PERCENTAGE: usize = 5;
+
+/// A profile: its scheduler name and enabled plugins per extension point.
+pub struct Framework {
+    pub scheduler_name: String,
+    pub pre_filters: Vec<Arc<dyn Plugin>>,
+    pub filters: Vec<Arc<dyn Plugin>>,
+    pub pre_scores: Vec<Arc<dyn Plugin>>,
+    /// Score plugins with their weights.
+    pub scores: Vec<(Arc<dyn Plugin>, i64)>,
+    /// Whether `DefaultPreemption` runs after a failed Filter.
+    pub preemption: bool,
+    /// 0 means adaptive.
+    pub percentage_of_nodes_to_score: u32,
+}
+
+/// How many of the best-scored nodes an explanation keeps.
+pub const EXPLAINED_SCORES: usize = 20;
+
+/// One node's Filter verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeVerdict {
+    pub node: String,
+    pub status: Status,
+}
+
+/// One node's score: per plugin, the raw, normalised and weighted score.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeScoreBreakdown {
+    pub node: String,
+    pub total: i64,
+    pub plugins: BTreeMap<String, PluginScore>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PluginScore {
+    pub raw: i64,
+    pub normalized: i64,
+    pub weight: i64,
+    pub weighted: i64,
+}
+
+/// What one scheduling attempt decided and why.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Explanation {
+    pub pod: String,
+    pub profile: String,
+    pub time: String,
+    pub num_all_nodes: usize,
+    pub num_evaluated: usize,
+    pub num_feasible: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pre_filter: Option<Status>,
+    /// The nodes Filter rejected, with why (the others were feasible).
+    pub filters: Vec<NodeVerdict>,
+    /// The best-scored nodes, best first, with each plugin's part.
+    pub scores: Vec<NodeScoreBreakdown>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selected_node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// `ErrNoNodesAvailable`: the message when the cluster has no nodes.
+pub const NO_NODES_AVAILABLE: &str = "no nodes available to schedule pods";
+
+/// Why no node fits (`framework.FitError`).
+#[derive(Debug, Clone)]
+pub struct FitError {
+    pub num_all_nodes: usize,
+    pub pre_filter_msg: Option<String>,
+    /// Nodes that Filter rejected, with their statuses.
+    pub node_statuses: Vec<(String, Status)>,
+    /// Set by preemption; appended to the message.
+    pub post_filter_msg: Option<String>,
+}
+
+impl FitError {
+    /// `0/3 nodes are available: 1 node(s) had untolerated taint {a: b},
+    /// 2 Insufficient cpu.` with reasons counted and sorted as Kubernetes does.
+    pub fn message(&self) -> String {
+        if self.num_all_nodes == 0 {
+            return NO_NODES_AVAILABLE.to_string();
+        }
+        let mut msg = format!("0/{} nodes are available:", self.num_all_nodes);
+        if let Some(pre) = &self.pre_filter_msg {
+            msg.push(' ');
+            msg.push_str(pre);
+            msg.push('.');
+        } else {
+            msg.push(' ');
+            msg.push_str(&reasons_histogram(
+                self.node_statuses.iter().map(|(_, s)| s),
+            ));
+            msg.push('.');
+        }
+        if let Some(post) = &self.post_filter_msg {
+            msg.push(' ');
+            msg.push_str(post);
+        }
+        msg
+    }
+}
+
+/// `3 Insufficient cpu, 1 node(s) were unschedulable`: each reason counted
+/// over the nodes, rendered as `count reason` and sorted as strings.
+pub fn reasons_histogram<'a>(statuses: impl Iterator<Item = &'a Status>) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in statuses {
+        for r in &s.reasons {
+            *counts.entry(r.as_str()).or_default() += 1;
+        }
+    }
+    let mut items: Vec<String> = counts.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    items.sort();
+    items.join(", ")
+}
+
+/// The outcome of a successful attempt.
+#[derive(Debug, Clone)]
+pub struct ScheduleResult {
+    pub node: String,
+}
+
+impl Framework {
+    /// How many feasible nodes to find before scoring (`numFeasibleNodesToFind`).
+    pub fn num_feasible_nodes_to_find(&self, num_all_nodes: usize) -> usize {
+        if num_all_nodes < MIN_FEASIBLE_NODES_TO_FIND {
+            return num_all_nodes;
+        }
+        let mut percentage = self.percentage_of_nodes_to_score as usize;
+        if percentage >= 100 {
+            return num_all_nodes;
+        }
+        if percentage == 0 {
+            percentage = 50usize.saturating_sub(num_all_nodes / 125);
+            percentage = percentage.max(MIN_FEASIBLE_NODES_PERCENTAGE);
+        }
+        (num_all_nodes * percentage / 100).max(MIN_FEASIBLE_NODES_TO_FIND)
+    }
+
+    /// Runs PreFilter and Filter over `nodes` starting at `*next_start`,
+    /// which advances past the nodes looked at.
+    pub fn find_feasible(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        nodes: &[Arc<NodeInfo>],
+        next_start: &mut usize,
+        explanation: &mut Explanation,
+    ) -> Result<Vec<Arc<NodeInfo>>, FitError> {
+        let n = nodes.len();
+        explanation.num_all_nodes = n;
+        if n == 0 {
+            return Err(FitError {
+                num_all_nodes: 0,
+                pre_filter_msg: None,
+                node_statuses: Vec::new(),
+                post_filter_msg: None,
+            });
+        }
+        let fit_error = |pre: Option<String>, statuses| FitError {
+            num_all_nodes: n,
+            pre_filter_msg: pre,
+            node_statuses: statuses,
+            post_filter_msg: None,
+        };
+        for p in &self.pre_filters {
+            let Some(pf) = p.as_pre_filter() else {
+                continue;
+            };
+            let s = pf.pre_filter(state, pod, nodes).with_plugin(p.name());
+            if s.is_success() || s.code == super::Code::Skip {
+                continue;
+            }
+            let msg = s.message();
+            explanation.pre_filter = Some(s);
+            return Err(fit_error(Some(msg), Vec::new()));
+        }
+        let want = self.num_feasible_nodes_to_find(n);
+        let mut feasible = Vec::new();
+        let mut rejected = Vec::new();
+        let mut processed = 0;
+        let start = if n == 0 { 0 } else { *next_start % n };
+        for i in 0..n {
+            if feasible.len() >= want {
+                break;
+            }
+            let node = &nodes[(start + i) % n];
+            processed += 1;
+            let status = self.run_filters(state, pod, node);
+            if status.is_success() {
+                feasible.push(node.clone());
+            } else {
+                // Only rejections are kept: with thousands of nodes a list of
+                // successes would dominate the scheduler's memory.
+                explanation.filters.push(NodeVerdict {
+                    node: node.name().to_string(),
+                    status: status.clone(),
+                });
+                rejected.push((node.name().to_string(), status));
+            }
+        }
+        if n > 0 {
+            *next_start = (start + processed) % n;
+        }
+        explanation.num_evaluated = processed;
+        explanation.num_feasible = feasible.len();
+        if feasible.is_empty() {
+            return Err(fit_error(None, rejected));
+        }
+        Ok(feasible)
+    }
+
+    /// All Filter plugins on one node; the first rejection wins.
+    pub fn run_filters(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
+        for p in &self.filters {
+            let Some(f) = p.as_filter() else { continue };
+            let s = f.filter(state, pod, node);
+            if !s.is_success() {
+                return s.with_plugin(p.name());
+            }
+        }
+        Status::success()
+    }
+
+    /// PreScore and Score over the feasible nodes; totals in node order.
+    pub fn score_nodes(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        feasible: &[Arc<NodeInfo>],
+        all: &[Arc<NodeInfo>],
+    ) -> Result<Vec<NodeScoreBreakdown>, Status> {
+        let mut skipped = Vec::new();
+        for p in &self.pre_scores {
+            let Some(ps) = p.as_pre_score() else { continue };
+            let s = ps.pre_score(state, pod, feasible, all);
+            match s.code {
+                super::Code::Success => {}
+                super::Code::Skip => skipped.push(p.name()),
+                _ => return Err(s.with_plugin(p.name())),
+            }
+        }
+        let mut out: Vec<NodeScoreBreakdown> = feasible
+            .iter()
+            .map(|n| NodeScoreBreakdown {
+                node: n.name().to_string(),
+                total: 0,
+                plugins: BTreeMap::new(),
+            })
+            .collect();
+        for (p, weight) in &self.scores {
+            if skipped.contains(&p.name()) {
+                continue;
+            }
+            let Some(sp) = p.as_score() else { continue };
+            let mut scores = Vec::with_capacity(feasible.len());
+            for n in feasible {
+                let score = sp
+                    .score(state, pod, n)
+                    .map_err(|s| s.with_plugin(p.name()))?;
+                scores.push(NodeScore {
+                    name: n.name().to_string(),
+                    score,
+                });
+            }
+            let raw: Vec<i64> = scores.iter().map(|s| s.score).collect();
+            let s = sp.normalize(state, pod, &mut scores);
+            if !s.is_success() {
+                return Err(s.with_plugin(p.name()));
+            }
+            for (i, ns) in scores.iter().enumerate() {
+                if !(0..=MAX_NODE_SCORE).contains(&ns.score) {
+                    return Err(Status::error(format!(
+                        "plugin {:?} returns an invalid score {}, it should in the range of [0, {MAX_NODE_SCORE}] after normalizing",
+                        p.name(),
+                        ns.score
+                    )));
+                }
+                let weighted = ns.score * weight;
+                out[i].total += weighted;
+                out[i].plugins.insert(
+                    p.name().to_string(),
+                    PluginScore {
+                        raw: raw[i],
+                        normalized: ns.score,
+                        weight: *weight,
+                        weighted,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// A full attempt: the chosen node, or why none fits.
+    pub fn schedule(
+        &self,
+        pod: &Pod,
+        nodes: &[Arc<NodeInfo>],
+        next_start: &mut usize,
+        rng: &mut impl Rng,
+        explanation: &mut Explanation,
+    ) -> Result<ScheduleResult, ScheduleError> {
+        let mut state = CycleState::default();
+        let feasible = self
+            .find_feasible(&mut state, pod, nodes, next_start, explanation)
+            .map_err(ScheduleError::Fit)?;
+        if feasible.len() == 1 {
+            let node = feasible[0].name().to_string();
+            explanation.selected_node = Some(node.clone());
+            return Ok(ScheduleResult { node });
+        }
+        let scores = self
+            .score_nodes(&mut state, pod, &feasible, nodes)
+            .map_err(ScheduleError::Plugin)?;
+        let node = select_host(&scores, rng).unwrap_or_default();
+        let mut scores = scores;
+        scores.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.node.cmp(&b.node)));
+        scores.truncate(EXPLAINED_SCORES);
+        explanation.scores = scores;
+        explanation.selected_node = Some(node.clone());
+        Ok(ScheduleResult { node })
+    }
+}
+
+/// Why an attempt failed.
+#[derive(Debug, Clone)]
+pub enum ScheduleError {
+    Fit(FitError),
+    Plugin(Status),
+}
+
+/// The highest total, ties broken uniformly at random (reservoir sampling,
+/// as `selectHost`).
+pub fn select_host(scores: &[NodeScoreBreakdown], rng: &mut impl Rng) -> Option<String> {
+    let mut best: Option<&NodeScoreBreakdown> = None;
+    let mut ties = 0u32;
+    for s in scores {
+        match best {
+            Some(b) if s.total < b.total => {}
+            Some(b) if s.total == b.total => {
+                ties += 1;
+                if rng.random_range(0..ties) == 0 {
+                    best = Some(s);
+                }
+            }
+            _ => {
+                best = Some(s);
+                ties = 1;
+            }
+        }
+    }
+    best.map(|b| b.node.clone())
+}
+
+#[cfg(test)]
+#[path = "runtime_tests.rs"]
+mod tests;
