@@ -31,8 +31,10 @@ use crate::Error;
 pub const ORPHAN: &str = "orphan";
 pub const FOREGROUND: &str = "foregroundDeletion";
 
-/// How long to let a burst of events settle before rescanning.
-const SETTLE: Duration = Duration::from_millis(50);
+/// How long to let a burst of events settle before rescanning. A scan
+/// walks every tracked object, so under a stream of changes (thousands of
+/// pods being created) rescans are spaced out rather than run per event.
+const SETTLE: Duration = Duration::from_millis(1000);
 /// Rescan this often even without events (retries after failures).
 const PERIOD: Duration = Duration::from_secs(5);
 
@@ -67,7 +69,16 @@ pub async fn run(client: Client, stop: impl Future<Output = ()> + Send + 'static
         let api = dynamic_api(&client, info, None);
         let n = notify.clone();
         feeds.push(tokio::spawn(async move {
-            let mut s = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+            // The collector reads only metadata: keep nothing else, so its
+            // cache costs a fraction of the objects it tracks.
+            let stripped =
+                watcher(api, watcher::Config::default()).modify(|o: &mut DynamicObject| {
+                    o.data = serde_json::Value::Null;
+                    o.metadata.managed_fields = None;
+                    o.metadata.annotations = None;
+                    o.metadata.labels = None;
+                });
+            let mut s = reflector::reflector(writer, stripped)
                 .default_backoff()
                 .boxed();
             while s.next().await.is_some() {

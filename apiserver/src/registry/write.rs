@@ -248,6 +248,11 @@ where
             m.remove("status");
         }
         let mut obj = self.parse(body)?;
+        let name_given = obj
+            .metadata()
+            .name
+            .as_deref()
+            .is_some_and(|n| !n.is_empty());
         let name = self.prepare_create_meta(ns, &mut obj)?;
         if let (true, Some(ns)) = (self.info.namespaced(), obj.metadata().namespace.clone()) {
             self.check_namespace(&ns, &name).await?;
@@ -284,21 +289,38 @@ where
             }
             h.before_create(&mut v).await?;
         }
-        let bytes = serde_json::to_vec(&v).map_err(|e| ApiError::internal(e.to_string()))?;
-        match self.shared.storage.create(&key, Bytes::from(bytes)).await {
-            Ok(rev) => {
-                v["metadata"]["resourceVersion"] = json!(rev.to_string());
-                Ok(WriteResult {
-                    object: v,
-                    code: 201,
-                    warnings,
-                })
-            }
-            Err(e) => {
-                if let Some(h) = &self.hooks {
-                    h.release(&v).await;
+        // A generated name that happens to be taken is generated again, as
+        // Kubernetes does (RetryGenerateName, GA in 1.31, 7 retries).
+        let generated = v["metadata"]["generateName"]
+            .as_str()
+            .filter(|g| !name_given && !g.is_empty())
+            .map(|g| g.chars().take(58).collect::<String>());
+        let (mut key, mut name) = (key, name);
+        let mut retries = if generated.is_some() { 7 } else { 0 };
+        loop {
+            let bytes = serde_json::to_vec(&v).map_err(|e| ApiError::internal(e.to_string()))?;
+            match self.shared.storage.create(&key, Bytes::from(bytes)).await {
+                Ok(rev) => {
+                    v["metadata"]["resourceVersion"] = json!(rev.to_string());
+                    return Ok(WriteResult {
+                        object: v,
+                        code: 201,
+                        warnings,
+                    });
                 }
-                Err(ApiError::from_storage(e, self.info, &name))
+                Err(StorageError::AlreadyExists { .. }) if retries > 0 => {
+                    retries -= 1;
+                    let prefix = generated.clone().unwrap_or_default();
+                    name = format!("{prefix}{}", random_suffix());
+                    v["metadata"]["name"] = json!(name);
+                    key = self.key(v["metadata"]["namespace"].as_str(), &name);
+                }
+                Err(e) => {
+                    if let Some(h) = &self.hooks {
+                        h.release(&v).await;
+                    }
+                    return Err(ApiError::from_storage(e, self.info, &name));
+                }
             }
         }
     }
