@@ -6,6 +6,8 @@ set -eu
 cd "$(dirname "$0")/.."
 . ./scripts/lib.sh
 
+# Debian packages, installed with apt-get update + apt-get install -y when
+# any is missing (ensure_packages in scripts/lib.sh).
 ensure_packages build-essential pkg-config ca-certificates \
     containerd runc etcd-server etcd-client busybox-static containernetworking-plugins \
     iptables protobuf-compiler docker-registry skopeo
