@@ -236,14 +236,7 @@ impl SchedulingQueue {
                 _ => {}
             }
         }
-        let any = !ready.is_empty();
-        for key in ready {
-            Self::push_active(&mut inner, &key);
-        }
-        drop(inner);
-        if any {
-            self.notify.notify_one();
-        }
+        self.activate(inner, ready);
     }
 
     /// Moves pods whose backoff has expired, and pods unschedulable for
@@ -263,6 +256,11 @@ impl SchedulingQueue {
             })
             .map(|(k, _)| k.clone())
             .collect();
+        self.activate(inner, ready);
+    }
+
+    /// Moves `ready` pods to the active queue and wakes the scheduling loop.
+    fn activate(&self, mut inner: MutexGuard<'_, Inner>, ready: Vec<String>) {
         let any = !ready.is_empty();
         for key in ready {
             Self::push_active(&mut inner, &key);

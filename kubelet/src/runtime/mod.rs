@@ -196,11 +196,11 @@ impl Runtime {
         let request = self.req(InfoRequest {
             digest: digest.into(),
         });
-        match self.client.content().info(request).await {
-            Ok(_) => Ok(true),
-            Err(status) if status.code() == Code::NotFound => Ok(false),
-            Err(status) => Err(call("content info", digest)(status)),
-        }
+        exists(
+            self.client.content().info(request).await,
+            "content info",
+            digest,
+        )
     }
 
     /// Writes a blob (chunked WRITE messages, then COMMIT with the expected
@@ -354,11 +354,11 @@ impl Runtime {
             snapshotter: SNAPSHOTTER.into(),
             key: key.into(),
         });
-        match self.client.snapshots().stat(request).await {
-            Ok(_) => Ok(true),
-            Err(status) if status.code() == Code::NotFound => Ok(false),
-            Err(status) => Err(call("snapshot stat", key)(status)),
-        }
+        exists(
+            self.client.snapshots().stat(request).await,
+            "snapshot stat",
+            key,
+        )
     }
 
     pub async fn prepare_snapshot(
@@ -439,5 +439,18 @@ impl Runtime {
             .await
             .map(|_| ())
             .map_err(call("diff apply", digest))
+    }
+}
+
+/// The answer to an "is it there?" call: NotFound is `false`, not an error.
+fn exists<T>(
+    result: Result<T, Status>,
+    what: &'static str,
+    key: &str,
+) -> Result<bool, RuntimeError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(status) if status.code() == Code::NotFound => Ok(false),
+        Err(status) => Err(call(what, key)(status)),
     }
 }
