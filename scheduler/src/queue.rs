@@ -243,7 +243,7 @@ impl SchedulingQueue {
     /// longer than [`MAX_UNSCHEDULABLE`], to the active queue.
     pub fn flush(&self) {
         let now = Instant::now();
-        let mut inner = self.lock();
+        let inner = self.lock();
         let ready: Vec<String> = inner
             .pods
             .iter()
