@@ -16,6 +16,7 @@ use super::util::{
 use super::{Ctx, bump_collision_count};
 use crate::Error;
 use crate::claim::Owner;
+use crate::events::{WARNING, api_message};
 
 pub struct Sync {
     pub d: Deployment,
@@ -175,7 +176,7 @@ impl Sync {
                         .normal(
                             &self.d,
                             "ScalingReplicaSet",
-                            format!("Scaled up replica set {name} to {replicas}"),
+                            format!("Scaled up replica set {name} from 0 to {replicas}"),
                         )
                         .await;
                 }
@@ -215,7 +216,18 @@ impl Sync {
                     }
                 }
             }
-            Err(e) => Err(e.into()),
+            Err(e) => {
+                self.ctx.recorder.emit(
+                    &self.d,
+                    WARNING,
+                    "ReplicaSetCreateError",
+                    format!(
+                        "Failed to create new replica set \"{name}\": {}",
+                        api_message(&e)
+                    ),
+                );
+                Err(e.into())
+            }
         }
     }
 
@@ -283,7 +295,7 @@ impl Sync {
                 .normal(
                     &self.d,
                     "ScalingReplicaSet",
-                    format!("Scaled {dir} replica set {name} to {n}"),
+                    format!("Scaled {dir} replica set {name} from {old} to {n}"),
                 )
                 .await;
         }
