@@ -115,6 +115,8 @@ impl Sync {
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
             }
+            self.set_deployment_revision(util::revision(&self.sets[i]))
+                .await?;
             return Ok(Some(i));
         }
         if !create {
@@ -181,6 +183,7 @@ impl Sync {
                         .await;
                 }
                 self.sets.push(created);
+                self.set_deployment_revision(revision).await?;
                 Ok(Some(self.sets.len() - 1))
             }
             Err(kube::Error::Api(s)) if s.code == 409 => {
@@ -229,6 +232,39 @@ impl Sync {
                 Err(e.into())
             }
         }
+    }
+
+    /// `SetDeploymentRevision`: the Deployment carries the revision of its
+    /// new ReplicaSet in the same annotation (`kubectl describe` shows it,
+    /// `kubectl rollout status --revision` checks it).
+    async fn set_deployment_revision(&mut self, revision: i64) -> Result<(), Error> {
+        let current = self
+            .d
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(REVISION))
+            .and_then(|v| v.parse::<i64>().ok());
+        if current == Some(revision) {
+            return Ok(());
+        }
+        let api: Api<Deployment> = Api::namespaced(
+            self.ctx.client.clone(),
+            &self.d.namespace().unwrap_or_default(),
+        );
+        let patch = json!({"metadata": {
+            "resourceVersion": self.d.metadata.resource_version,
+            "annotations": {REVISION: revision.to_string()},
+        }});
+        let updated = api
+            .patch(
+                &self.d.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        self.d.metadata = updated.metadata;
+        Ok(())
     }
 
     /// Deployment annotations a ReplicaSet inherits (not kubectl's
