@@ -152,7 +152,7 @@ fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
 
 /// Stands in for the kubelet: every live pod becomes Running and Ready,
 /// except pods of an image named `broken`.
-async fn fake_kubelet(client: Client) {
+pub async fn fake_kubelet(client: Client) {
     let all: Api<Pod> = Api::all(client.clone());
     let mut events = watcher(all, watcher::Config::default())
         .default_backoff()
