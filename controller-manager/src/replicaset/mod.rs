@@ -151,7 +151,11 @@ pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Err
         Ok(())
     };
     let now = jiff::Timestamp::now();
-    let new_status = status::calculate(&rs, &active, now);
+    let failure = managed.as_ref().err().map(|e| match e {
+        Error::Kube(k) => api_message(k),
+        other => other.to_string(),
+    });
+    let new_status = status::calculate(&rs, &active, failure, now);
     status::write(&ctx.client, &rs, &new_status).await?;
     managed?;
     let spec = rs.spec.as_ref();
