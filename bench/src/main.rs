@@ -7,8 +7,12 @@
 //!   idle server's resident memory.
 //! - `scheduler`: pods bound per second onto hollow nodes, beside the
 //!   scheduling algorithm's own rate.
+//! - `controllers`: a Deployment of 1,000 replicas to 1,000 available on
+//!   hollow nodes; the ReplicaSet controller's pod create rate beside the
+//!   API server's.
 
 mod api;
+mod controllers;
 mod report;
 mod scheduler;
 mod startup;
@@ -30,6 +34,8 @@ enum Command {
     Startup(startup::Args),
     /// Pods bound/s onto hollow nodes against the algorithm-only rate.
     Scheduler(scheduler::Args),
+    /// A Deployment of 1,000 replicas: controller create rate against the API's.
+    Controllers(controllers::Args),
 }
 
 /// The storage backends the benchmarks run on.
@@ -59,5 +65,9 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(scheduler::run(args)),
+        Command::Controllers(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(controllers::run(args)),
     }
 }
