@@ -302,10 +302,13 @@ fn main() -> anyhow::Result<()> {
                     while tokio::net::TcpStream::connect(listen).await.is_err() {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
+                    // An ephemeral loopback port: `fkctl explain-placement`
+                    // finds it through the scheduler's Lease.
+                    let explain = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
                     let res = scheduler::scheduler::run_component(
                         Some(&sched_kubeconfig),
                         None,
-                        None,
+                        Some(explain),
                         true,
                         async move {
                             let _ = sched_stop.wait_for(|stop| *stop).await;

@@ -36,12 +36,12 @@ pub struct Args {
 }
 
 /// Keeps a fresh store's backing alive: its temporary directory or its etcd.
-enum Backing {
+pub(crate) enum Backing {
     Dir(#[allow(dead_code)] tempfile::TempDir),
     Etcd(#[allow(dead_code)] EtcdProcess),
 }
 
-async fn fresh_storage(backend: Backend) -> anyhow::Result<(Arc<dyn Storage>, Backing)> {
+pub(crate) async fn fresh_storage(backend: Backend) -> anyhow::Result<(Arc<dyn Storage>, Backing)> {
     match backend {
         Backend::Etcd => {
             let etcd = tokio::task::spawn_blocking(EtcdProcess::start)
