@@ -8,6 +8,7 @@
 
 pub mod claim;
 pub mod deployment;
+pub mod endpoints;
 pub mod events;
 pub mod expectations;
 pub mod gc;
@@ -71,6 +72,7 @@ pub async fn run(client: kube::Client, shutdown: impl Future<Output = ()> + Send
         tokio::spawn(namespace::run(client.clone(), stop())),
         tokio::spawn(nodelifecycle::run(client.clone(), stop())),
         tokio::spawn(taint_eviction::run(client.clone(), stop())),
+        tokio::spawn(endpoints::run(client.clone(), stop())),
     ];
     shutdown.await;
     let _ = tx.send(true);
