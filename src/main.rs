@@ -86,6 +86,41 @@ struct ControllerManagerArgs {
     /// Lease, so that several instances can run.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
+    #[command(flatten)]
+    ipam: IpamArgs,
+}
+
+#[derive(Args, Clone)]
+struct IpamArgs {
+    /// The range Node pod CIDRs are carved from (node IPAM).
+    #[arg(long, default_value = "10.42.0.0/16", value_parser = parse_node_cidr)]
+    cluster_cidr: controller_manager::nodeipam::Cidr,
+    /// The prefix length of each Node's pod CIDR.
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
+}
+
+impl IpamArgs {
+    fn options(&self) -> anyhow::Result<controller_manager::Options> {
+        if self.node_cidr_mask_size < self.cluster_cidr.prefix || self.node_cidr_mask_size > 30 {
+            anyhow::bail!(
+                "--node-cidr-mask-size {} does not fit --cluster-cidr {}",
+                self.node_cidr_mask_size,
+                self.cluster_cidr
+            );
+        }
+        Ok(controller_manager::Options {
+            node_ipam: controller_manager::nodeipam::Config {
+                cluster_cidr: self.cluster_cidr,
+                node_mask: self.node_cidr_mask_size,
+            },
+        })
+    }
+}
+
+fn parse_node_cidr(s: &str) -> Result<controller_manager::nodeipam::Cidr, String> {
+    controller_manager::nodeipam::Cidr::parse(s)
+        .ok_or_else(|| format!("{s:?} is not an IPv4 CIDR such as 10.42.0.0/16"))
 }
 
 #[derive(Args, Clone)]
@@ -102,9 +137,13 @@ struct KubeletArgs {
     /// The kubelet's state: private containerd, images/*.tar, pod logs.
     #[arg(long, default_value = "/var/lib/ferrokube/kubelet")]
     data_dir: PathBuf,
-    /// The pod network (CNI bridge with host-local IPAM).
-    #[arg(long, default_value = "10.88.0.0/16")]
-    pod_cidr: String,
+    /// The pod network (CNI bridge with host-local IPAM); without it the
+    /// kubelet waits for its Node's `spec.podCIDR` from node IPAM.
+    #[arg(long)]
+    pod_cidr: Option<String>,
+    /// The CNI bridge interface.
+    #[arg(long, default_value = kubelet::cni::BRIDGE)]
+    cni_bridge: String,
 }
 
 #[derive(Subcommand)]
@@ -138,6 +177,7 @@ impl KubeletArgs {
         );
         config.containerd_socket = self.containerd_socket.clone();
         config.pod_cidr = self.pod_cidr.clone();
+        config.bridge = self.cni_bridge.clone();
         config
     }
 }
@@ -191,6 +231,11 @@ struct UpArgs {
     /// Run no kubelet (an API-only cluster).
     #[arg(long)]
     disable_kubelet: bool,
+    /// The in-process kubelet's CNI bridge interface.
+    #[arg(long, default_value = kubelet::cni::BRIDGE)]
+    cni_bridge: String,
+    #[command(flatten)]
+    ipam: IpamArgs,
 }
 
 impl ApiserverArgs {
@@ -268,7 +313,8 @@ fn main() -> anyhow::Result<()> {
                         node_name: args.node_name.clone(),
                         containerd_socket: None,
                         data_dir: a.data_dir.join("kubelet"),
-                        pod_cidr: "10.88.0.0/16".into(),
+                        pod_cidr: None,
+                        cni_bridge: args.cni_bridge.clone(),
                     }
                     .config();
                     let mut stop_rx = stop_rx.clone();
@@ -282,6 +328,7 @@ fn main() -> anyhow::Result<()> {
                     })
                 });
                 let cm = client::connect(Some(&kubeconfig)).await?;
+                let cm_options = args.ipam.options()?;
                 let mut cm_stop = stop_rx.clone();
                 let listen = a.listen;
                 let controllers = tokio::spawn(async move {
@@ -291,7 +338,7 @@ fn main() -> anyhow::Result<()> {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                     controller_manager::wait_until_serving(&cm).await;
-                    controller_manager::run(cm, async move {
+                    controller_manager::run_with(cm, cm_options, async move {
                         let _ = cm_stop.wait_for(|stop| *stop).await;
                     })
                     .await;
@@ -328,14 +375,15 @@ fn main() -> anyhow::Result<()> {
                 let _ = controllers.await;
             }
             Command::ControllerManager(a) => {
+                let options = a.ipam.options()?;
                 let c = client::connect(a.kubeconfig.as_deref()).await?;
                 if a.leader_elect {
                     let config = controller_manager::leader::Config::new(
                         controller_manager::leader::default_identity(),
                     );
-                    controller_manager::run_elected(c, config, shutdown_signal()).await;
+                    controller_manager::run_elected(c, config, options, shutdown_signal()).await;
                 } else {
-                    controller_manager::run(c, shutdown_signal()).await;
+                    controller_manager::run_with(c, options, shutdown_signal()).await;
                 }
             }
             Command::Kubelet(k) => {
