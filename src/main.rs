@@ -38,6 +38,47 @@ enum Command {
     Scheduler(SchedulerArgs),
     /// Register hollow nodes: Ready nodes whose pods run without containers.
     HollowNodes(HollowNodesArgs),
+    /// Run the service proxy: program Services into iptables NAT.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Args, Clone)]
+struct ProxyArgs {
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The Node this proxy runs on (defaults to the host name).
+    #[arg(long)]
+    hostname_override: Option<String>,
+    #[command(flatten)]
+    rules: ProxyRulesArgs,
+    /// Remove every chain and jump of this prefix, then exit.
+    #[arg(long)]
+    cleanup: bool,
+}
+
+#[derive(Args, Clone)]
+struct ProxyRulesArgs {
+    /// Prefix of the proxy's iptables chains (1-7 of A-Z, 0-9), so that
+    /// several clusters on one host do not collide.
+    #[arg(long, default_value = "FKUBE")]
+    proxy_chain_prefix: String,
+    /// The pod network (traffic from outside it to a ClusterIP is
+    /// masqueraded).
+    #[arg(long = "proxy-cluster-cidr", default_value = "10.42.0.0/16")]
+    pod_network: String,
+    /// The Service ClusterIP range.
+    #[arg(long = "proxy-service-cidr", default_value = "10.43.0.0/16")]
+    service_network: String,
+}
+
+impl ProxyRulesArgs {
+    fn config(&self, node: String) -> proxy::ProxyConfig {
+        let mut c = proxy::ProxyConfig::new(node);
+        c.rules.prefix = self.proxy_chain_prefix.clone();
+        c.rules.cluster_cidr = self.pod_network.clone();
+        c.rules.service_cidr = self.service_network.clone();
+        c
+    }
 }
 
 #[derive(Args)]
@@ -236,6 +277,12 @@ struct UpArgs {
     cni_bridge: String,
     #[command(flatten)]
     ipam: IpamArgs,
+    /// Run no service proxy.
+    #[arg(long)]
+    disable_proxy: bool,
+    /// Prefix of the proxy's iptables chains.
+    #[arg(long, default_value = "FKUBE")]
+    proxy_chain_prefix: String,
 }
 
 impl ApiserverArgs {
@@ -327,6 +374,34 @@ fn main() -> anyhow::Result<()> {
                         }
                     })
                 });
+                // The proxy programs this host for the in-process node; a
+                // node-less cluster has nothing to proxy.
+                let proxy = (!args.disable_kubelet && !args.disable_proxy).then(|| {
+                    let mut config =
+                        proxy::ProxyConfig::new(args.node_name.clone().unwrap_or_else(host_name));
+                    config.rules.prefix = args.proxy_chain_prefix.clone();
+                    config.rules.cluster_cidr = args.ipam.cluster_cidr.to_string();
+                    config.rules.service_cidr = a.service_cluster_ip_range.to_string();
+                    let kubeconfig = kubeconfig.clone();
+                    let listen = a.listen;
+                    let mut stop_rx = stop_rx.clone();
+                    tokio::spawn(async move {
+                        while tokio::net::TcpStream::connect(listen).await.is_err() {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        let stopped = async move {
+                            let _ = stop_rx.wait_for(|stop| *stop).await;
+                        };
+                        let run = async {
+                            let c = client::connect(Some(&kubeconfig)).await?;
+                            proxy::run(c, config, stopped).await?;
+                            anyhow::Ok(())
+                        };
+                        if let Err(e) = run.await {
+                            tracing::error!(error = %e, "proxy failed");
+                        }
+                    })
+                });
                 let cm = client::connect(Some(&kubeconfig)).await?;
                 let cm_options = args.ipam.options()?;
                 let mut cm_stop = stop_rx.clone();
@@ -369,6 +444,9 @@ fn main() -> anyhow::Result<()> {
                 })
                 .await?;
                 let _ = scheduler.await;
+                if let Some(proxy) = proxy {
+                    let _ = proxy.await;
+                }
                 if let Some(kubelet) = kubelet {
                     let _ = kubelet.await;
                 }
@@ -385,6 +463,17 @@ fn main() -> anyhow::Result<()> {
                 } else {
                     controller_manager::run_with(c, options, shutdown_signal()).await;
                 }
+            }
+            Command::Proxy(p) => {
+                let node = p.hostname_override.clone().unwrap_or_else(host_name);
+                let config = p.rules.config(node);
+                if p.cleanup {
+                    config.validate()?;
+                    config.iptables.cleanup(&config.rules).await?;
+                    return Ok(());
+                }
+                let c = client::connect(p.kubeconfig.as_deref()).await?;
+                proxy::run(c, config, shutdown_signal()).await?;
             }
             Command::Kubelet(k) => {
                 kubelet::run(k.config(), shutdown_signal()).await?;

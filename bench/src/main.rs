@@ -7,8 +7,11 @@
 //!   idle server's resident memory.
 //! - `scheduler`: pods bound per second onto hollow nodes, beside the
 //!   scheduling algorithm's own rate.
+//! - `proxy`: 1,000 Services × 10 endpoints into a real iptables-restore
+//!   (in a private network namespace): from scratch, and per endpoint change.
 
 mod api;
+mod proxy;
 mod report;
 mod scheduler;
 mod startup;
@@ -30,6 +33,8 @@ enum Command {
     Startup(startup::Args),
     /// Pods bound/s onto hollow nodes against the algorithm-only rate.
     Scheduler(scheduler::Args),
+    /// Proxy rule programming: from scratch and per endpoint change.
+    Proxy(proxy::Args),
 }
 
 /// The storage backends the benchmarks run on.
@@ -59,5 +64,9 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(scheduler::run(args)),
+        Command::Proxy(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(proxy::run(args)),
     }
 }

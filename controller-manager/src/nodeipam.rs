@@ -91,7 +91,11 @@ impl Allocator {
     }
 
     fn count(&self) -> u32 {
-        let bits = u32::from(self.config.node_mask.saturating_sub(self.config.cluster_cidr.prefix));
+        let bits = u32::from(
+            self.config
+                .node_mask
+                .saturating_sub(self.config.cluster_cidr.prefix),
+        );
         1u32.checked_shl(bits).unwrap_or(u32::MAX)
     }
 
@@ -184,7 +188,11 @@ async fn assign_all(
     }
     for n in &all {
         let spec = n.spec.as_ref();
-        for c in spec.and_then(|s| s.pod_cidrs.as_ref()).into_iter().flatten() {
+        for c in spec
+            .and_then(|s| s.pod_cidrs.as_ref())
+            .into_iter()
+            .flatten()
+        {
             alloc.occupy(c);
         }
         if let Some(c) = spec.and_then(|s| s.pod_cidr.as_deref()) {
@@ -210,7 +218,11 @@ async fn assign_all(
             "spec": {"podCIDR": cidr.to_string(), "podCIDRs": [cidr.to_string()]},
         });
         match api
-            .patch(&n.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(
+                &n.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await
         {
             Ok(_) => {
@@ -253,7 +265,9 @@ mod tests {
     #[test]
     fn cidrs_parse_with_host_bits_cleared() {
         assert_eq!(
-            Cidr::parse("10.42.7.9/16").map(|c| c.to_string()).as_deref(),
+            Cidr::parse("10.42.7.9/16")
+                .map(|c| c.to_string())
+                .as_deref(),
             Some("10.42.0.0/16")
         );
         assert_eq!(Cidr::parse("10.42.0.0/33"), None);

@@ -295,11 +295,7 @@ pub async fn wait_for_pod_cidr(client: &Client, name: &str) -> String {
     loop {
         match api.get_opt(name).await {
             Ok(Some(node)) => {
-                if let Some(c) = node
-                    .spec
-                    .and_then(|s| s.pod_cidr)
-                    .filter(|c| !c.is_empty())
-                {
+                if let Some(c) = node.spec.and_then(|s| s.pod_cidr).filter(|c| !c.is_empty()) {
                     return c;
                 }
             }

@@ -48,11 +48,18 @@ impl Iptables {
             }
             None => tokio::process::Command::new(tool),
         };
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         cmd
     }
 
-    async fn run(&self, tool: &str, args: &[String], input: Option<&str>) -> Result<String, IptablesError> {
+    async fn run(
+        &self,
+        tool: &str,
+        args: &[String],
+        input: Option<&str>,
+    ) -> Result<String, IptablesError> {
         let command = format!("{tool} {}", args.join(" "));
         let mut cmd = self.command(tool);
         cmd.args(args);
@@ -89,14 +96,21 @@ impl Iptables {
     }
 
     /// The names of the chains in `table` that start with `prefix-`.
-    pub async fn chains(&self, table: &str, prefix: &str) -> Result<BTreeSet<String>, IptablesError> {
-        let out = self.run("iptables-save", &["-t".into(), table.into()], None).await?;
+    pub async fn chains(
+        &self,
+        table: &str,
+        prefix: &str,
+    ) -> Result<BTreeSet<String>, IptablesError> {
+        let out = self
+            .run("iptables-save", &["-t".into(), table.into()], None)
+            .await?;
         Ok(chains_in_save(&out, prefix))
     }
 
     /// The whole `iptables-save` output of a table (tests read it).
     pub async fn save(&self, table: &str) -> Result<String, IptablesError> {
-        self.run("iptables-save", &["-t".into(), table.into()], None).await
+        self.run("iptables-save", &["-t".into(), table.into()], None)
+            .await
     }
 
     /// Makes sure the built-in chains jump to ours (kube-proxy's
@@ -104,12 +118,24 @@ impl Iptables {
     /// target chains must exist (a full sync creates them).
     pub async fn ensure_hooks(&self, cfg: &RulesConfig) -> Result<(), IptablesError> {
         for (table, chain, rule) in rules::hooks(cfg) {
-            let mut check = vec!["-w".into(), "-t".into(), table.into(), "-C".into(), chain.into()];
+            let mut check = vec![
+                "-w".into(),
+                "-t".into(),
+                table.into(),
+                "-C".into(),
+                chain.into(),
+            ];
             check.extend(rule.iter().cloned());
             if self.run("iptables", &check, None).await.is_ok() {
                 continue;
             }
-            let mut insert = vec!["-w".into(), "-t".into(), table.into(), "-I".into(), chain.into()];
+            let mut insert = vec![
+                "-w".into(),
+                "-t".into(),
+                table.into(),
+                "-I".into(),
+                chain.into(),
+            ];
             insert.extend(rule);
             self.run("iptables", &insert, None).await?;
         }
@@ -120,7 +146,13 @@ impl Iptables {
     /// all its chains (`ferrokube proxy --cleanup`, and tests).
     pub async fn cleanup(&self, cfg: &RulesConfig) -> Result<(), IptablesError> {
         for (table, chain, rule) in rules::hooks(cfg) {
-            let mut delete = vec!["-w".into(), "-t".into(), table.into(), "-D".into(), chain.into()];
+            let mut delete = vec![
+                "-w".into(),
+                "-t".into(),
+                table.into(),
+                "-D".into(),
+                chain.into(),
+            ];
             delete.extend(rule);
             // Repeated: an interrupted start may have inserted it twice.
             while self.run("iptables", &delete, None).await.is_ok() {}

@@ -31,6 +31,8 @@ use crate::proxier::Proxier;
 use crate::rules::{PortRules, RulesConfig};
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// Quiet time after which unused chains are deleted.
+const IDLE_COLLECT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -76,7 +78,8 @@ impl ProxyConfig {
         let p = &self.rules.prefix;
         let ok = !p.is_empty()
             && p.len() <= rules::MAX_PREFIX
-            && p.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            && p.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
         if ok {
             Ok(())
         } else {
@@ -132,37 +135,52 @@ pub async fn run(
     let (tx, mut rx) = mpsc::unbounded_channel::<Option<Key>>();
 
     let t = tx.clone();
-    let service_feed = reflector::reflector(sw, watcher(Api::<Service>::all(client.clone()), watcher::Config::default()))
-        .default_backoff()
-        .for_each(move |ev| {
-            if let Ok(ev) = ev {
-                for o in objects(&ev) {
-                    let _ = t.send(Some((o.namespace().unwrap_or_default(), o.name_any())));
-                }
+    let service_feed = reflector::reflector(
+        sw,
+        watcher(
+            Api::<Service>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .for_each(move |ev| {
+        if let Ok(ev) = ev {
+            for o in objects(&ev) {
+                let _ = t.send(Some((o.namespace().unwrap_or_default(), o.name_any())));
             }
-            async {}
-        });
+        }
+        async {}
+    });
     let t = tx.clone();
-    let slice_feed = reflector::reflector(lw, watcher(Api::<EndpointSlice>::all(client.clone()), watcher::Config::default()))
-        .default_backoff()
-        .for_each(move |ev| {
-            if let Ok(ev) = ev {
-                for o in objects(&ev) {
-                    if let Some(svc) = o.labels().get(SERVICE_NAME_LABEL) {
-                        let _ = t.send(Some((o.namespace().unwrap_or_default(), svc.clone())));
-                    }
+    let slice_feed = reflector::reflector(
+        lw,
+        watcher(
+            Api::<EndpointSlice>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .for_each(move |ev| {
+        if let Ok(ev) = ev {
+            for o in objects(&ev) {
+                if let Some(svc) = o.labels().get(SERVICE_NAME_LABEL) {
+                    let _ = t.send(Some((o.namespace().unwrap_or_default(), svc.clone())));
                 }
             }
-            async {}
-        });
+        }
+        async {}
+    });
     // A Node change can change every load balancer's addresses.
     let t = tx.clone();
-    let node_feed = reflector::reflector(nw, watcher(Api::<Node>::all(client.clone()), watcher::Config::default()))
-        .default_backoff()
-        .for_each(move |_| {
-            let _ = t.send(None);
-            async {}
-        });
+    let node_feed = reflector::reflector(
+        nw,
+        watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .for_each(move |_| {
+        let _ = t.send(None);
+        async {}
+    });
 
     let work = async {
         let _ = services.wait_until_ready().await;
@@ -188,7 +206,12 @@ pub async fn run(
             } else if !dirty.is_empty() {
                 let changed: Vec<(String, Option<Vec<PortRules>>)> = dirty
                     .iter()
-                    .map(|k| (format!("{}/{}", k.0, k.1), rules_for(&config, &services, &slices, k)))
+                    .map(|k| {
+                        (
+                            format!("{}/{}", k.0, k.1),
+                            rules_for(&config, &services, &slices, k),
+                        )
+                    })
                     .collect();
                 let payload = proxier.update(changed);
                 if let Err(e) = config.iptables.restore(&payload.text).await {
@@ -196,15 +219,40 @@ pub async fn run(
                     full = true;
                     continue;
                 }
-                tracing::debug!(services = dirty.len(), chains = payload.chains, rules = payload.rules, "programmed");
+                tracing::debug!(
+                    services = dirty.len(),
+                    chains = payload.chains,
+                    rules = payload.rules,
+                    "programmed"
+                );
             }
             if config.service_lb {
-                update_load_balancers(&client, &services, &nodes, if lb_all { None } else { Some(&dirty) }).await;
+                update_load_balancers(
+                    &client,
+                    &services,
+                    &nodes,
+                    if lb_all { None } else { Some(&dirty) },
+                )
+                .await;
             }
             dirty.clear();
             lb_all = false;
-            // Wait for a change, then gather the burst that follows.
-            match rx.recv().await {
+            // Wait for a change, then gather the burst that follows. When
+            // idle, delete the chains earlier updates left flushed.
+            let next = loop {
+                match tokio::time::timeout(IDLE_COLLECT, rx.recv()).await {
+                    Ok(m) => break m,
+                    Err(_) => {
+                        let payload = proxier.collect();
+                        if let Err(e) = config.iptables.restore(&payload.text).await {
+                            tracing::warn!(error = %e, "cannot delete unused chains; resyncing everything");
+                            full = true;
+                            break Some(None);
+                        }
+                    }
+                }
+            };
+            match next {
                 Some(Some(k)) => {
                     dirty.insert(k);
                 }
@@ -246,11 +294,18 @@ async fn full_sync(
         }
     }
     let nat = config.iptables.chains("nat", &config.rules.prefix).await?;
-    let filter = config.iptables.chains("filter", &config.rules.prefix).await?;
+    let filter = config
+        .iptables
+        .chains("filter", &config.rules.prefix)
+        .await?;
     let payload = proxier.full_sync(all, &nat, &filter);
     config.iptables.restore(&payload.text).await?;
     config.iptables.ensure_hooks(&config.rules).await?;
-    tracing::info!(services = proxier.service_count(), rules = payload.rules, "proxy rules programmed from scratch");
+    tracing::info!(
+        services = proxier.service_count(),
+        rules = payload.rules,
+        "proxy rules programmed from scratch"
+    );
     Ok(())
 }
 
@@ -286,7 +341,9 @@ async fn update_load_balancers(
 
 fn objects<K>(ev: &watcher::Event<K>) -> Vec<&K> {
     match ev {
-        watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o) => vec![o],
+        watcher::Event::Apply(o) | watcher::Event::Delete(o) | watcher::Event::InitApply(o) => {
+            vec![o]
+        }
         watcher::Event::Init | watcher::Event::InitDone => Vec::new(),
     }
 }

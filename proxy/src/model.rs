@@ -104,7 +104,9 @@ pub fn service_ports(svc: &Service, slices: &[&EndpointSlice], node: &str) -> Ve
                         sp.name.as_deref().unwrap_or_default() == port_name
                             && sp.protocol.as_deref().unwrap_or("TCP") == protocol
                     });
-                    let port = port.and_then(|sp| sp.port).and_then(|n| u16::try_from(n).ok());
+                    let port = port
+                        .and_then(|sp| sp.port)
+                        .and_then(|n| u16::try_from(n).ok());
                     s.endpoints.iter().filter_map(move |e| {
                         let c = e.conditions.clone().unwrap_or_default();
                         // Unset ready means ready (the API's documented default).
@@ -202,7 +204,10 @@ mod tests {
             terminating,
             local: true,
         };
-        assert_eq!(usable(&[ep(false, true, true), ep(true, true, false)], false).len(), 1);
+        assert_eq!(
+            usable(&[ep(false, true, true), ep(true, true, false)], false).len(),
+            1
+        );
         assert_eq!(usable(&[ep(false, true, true)], false).len(), 1);
         assert!(usable(&[ep(false, false, true), ep(false, false, false)], false).is_empty());
     }

@@ -41,6 +41,10 @@ pub struct Proxier {
     services_lines: Vec<String>,
     nodeports_lines: Vec<String>,
     reject_lines: Vec<String>,
+    /// Chains no longer used, already flushed, not yet deleted: `-X` makes
+    /// iptables-nft load the whole table, so deletions wait for a payload
+    /// that rewrites the dispatch chain anyway, or for [`Proxier::collect`].
+    stale: BTreeSet<String>,
 }
 
 impl Proxier {
@@ -52,7 +56,15 @@ impl Proxier {
             services_lines: Vec::new(),
             nodeports_lines: Vec::new(),
             reject_lines: Vec::new(),
+            stale: BTreeSet::new(),
         }
+    }
+
+    /// Deletes the chains left flushed by earlier updates (the daemon
+    /// calls this when idle).
+    pub fn collect(&mut self) -> Payload {
+        let stale: Vec<String> = std::mem::take(&mut self.stale).into_iter().collect();
+        render(&[], &[], &stale, None, &self.cfg.services(), &[])
     }
 
     pub fn config(&self) -> &RulesConfig {
@@ -74,6 +86,7 @@ impl Proxier {
     ) -> Payload {
         self.services = all;
         self.nat.clear();
+        self.stale.clear();
         let mut wanted: Vec<(String, Vec<String>)> = rules::fixed_nat_chains(&self.cfg);
         for ports in self.services.values() {
             for p in ports {
@@ -97,6 +110,7 @@ impl Proxier {
             .collect();
         let payload = render(
             &wanted,
+            &[],
             &stale_nat,
             Some(&self.reject_lines),
             &filter_chain,
@@ -121,8 +135,10 @@ impl Proxier {
             }
             .unwrap_or_default();
             let new = new.unwrap_or_default();
-            let new_names: BTreeSet<&String> =
-                new.iter().flat_map(|p| p.chains.iter().map(|(n, _)| n)).collect();
+            let new_names: BTreeSet<&String> = new
+                .iter()
+                .flat_map(|p| p.chains.iter().map(|(n, _)| n))
+                .collect();
             for p in &old {
                 for (name, _) in &p.chains {
                     if !new_names.contains(name) {
@@ -166,18 +182,31 @@ impl Proxier {
                 filter = Some(self.reject_lines.clone());
             }
         }
+        for n in &delete {
+            self.nat.remove(n);
+            self.stale.insert(n.clone());
+        }
+        // A chain used again is no longer stale.
+        self.stale.retain(|n| !write.contains_key(n));
         let wanted: Vec<(String, Vec<String>)> = write.into_iter().collect();
-        let deleted: Vec<String> = delete.into_iter().collect();
+        let flushed: Vec<String> = delete.into_iter().collect();
+        let deleted: Vec<String> = if dispatch_changed {
+            std::mem::take(&mut self.stale).into_iter().collect()
+        } else {
+            Vec::new()
+        };
+        let flushed: Vec<String> = flushed
+            .into_iter()
+            .filter(|n| !deleted.contains(n))
+            .collect();
         let payload = render(
             &wanted,
+            &flushed,
             &deleted,
             filter.as_ref(),
             &self.cfg.services(),
             &[],
         );
-        for n in &deleted {
-            self.nat.remove(n);
-        }
         for (name, lines) in wanted {
             self.nat.insert(name, lines);
         }
@@ -196,22 +225,24 @@ impl Proxier {
     }
 }
 
-/// The restore text: nat chains to write and delete, then (if given) the
-/// filter chain's new lines and stale filter chains to delete.
+/// The restore text: nat chains to write, to flush and to delete, then
+/// (if given) the filter chain's new lines and stale filter chains to
+/// delete.
 fn render(
     write: &[(String, Vec<String>)],
+    flush: &[String],
     delete: &[String],
     filter: Option<&Vec<String>>,
     filter_chain: &str,
     delete_filter: &[String],
 ) -> Payload {
     let mut p = Payload::default();
-    if !write.is_empty() || !delete.is_empty() {
+    if !write.is_empty() || !flush.is_empty() || !delete.is_empty() {
         p.text.push_str("*nat\n");
         for (name, _) in write {
             let _ = writeln!(p.text, ":{name} - [0:0]");
         }
-        for name in delete {
+        for name in flush.iter().chain(delete) {
             let _ = writeln!(p.text, ":{name} - [0:0]");
         }
         for (_, lines) in write {
@@ -225,7 +256,7 @@ fn render(
             let _ = writeln!(p.text, "-X {name}");
         }
         p.text.push_str("COMMIT\n");
-        p.chains += write.len() + delete.len();
+        p.chains += write.len() + flush.len() + delete.len();
     }
     if filter.is_some() || !delete_filter.is_empty() {
         p.text.push_str("*filter\n");
@@ -285,7 +316,10 @@ mod tests {
                 })
                 .collect(),
         };
-        (format!("default/s{i}"), vec![rules::port_rules(&cfg(), &sp)])
+        (
+            format!("default/s{i}"),
+            vec![rules::port_rules(&cfg(), &sp)],
+        )
     }
 
     #[test]
@@ -326,14 +360,18 @@ mod tests {
         let (key, rules) = svc(1, 0);
         let up = p.update(vec![(key, Some(rules))]);
         assert!(up.text.contains("*filter\n:FK-SERVICES - [0:0]\n"));
-        assert!(up.text.contains("-d 10.43.0.1/32 -m tcp -p tcp --dport 80 -j REJECT"));
+        assert!(
+            up.text
+                .contains("-d 10.43.0.1/32 -m tcp -p tcp --dport 80 -j REJECT")
+        );
         assert!(up.text.contains("-X FK-SVC-"));
     }
 
     #[test]
     fn a_full_sync_removes_stale_chains_of_ours_only() {
         let mut p = Proxier::new(cfg());
-        let stale: BTreeSet<String> = ["FK-SVC-OLDOLDOLDOLDOLD".to_string(), "FK-SERVICES".into()].into();
+        let stale: BTreeSet<String> =
+            ["FK-SVC-OLDOLDOLDOLDOLD".to_string(), "FK-SERVICES".into()].into();
         let stale_filter: BTreeSet<String> = ["FK-SERVICES".to_string(), "FK-OLD".into()].into();
         let full = p.full_sync([svc(1, 1)].into(), &stale, &stale_filter);
         assert!(full.text.contains("-X FK-SVC-OLDOLDOLDOLDOLD\n"));

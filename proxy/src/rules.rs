@@ -155,9 +155,16 @@ pub fn port_rules(cfg: &RulesConfig, sp: &ServicePort) -> PortRules {
         }
         let n = eps.len();
         for (i, e) in eps.iter().enumerate() {
-            let mut line = format!("-A {chain} -m comment --comment \"{} -> {}:{}\"", sp.key, e.ip, e.port);
+            let mut line = format!(
+                "-A {chain} -m comment --comment \"{} -> {}:{}\"",
+                sp.key, e.ip, e.port
+            );
             if i + 1 < n {
-                let _ = write!(line, " -m statistic --mode random --probability {:.10}", 1.0 / (n - i) as f64);
+                let _ = write!(
+                    line,
+                    " -m statistic --mode random --probability {:.10}",
+                    1.0 / (n - i) as f64
+                );
             }
             let _ = write!(line, " -j {}", sep(e));
             lines.push(line);
@@ -165,11 +172,13 @@ pub fn port_rules(cfg: &RulesConfig, sp: &ServicePort) -> PortRules {
         lines
     };
     if !cluster.is_empty() {
-        out.chains.push((svc_chain.clone(), spread(&svc_chain, &cluster)));
+        out.chains
+            .push((svc_chain.clone(), spread(&svc_chain, &cluster)));
     }
     let wants_local = sp.internal_local || (sp.external_local && sp.has_external());
     if wants_local && !local.is_empty() {
-        out.chains.push((svl_chain.clone(), spread(&svl_chain, &local)));
+        out.chains
+            .push((svl_chain.clone(), spread(&svl_chain, &local)));
     }
 
     let dport = format!("-m {proto} -p {proto} --dport {}", sp.port);
@@ -204,12 +213,17 @@ pub fn port_rules(cfg: &RulesConfig, sp: &ServicePort) -> PortRules {
                 // any endpoint; only true outsiders are kept local (with
                 // their source address preserved).
                 if !cluster.is_empty() {
-                    ext.push(format!("-A {ext_chain} {comment} -s {} -j {svc_chain}", cfg.cluster_cidr));
+                    ext.push(format!(
+                        "-A {ext_chain} {comment} -s {} -j {svc_chain}",
+                        cfg.cluster_cidr
+                    ));
                     ext.push(format!(
                         "-A {ext_chain} {comment} -m addrtype --src-type LOCAL -j {}",
                         cfg.mark_masq()
                     ));
-                    ext.push(format!("-A {ext_chain} {comment} -m addrtype --src-type LOCAL -j {svc_chain}"));
+                    ext.push(format!(
+                        "-A {ext_chain} {comment} -m addrtype --src-type LOCAL -j {svc_chain}"
+                    ));
                 }
                 if !local.is_empty() {
                     ext.push(format!("-A {ext_chain} {comment} -j {svl_chain}"));
@@ -257,7 +271,10 @@ pub fn fixed_nat_chains(cfg: &RulesConfig) -> Vec<(String, Vec<String>)> {
     let (mm, pr) = (cfg.mark_masq(), cfg.postrouting());
     let mark = format!("{:#x}", cfg.masq_mark);
     vec![
-        (mm.clone(), vec![format!("-A {mm} -j MARK --or-mark {mark}")]),
+        (
+            mm.clone(),
+            vec![format!("-A {mm} -j MARK --or-mark {mark}")],
+        ),
         (
             pr.clone(),
             vec![
@@ -271,7 +288,10 @@ pub fn fixed_nat_chains(cfg: &RulesConfig) -> Vec<(String, Vec<String>)> {
 }
 
 /// nat `P-SERVICES` from every Service's lines.
-pub fn services_chain<'a>(cfg: &RulesConfig, lines: impl Iterator<Item = &'a String>) -> Vec<String> {
+pub fn services_chain<'a>(
+    cfg: &RulesConfig,
+    lines: impl Iterator<Item = &'a String>,
+) -> Vec<String> {
     let s = cfg.services();
     // Clients outside the pod network reaching a ClusterIP are
     // masqueraded, so the reply returns through this node.
@@ -293,7 +313,14 @@ pub fn services_chain<'a>(cfg: &RulesConfig, lines: impl Iterator<Item = &'a Str
 
 /// The jumps from the built-in chains into ours: `(table, chain, rule)`.
 pub fn hooks(cfg: &RulesConfig) -> Vec<(&'static str, &'static str, Vec<String>)> {
-    let comment = |what: &str| vec!["-m".into(), "comment".into(), "--comment".into(), format!("{} {what}", cfg.prefix)];
+    let comment = |what: &str| {
+        vec![
+            "-m".into(),
+            "comment".into(),
+            "--comment".into(),
+            format!("{} {what}", cfg.prefix),
+        ]
+    };
     let jump = |what: &str, chain: String| {
         let mut v = comment(what);
         v.extend(["-j".into(), chain]);

@@ -70,23 +70,49 @@ fn render(r: &PortRules) -> Vec<String> {
 
 #[test]
 fn three_ready_endpoints_are_spread_evenly() {
-    let r = port_rules(&cfg(), &port(vec![ep(2, true, true), ep(3, true, false), ep(4, true, false)]));
+    let r = port_rules(
+        &cfg(),
+        &port(vec![
+            ep(2, true, true),
+            ep(3, true, false),
+            ep(4, true, false),
+        ]),
+    );
     let lines = render(&r);
     let spread: Vec<&String> = lines.iter().filter(|l| l.starts_with("-A <SVC>")).collect();
     assert_eq!(spread.len(), 3);
-    assert!(spread[0].contains("--probability 0.3333333333 -j <SEP>"), "{}", spread[0]);
-    assert!(spread[1].contains("--probability 0.5000000000 -j <SEP>"), "{}", spread[1]);
-    assert!(!spread[2].contains("statistic"), "the last endpoint takes the rest");
+    assert!(
+        spread[0].contains("--probability 0.3333333333 -j <SEP>"),
+        "{}",
+        spread[0]
+    );
+    assert!(
+        spread[1].contains("--probability 0.5000000000 -j <SEP>"),
+        "{}",
+        spread[1]
+    );
+    assert!(
+        !spread[2].contains("statistic"),
+        "the last endpoint takes the rest"
+    );
     assert_eq!(
         r.services,
         vec![format!(
             "-A FK-SERVICES -m comment --comment \"default/web:http\" -d 10.43.0.10/32 -m tcp -p tcp --dport 80 -j {}",
-            r.chains.iter().find(|(n, _)| n.starts_with("FK-SVC-")).expect("svc").0
+            r.chains
+                .iter()
+                .find(|(n, _)| n.starts_with("FK-SVC-"))
+                .expect("svc")
+                .0
         )]
     );
-    assert!(lines.contains(
-        &"-A <SEP> -m comment --comment \"default/web:http\" -s 10.42.0.2/32 -j FK-MARK-MASQ".to_string()
-    ), "hairpin traffic is masqueraded");
+    assert!(
+        lines.contains(
+            &"-A <SEP> -m comment --comment \"default/web:http\" -s 10.42.0.2/32 -j FK-MARK-MASQ"
+                .to_string()
+        ),
+        "hairpin traffic is masqueraded"
+    );
     assert!(lines.contains(
         &"-A <SEP> -m comment --comment \"default/web:http\" -m tcp -p tcp -j DNAT --to-destination 10.42.0.2:8080".to_string()
     ));
@@ -110,7 +136,9 @@ fn rules_by_case() {
         Case {
             name: "no endpoints: rejected in filter, nothing in nat",
             port: port(vec![ep(2, false, true)]),
-            has: &["-A FK-SERVICES -m comment --comment \"default/web:http\" -d 10.43.0.10/32 -m tcp -p tcp --dport 80 -j REJECT"],
+            has: &[
+                "-A FK-SERVICES -m comment --comment \"default/web:http\" -d 10.43.0.10/32 -m tcp -p tcp --dport 80 -j REJECT",
+            ],
             lacks: &["<SVC>", "DNAT"],
         },
         Case {
@@ -142,19 +170,28 @@ fn rules_by_case() {
         },
         Case {
             name: "internalTrafficPolicy Local sends ClusterIP traffic to local endpoints",
-            port: ServicePort { internal_local: true, ..port(vec![ep(2, true, true), ep(3, true, false)]) },
+            port: ServicePort {
+                internal_local: true,
+                ..port(vec![ep(2, true, true), ep(3, true, false)])
+            },
             has: &["-d 10.43.0.10/32 -m tcp -p tcp --dport 80 -j <SVL>"],
             lacks: &["-m tcp -p tcp --dport 80 -j <SVC>"],
         },
         Case {
             name: "internalTrafficPolicy Local without local endpoints rejects",
-            port: ServicePort { internal_local: true, ..port(vec![ep(3, true, false)]) },
+            port: ServicePort {
+                internal_local: true,
+                ..port(vec![ep(3, true, false)])
+            },
             has: &["--dport 80 -j REJECT"],
             lacks: &["<SVL>"],
         },
         Case {
             name: "ClientIP affinity checks recent first and records on DNAT",
-            port: ServicePort { affinity_seconds: Some(600), ..port(vec![ep(2, true, true)]) },
+            port: ServicePort {
+                affinity_seconds: Some(600),
+                ..port(vec![ep(2, true, true)])
+            },
             has: &[
                 "-A <SVC> -m comment --comment \"default/web:http\" -m recent --name <SEP> --rcheck --seconds 600 --reap -j <SEP>",
                 "-A <SEP> -m comment --comment \"default/web:http\" -m tcp -p tcp -m recent --name <SEP> --set -j DNAT --to-destination 10.42.0.2:8080",
@@ -167,12 +204,18 @@ fn rules_by_case() {
                 load_balancer_ips: vec![Ipv4Addr::new(192, 168, 1, 5)],
                 ..port(vec![ep(2, true, true)])
             },
-            has: &["-A FK-SERVICES -m comment --comment \"default/web:http\" -d 192.168.1.5/32 -m tcp -p tcp --dport 80 -j <EXT>"],
+            has: &[
+                "-A FK-SERVICES -m comment --comment \"default/web:http\" -d 192.168.1.5/32 -m tcp -p tcp --dport 80 -j <EXT>",
+            ],
             lacks: &[],
         },
         Case {
             name: "terminating serving endpoints are used when none is ready",
-            port: port(vec![Endpoint { terminating: true, serving: true, ..ep(2, false, true) }]),
+            port: port(vec![Endpoint {
+                terminating: true,
+                serving: true,
+                ..ep(2, false, true)
+            }]),
             has: &["DNAT --to-destination 10.42.0.2:8080"],
             lacks: &["REJECT"],
         },
@@ -180,10 +223,18 @@ fn rules_by_case() {
     for c in cases {
         let lines = render(&port_rules(&cfg(), &c.port));
         for want in c.has {
-            assert!(lines.iter().any(|l| l == want || l.contains(want)), "{}: missing {want}\n{lines:#?}", c.name);
+            assert!(
+                lines.iter().any(|l| l == want || l.contains(want)),
+                "{}: missing {want}\n{lines:#?}",
+                c.name
+            );
         }
         for unwanted in c.lacks {
-            assert!(!lines.iter().any(|l| l == unwanted || l.contains(unwanted)), "{}: has {unwanted}\n{lines:#?}", c.name);
+            assert!(
+                !lines.iter().any(|l| l == unwanted || l.contains(unwanted)),
+                "{}: has {unwanted}\n{lines:#?}",
+                c.name
+            );
         }
     }
 }
@@ -193,7 +244,10 @@ fn chain_names_fit_iptables_and_are_stable() {
     let r = port_rules(&cfg(), &port(vec![ep(2, true, true)]));
     let again = port_rules(&cfg(), &port(vec![ep(2, true, true)]));
     assert_eq!(r, again);
-    let long = RulesConfig { prefix: "X".repeat(MAX_PREFIX), ..cfg() };
+    let long = RulesConfig {
+        prefix: "X".repeat(MAX_PREFIX),
+        ..cfg()
+    };
     for (name, _) in port_rules(&long, &port(vec![ep(2, true, true)])).chains {
         assert!(name.len() <= 28, "{name}");
     }
@@ -204,7 +258,13 @@ fn chain_names_fit_iptables_and_are_stable() {
 #[test]
 fn the_services_chain_masquerades_outsiders_and_ends_with_nodeports() {
     let lines = services_chain(&cfg(), ["-A FK-SERVICES x".to_string()].iter());
-    assert_eq!(lines[0], "-A FK-SERVICES ! -s 10.42.0.0/16 -d 10.43.0.0/16 -j FK-MARK-MASQ");
+    assert_eq!(
+        lines[0],
+        "-A FK-SERVICES ! -s 10.42.0.0/16 -d 10.43.0.0/16 -j FK-MARK-MASQ"
+    );
     assert_eq!(lines[1], "-A FK-SERVICES x");
-    assert_eq!(lines[2], "-A FK-SERVICES -m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j FK-NODEPORTS");
+    assert_eq!(
+        lines[2],
+        "-A FK-SERVICES -m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j FK-NODEPORTS"
+    );
 }

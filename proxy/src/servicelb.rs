@@ -81,17 +81,26 @@ mod tests {
 
     #[test]
     fn load_balancers_get_the_ready_nodes_internal_ips() {
-        let lb: Service = serde_json::from_value(json!({"spec": {"type": "LoadBalancer"}})).expect("svc");
-        let nodes = [node("192.168.1.2", "True"), node("192.168.1.3", "False"), node("192.168.1.1", "True")];
+        let lb: Service =
+            serde_json::from_value(json!({"spec": {"type": "LoadBalancer"}})).expect("svc");
+        let nodes = [
+            node("192.168.1.2", "True"),
+            node("192.168.1.3", "False"),
+            node("192.168.1.1", "True"),
+        ];
         let ips = wanted_ingress(&lb, &nodes).expect("lb");
         assert_eq!(ips, ["192.168.1.1", "192.168.1.2"]);
         let patch = status_patch(&lb, &ips).expect("patch");
-        assert_eq!(patch["status"]["loadBalancer"]["ingress"][0]["ip"], "192.168.1.1");
+        assert_eq!(
+            patch["status"]["loadBalancer"]["ingress"][0]["ip"],
+            "192.168.1.1"
+        );
         let done: Service = serde_json::from_value(json!({"spec": {"type": "LoadBalancer"},
             "status": {"loadBalancer": {"ingress": [{"ip": "192.168.1.1"}, {"ip": "192.168.1.2"}]}}}))
         .expect("svc");
         assert_eq!(status_patch(&done, &ips), None);
-        let cluster_ip: Service = serde_json::from_value(json!({"spec": {"type": "ClusterIP"}})).expect("svc");
+        let cluster_ip: Service =
+            serde_json::from_value(json!({"spec": {"type": "ClusterIP"}})).expect("svc");
         assert_eq!(wanted_ingress(&cluster_ip, &nodes), None);
     }
 }
