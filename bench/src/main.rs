@@ -13,6 +13,11 @@
 
 mod api;
 mod controllers;
+//! - `proxy`: 1,000 Services × 10 endpoints into a real iptables-restore
+//!   (in a private network namespace): from scratch, and per endpoint change.
+
+mod api;
+mod proxy;
 mod report;
 mod scheduler;
 mod startup;
@@ -36,6 +41,8 @@ enum Command {
     Scheduler(scheduler::Args),
     /// A Deployment of 1,000 replicas: controller create rate against the API's.
     Controllers(controllers::Args),
+    /// Proxy rule programming: from scratch and per endpoint change.
+    Proxy(proxy::Args),
 }
 
 /// The storage backends the benchmarks run on.
@@ -69,5 +76,9 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(controllers::run(args)),
+        Command::Proxy(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(proxy::run(args)),
     }
 }

@@ -41,7 +41,11 @@ pub struct KubeletConfig {
     /// Where the CNI plugins live; `None` disables CNI (pods then get a
     /// bare network namespace with only a down `lo`).
     pub cni_bin_dir: Option<PathBuf>,
-    pub pod_cidr: String,
+    /// The pod network; `None` waits for the Node's `spec.podCIDR` (node
+    /// IPAM in the controller-manager assigns it), as the kubelet does.
+    pub pod_cidr: Option<String>,
+    /// The CNI bridge interface (host-global: tests pick their own).
+    pub bridge: String,
 }
 
 impl KubeletConfig {
@@ -53,7 +57,8 @@ impl KubeletConfig {
             data_dir,
             containerd_binary: "containerd".into(),
             cni_bin_dir: default_cni_dir(),
-            pod_cidr: "10.88.0.0/16".into(),
+            pod_cidr: None,
+            bridge: cni::BRIDGE.into(),
         }
     }
 }
@@ -215,6 +220,11 @@ async fn run_with(
         }
     };
     tracing::info!(node = %config.node_name, "node registered");
+    let pod_cidr = match &config.pod_cidr {
+        Some(c) => c.clone(),
+        None => node::wait_for_pod_cidr(&client, &config.node_name).await,
+    };
+    tracing::info!(node = %config.node_name, %pod_cidr, bridge = %config.bridge, "pod network");
     let heartbeat = tokio::spawn(node::heartbeat(client.clone(), identity.clone(), node));
     let ctx = Arc::new(worker::NodeContext {
         client,
@@ -224,7 +234,8 @@ async fn run_with(
         data_dir: config.data_dir.clone(),
         cni: config.cni_bin_dir.clone().map(|bin_dir| cni::Cni {
             bin_dir,
-            pod_cidr: config.pod_cidr.clone(),
+            pod_cidr,
+            bridge: config.bridge.clone(),
             ipam_dir: config.data_dir.join("cni").join("networks"),
         }),
         cgroup_parent: "/ferrokube".into(),

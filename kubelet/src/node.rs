@@ -286,6 +286,30 @@ pub async fn heartbeat(client: Client, id: NodeIdentity, mut node: Node) {
     }
 }
 
+/// Waits until the Node has a `spec.podCIDR` (assigned by node IPAM in
+/// the controller-manager) and returns it. Pods cannot be networked
+/// before that, so the kubelet starts none.
+pub async fn wait_for_pod_cidr(client: &Client, name: &str) -> String {
+    let api: Api<Node> = Api::all(client.clone());
+    let mut logged = false;
+    loop {
+        match api.get_opt(name).await {
+            Ok(Some(node)) => {
+                if let Some(c) = node.spec.and_then(|s| s.pod_cidr).filter(|c| !c.is_empty()) {
+                    return c;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "reading the node for its pod CIDR"),
+        }
+        if !logged {
+            tracing::info!(node = %name, "waiting for the node's podCIDR");
+            logged = true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -295,8 +295,10 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
     )
     .expect("build busybox image");
 
-    let config =
+    let mut config =
         kubelet::KubeletConfig::new(server.kubeconfig.clone(), NODE.into(), data_dir.clone());
+    // No controller-manager here to assign the Node a podCIDR.
+    config.pod_cidr = Some("10.88.0.0/16".into());
     let (stop, kubelet) = start_kubelet(config.clone());
 
     let client = client::connect(Some(&server.kubeconfig))
