@@ -10,13 +10,11 @@
 //! - `controllers`: a Deployment of 1,000 replicas to 1,000 available on
 //!   hollow nodes; the ReplicaSet controller's pod create rate beside the
 //!   API server's.
-
-mod api;
-mod controllers;
 //! - `proxy`: 1,000 Services × 10 endpoints into a real iptables-restore
 //!   (in a private network namespace): from scratch, and per endpoint change.
 
 mod api;
+mod controllers;
 mod proxy;
 mod report;
 mod scheduler;
