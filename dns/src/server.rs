@@ -3,7 +3,6 @@
 //! rest to the upstream resolvers.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_server::net::runtime::Time;
@@ -208,7 +207,7 @@ pub async fn serve(
     handler: Handler,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let mut server = Server::new(Arc::new(handler));
+    let mut server = Server::new(handler);
     server.register_socket(sockets.udp);
     // Idle TCP clients are dropped after this long (CoreDNS: 10 s).
     server.register_listener(sockets.tcp, Duration::from_secs(10), 64);
