@@ -104,7 +104,7 @@ fn validate_backend(b: &IngressBackend, path: &FieldPath) -> Vec<FieldError> {
 
 fn validate_path(p: &HTTPIngressPath, path: &FieldPath) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    let Some(path_type) = p.path_type.as_deref().filter(|t| !t.is_empty()) else {
+    let Some(path_type) = Some(p.path_type.as_str()).filter(|t| !t.is_empty()) else {
         return vec![FieldError::required(
             &path.child("pathType"),
             "pathType must be specified",
