@@ -167,9 +167,10 @@ pub fn is_ours(ing: &Ingress, classes: &[&IngressClass], filter: &ClassFilter) -
     match named {
         Some(name) => classes
             .iter()
+            .copied()
             .filter(ours)
             .any(|c| c.metadata.name.as_deref() == Some(name.as_str())),
-        None => classes.iter().filter(ours).any(|c| {
+        None => classes.iter().copied().filter(ours).any(|c| {
             c.metadata
                 .annotations
                 .as_ref()

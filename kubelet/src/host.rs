@@ -137,8 +137,6 @@ pub fn go_arch(rust_arch: &str) -> &str {
 
 /// The address the host would use to reach the outside: connecting a UDP
 /// socket sends nothing but picks the route's source address.
-/// The address the host would reach the world from (a route lookup; no
-/// packet is sent): the node's InternalIP.
 pub fn outbound_ip() -> Option<IpAddr> {
     let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
     socket.connect("10.255.255.255:1").ok()?;

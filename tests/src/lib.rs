@@ -242,7 +242,12 @@ impl Cluster {
             .arg(self.addr.to_string())
             // These tests are about the API and the control plane; the
             // kubelet (and its containerd) has tests of its own.
-            .arg("--disable-kubelet");
+            .arg("--disable-kubelet")
+            // Concurrent clusters must not fight over fixed ports.
+            .arg("--dns-listen")
+            .arg("127.0.0.1:0")
+            .arg("--ingress-listen")
+            .arg("127.0.0.1:0");
         if let Some(etcd) = &self.etcd {
             command.arg("--etcd-servers").arg(&etcd.endpoint);
         }
