@@ -1,7 +1,8 @@
 //! The ingress controller against a real in-process API server, with real
 //! HTTP backends. Kubernetes refuses loopback endpoint addresses, so the
-//! backends listen on a test-private address of a dummy interface this test
-//! creates (unique name and address per run, removed at the end).
+//! backends listen on a test-private address of a veth pair this test
+//! creates on the host (unique names and address per run, removed at the
+//! end; traffic to it never leaves the machine).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Command;
@@ -21,7 +22,7 @@ use kube::{Api, Client};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 
-/// A dummy interface holding one /32 address; deleted on drop.
+/// A veth pair holding one /32 address; deleted on drop.
 struct Dummy {
     name: String,
     ip: Ipv4Addr,
@@ -44,10 +45,12 @@ impl Dummy {
             .unwrap_or(1);
         let name = format!("fkig{:08x}", seed);
         let ip = Ipv4Addr::new(10, 253, (seed >> 8) as u8, (seed % 253 + 1) as u8);
-        ip_cmd(&["link", "add", &name, "type", "dummy"]);
+        let peer = format!("{name}p");
+        ip_cmd(&["link", "add", &name, "type", "veth", "peer", "name", &peer]);
         let dummy = Dummy { name, ip };
         ip_cmd(&["addr", "add", &format!("{ip}/32"), "dev", &dummy.name]);
         ip_cmd(&["link", "set", &dummy.name, "up"]);
+        ip_cmd(&["link", "set", &peer, "up"]);
         dummy
     }
 }
@@ -263,22 +266,25 @@ async fn ingress_routes_hosts_and_paths_to_service_endpoints_and_reloads_in_plac
 
     // kubectl prints Kubernetes' columns.
     let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
-    let out = Command::new(&kubectl)
+    // Async: the API server runs on this test's runtime.
+    let out = tokio::process::Command::new(&kubectl)
         .arg("--kubeconfig")
         .arg(&server.kubeconfig)
         .args(["get", "ingress", "shop"])
         .output()
+        .await
         .expect("run kubectl");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(lines[0], ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"]);
     assert_eq!(lines[1][..5], ["shop", "<none>", "shop.example", "10.0.0.5", "80"]);
-    let out = Command::new(&kubectl)
+    let out = tokio::process::Command::new(&kubectl)
         .arg("--kubeconfig")
         .arg(&server.kubeconfig)
         .args(["get", "ingressclass"])
         .output()
+        .await
         .expect("run kubectl");
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
