@@ -40,6 +40,10 @@ enum Command {
     HollowNodes(HollowNodesArgs),
     /// Run the service proxy: program Services into iptables NAT.
     Proxy(ProxyArgs),
+    /// Run the cluster DNS server (and register the kube-dns Service).
+    Dns(DnsArgs),
+    /// Run the ingress controller: HTTP routing by Ingress rules.
+    Ingress(IngressArgs),
 }
 
 #[derive(Args, Clone)]
@@ -79,6 +83,72 @@ impl ProxyRulesArgs {
         c.rules.service_cidr = self.service_network.clone();
         c
     }
+}
+
+#[derive(Args, Clone)]
+struct DnsArgs {
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// UDP and TCP address to serve DNS on.
+    #[arg(long, default_value = "0.0.0.0:53")]
+    listen: SocketAddr,
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// Upstream resolvers for other names (default: those of --resolv-conf).
+    #[arg(long, value_delimiter = ',')]
+    upstream: Vec<SocketAddr>,
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
+    /// The kube-dns Service's ClusterIP; without it no Service is registered.
+    #[arg(long)]
+    cluster_ip: Option<std::net::IpAddr>,
+    /// The address the kube-dns endpoints point at (default: the node's).
+    #[arg(long)]
+    node_ip: Option<std::net::IpAddr>,
+}
+
+impl DnsArgs {
+    fn config(&self) -> dns::Config {
+        let mut c = dns::Config::new(self.listen);
+        c.cluster_domain = self.cluster_domain.clone();
+        c.upstreams = self.upstream.clone();
+        c.resolv_conf = self.resolv_conf.clone();
+        c.register = self.cluster_ip.map(|ip| (ip, self.node_ip.unwrap_or_else(node_ip)));
+        c
+    }
+}
+
+#[derive(Args, Clone)]
+struct IngressArgs {
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Address to serve HTTP on.
+    #[arg(long, default_value = "0.0.0.0:80")]
+    listen: SocketAddr,
+    /// The IngressClass this controller creates and serves.
+    #[arg(long, default_value = "ferrokube")]
+    class: String,
+    /// Mark that IngressClass as the cluster default.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    default_class: bool,
+    /// The address written to Ingress status (default: the node's).
+    #[arg(long)]
+    node_ip: Option<std::net::IpAddr>,
+}
+
+impl IngressArgs {
+    fn config(&self) -> ingress::Config {
+        let mut c = ingress::Config::new(self.listen);
+        c.class_name = self.class.clone();
+        c.default_class = self.default_class;
+        c.node_ip = Some(self.node_ip.unwrap_or_else(node_ip));
+        c
+    }
+}
+
+/// The node's address, as the kubelet reports it.
+fn node_ip() -> std::net::IpAddr {
+    kubelet::host::outbound_ip().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
 }
 
 #[derive(Args)]
@@ -185,6 +255,14 @@ struct KubeletArgs {
     /// The CNI bridge interface.
     #[arg(long, default_value = kubelet::cni::BRIDGE)]
     cni_bridge: String,
+    /// The cluster DNS address(es) ClusterFirst pods resolve with.
+    #[arg(long, value_delimiter = ',')]
+    cluster_dns: Vec<std::net::IpAddr>,
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// The host resolvers Default pods get.
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -219,6 +297,9 @@ impl KubeletArgs {
         config.containerd_socket = self.containerd_socket.clone();
         config.pod_cidr = self.pod_cidr.clone();
         config.bridge = self.cni_bridge.clone();
+        config.cluster_dns = self.cluster_dns.clone();
+        config.cluster_domain = self.cluster_domain.clone();
+        config.resolv_conf = self.resolv_conf.clone();
         config
     }
 }
@@ -283,6 +364,19 @@ struct UpArgs {
     /// Prefix of the proxy's iptables chains.
     #[arg(long, default_value = "FKUBE")]
     proxy_chain_prefix: String,
+    /// Where the cluster DNS listens (UDP and TCP); pods reach it through
+    /// the kube-dns Service, so any port works.
+    #[arg(long, default_value = "0.0.0.0:10053")]
+    dns_listen: SocketAddr,
+    /// Where the ingress controller serves HTTP.
+    #[arg(long, default_value = "0.0.0.0:80")]
+    ingress_listen: SocketAddr,
+    /// Run no cluster DNS.
+    #[arg(long)]
+    disable_dns: bool,
+    /// Run no ingress controller.
+    #[arg(long)]
+    disable_ingress: bool,
 }
 
 impl ApiserverArgs {
@@ -299,6 +393,53 @@ impl ApiserverArgs {
             },
         }
     }
+}
+
+/// The cluster DNS and the ingress controller of `up`. A port that cannot
+/// be bound (80 without privileges, or taken) disables that add-on with an
+/// error in the log instead of failing the whole cluster.
+async fn spawn_addons(
+    args: &UpArgs,
+    kubeconfig: &std::path::Path,
+    cluster_dns: std::net::IpAddr,
+    stop_rx: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    // Quietly wait for the API port: the client logs refused connections.
+    let listen = args.apiserver.listen;
+    let api_up = move || async move {
+        while tokio::net::TcpStream::connect(listen).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    if !args.disable_dns {
+        let c = client::connect(Some(kubeconfig)).await?;
+        let mut config = dns::Config::new(args.dns_listen);
+        config.register = Some((cluster_dns, node_ip()));
+        let stop = stopped(stop_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            api_up().await;
+            if let Err(e) = dns::run(config, c, stop).await {
+                tracing::error!(error = %e, "cluster DNS stopped");
+            }
+        }));
+    }
+    if !args.disable_ingress {
+        let c = client::connect(Some(kubeconfig)).await?;
+        let mut config = ingress::Config::new(args.ingress_listen);
+        config.node_ip = Some(node_ip());
+        let stop = stopped(stop_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            api_up().await;
+            if let Err(e) = ingress::run(config, c, stop).await {
+                tracing::error!(error = %e, "ingress controller stopped");
+            }
+        }));
+    }
+    Ok(tasks)
 }
 
 async fn shutdown_signal() {
@@ -354,6 +495,10 @@ fn main() -> anyhow::Result<()> {
                     kubeconfig.display()
                 );
                 let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                // k3s's choice: the tenth address of the service range.
+                let cluster_dns = std::net::IpAddr::V4(dns::kube_dns::cluster_dns_ip(
+                    std::net::Ipv4Addr::from(a.service_cluster_ip_range.base),
+                ));
                 let kubelet = (!args.disable_kubelet).then(|| {
                     let config = KubeletArgs {
                         kubeconfig: kubeconfig.clone(),
@@ -362,6 +507,9 @@ fn main() -> anyhow::Result<()> {
                         data_dir: a.data_dir.join("kubelet"),
                         pod_cidr: None,
                         cni_bridge: args.cni_bridge.clone(),
+                        cluster_dns: if args.disable_dns { Vec::new() } else { vec![cluster_dns] },
+                        cluster_domain: "cluster.local".into(),
+                        resolv_conf: "/etc/resolv.conf".into(),
                     }
                     .config();
                     let mut stop_rx = stop_rx.clone();
@@ -441,6 +589,7 @@ fn main() -> anyhow::Result<()> {
                         tracing::error!(error = %e, "scheduler stopped");
                     }
                 });
+                let addons = spawn_addons(&args, &kubeconfig, cluster_dns, &stop_rx).await?;
                 apiserver::server::run(a.config(), async move {
                     shutdown_signal().await;
                     let _ = stop_tx.send(true);
@@ -454,6 +603,17 @@ fn main() -> anyhow::Result<()> {
                     let _ = kubelet.await;
                 }
                 let _ = controllers.await;
+                for task in addons {
+                    let _ = task.await;
+                }
+            }
+            Command::Dns(d) => {
+                let c = client::connect(d.kubeconfig.as_deref()).await?;
+                dns::run(d.config(), c, shutdown_signal()).await?;
+            }
+            Command::Ingress(i) => {
+                let c = client::connect(i.kubeconfig.as_deref()).await?;
+                ingress::run(i.config(), c, shutdown_signal()).await?;
             }
             Command::ControllerManager(a) => {
                 let options = a.ipam.options()?;

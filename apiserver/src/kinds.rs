@@ -111,6 +111,13 @@ impl Kinds {
             EndpointSliceStrategy,
         );
         k.add::<EventsV1EventStrategy>(cache, "events.k8s.io", "events", EventsV1EventStrategy);
+        k.add::<IngressStrategy>(cache, "networking.k8s.io", "ingresses", IngressStrategy);
+        k.add::<IngressClassStrategy>(
+            cache,
+            "networking.k8s.io",
+            "ingressclasses",
+            IngressClassStrategy,
+        );
         k.add::<PriorityClassStrategy>(
             cache,
             "scheduling.k8s.io",

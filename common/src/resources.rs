@@ -289,6 +289,28 @@ pub static RESOURCES: &[ResourceInfo] = &[
         []
     ),
     res!(
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        "ingresses",
+        "ingress",
+        Namespaced,
+        ["ing"],
+        [],
+        ["status"]
+    ),
+    res!(
+        "networking.k8s.io",
+        "v1",
+        "IngressClass",
+        "ingressclasses",
+        "ingressclass",
+        Cluster,
+        [],
+        [],
+        []
+    ),
+    res!(
         "scheduling.k8s.io",
         "v1",
         "PriorityClass",

@@ -41,6 +41,12 @@ pub enum ContainerError {
     Env(#[from] crate::env::EnvError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error("cannot write the pod's resolv.conf {path}: {source}")]
+    ResolvConf {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot create log directory {path}: {source}")]
     Log {
         path: PathBuf,
@@ -55,7 +61,10 @@ impl ContainerError {
         match self {
             ContainerError::ImageNotPresent { .. } => "ErrImageNeverPull",
             ContainerError::Image(_) => "InvalidImageName",
-            ContainerError::Spec(_) | ContainerError::Volume(_) | ContainerError::Env(_) => {
+            ContainerError::Spec(_)
+            | ContainerError::Volume(_)
+            | ContainerError::Env(_)
+            | ContainerError::ResolvConf { .. } => {
                 "CreateContainerConfigError"
             }
             ContainerError::Runtime(_) | ContainerError::Log { .. } => "CreateContainerError",

@@ -8,6 +8,7 @@ pub mod cgroups;
 pub mod cni;
 pub mod containers;
 pub mod daemon;
+pub mod dns;
 pub mod env;
 pub mod host;
 pub mod image;
@@ -46,6 +47,12 @@ pub struct KubeletConfig {
     pub pod_cidr: Option<String>,
     /// The CNI bridge interface (host-global: tests pick their own).
     pub bridge: String,
+    /// `--cluster-dns`: written as the nameservers of ClusterFirst pods.
+    pub cluster_dns: Vec<std::net::IpAddr>,
+    /// `--cluster-domain`.
+    pub cluster_domain: String,
+    /// `--resolv-conf`: the host resolvers Default pods get.
+    pub resolv_conf: PathBuf,
 }
 
 impl KubeletConfig {
@@ -59,6 +66,9 @@ impl KubeletConfig {
             cni_bin_dir: default_cni_dir(),
             pod_cidr: None,
             bridge: cni::BRIDGE.into(),
+            cluster_dns: Vec::new(),
+            cluster_domain: "cluster.local".into(),
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
         }
     }
 }
@@ -239,6 +249,15 @@ async fn run_with(
             ipam_dir: config.data_dir.join("cni").join("networks"),
         }),
         cgroup_parent: "/ferrokube".into(),
+        cluster_dns: dns::ClusterDns {
+            servers: config.cluster_dns.clone(),
+            domain: config.cluster_domain.clone(),
+        },
+        // Read once, as the kubelet does; a missing file means no host
+        // resolvers (Default pods then get an empty resolv.conf).
+        host_resolv: dns::ResolvConf::parse(
+            &std::fs::read_to_string(&config.resolv_conf).unwrap_or_default(),
+        ),
     });
     tokio::select! {
         () = run_pods(ctx) => {}

@@ -67,6 +67,8 @@ pub struct Placement {
     pub extra_env: Vec<(String, String)>,
     /// The container's volume mounts.
     pub mounts: Vec<crate::volumes::BindMount>,
+    /// The pod's resolv.conf, bound at `/etc/resolv.conf`.
+    pub resolv_conf: Option<PathBuf>,
 }
 
 /// The final argv: Kubernetes' command/args rules over the image's.
@@ -286,7 +288,9 @@ pub fn build(
         .build()
         .map_err(oci)?;
     let mut mounts = oci_spec::runtime::get_default_mounts();
-    if place.netns.is_none() && Path::new("/etc/resolv.conf").exists() {
+    if let Some(conf) = &place.resolv_conf {
+        mounts.push(bind(&conf.to_string_lossy(), "/etc/resolv.conf", true).map_err(oci)?);
+    } else if place.netns.is_none() && Path::new("/etc/resolv.conf").exists() {
         mounts.push(bind("/etc/resolv.conf", "/etc/resolv.conf", true).map_err(oci)?);
     }
     for m in &place.mounts {
@@ -411,6 +415,7 @@ mod tests {
                 destination: "/data".into(),
                 read_only: true,
             }],
+            resolv_conf: Some("/var/lib/pods/p/resolv.conf".into()),
         };
         let spec = build(&Pod::default(), &c, &ImageProcess::default(), &place).expect("spec");
         let json = serde_json::to_value(&spec).expect("json");
@@ -432,6 +437,13 @@ mod tests {
         assert_eq!(net["path"], "/run/netns/p");
         assert_eq!(json["process"]["args"], serde_json::json!(["sleep", "1"]));
         assert_eq!(json["root"]["path"], "rootfs");
+        let resolv = json["mounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .find(|m| m["destination"] == "/etc/resolv.conf")
+            .expect("the pod's resolv.conf is mounted");
+        assert_eq!(resolv["source"], "/var/lib/pods/p/resolv.conf");
         let data = json["mounts"]
             .as_array()
             .expect("mounts")
@@ -455,6 +467,7 @@ mod tests {
                 hostname: String::new(),
                 extra_env: vec![],
                 mounts: vec![],
+                resolv_conf: None,
             },
         );
         assert!(matches!(err, Err(SpecError::NoCommand { .. })));

@@ -306,6 +306,12 @@ impl Cluster {
         if !self.kubelet {
             command.arg("--disable-kubelet");
         }
+        // Concurrent clusters must not fight over fixed ports.
+        command
+            .arg("--dns-listen")
+            .arg("127.0.0.1:0")
+            .arg("--ingress-listen")
+            .arg("127.0.0.1:0");
         if let Some(etcd) = &self.etcd {
             command.arg("--etcd-servers").arg(&etcd.endpoint);
         }

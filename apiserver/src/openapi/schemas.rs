@@ -101,6 +101,14 @@ static KINDS: &[(Gvk, Register)] = &[
         register::<events::v1::Event>,
     ),
     (
+        gvk("networking.k8s.io", "v1", "Ingress"),
+        register::<k8s_openapi::api::networking::v1::Ingress>,
+    ),
+    (
+        gvk("networking.k8s.io", "v1", "IngressClass"),
+        register::<k8s_openapi::api::networking::v1::IngressClass>,
+    ),
+    (
         gvk("policy", "v1", "Eviction"),
         register::<k8s_openapi::api::policy::v1::Eviction>,
     ),

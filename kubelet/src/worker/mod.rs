@@ -42,6 +42,9 @@ pub struct NodeContext {
     pub cni: Option<Cni>,
     /// The cgroup every pod's cgroup lives under (`/ferrokube`).
     pub cgroup_parent: String,
+    /// What pods' resolv.conf files are made of.
+    pub cluster_dns: crate::dns::ClusterDns,
+    pub host_resolv: crate::dns::ResolvConf,
 }
 
 struct Slot {
@@ -341,6 +344,35 @@ impl Worker {
         ))
     }
 
+    /// Writes `<pod dir>/resolv.conf` for the pod's DNS policy. Host-network
+    /// pods that resolve like the host keep the host's own file.
+    async fn write_resolv_conf(
+        &self,
+        pod_dir: &std::path::Path,
+    ) -> Result<Option<PathBuf>, containers::ContainerError> {
+        let spec = self.pod.spec.as_ref();
+        let policy = spec
+            .and_then(|s| s.dns_policy.as_deref())
+            .unwrap_or("ClusterFirst");
+        if self.host_network() && policy != "ClusterFirstWithHostNet" && policy != "None" {
+            return Ok(None);
+        }
+        let conf =
+            crate::dns::pod_resolv_conf(&self.pod, &self.ctx.cluster_dns, &self.ctx.host_resolv);
+        let path = pod_dir.join("resolv.conf");
+        let written = async {
+            tokio::fs::create_dir_all(pod_dir).await?;
+            tokio::fs::write(&path, conf.render()).await
+        };
+        written
+            .await
+            .map_err(|source| containers::ContainerError::ResolvConf {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Some(path))
+    }
+
     fn placement(&self) -> Placement {
         let spec = self.pod.spec.as_ref();
         let hostname = spec
@@ -349,6 +381,7 @@ impl Worker {
         let extra_env = vec![("HOSTNAME".to_string(), hostname.clone())];
         Placement {
             mounts: Vec::new(),
+            resolv_conf: None,
             netns: self.netns.clone(),
             cgroups_path: format!("{}/pod{}", self.ctx.cgroup_parent, self.pod_ref.uid),
             hostname,
@@ -458,10 +491,13 @@ impl Worker {
         )
         .await;
         let volumes = crate::volumes::mounts(&self.ctx.client, &self.pod, &pod_dir, c).await;
-        let result = match (env, volumes) {
-            (Err(e), _) => Err(containers::ContainerError::Env(e)),
-            (_, Err(e)) => Err(containers::ContainerError::Volume(e)),
-            (Ok(env), Ok(mounts)) => {
+        let resolv = self.write_resolv_conf(&pod_dir).await;
+        let result = match (env, volumes, resolv) {
+            (Err(e), _, _) => Err(containers::ContainerError::Env(e)),
+            (_, Err(e), _) => Err(containers::ContainerError::Volume(e)),
+            (_, _, Err(e)) => Err(e),
+            (Ok(env), Ok(mounts), Ok(resolv)) => {
+                place.resolv_conf = resolv;
                 place.extra_env.extend(env);
                 place.mounts = mounts;
                 containers::start(

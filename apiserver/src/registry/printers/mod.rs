@@ -27,6 +27,7 @@ pub mod descriptions;
 pub mod discovery;
 pub mod events;
 pub mod format;
+pub mod networking;
 pub mod node;
 pub mod pod;
 pub mod scheduling;

@@ -22,6 +22,7 @@
 //! | `coordination.k8s.io/leases` | [`LeaseStrategy`] | subdomain |
 //! | `discovery.k8s.io/endpointslices` | [`EndpointSliceStrategy`] | subdomain |
 //! | `events.k8s.io/events` | [`EventsV1EventStrategy`] | subdomain |
+//! | `networking.k8s.io/ingresses`, `ingressclasses` | [`IngressStrategy`], [`IngressClassStrategy`] | subdomain |
 //! | `scheduling.k8s.io/priorityclasses` | [`PriorityClassStrategy`] | subdomain |
 //!
 //! Ordering: `default` is idempotent and may run before or after
@@ -38,6 +39,7 @@ mod daemonset;
 mod deployment;
 mod event;
 mod gofmt;
+mod ingress;
 mod lease;
 mod network;
 mod pod;
@@ -57,6 +59,7 @@ pub use config::{ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy};
 pub use daemonset::DaemonSetStrategy;
 pub use deployment::{DeploymentStrategy, ReplicaSetStrategy};
 pub use event::{EventStrategy, EventsV1EventStrategy};
+pub use ingress::{INGRESS_CLASS_ANNOTATION, IngressClassStrategy, IngressStrategy};
 pub use lease::LeaseStrategy;
 pub use network::{EndpointSliceStrategy, EndpointsStrategy};
 pub use pod::{POD_UPDATE_FORBIDDEN, PodStrategy, apply_default_admission, pod_qos_class};
