@@ -105,6 +105,26 @@ struct KubeletArgs {
     /// The pod network (CNI bridge with host-local IPAM).
     #[arg(long, default_value = "10.88.0.0/16")]
     pod_cidr: String,
+    #[command(flatten)]
+    api: KubeletApiArgs,
+}
+
+/// Where the kubelet API listens and what the Node advertises.
+#[derive(Args, Clone)]
+struct KubeletApiArgs {
+    /// The kubelet API port (0 picks a free one; the Node advertises it).
+    #[arg(long, default_value_t = 10250)]
+    kubelet_port: u16,
+    /// The Node's InternalIP (default: the host's outbound address); the
+    /// kubelet API then listens on it alone, else on every address.
+    #[arg(long)]
+    node_ip: Option<std::net::IpAddr>,
+    /// Container log files rotate at this size (bytes).
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    container_log_max_size: u64,
+    /// Log files kept per container, the current one included.
+    #[arg(long, default_value_t = 5)]
+    container_log_max_files: usize,
 }
 
 #[derive(Subcommand)]
@@ -138,6 +158,13 @@ impl KubeletArgs {
         );
         config.containerd_socket = self.containerd_socket.clone();
         config.pod_cidr = self.pod_cidr.clone();
+        config.node_ip = self.api.node_ip;
+        let ip = self.api.node_ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        config.server_addr = SocketAddr::new(ip, self.api.kubelet_port);
+        config.log_rotation = kubelet::logs::writer::Rotation {
+            max_size: self.api.container_log_max_size,
+            max_files: self.api.container_log_max_files,
+        };
         config
     }
 }
@@ -191,6 +218,11 @@ struct UpArgs {
     /// Run no kubelet (an API-only cluster).
     #[arg(long)]
     disable_kubelet: bool,
+    /// The in-process kubelet's pod network.
+    #[arg(long, default_value = "10.88.0.0/16")]
+    pod_cidr: String,
+    #[command(flatten)]
+    kubelet_api: KubeletApiArgs,
 }
 
 impl ApiserverArgs {
@@ -268,7 +300,8 @@ fn main() -> anyhow::Result<()> {
                         node_name: args.node_name.clone(),
                         containerd_socket: None,
                         data_dir: a.data_dir.join("kubelet"),
-                        pod_cidr: "10.88.0.0/16".into(),
+                        pod_cidr: args.pod_cidr.clone(),
+                        api: args.kubelet_api.clone(),
                     }
                     .config();
                     let mut stop_rx = stop_rx.clone();

@@ -11,11 +11,13 @@ pub mod daemon;
 pub mod env;
 pub mod host;
 pub mod image;
+pub mod logs;
 pub mod netns;
 pub mod node;
 mod pods;
 pub mod quantity;
 pub mod runtime;
+pub mod server;
 pub mod spec;
 pub mod status;
 pub mod testing;
@@ -42,6 +44,14 @@ pub struct KubeletConfig {
     /// bare network namespace with only a down `lo`).
     pub cni_bin_dir: Option<PathBuf>,
     pub pod_cidr: String,
+    /// Container log rotation (size, files kept).
+    pub log_rotation: logs::writer::Rotation,
+    /// Where the kubelet API listens (`--kubelet-address`,
+    /// `--kubelet-port`; port 0 picks a free one).
+    pub server_addr: std::net::SocketAddr,
+    /// The node's InternalIP (`--node-ip`); by default the host's
+    /// outbound address.
+    pub node_ip: Option<std::net::IpAddr>,
 }
 
 impl KubeletConfig {
@@ -54,6 +64,9 @@ impl KubeletConfig {
             containerd_binary: "containerd".into(),
             cni_bin_dir: default_cni_dir(),
             pod_cidr: "10.88.0.0/16".into(),
+            log_rotation: logs::writer::Rotation::default(),
+            server_addr: std::net::SocketAddr::from(([0, 0, 0, 0], 10250)),
+            node_ip: None,
         }
     }
 }
@@ -87,6 +100,8 @@ pub enum KubeletError {
     Node(#[from] node::NodeError),
     #[error(transparent)]
     Image(#[from] image::ImageError),
+    #[error(transparent)]
+    Server(#[from] server::ServerError),
 }
 
 /// containerd, either the one given or our private one.
@@ -192,9 +207,15 @@ async fn run_with(
         tracing::info!(images = ?imported, "imported node-local images");
     }
     let client = client::connect(Some(&config.kubeconfig)).await?;
-    let facts = host::HostFacts::read(&config.data_dir)?;
+    let mut facts = host::HostFacts::read(&config.data_dir)?;
+    if let Some(ip) = config.node_ip {
+        facts.internal_ip = Some(ip);
+    }
     let version = rt.version().await?;
+    let (listener, api_addr) = server::bind(config.server_addr).await?;
+    tracing::info!(addr = %api_addr, "kubelet API listening");
     let identity = node::NodeIdentity {
+        kubelet_port: api_addr.port(),
         name: config.node_name.clone(),
         runtime_version: format!(
             "containerd://{}",
@@ -228,11 +249,17 @@ async fn run_with(
             ipam_dir: config.data_dir.join("cni").join("networks"),
         }),
         cgroup_parent: "/ferrokube".into(),
+        logs: Arc::new(logs::copier::Registry::new(
+            config.data_dir.join("io"),
+            config.log_rotation,
+        )),
     });
+    let api = server::spawn(listener, ctx.clone());
     tokio::select! {
         () = run_pods(ctx) => {}
         () = shutdown => {}
     }
+    api.abort();
     heartbeat.abort();
     Ok(())
 }

@@ -42,6 +42,8 @@ pub struct NodeContext {
     pub cni: Option<Cni>,
     /// The cgroup every pod's cgroup lives under (`/ferrokube`).
     pub cgroup_parent: String,
+    /// Container output copiers (log files, attach).
+    pub logs: Arc<crate::logs::copier::Registry>,
 }
 
 struct Slot {
@@ -192,6 +194,8 @@ impl Worker {
     async fn adopt(&mut self) -> Result<(), crate::runtime::RuntimeError> {
         let found = containers::find(&self.ctx.runtime, &self.pod_ref.uid).await?;
         for f in found {
+            // Re-attach to its output; an exited one is drained first.
+            let log = crate::logs::log_path(&self.pod_dir().join(&f.name), f.attempt);
             let Some(slot) = self.slots.get_mut(&f.name) else {
                 containers::remove(&self.ctx.runtime, &f.id).await?;
                 continue;
@@ -205,6 +209,7 @@ impl Worker {
             }
             slot.record.restart_count = f.attempt;
             slot.current = Some(f.id.clone());
+            let copier = self.ctx.logs.resume(&f.id, log);
             match f.state {
                 FoundState::Running => {
                     slot.record.state = RunState::Running {
@@ -214,6 +219,9 @@ impl Worker {
                     self.watch_exit(f.name.clone(), f.id.clone(), f.started_at);
                 }
                 FoundState::Exited(t) => {
+                    if let Some(copier) = copier {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), copier).await;
+                    }
                     containers::record_exit(&self.ctx.runtime, &t).await?;
                     slot.record.state = RunState::Terminated(t);
                 }
@@ -472,6 +480,7 @@ impl Worker {
                     attempt,
                     place,
                     log_dir,
+                    &self.ctx.logs,
                 )
                 .await
             }
