@@ -65,7 +65,9 @@ impl KubeletConfig {
             cni_bin_dir: default_cni_dir(),
             pod_cidr: "10.88.0.0/16".into(),
             log_rotation: logs::writer::Rotation::default(),
-            server_addr: std::net::SocketAddr::from(([0, 0, 0, 0], 10250)),
+            // Loopback and a free port unless told otherwise (the binary's
+            // flags default to Kubernetes' 0.0.0.0:10250).
+            server_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             node_ip: None,
         }
     }

@@ -62,7 +62,8 @@ async fn kubelet_of(api: &AppState, node: &str) -> Result<String, ApiError> {
         .ok_or_else(|| {
             ApiError::bad_request(format!("node {node} has no InternalIP address"))
         })?;
-    let port = status["daemonEndpoints"]["kubeletEndpoint"]["port"]
+    // DaemonEndpoint's one field is spelled `Port` in the Kubernetes API.
+    let port = status["daemonEndpoints"]["kubeletEndpoint"]["Port"]
         .as_u64()
         .filter(|p| *p > 0)
         .ok_or_else(|| ApiError::bad_request(format!("node {node} has no kubelet endpoint")))?;

@@ -63,12 +63,21 @@ fn writer(ws: futures::stream::SplitSink<WebSocket, Message>) -> mpsc::Sender<Me
     tx
 }
 
+/// A normal closure: client-go reads anything else (even a close frame
+/// with no code) as a broken error stream.
+fn normal_close() -> Message {
+    Message::Close(Some(axum::extract::ws::CloseFrame {
+        code: axum::extract::ws::close_code::NORMAL,
+        reason: "".into(),
+    }))
+}
+
 async fn send_status(out: &mpsc::Sender<Message>, status: &serde_json::Value) {
     let body = serde_json::to_vec(status).unwrap_or_default();
     let _ = out
         .send(Message::Binary(channel::frame(channel::ERROR, &body).into()))
         .await;
-    let _ = out.send(Message::Close(None)).await;
+    let _ = out.send(normal_close()).await;
 }
 
 fn exec_id() -> String {
@@ -258,7 +267,7 @@ pub async fn run_attach(
     if container_exited {
         send_status(&out, &serde_json::json!({"metadata": {}, "status": "Success"})).await;
     } else {
-        let _ = out.send(Message::Close(None)).await;
+        let _ = out.send(normal_close()).await;
     }
 }
 

@@ -391,7 +391,12 @@ async fn tunnel_websocket(
                 break;
             }
         }
-        let _ = sink.close().await;
+        let _ = sink
+            .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                code: axum::extract::ws::close_code::NORMAL,
+                reason: "".into(),
+            })))
+            .await;
     };
     tokio::select! {
         () = reading => {}
