@@ -73,7 +73,10 @@ pub async fn serve<C, Fut>(
         buf.extend_from_slice(&chunk);
         loop {
             let frame = match spdy::parse(&mut buf) {
-                Ok(Some(f)) => f,
+                Ok(Some(f)) => {
+                    tracing::trace!(frame = ?f, "port-forward frame");
+                    f
+                }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(error = %e, "port-forward session ends");
@@ -196,6 +199,7 @@ async fn forward<C, Fut>(
             return;
         }
     };
+    tracing::debug!(port, data, "port-forward connection open");
     let (mut rd, mut wr) = conn.into_split();
     let upstream = async move {
         while let Some(Some(chunk)) = from_client.recv().await {
