@@ -163,6 +163,23 @@ fn read_until(reader: &mut impl BufRead, want: impl Fn(&str) -> bool) -> Vec<Str
     panic!("the wanted line never came; got {lines:?}");
 }
 
+/// The counter's last logged number, read from its log file directly
+/// (the kubelet API is down while this is called).
+fn kubectl_last_line(data_dir: &Path) -> u64 {
+    let pods = std::fs::read_dir(data_dir.join("pods")).expect("pods dir");
+    let dir = pods
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("default_counter_"))
+        .expect("counter pod dir");
+    let log = std::fs::read(dir.path().join("main/0.log")).expect("counter log");
+    let text = kubelet::logs::cri::plain_text(&log);
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter_map(line_number)
+        .max()
+        .expect("a counter line")
+}
+
 fn line_number(line: &str) -> Option<u64> {
     line.strip_prefix("line ")?.parse().ok()
 }
@@ -197,7 +214,7 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
     config.node_ip = Some("127.0.0.1".parse().expect("ip"));
     config.server_addr = "127.0.0.1:0".parse().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let kubelet = tokio::spawn(kubelet::run(config, async {
+    let kubelet = tokio::spawn(kubelet::run(config.clone(), async {
         let _ = stopped.await;
     }));
 
@@ -434,6 +451,30 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
             .flatten()
             .any(|p| p["podRef"]["name"] == "counter"),
         "{summary}"
+    );
+
+    // A restarted kubelet re-attaches to the running container's output:
+    // what it wrote meanwhile and afterwards still reaches the log.
+    let _ = stop.send(());
+    let _ = kubelet.await;
+    let before = kubectl_last_line(&config.data_dir);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let kubelet = tokio::spawn(kubelet::run(config.clone(), async {
+        let _ = stopped.await;
+    }));
+    let after = eventually("logs to go on after the restart", || async {
+        let out = kubectl.run(&["logs", "counter", "--tail=1"], None);
+        let n = line_number(String::from_utf8_lossy(&out.stdout).trim())?;
+        (n > before + 5).then_some(n)
+    })
+    .await;
+    let all = kubectl.ok(&["logs", "counter"]);
+    let numbers: Vec<u64> = all.lines().filter_map(line_number).collect();
+    assert_eq!(
+        numbers,
+        (0..numbers.len() as u64).collect::<Vec<_>>(),
+        "no line lost or repeated across the restart (up to {after})"
     );
 
     for name in ["counter", "crasher", "web"] {
