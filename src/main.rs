@@ -159,7 +159,10 @@ impl KubeletArgs {
         config.containerd_socket = self.containerd_socket.clone();
         config.pod_cidr = self.pod_cidr.clone();
         config.node_ip = self.api.node_ip;
-        let ip = self.api.node_ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        let ip = self
+            .api
+            .node_ip
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
         config.server_addr = SocketAddr::new(ip, self.api.kubelet_port);
         config.log_rotation = kubelet::logs::writer::Rotation {
             max_size: self.api.container_log_max_size,

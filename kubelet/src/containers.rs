@@ -61,9 +61,9 @@ impl ContainerError {
             ContainerError::Spec(_) | ContainerError::Volume(_) | ContainerError::Env(_) => {
                 "CreateContainerConfigError"
             }
-            ContainerError::Runtime(_)
-            | ContainerError::Log { .. }
-            | ContainerError::Logs(_) => "CreateContainerError",
+            ContainerError::Runtime(_) | ContainerError::Log { .. } | ContainerError::Logs(_) => {
+                "CreateContainerError"
+            }
         }
     }
 }

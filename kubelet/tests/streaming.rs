@@ -64,8 +64,12 @@ impl Drop for HostCleanup {
         for uid in &uids {
             let pods = Path::new("/sys/fs/cgroup/pids/ferrokube").join(format!("pod{uid}"));
             for c in std::fs::read_dir(pods).into_iter().flatten().flatten() {
-                let procs = std::fs::read_to_string(c.path().join("cgroup.procs")).unwrap_or_default();
-                procs.lines().filter_map(|l| l.trim().parse().ok()).for_each(kill);
+                let procs =
+                    std::fs::read_to_string(c.path().join("cgroup.procs")).unwrap_or_default();
+                procs
+                    .lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .for_each(kill);
             }
         }
         for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -104,7 +108,11 @@ impl Kubectl {
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut child = self
             .command(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -169,7 +177,11 @@ fn kubectl_last_line(data_dir: &Path) -> u64 {
     let pods = std::fs::read_dir(data_dir.join("pods")).expect("pods dir");
     let dir = pods
         .flatten()
-        .find(|e| e.file_name().to_string_lossy().starts_with("default_counter_"))
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("default_counter_")
+        })
         .expect("counter pod dir");
     let log = std::fs::read(dir.path().join("main/0.log")).expect("counter log");
     let text = kubelet::logs::cri::plain_text(&log);
@@ -276,7 +288,8 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
     let bad = kubectl.run(&["logs", "counter", "-c", "nope"], None);
     assert!(!bad.status.success());
     assert!(
-        String::from_utf8_lossy(&bad.stderr).contains("container nope is not valid for pod counter"),
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("container nope is not valid for pod counter"),
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
@@ -297,7 +310,9 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
         .expect("logs -f");
     let mut out = BufReader::new(follow.stdout.take().expect("stdout"));
     let followed = tokio::task::spawn_blocking(move || {
-        read_until(&mut out, |l| line_number(l).is_some_and(|n| n > last_seen + 5))
+        read_until(&mut out, |l| {
+            line_number(l).is_some_and(|n| n > last_seen + 5)
+        })
     })
     .await
     .expect("follow");
@@ -317,7 +332,14 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
 
     // exec: output, stderr and exit code.
     let out = kubectl.run(
-        &["exec", "counter", "--", "sh", "-c", "echo out; echo err >&2; exit 3"],
+        &[
+            "exec",
+            "counter",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
         None,
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
@@ -328,10 +350,20 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(kubectl.ok(&["exec", "counter", "--", "hostname"]), "counter\n");
+    assert_eq!(
+        kubectl.ok(&["exec", "counter", "--", "hostname"]),
+        "counter\n"
+    );
     // exec -i with piped stdin, ended by the v5 close signal.
-    let piped = kubectl.run(&["exec", "-i", "counter", "--", "tr", "a-z", "A-Z"], Some("piped data\n"));
-    assert!(piped.status.success(), "{}", String::from_utf8_lossy(&piped.stderr));
+    let piped = kubectl.run(
+        &["exec", "-i", "counter", "--", "tr", "a-z", "A-Z"],
+        Some("piped data\n"),
+    );
+    assert!(
+        piped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&piped.stdout), "PIPED DATA\n");
 
     // An interactive TTY shell, kubectl on a pty of script(1).
@@ -376,11 +408,10 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
         .spawn()
         .expect("attach");
     let mut out = BufReader::new(attach.stdout.take().expect("stdout"));
-    let attached = tokio::task::spawn_blocking(move || {
-        read_until(&mut out, |l| line_number(l).is_some())
-    })
-    .await
-    .expect("attach output");
+    let attached =
+        tokio::task::spawn_blocking(move || read_until(&mut out, |l| line_number(l).is_some()))
+            .await
+            .expect("attach output");
     assert!(!attached.is_empty());
     let _ = attach.kill();
     let _ = attach.wait();
@@ -439,9 +470,17 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
     let _ = forward.wait();
 
     // The node proxy reaches the kubelet API too.
-    let healthz = kubectl.ok(&["get", "--raw", &format!("/api/v1/nodes/{NODE}/proxy/healthz")]);
+    let healthz = kubectl.ok(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/nodes/{NODE}/proxy/healthz"),
+    ]);
     assert_eq!(healthz, "ok");
-    let summary = kubectl.ok(&["get", "--raw", &format!("/api/v1/nodes/{NODE}/proxy/stats/summary")]);
+    let summary = kubectl.ok(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/nodes/{NODE}/proxy/stats/summary"),
+    ]);
     let summary: serde_json::Value = serde_json::from_str(&summary).expect("summary json");
     assert_eq!(summary["node"]["nodeName"], NODE);
     assert!(
@@ -482,7 +521,11 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
     }
     for name in ["counter", "crasher", "web"] {
         eventually(&format!("{name} to be gone"), || async {
-            pods.get_opt(name).await.expect("get").is_none().then_some(())
+            pods.get_opt(name)
+                .await
+                .expect("get")
+                .is_none()
+                .then_some(())
         })
         .await;
     }

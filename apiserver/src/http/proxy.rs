@@ -29,8 +29,13 @@ pub fn handles(group: &str, rest: &[&str]) -> bool {
     group.is_empty()
         && matches!(
             rest,
-            ["namespaces", _, "pods", _, "log" | "exec" | "attach" | "portforward"]
-                | ["nodes", _, "proxy", ..]
+            [
+                "namespaces",
+                _,
+                "pods",
+                _,
+                "log" | "exec" | "attach" | "portforward"
+            ] | ["nodes", _, "proxy", ..]
         )
 }
 
@@ -41,7 +46,12 @@ pub async fn serve(api: AppState, rest: Vec<String>, req: Request) -> Response {
     }
 }
 
-async fn get(api: &AppState, plural: &'static str, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+async fn get(
+    api: &AppState,
+    plural: &'static str,
+    ns: Option<&str>,
+    name: &str,
+) -> Result<Value, ApiError> {
     let registry = api
         .registries
         .get(&("", "v1", plural))
@@ -59,9 +69,7 @@ async fn kubelet_of(api: &AppState, node: &str) -> Result<String, ApiError> {
         .flatten()
         .find(|a| a["type"] == "InternalIP")
         .and_then(|a| a["address"].as_str())
-        .ok_or_else(|| {
-            ApiError::bad_request(format!("node {node} has no InternalIP address"))
-        })?;
+        .ok_or_else(|| ApiError::bad_request(format!("node {node} has no InternalIP address")))?;
     // DaemonEndpoint's one field is spelled `Port` in the Kubernetes API.
     let port = status["daemonEndpoints"]["kubeletEndpoint"]["Port"]
         .as_u64()
@@ -121,7 +129,10 @@ async fn serve_inner(api: AppState, rest: Vec<String>, req: Request) -> Result<R
                 )));
             }
             let pod = get(&api, "pods", Some(ns), name).await?;
-            let node = pod["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
+            let node = pod["spec"]["nodeName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let q: HashMap<String, String> =
                 form_urlencoded::parse(query.as_deref().unwrap_or_default().as_bytes())
                     .into_owned()
@@ -129,7 +140,8 @@ async fn serve_inner(api: AppState, rest: Vec<String>, req: Request) -> Result<R
             let path = match *sub {
                 "portforward" => format!("/portForward/{ns}/{name}"),
                 _ => {
-                    let container = container_of(&pod, name, q.get("container").map(String::as_str))?;
+                    let container =
+                        container_of(&pod, name, q.get("container").map(String::as_str))?;
                     let kind = match *sub {
                         "log" => "containerLogs",
                         "exec" => "exec",
@@ -144,7 +156,11 @@ async fn serve_inner(api: AppState, rest: Vec<String>, req: Request) -> Result<R
                 )));
             }
             let q = query_without_container(query.as_deref());
-            let path = if q.is_empty() { path } else { format!("{path}?{q}") };
+            let path = if q.is_empty() {
+                path
+            } else {
+                format!("{path}?{q}")
+            };
             (node, path, true)
         }
         ["nodes", name, "proxy", tail @ ..] => {
@@ -262,7 +278,10 @@ mod tests {
     #[test]
     fn proxied_paths_are_recognised() {
         assert!(handles("", &["namespaces", "d", "pods", "p", "log"]));
-        assert!(handles("", &["namespaces", "d", "pods", "p", "portforward"]));
+        assert!(handles(
+            "",
+            &["namespaces", "d", "pods", "p", "portforward"]
+        ));
         assert!(handles("", &["nodes", "n", "proxy", "stats", "summary"]));
         assert!(handles("", &["nodes", "n", "proxy"]));
         assert!(!handles("", &["namespaces", "d", "pods", "p", "status"]));
@@ -274,11 +293,13 @@ mod tests {
         let pod = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}});
         assert_eq!(container_of(&pod, "p", Some("b")).expect("b"), "b");
         assert_eq!(
-            container_of(&pod, "p", Some("c")).unwrap_err().message,
+            container_of(&pod, "p", Some("c"))
+                .expect_err("rejected")
+                .message,
             "container c is not valid for pod p"
         );
         assert_eq!(
-            container_of(&pod, "p", None).unwrap_err().message,
+            container_of(&pod, "p", None).expect_err("rejected").message,
             "a container name must be specified for pod p, choose one of: [a b]"
         );
         let one = json!({"spec": {"containers": [{"name": "only"}]}});

@@ -47,9 +47,13 @@ impl Fifos {
             source,
         })?;
         let fifos = Fifos::paths(dir, stdin);
-        for path in [Some(&fifos.stdout), Some(&fifos.stderr), fifos.stdin.as_ref()]
-            .into_iter()
-            .flatten()
+        for path in [
+            Some(&fifos.stdout),
+            Some(&fifos.stderr),
+            fifos.stdin.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
         {
             match nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
                 Ok(()) | Err(nix::Error::EEXIST) => {}
@@ -221,11 +225,7 @@ impl Registry {
 
     /// After a kubelet restart: re-attaches to a container's FIFOs, if it
     /// has them; the returned handle ends once its output is drained.
-    pub fn resume(
-        self: &Arc<Self>,
-        id: &str,
-        log: PathBuf,
-    ) -> Option<tokio::task::JoinHandle<()>> {
+    pub fn resume(self: &Arc<Self>, id: &str, log: PathBuf) -> Option<tokio::task::JoinHandle<()>> {
         let dir = self.root.join(id);
         if !dir.join("stdout").exists() || self.lock().contains_key(id) {
             return None;

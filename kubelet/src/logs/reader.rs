@@ -56,7 +56,9 @@ impl LogOptions {
         let tail_lines = positive("tailLines", number("tailLines")?)?;
         let limit_bytes = match number("limitBytes")? {
             Some(n) if n < 1 => {
-                return Err(format!("limitBytes: Invalid value: {n}: must be greater than 0"));
+                return Err(format!(
+                    "limitBytes: Invalid value: {n}: must be greater than 0"
+                ));
             }
             n => n.map(|n| n as u64),
         };
@@ -65,13 +67,16 @@ impl LogOptions {
                 return Err("sinceSeconds: Forbidden: at most one of sinceTime or sinceSeconds may be specified".into());
             }
             (Some(s), None) if s < 1 => {
-                return Err(format!("sinceSeconds: Invalid value: {s}: must be greater than 0"));
+                return Err(format!(
+                    "sinceSeconds: Invalid value: {s}: must be greater than 0"
+                ));
             }
             (Some(s), None) => Some(now - jiff::SignedDuration::from_secs(s)),
-            (None, Some(t)) => Some(
-                t.parse::<Timestamp>()
-                    .map_err(|_| format!("sinceTime: Invalid value: \"{t}\": not an RFC 3339 time"))?,
-            ),
+            (None, Some(t)) => {
+                Some(t.parse::<Timestamp>().map_err(|_| {
+                    format!("sinceTime: Invalid value: \"{t}\": not an RFC 3339 time")
+                })?)
+            }
             (None, None) => None,
         };
         Ok(LogOptions {
@@ -190,7 +195,9 @@ where
         loop {
             tokio::time::sleep(POLL).await;
             let meta = tokio::fs::metadata(&path).await.ok();
-            if meta.as_ref().map(|m| m.ino()) != ino || meta.as_ref().is_some_and(|m| m.len() < offset) {
+            if meta.as_ref().map(|m| m.ino()) != ino
+                || meta.as_ref().is_some_and(|m| m.len() < offset)
+            {
                 ino = meta.as_ref().map(|m| m.ino());
                 offset = 0;
             }
@@ -288,7 +295,10 @@ mod tests {
     #[tokio::test]
     async fn options_select_tail_since_limit_and_timestamps() {
         let data = sample();
-        assert_eq!(read(&data, LogOptions::default()).await, "one\ntwo\nthree\n");
+        assert_eq!(
+            read(&data, LogOptions::default()).await,
+            "one\ntwo\nthree\n"
+        );
         let tail = |n| LogOptions {
             tail_lines: Some(n),
             ..LogOptions::default()
@@ -321,7 +331,7 @@ mod tests {
         let q = |k: &str, v: &str| HashMap::from([(k.to_string(), v.to_string())]);
         assert!(
             LogOptions::from_query(&q("tailLines", "x"), now)
-                .unwrap_err()
+                .expect_err("rejected")
                 .starts_with("tailLines:")
         );
         assert!(LogOptions::from_query(&q("limitBytes", "0"), now).is_err());

@@ -156,7 +156,10 @@ mod tests {
             w.write(t, Stream::Stdout, true, &line).expect("write");
         }
         let current = std::fs::metadata(&path).expect("current").len();
-        assert!(current > 0 && current <= 200, "current file is {current} bytes");
+        assert!(
+            current > 0 && current <= 200,
+            "current file is {current} bytes"
+        );
         let rotated = rotated_files(&path);
         assert_eq!(rotated.len(), 2, "{rotated:?}");
         for f in &rotated {

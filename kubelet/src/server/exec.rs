@@ -75,7 +75,9 @@ fn normal_close() -> Message {
 async fn send_status(out: &mpsc::Sender<Message>, status: &serde_json::Value) {
     let body = serde_json::to_vec(status).unwrap_or_default();
     let _ = out
-        .send(Message::Binary(channel::frame(channel::ERROR, &body).into()))
+        .send(Message::Binary(
+            channel::frame(channel::ERROR, &body).into(),
+        ))
         .await;
     let _ = out.send(normal_close()).await;
 }
@@ -89,8 +91,10 @@ pub async fn run_exec(ctx: Arc<NodeContext>, ws: WebSocket, id: String, opts: St
     let (sink, mut incoming) = ws.split();
     let out = writer(sink);
     let exec = exec_id();
-    let fifos = match Fifos::create(ctx.data_dir.join("io").join(format!("{id}-{exec}")), opts.stdin)
-    {
+    let fifos = match Fifos::create(
+        ctx.data_dir.join("io").join(format!("{id}-{exec}")),
+        opts.stdin,
+    ) {
         Ok(f) => f,
         Err(e) => return send_status(&out, &channel::failure(&e.to_string())).await,
     };
@@ -265,7 +269,11 @@ pub async fn run_attach(
         ctx.logs.close_stdin(&id);
     }
     if container_exited {
-        send_status(&out, &serde_json::json!({"metadata": {}, "status": "Success"})).await;
+        send_status(
+            &out,
+            &serde_json::json!({"metadata": {}, "status": "Success"}),
+        )
+        .await;
     } else {
         let _ = out.send(normal_close()).await;
     }

@@ -80,7 +80,10 @@ pub async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAd
 }
 
 /// Serves on `listener` until the returned task is aborted.
-pub fn spawn(listener: tokio::net::TcpListener, ctx: Arc<NodeContext>) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    listener: tokio::net::TcpListener,
+    ctx: Arc<NodeContext>,
+) -> tokio::task::JoinHandle<()> {
     let app = router(ctx);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -134,7 +137,12 @@ struct Located {
     attempts: Vec<Found>,
 }
 
-async fn locate(ctx: &NodeContext, ns: &str, name: &str, container: &str) -> Result<Located, Failure> {
+async fn locate(
+    ctx: &NodeContext,
+    ns: &str,
+    name: &str,
+    container: &str,
+) -> Result<Located, Failure> {
     let pod = get_pod(ctx, ns, name).await?;
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let declared = pod
@@ -208,7 +216,10 @@ async fn container_logs(
             ))
         })?
     };
-    let path = crate::logs::log_path(&pod_dir(&ctx, &ns, &name, &l.uid).join(&container), chosen.attempt);
+    let path = crate::logs::log_path(
+        &pod_dir(&ctx, &ns, &name, &l.uid).join(&container),
+        chosen.attempt,
+    );
     let id = chosen.id.clone();
     let follow_running = chosen.state == FoundState::Running && !opts.previous;
     let rt = ctx.runtime.clone();
@@ -375,11 +386,7 @@ async fn tunnel_websocket(
     let reading = async {
         while let Some(Ok(m)) = stream.next().await {
             match m {
-                Message::Binary(b) => {
-                    if input.send(b).await.is_err() {
-                        break;
-                    }
-                }
+                Message::Binary(b) if input.send(b).await.is_err() => break,
                 Message::Close(_) => break,
                 _ => {}
             }

@@ -148,7 +148,11 @@ pub async fn serve<C, Fut>(
                     }
                 }
                 Frame::Control { kind, data, .. } if kind == spdy::PING => {
-                    if output.send(spdy::control(spdy::PING, 0, &data)).await.is_err() {
+                    if output
+                        .send(spdy::control(spdy::PING, 0, &data))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -193,7 +197,9 @@ async fn forward<C, Fut>(
         Err(e) => {
             let message = format!("error forwarding port {port} to pod {describe}: {e}");
             tracing::debug!(%message);
-            let _ = output.send(spdy::data(error, false, message.as_bytes())).await;
+            let _ = output
+                .send(spdy::data(error, false, message.as_bytes()))
+                .await;
             let _ = output.send(spdy::data(error, true, &[])).await;
             let _ = output.send(spdy::data(data, true, &[])).await;
             return;
@@ -251,9 +257,12 @@ mod tests {
         });
         let (in_tx, in_rx) = mpsc::channel(16);
         let (out_tx, mut out_rx) = mpsc::channel(16);
-        tokio::spawn(serve(in_rx, out_tx, "default/p".into(), |port| async move {
-            TcpStream::connect(("127.0.0.1", port)).await
-        }));
+        tokio::spawn(serve(
+            in_rx,
+            out_tx,
+            "default/p".into(),
+            |port| async move { TcpStream::connect(("127.0.0.1", port)).await },
+        ));
         let mut client = HeaderCodec::default();
         let syn = |client: &mut HeaderCodec, id: u32, kind: &str| {
             let port = port.to_string();
@@ -267,9 +276,15 @@ mod tests {
             body.extend_from_slice(&block);
             spdy::control(spdy::SYN_STREAM, 0, &body)
         };
-        in_tx.send(syn(&mut client, 1, "error")).await.expect("send");
+        in_tx
+            .send(syn(&mut client, 1, "error"))
+            .await
+            .expect("send");
         in_tx.send(syn(&mut client, 3, "data")).await.expect("send");
-        in_tx.send(spdy::data(3, true, b"hello")).await.expect("send");
+        in_tx
+            .send(spdy::data(3, true, b"hello"))
+            .await
+            .expect("send");
         let mut buf = BytesMut::new();
         let mut replies = 0;
         let mut echoed = Vec::new();

@@ -54,11 +54,7 @@ pub async fn summary(State(ctx): State<Arc<NodeContext>>) -> Response {
     node["nodeName"] = ctx.node_name.clone().into();
     let parent = ctx.cgroup_parent.trim_matches('/').to_string();
     let mut pods = Vec::new();
-    let listed = ctx
-        .runtime
-        .list_containers(&[])
-        .await
-        .unwrap_or_default();
+    let listed = ctx.runtime.list_containers(&[]).await.unwrap_or_default();
     let mut uids: Vec<(String, String, String)> = listed
         .iter()
         .filter_map(|c| {
@@ -72,7 +68,9 @@ pub async fn summary(State(ctx): State<Arc<NodeContext>>) -> Response {
     uids.sort();
     uids.dedup();
     for (uid, namespace, name) in uids {
-        let found = containers::find(&ctx.runtime, &uid).await.unwrap_or_default();
+        let found = containers::find(&ctx.runtime, &uid)
+            .await
+            .unwrap_or_default();
         let pod_cgroup = format!("{parent}/pod{uid}");
         let containers: Vec<Value> = found
             .iter()
@@ -107,8 +105,11 @@ mod tests {
         std::fs::create_dir_all(&mem).expect("dir");
         std::fs::write(cpu.join("cpuacct.usage"), "12345\n").expect("write");
         std::fs::write(mem.join("memory.usage_in_bytes"), "1000\n").expect("write");
-        std::fs::write(mem.join("memory.stat"), "cache 5\ntotal_inactive_file 300\n")
-            .expect("write");
+        std::fs::write(
+            mem.join("memory.stat"),
+            "cache 5\ntotal_inactive_file 300\n",
+        )
+        .expect("write");
         let s = cgroup_stats(dir.path(), "k/pod1", "t");
         assert_eq!(s["cpu"]["usageCoreNanoSeconds"], 12345);
         assert_eq!(s["memory"]["usageBytes"], 1000);
