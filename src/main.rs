@@ -263,6 +263,26 @@ struct KubeletArgs {
     /// The host resolvers Default pods get.
     #[arg(long, default_value = "/etc/resolv.conf")]
     resolv_conf: PathBuf,
+    #[command(flatten)]
+    api: KubeletApiArgs,
+}
+
+/// Where the kubelet API listens and what the Node advertises.
+#[derive(Args, Clone)]
+struct KubeletApiArgs {
+    /// The kubelet API port (0 picks a free one; the Node advertises it).
+    #[arg(long, default_value_t = 10250)]
+    kubelet_port: u16,
+    /// The Node's InternalIP (default: the host's outbound address); the
+    /// kubelet API then listens on it alone, else on every address.
+    #[arg(long)]
+    node_ip: Option<std::net::IpAddr>,
+    /// Container log files rotate at this size (bytes).
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    container_log_max_size: u64,
+    /// Log files kept per container, the current one included.
+    #[arg(long, default_value_t = 5)]
+    container_log_max_files: usize,
 }
 
 #[derive(Subcommand)]
@@ -300,6 +320,16 @@ impl KubeletArgs {
         config.cluster_dns = self.cluster_dns.clone();
         config.cluster_domain = self.cluster_domain.clone();
         config.resolv_conf = self.resolv_conf.clone();
+        config.node_ip = self.api.node_ip;
+        let ip = self
+            .api
+            .node_ip
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        config.server_addr = SocketAddr::new(ip, self.api.kubelet_port);
+        config.log_rotation = kubelet::logs::writer::Rotation {
+            max_size: self.api.container_log_max_size,
+            max_files: self.api.container_log_max_files,
+        };
         config
     }
 }
@@ -377,6 +407,8 @@ struct UpArgs {
     /// Run no ingress controller.
     #[arg(long)]
     disable_ingress: bool,
+    #[command(flatten)]
+    kubelet_api: KubeletApiArgs,
 }
 
 impl ApiserverArgs {
@@ -510,6 +542,7 @@ fn main() -> anyhow::Result<()> {
                         cluster_dns: if args.disable_dns { Vec::new() } else { vec![cluster_dns] },
                         cluster_domain: "cluster.local".into(),
                         resolv_conf: "/etc/resolv.conf".into(),
+                        api: args.kubelet_api.clone(),
                     }
                     .config();
                     let mut stop_rx = stop_rx.clone();

@@ -110,7 +110,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         Namespaced,
         ["po"],
         ["all"],
-        ["status", "binding"]
+        ["status", "binding", "log", "exec", "attach", "portforward"]
     ),
     res!(
         "",
@@ -121,7 +121,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         Cluster,
         ["no"],
         [],
-        ["status"]
+        ["status", "proxy"]
     ),
     res!(
         "",

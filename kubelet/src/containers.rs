@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -47,6 +48,8 @@ pub enum ContainerError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Logs(#[from] crate::logs::LogError),
     #[error("cannot create log directory {path}: {source}")]
     Log {
         path: PathBuf,
@@ -67,7 +70,9 @@ impl ContainerError {
             | ContainerError::ResolvConf { .. } => {
                 "CreateContainerConfigError"
             }
-            ContainerError::Runtime(_) | ContainerError::Log { .. } => "CreateContainerError",
+            ContainerError::Runtime(_) | ContainerError::Log { .. } | ContainerError::Logs(_) => {
+                "CreateContainerError"
+            }
         }
     }
 }
@@ -177,6 +182,7 @@ pub async fn start(
     attempt: i32,
     place: Placement,
     log_dir: PathBuf,
+    logs: &Arc<crate::logs::copier::Registry>,
 ) -> Result<(String, Timestamp), ContainerError> {
     let spec_image = container.image.clone().unwrap_or_default();
     let image_name = image::normalize_reference(&spec_image);
@@ -214,9 +220,19 @@ pub async fn start(
         path: log_dir.clone(),
         source,
     })?;
-    let log = log_dir.join(format!("{attempt}.log"));
+    let log = crate::logs::log_path(&log_dir, attempt);
     let started = Timestamp::now();
-    if let Err(e) = rt.start_task(&id, mounts, &log).await {
+    let (io, keepalive) = match logs.start(&id, log, container.stdin.unwrap_or(false)) {
+        Ok(started) => started,
+        Err(e) => {
+            let _ = remove(rt, &id).await;
+            return Err(e.into());
+        }
+    };
+    let result = rt.start_task(&id, mounts, &io).await;
+    // The shim holds its write ends now (or never will): EOF means exit.
+    drop(keepalive);
+    if let Err(e) = result {
         let _ = remove(rt, &id).await;
         return Err(e.into());
     }

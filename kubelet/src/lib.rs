@@ -12,11 +12,13 @@ pub mod dns;
 pub mod env;
 pub mod host;
 pub mod image;
+pub mod logs;
 pub mod netns;
 pub mod node;
 mod pods;
 pub mod quantity;
 pub mod runtime;
+pub mod server;
 pub mod spec;
 pub mod status;
 pub mod testing;
@@ -53,6 +55,14 @@ pub struct KubeletConfig {
     pub cluster_domain: String,
     /// `--resolv-conf`: the host resolvers Default pods get.
     pub resolv_conf: PathBuf,
+    /// Container log rotation (size, files kept).
+    pub log_rotation: logs::writer::Rotation,
+    /// Where the kubelet API listens (`--kubelet-address`,
+    /// `--kubelet-port`; port 0 picks a free one).
+    pub server_addr: std::net::SocketAddr,
+    /// The node's InternalIP (`--node-ip`); by default the host's
+    /// outbound address.
+    pub node_ip: Option<std::net::IpAddr>,
 }
 
 impl KubeletConfig {
@@ -69,6 +79,11 @@ impl KubeletConfig {
             cluster_dns: Vec::new(),
             cluster_domain: "cluster.local".into(),
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            log_rotation: logs::writer::Rotation::default(),
+            // Loopback and a free port unless told otherwise (the binary's
+            // flags default to Kubernetes' 0.0.0.0:10250).
+            server_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            node_ip: None,
         }
     }
 }
@@ -102,6 +117,8 @@ pub enum KubeletError {
     Node(#[from] node::NodeError),
     #[error(transparent)]
     Image(#[from] image::ImageError),
+    #[error(transparent)]
+    Server(#[from] server::ServerError),
 }
 
 /// containerd, either the one given or our private one.
@@ -207,9 +224,15 @@ async fn run_with(
         tracing::info!(images = ?imported, "imported node-local images");
     }
     let client = client::connect(Some(&config.kubeconfig)).await?;
-    let facts = host::HostFacts::read(&config.data_dir)?;
+    let mut facts = host::HostFacts::read(&config.data_dir)?;
+    if let Some(ip) = config.node_ip {
+        facts.internal_ip = Some(ip);
+    }
     let version = rt.version().await?;
+    let (listener, api_addr) = server::bind(config.server_addr).await?;
+    tracing::info!(addr = %api_addr, "kubelet API listening");
     let identity = node::NodeIdentity {
+        kubelet_port: api_addr.port(),
         name: config.node_name.clone(),
         runtime_version: format!(
             "containerd://{}",
@@ -258,11 +281,17 @@ async fn run_with(
         host_resolv: dns::ResolvConf::parse(
             &std::fs::read_to_string(&config.resolv_conf).unwrap_or_default(),
         ),
+        logs: Arc::new(logs::copier::Registry::new(
+            config.data_dir.join("io"),
+            config.log_rotation,
+        )),
     });
+    let api = server::spawn(listener, ctx.clone());
     tokio::select! {
         () = run_pods(ctx) => {}
         () = shutdown => {}
     }
+    api.abort();
     heartbeat.abort();
     Ok(())
 }

@@ -55,6 +55,8 @@ pub struct NodeIdentity {
     pub facts: HostFacts,
     /// `containerd://1.6.20`.
     pub runtime_version: String,
+    /// Where the kubelet API listens (`status.daemonEndpoints`).
+    pub kubelet_port: u16,
 }
 
 impl NodeIdentity {
@@ -90,6 +92,11 @@ impl NodeIdentity {
             allocatable: Some(capacity.clone()),
             capacity: Some(capacity),
             addresses: Some(addresses),
+            daemon_endpoints: Some(k8s_openapi::api::core::v1::NodeDaemonEndpoints {
+                kubelet_endpoint: Some(k8s_openapi::api::core::v1::DaemonEndpoint {
+                    port: i32::from(self.kubelet_port),
+                }),
+            }),
             conditions: Some(vec![
                 condition(
                     "MemoryPressure",
@@ -330,6 +337,7 @@ mod tests {
                 boot_id: "b".into(),
             },
             runtime_version: "containerd://1.6.20".into(),
+            kubelet_port: 10250,
         }
     }
 
@@ -347,6 +355,8 @@ mod tests {
         assert_eq!(addresses[0].type_, "InternalIP");
         assert_eq!(addresses[0].address, "10.0.0.5");
         assert_eq!(addresses[1].type_, "Hostname");
+        let endpoint = status.daemon_endpoints.and_then(|d| d.kubelet_endpoint);
+        assert_eq!(endpoint.map(|e| e.port), Some(10250));
         let info = status.node_info.expect("nodeInfo");
         assert_eq!(info.container_runtime_version, "containerd://1.6.20");
         assert_eq!(info.kernel_version, "6.1.0");

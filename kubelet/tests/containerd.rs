@@ -395,8 +395,8 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
         "default_hello_{}",
         hello.metadata.uid.as_deref().expect("uid")
     ));
-    let log = std::fs::read_to_string(log_dir.join("main/0.log")).expect("container log");
-    assert_eq!(log, "hi\n");
+    let log = std::fs::read(log_dir.join("main/0.log")).expect("container log");
+    assert_eq!(kubelet::logs::cri::plain_text(&log), b"hi\n");
 
     let volumes = phase_of(&pods, "volumes", "Succeeded").await;
     let volumes_log = data_dir
@@ -407,8 +407,8 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
         ))
         .join("main/0.log");
     assert_eq!(
-        std::fs::read_to_string(volumes_log).expect("volumes log"),
-        "hello-cm s3cret|hello-cm |s3cret|64\n"
+        kubelet::logs::cri::plain_text(&std::fs::read(volumes_log).expect("volumes log")),
+        b"hello-cm s3cret|hello-cm |s3cret|64\n"
     );
 
     let host_net = phase_of(&pods, "host-net", "Succeeded").await;

@@ -21,6 +21,7 @@ use crate::registry::rest::{
 };
 
 pub mod negotiate;
+pub mod proxy;
 mod watch;
 
 use negotiate::{MAX_BODY, Output};
@@ -321,6 +322,10 @@ async fn dispatch_inner(
             version,
             req.headers(),
         ));
+    }
+    if proxy::handles(group, rest) {
+        let rest = rest.iter().map(|s| s.to_string()).collect();
+        return Ok(proxy::serve(api, rest, req).await);
     }
     let path = req.uri().path().to_string();
     let target =

@@ -45,6 +45,8 @@ pub struct NodeContext {
     /// What pods' resolv.conf files are made of.
     pub cluster_dns: crate::dns::ClusterDns,
     pub host_resolv: crate::dns::ResolvConf,
+    /// Container output copiers (log files, attach).
+    pub logs: Arc<crate::logs::copier::Registry>,
 }
 
 struct Slot {
@@ -195,6 +197,8 @@ impl Worker {
     async fn adopt(&mut self) -> Result<(), crate::runtime::RuntimeError> {
         let found = containers::find(&self.ctx.runtime, &self.pod_ref.uid).await?;
         for f in found {
+            // Re-attach to its output; an exited one is drained first.
+            let log = crate::logs::log_path(&self.pod_dir().join(&f.name), f.attempt);
             let Some(slot) = self.slots.get_mut(&f.name) else {
                 containers::remove(&self.ctx.runtime, &f.id).await?;
                 continue;
@@ -208,6 +212,7 @@ impl Worker {
             }
             slot.record.restart_count = f.attempt;
             slot.current = Some(f.id.clone());
+            let copier = self.ctx.logs.resume(&f.id, log);
             match f.state {
                 FoundState::Running => {
                     slot.record.state = RunState::Running {
@@ -217,6 +222,9 @@ impl Worker {
                     self.watch_exit(f.name.clone(), f.id.clone(), f.started_at);
                 }
                 FoundState::Exited(t) => {
+                    if let Some(copier) = copier {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), copier).await;
+                    }
                     containers::record_exit(&self.ctx.runtime, &t).await?;
                     slot.record.state = RunState::Terminated(t);
                 }
@@ -508,6 +516,7 @@ impl Worker {
                     attempt,
                     place,
                     log_dir,
+                    &self.ctx.logs,
                 )
                 .await
             }
