@@ -19,7 +19,10 @@ use containerd_client::tonic::{Code, Request, Status};
 use containerd_client::types::{Descriptor, Mount};
 
 /// Our containerd namespace, apart from anything else on the host.
+mod exec;
 mod tasks;
+
+pub use exec::{ExecError, ExecOutcome};
 
 pub const NAMESPACE: &str = "ferrokube";
 pub const SNAPSHOTTER: &str = "overlayfs";
