@@ -35,6 +35,8 @@ pub enum CniError {
 #[derive(Debug, Clone)]
 pub struct Cni {
     pub bin_dir: PathBuf,
+    /// The node bridge ([`BRIDGE`] unless tests need one of their own).
+    pub bridge: String,
     pub pod_cidr: String,
     /// host-local keeps its allocations here.
     pub ipam_dir: PathBuf,
@@ -56,7 +58,7 @@ impl Cni {
                     "cniVersion": CNI_VERSION,
                     "name": NETWORK_NAME,
                     "type": "bridge",
-                    "bridge": BRIDGE,
+                    "bridge": self.bridge,
                     "isGateway": true,
                     "ipMasq": masquerade,
                     "hairpinMode": true,

@@ -45,6 +45,8 @@ pub struct KubeletConfig {
     /// bare network namespace with only a down `lo`).
     pub cni_bin_dir: Option<PathBuf>,
     pub pod_cidr: String,
+    /// The CNI bridge (`fk0`); host-global, so tests pick their own.
+    pub bridge: String,
 }
 
 impl KubeletConfig {
@@ -57,6 +59,7 @@ impl KubeletConfig {
             containerd_binary: "containerd".into(),
             cni_bin_dir: default_cni_dir(),
             pod_cidr: "10.88.0.0/16".into(),
+            bridge: cni::BRIDGE.into(),
         }
     }
 }
@@ -227,6 +230,7 @@ async fn run_with(
         data_dir: config.data_dir.clone(),
         cni: config.cni_bin_dir.clone().map(|bin_dir| cni::Cni {
             bin_dir,
+            bridge: config.bridge.clone(),
             pod_cidr: config.pod_cidr.clone(),
             ipam_dir: config.data_dir.join("cni").join("networks"),
         }),
