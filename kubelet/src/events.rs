@@ -98,11 +98,10 @@ impl Recorder {
         let key = (about.clone(), reason, message.clone());
         let repeat = {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-            let entry = seen.get_mut(&key).map(|(name, count)| {
+            seen.get_mut(&key).map(|(name, count)| {
                 *count += 1;
                 (name.clone(), *count)
-            });
-            entry
+            })
         };
         if let Some((name, count)) = repeat {
             let patch = json!({"count": count, "lastTimestamp": crate::status::seconds(now)});

@@ -17,10 +17,10 @@ use crate::prober::{Outcome, ProbeTarget};
 /// The least time SIGTERM gets before SIGKILL (`minimumGracePeriodInSeconds`).
 pub const MIN_GRACE_AFTER_HOOK: Duration = Duration::from_secs(2);
 
-fn hook<'a>(
-    container: &'a Container,
+fn hook(
+    container: &Container,
     pick: fn(&k8s_openapi::api::core::v1::Lifecycle) -> Option<&LifecycleHandler>,
-) -> Option<&'a LifecycleHandler> {
+) -> Option<&LifecycleHandler> {
     container.lifecycle.as_ref().and_then(pick)
 }
 
