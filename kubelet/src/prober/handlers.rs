@@ -3,7 +3,8 @@
 //! containerd; exit 0 is success, the output is the message), `httpGet`
 //! (to the pod IP unless `host` is set; 200–399 is success, redirects
 //! followed; `kube-probe/<version>` user agent, `httpHeaders` honoured),
-//! `tcpSocket` (a connection is success) and the hooks' `sleep`. Ports may
+//! `tcpSocket` (a connection is success) and the hooks' `sleep`. HTTPS
+//! skips certificate verification, as Kubernetes' prober does. Ports may
 //! be numbers or names of the container's ports. Failure texts follow
 //! Kubernetes' probers so events read the same.
 
@@ -30,16 +31,30 @@ pub struct ProbeTarget {
     pub ports: Vec<ContainerPort>,
     /// Where exec output is collected while the process runs.
     pub scratch_dir: PathBuf,
-    pub http: reqwest::Client,
+    pub http: Option<reqwest::Client>,
 }
 
-/// A client for probes: no proxy, no keep-alive (as Kubernetes).
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap_or_default()
+/// A client for probes: no proxy, no keep-alive, HTTPS without
+/// certificate verification (all as Kubernetes' prober). `None` if TLS
+/// cannot be set up: HTTP probes then report the error.
+pub fn http_client() -> Option<reqwest::Client> {
+    let built = super::tls::insecure_client_config()
+        .map_err(|e| e.to_string())
+        .and_then(|config| {
+            reqwest::Client::builder()
+                .no_proxy()
+                .pool_max_idle_per_host(0)
+                .use_preconfigured_tls(config)
+                .build()
+                .map_err(|e| e.to_string())
+        });
+    match built {
+        Ok(client) => Some(client),
+        Err(error) => {
+            tracing::error!(%error, "cannot build the probe HTTP client");
+            None
+        }
+    }
 }
 
 /// What to do, whichever API type said so.
@@ -83,10 +98,10 @@ impl Action {
     pub async fn run(&self, target: &ProbeTarget, timeout: Option<Duration>) -> Outcome {
         match self {
             Action::Exec(argv) => exec(target, argv, timeout).await,
-            Action::Http(get) => {
-                let net = Net::of(target);
-                http_get(&target.http, &net, get, timeout).await
-            }
+            Action::Http(get) => match &target.http {
+                Some(http) => http_get(http, &Net::of(target), get, timeout).await,
+                None => Outcome::Error("no HTTP client".into()),
+            },
             Action::Tcp(tcp) => tcp_connect(&Net::of(target), tcp, timeout).await,
             Action::Sleep(d) => {
                 tokio::time::sleep(*d).await;
@@ -392,7 +407,7 @@ mod tests {
             "httpHeaders": [{"name": "X-Test", "value": "yes"}],
         }))
         .expect("get");
-        let http = http_client();
+        let http = http_client().expect("an HTTP client");
         let timeout = Some(Duration::from_secs(5));
         assert_eq!(http_get(&http, &net, &get, timeout).await, Outcome::Success);
         assert_eq!(
@@ -429,6 +444,74 @@ mod tests {
         assert!(
             text.starts_with(&format!("Get \"http://127.0.0.1:{closed_port}/\": ")),
             "{text}"
+        );
+    }
+
+    /// A TLS server with a self-signed certificate (made by the openssl CLI).
+    async fn tls_server(dir: &std::path::Path) -> u16 {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=probe-test", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run openssl");
+        assert!(made.success(), "openssl made a certificate");
+        let certs = vec![CertificateDer::from_pem_file(&cert).expect("cert")];
+        let key = PrivateKeyDer::from_pem_file(&key).expect("key");
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    continue;
+                };
+                let mut buf = vec![0u8; 4096];
+                let _ = tls.read(&mut buf).await;
+                let _ = tls
+                    .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+                let _ = tls.shutdown().await;
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn https_probes_do_not_verify_the_certificate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = tls_server(dir.path()).await;
+        let net = Net {
+            pod_ip: Some("127.0.0.1"),
+            ports: &[],
+        };
+        let get = HTTPGetAction {
+            scheme: Some("HTTPS".into()),
+            port: IntOrString::Int(i32::from(port)),
+            ..HTTPGetAction::default()
+        };
+        let http = http_client().expect("an HTTP client");
+        assert_eq!(
+            http_get(&http, &net, &get, Some(Duration::from_secs(5))).await,
+            Outcome::Success
         );
     }
 }

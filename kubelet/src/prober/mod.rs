@@ -13,6 +13,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Probe;
 
 pub mod handlers;
+mod tls;
 pub mod worker;
 
 pub use handlers::{ContainerProber, ProbeTarget};

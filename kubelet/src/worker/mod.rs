@@ -104,7 +104,7 @@ struct Worker {
     exits_tx: mpsc::UnboundedSender<Exit>,
     probe_tx: mpsc::UnboundedSender<Report>,
     events: Recorder,
-    http: reqwest::Client,
+    http: Option<reqwest::Client>,
     /// Every init container has succeeded.
     initialized: bool,
 }
