@@ -304,6 +304,8 @@ async fn init_containers_run_in_order_and_hooks_run() {
         condition(&running, "Initialized"),
         Some(("True".into(), None))
     );
+    let line = node.kubectl(&["get", "pod", "init", "--no-headers"]);
+    assert!(line.contains(" Running "), "{line}");
     assert_eq!(
         std::fs::read_to_string(dir.join("order")).expect("order"),
         "first\nsecond\nmain\n"
@@ -328,6 +330,14 @@ async fn init_containers_run_in_order_and_hooks_run() {
         (3, Some("Error"))
     );
     assert!(!bad.join("main").exists(), "app containers never ran");
+    // kubectl computes its STATUS column from the statuses.
+    let line = node.kubectl(&["get", "pod", "bad-init", "--no-headers"]);
+    let columns: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        columns.get(1..3),
+        Some(&["0/1", "Init:Error"][..]),
+        "{line}"
+    );
 
     // A failing postStart hook kills the container, which is restarted.
     node.wait_pod("bad-hook", "a restart", |p| {

@@ -25,7 +25,7 @@ pub struct Node {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), kubelet::KubeletError>>>,
     _cleanup: HostCleanup,
-    _server: apiserver::testing::TestServer,
+    server: apiserver::testing::TestServer,
     _dir: tempfile::TempDir,
 }
 
@@ -74,9 +74,27 @@ impl Node {
             stop: Some(stop),
             task: Some(task),
             _cleanup: HostCleanup { data_dir, bridge },
-            _server: server,
+            server,
             _dir: dir,
         }
+    }
+
+    /// `kubectl ARGS` (the real one; `KUBECTL` overrides) against this
+    /// node's API server; its stdout.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+        let out = std::process::Command::new(kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.server.kubeconfig)
+            .args(args)
+            .output()
+            .expect("run kubectl");
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// A host directory for one pod, created empty.
