@@ -260,6 +260,20 @@ async fn init_containers_run_in_order_and_hooks_run() {
         }),
     ))
     .await;
+    let flaky = node.host_dir("flaky-init");
+    node.create(pod(
+        "flaky-init",
+        &flaky,
+        json!({
+            "initContainers": [container(
+                "flaky",
+                "if [ -f /data/tried ]; then exit 0; fi; echo > /data/tried; exit 1",
+                json!({}),
+            )],
+            "containers": [container("main", "sleep 3600", json!({}))],
+        }),
+    ))
+    .await;
     let hook = node.host_dir("bad-hook");
     node.create(pod(
         "bad-hook",
@@ -339,6 +353,21 @@ async fn init_containers_run_in_order_and_hooks_run() {
         "{line}"
     );
 
+    // A failed init container is restarted (restartPolicy Always), then
+    // the app containers start.
+    let recovered = node
+        .wait_pod("flaky-init", "Running", |p| {
+            (p.status.as_ref()?.phase.as_deref()? == "Running").then(|| p.clone())
+        })
+        .await;
+    let flaky_status = status_of(&recovered, "flaky").expect("init status");
+    assert_eq!(flaky_status.restart_count, 1);
+    let last = flaky_status
+        .last_state
+        .and_then(|s| s.terminated)
+        .expect("the failed run");
+    assert_eq!(last.exit_code, 1);
+
     // A failing postStart hook kills the container, which is restarted.
     node.wait_pod("bad-hook", "a restart", |p| {
         (status_of(p, "main")?.restart_count >= 1).then_some(())
@@ -355,7 +384,8 @@ async fn init_containers_run_in_order_and_hooks_run() {
             .contains(&"FailedPostStartHook".to_string())
     );
 
-    node.finish(&["init", "bad-init", "bad-hook"]).await;
+    node.finish(&["init", "bad-init", "flaky-init", "bad-hook"])
+        .await;
     assert_eq!(
         std::fs::read_to_string(dir.join("hooks")).expect("hooks"),
         "poststart\nprestop\n",
