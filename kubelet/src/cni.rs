@@ -36,6 +36,8 @@ pub enum CniError {
 #[derive(Debug, Clone)]
 pub struct Cni {
     pub bin_dir: PathBuf,
+    /// The node bridge ([`BRIDGE`] unless tests need one of their own).
+    pub bridge: String,
     pub pod_cidr: String,
     pub bridge: String,
     /// host-local keeps its allocations here.

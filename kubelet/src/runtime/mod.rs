@@ -19,7 +19,10 @@ use containerd_client::tonic::{Code, Request, Status};
 use containerd_client::types::{Descriptor, Mount};
 
 mod exec;
+mod exec_sync;
 mod tasks;
+
+pub use exec_sync::{ExecError, ExecOutcome};
 
 /// Our containerd namespace, apart from anything else on the host.
 pub const NAMESPACE: &str = "ferrokube";
