@@ -14,6 +14,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// A kubeconfig file pointing at the server.
     pub kubeconfig: PathBuf,
+    /// The service account signing key (PKCS#8 PEM), to verify tokens.
+    pub service_account_key: PathBuf,
     _dir: tempfile::TempDir,
     task: tokio::task::JoinHandle<()>,
 }
@@ -37,6 +39,7 @@ impl TestServer {
         let addr = listener.local_addr()?;
         let options = ApiOptions {
             advertise: addr,
+            pki_dir: Some(dir.path().join("pki")),
             ..ApiOptions::default()
         };
         let app = build(storage, &options).await?;
@@ -48,6 +51,10 @@ impl TestServer {
         Ok(TestServer {
             addr,
             kubeconfig,
+            service_account_key: dir
+                .path()
+                .join("pki")
+                .join(crate::server::SERVICE_ACCOUNT_KEY),
             _dir: dir,
             task,
         })

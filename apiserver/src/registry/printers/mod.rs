@@ -31,6 +31,7 @@ pub mod node;
 pub mod pod;
 pub mod scheduling;
 pub mod service;
+pub mod storage;
 
 use descriptions as doc;
 
