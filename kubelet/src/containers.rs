@@ -39,8 +39,15 @@ pub enum ContainerError {
     Volume(#[from] crate::volumes::VolumeError),
     #[error(transparent)]
     Env(#[from] crate::env::EnvError),
+    /// The reference does not parse (the kubelet's message).
+    #[error("{message}")]
+    InvalidImageName { message: String },
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The runtime could not start the process (a missing executable, a
+    /// bad working directory): the runtime's message, as the CRI reports it.
+    #[error("failed to create containerd task: {message}")]
+    Start { message: String },
     #[error("cannot create log directory {path}: {source}")]
     Log {
         path: PathBuf,
@@ -54,7 +61,10 @@ impl ContainerError {
     pub fn reason(&self) -> &'static str {
         match self {
             ContainerError::ImageNotPresent { .. } => "ErrImageNeverPull",
-            ContainerError::Image(_) => "InvalidImageName",
+            ContainerError::Image(_) | ContainerError::InvalidImageName { .. } => {
+                "InvalidImageName"
+            }
+            ContainerError::Start { .. } => "RunContainerError",
             ContainerError::Spec(_) | ContainerError::Volume(_) | ContainerError::Env(_) => {
                 "CreateContainerConfigError"
             }
@@ -170,6 +180,9 @@ pub async fn start(
     log_dir: PathBuf,
 ) -> Result<(String, Timestamp), ContainerError> {
     let spec_image = container.image.clone().unwrap_or_default();
+    crate::reference::validate(&spec_image).map_err(|e| ContainerError::InvalidImageName {
+        message: crate::reference::invalid_image_message(&spec_image, &e),
+    })?;
     let image_name = image::normalize_reference(&spec_image);
     let local = image::lookup(rt, &image_name)
         .await?
@@ -209,7 +222,12 @@ pub async fn start(
     let started = Timestamp::now();
     if let Err(e) = rt.start_task(&id, mounts, &log).await {
         let _ = remove(rt, &id).await;
-        return Err(e.into());
+        return Err(match e {
+            RuntimeError::Call { status, .. } => ContainerError::Start {
+                message: status.message().to_string(),
+            },
+            other => other.into(),
+        });
     }
     rt.label_container(
         &id,

@@ -4,6 +4,7 @@
 //! status back through the API server — the only place it meets the rest
 //! of the cluster.
 
+pub mod atomic_writer;
 pub mod cgroups;
 pub mod cni;
 pub mod containers;
@@ -14,11 +15,15 @@ pub mod image;
 pub mod netns;
 pub mod node;
 mod pods;
+pub mod projection;
 pub mod quantity;
+pub mod reference;
 pub mod runtime;
+pub mod security;
 pub mod spec;
 pub mod status;
 pub mod testing;
+pub mod tokens;
 pub mod volumes;
 pub mod worker;
 
