@@ -16,7 +16,9 @@ pub mod namespace;
 pub mod nodelifecycle;
 pub mod pods;
 pub mod replicaset;
+pub mod serviceaccounts;
 pub mod taint_eviction;
+pub mod volumebinding;
 
 use std::future::Future;
 use std::time::Duration;
@@ -71,6 +73,8 @@ pub async fn run(client: kube::Client, shutdown: impl Future<Output = ()> + Send
         tokio::spawn(namespace::run(client.clone(), stop())),
         tokio::spawn(nodelifecycle::run(client.clone(), stop())),
         tokio::spawn(taint_eviction::run(client.clone(), stop())),
+        tokio::spawn(volumebinding::run(client.clone(), stop())),
+        tokio::spawn(serviceaccounts::run(client.clone(), stop())),
     ];
     shutdown.await;
     let _ = tx.send(true);
