@@ -43,6 +43,7 @@ impl TestServer {
             ..ApiOptions::default()
         };
         let app = build(storage, &options).await?;
+        seed_service_account_objects(&app).await?;
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -63,6 +64,35 @@ impl TestServer {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+}
+
+/// What the controller-manager's serviceaccounts and root-ca-cert-publisher
+/// controllers keep in every namespace, created in `default` so that pods
+/// of component tests (which run no controller-manager) get their service
+/// account token volume: the `default` ServiceAccount and the (empty, the
+/// server speaks plain HTTP) `kube-root-ca.crt` bundle.
+async fn seed_service_account_objects(app: &axum::Router) -> Result<(), TestServerError> {
+    use tower::ServiceExt as _;
+    let objects = [
+        ("serviceaccounts", r#"{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default"}}"#),
+        ("configmaps", r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"kube-root-ca.crt"},"data":{"ca.crt":""}}"#),
+    ];
+    for (plural, body) in objects {
+        let request = http::Request::post(format!("/api/v1/namespaces/default/{plural}"))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(body))
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let response = app
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let code = response.status().as_u16();
+        if code != 201 && code != 409 {
+            return Err(std::io::Error::other(format!("cannot seed {plural}: HTTP {code}")).into());
+        }
+    }
+    Ok(())
 }
 
 fn kubeconfig_text(addr: SocketAddr) -> String {

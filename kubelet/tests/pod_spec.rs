@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
-    ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod, ServiceAccount,
+    ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod,
 };
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -158,31 +158,18 @@ async fn volumes_tokens_security_and_waiting_reasons_on_a_private_containerd() {
         .await
         .expect("client");
     let pp = PostParams::default();
-    // What a cluster's controllers provide: the default service account
-    // and the CA bundle ConfigMap.
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
-    accounts
-        .create(
-            &pp,
-            &serde_json::from_value(json!({"metadata": {"name": "default"}})).expect("sa"),
-        )
-        .await
-        .expect("create service account");
+    // The test server seeds the default ServiceAccount and an empty CA
+    // bundle (plain HTTP); publish a certificate as a TLS cluster would.
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let ca = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n";
-    for (name, data) in [
-        ("kube-root-ca.crt", json!({"ca.crt": ca})),
-        ("cfg", json!({"greeting": "hello"})),
-    ] {
-        config_maps
-            .create(
-                &pp,
-                &serde_json::from_value(json!({"metadata": {"name": name}, "data": data}))
-                    .expect("cm"),
-            )
-            .await
-            .expect("create configmap");
-    }
+    config_maps
+        .patch("kube-root-ca.crt", &PatchParams::default(), &Patch::Merge(json!({"data": {"ca.crt": ca}})))
+        .await
+        .expect("publish the CA bundle");
+    config_maps
+        .create(&pp, &serde_json::from_value(json!({"metadata": {"name": "cfg"}, "data": {"greeting": "hello"}})).expect("cm"))
+        .await
+        .expect("create configmap");
     let host_dir = dir.path().join("pv-data");
     std::fs::create_dir_all(&host_dir).expect("pv dir");
     std::fs::write(host_dir.join("hello.txt"), "from-pv").expect("pv file");
