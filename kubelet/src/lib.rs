@@ -15,6 +15,7 @@ pub mod image;
 pub mod netns;
 pub mod node;
 mod pods;
+pub mod pressure;
 pub mod projection;
 pub mod quantity;
 pub mod reference;
@@ -206,6 +207,7 @@ async fn run_with(
             version.split('~').next().unwrap_or(&version)
         ),
         facts,
+        data_dir: config.data_dir.clone(),
     };
     // Under `ferrokube up` the API server may still be starting.
     let mut delay = std::time::Duration::from_millis(200);

@@ -9,9 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{
-    ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -163,11 +161,21 @@ async fn volumes_tokens_security_and_waiting_reasons_on_a_private_containerd() {
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let ca = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n";
     config_maps
-        .patch("kube-root-ca.crt", &PatchParams::default(), &Patch::Merge(json!({"data": {"ca.crt": ca}})))
+        .patch(
+            "kube-root-ca.crt",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"ca.crt": ca}})),
+        )
         .await
         .expect("publish the CA bundle");
     config_maps
-        .create(&pp, &serde_json::from_value(json!({"metadata": {"name": "cfg"}, "data": {"greeting": "hello"}})).expect("cm"))
+        .create(
+            &pp,
+            &serde_json::from_value(
+                json!({"metadata": {"name": "cfg"}, "data": {"greeting": "hello"}}),
+            )
+            .expect("cm"),
+        )
         .await
         .expect("create configmap");
     let host_dir = dir.path().join("pv-data");
