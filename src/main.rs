@@ -422,6 +422,7 @@ impl ApiserverArgs {
                 service_range: self.service_cluster_ip_range,
                 node_ports: self.service_node_port_range,
                 advertise: self.listen,
+                pki_dir: Some(self.data_dir.join("pki")),
             },
         }
     }

@@ -176,7 +176,29 @@ pub static RESOURCES: &[ResourceInfo] = &[
         Namespaced,
         ["sa"],
         [],
-        []
+        ["token"]
+    ),
+    res!(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        "persistentvolume",
+        Cluster,
+        ["pv"],
+        [],
+        ["status"]
+    ),
+    res!(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        Namespaced,
+        ["pvc"],
+        [],
+        ["status"]
     ),
     res!(
         "",

@@ -18,7 +18,9 @@ pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod pods;
 pub mod replicaset;
+pub mod serviceaccounts;
 pub mod taint_eviction;
+pub mod volumebinding;
 
 use std::future::Future;
 use std::time::Duration;
@@ -91,6 +93,8 @@ pub async fn run_with(
         tokio::spawn(taint_eviction::run(client.clone(), stop())),
         tokio::spawn(endpoints::run(client.clone(), stop())),
         tokio::spawn(nodeipam::run(client.clone(), options.node_ipam, stop())),
+        tokio::spawn(volumebinding::run(client.clone(), stop())),
+        tokio::spawn(serviceaccounts::run(client.clone(), stop())),
     ];
     shutdown.await;
     let _ = tx.send(true);

@@ -40,6 +40,9 @@ pub enum ContainerError {
     Volume(#[from] crate::volumes::VolumeError),
     #[error(transparent)]
     Env(#[from] crate::env::EnvError),
+    /// The reference does not parse (the kubelet's message).
+    #[error("{message}")]
+    InvalidImageName { message: String },
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error("cannot write the pod's resolv.conf {path}: {source}")]
@@ -50,6 +53,10 @@ pub enum ContainerError {
     },
     #[error(transparent)]
     Logs(#[from] crate::logs::LogError),
+    /// The runtime could not start the process (a missing executable, a
+    /// bad working directory): the runtime's message, as the CRI reports it.
+    #[error("failed to create containerd task: {message}")]
+    Start { message: String },
     #[error("cannot create log directory {path}: {source}")]
     Log {
         path: PathBuf,
@@ -63,7 +70,10 @@ impl ContainerError {
     pub fn reason(&self) -> &'static str {
         match self {
             ContainerError::ImageNotPresent { .. } => "ErrImageNeverPull",
-            ContainerError::Image(_) => "InvalidImageName",
+            ContainerError::Image(_) | ContainerError::InvalidImageName { .. } => {
+                "InvalidImageName"
+            }
+            ContainerError::Start { .. } => "RunContainerError",
             ContainerError::Spec(_)
             | ContainerError::Volume(_)
             | ContainerError::Env(_)
@@ -185,6 +195,9 @@ pub async fn start(
     logs: &Arc<crate::logs::copier::Registry>,
 ) -> Result<(String, Timestamp), ContainerError> {
     let spec_image = container.image.clone().unwrap_or_default();
+    crate::reference::validate(&spec_image).map_err(|e| ContainerError::InvalidImageName {
+        message: crate::reference::invalid_image_message(&spec_image, &e),
+    })?;
     let image_name = image::normalize_reference(&spec_image);
     let local = image::lookup(rt, &image_name)
         .await?
@@ -234,7 +247,12 @@ pub async fn start(
     drop(keepalive);
     if let Err(e) = result {
         let _ = remove(rt, &id).await;
-        return Err(e.into());
+        return Err(match e {
+            RuntimeError::Call { status, .. } => ContainerError::Start {
+                message: status.message().to_string(),
+            },
+            other => other.into(),
+        });
     }
     rt.label_container(
         &id,

@@ -4,6 +4,7 @@
 //! status back through the API server — the only place it meets the rest
 //! of the cluster.
 
+pub mod atomic_writer;
 pub mod cgroups;
 pub mod cni;
 pub mod containers;
@@ -19,12 +20,17 @@ pub mod netns;
 pub mod node;
 mod pods;
 pub mod prober;
+pub mod pressure;
+pub mod projection;
 pub mod quantity;
+pub mod reference;
 pub mod runtime;
 pub mod server;
+pub mod security;
 pub mod spec;
 pub mod status;
 pub mod testing;
+pub mod tokens;
 pub mod volumes;
 pub mod worker;
 
@@ -242,6 +248,7 @@ async fn run_with(
             version.split('~').next().unwrap_or(&version)
         ),
         facts,
+        data_dir: config.data_dir.clone(),
     };
     // Under `ferrokube up` the API server may still be starting.
     let mut delay = std::time::Duration::from_millis(200);

@@ -344,6 +344,15 @@ impl Worker {
         if self.sandbox_ready {
             return Ok(());
         }
+        // The pod cgroup with its limits; runc puts the containers inside.
+        let limits = crate::cgroups::pod_limits(&self.pod);
+        if let Err(e) = crate::cgroups::Hierarchy::detect().ensure_pod(
+            &self.ctx.cgroup_parent,
+            &self.pod_ref.uid,
+            &limits,
+        ) {
+            tracing::warn!(pod = %self.pod_ref.name, error = %e, "cannot set the pod cgroup limits");
+        }
         if self.host_network() {
             self.pod_ip = Some(self.ctx.host_ip.clone());
             self.sandbox_ready = true;
