@@ -124,6 +124,7 @@ fn elected(client: kube::Client, identity: &str) -> tokio::task::JoinHandle<()> 
     tokio::spawn(controller_manager::run_elected(
         client,
         config,
+        controller_manager::Options::default(),
         std::future::pending(),
     ))
 }

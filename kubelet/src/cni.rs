@@ -39,7 +39,6 @@ pub struct Cni {
     /// The node bridge ([`BRIDGE`] unless tests need one of their own).
     pub bridge: String,
     pub pod_cidr: String,
-    pub bridge: String,
     /// host-local keeps its allocations here.
     pub ipam_dir: PathBuf,
 }

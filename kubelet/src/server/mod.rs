@@ -386,7 +386,11 @@ async fn tunnel_websocket(
     let reading = async {
         while let Some(Ok(m)) = stream.next().await {
             match m {
-                Message::Binary(b) if input.send(b).await.is_err() => break,
+                Message::Binary(b) => {
+                    if input.send(b).await.is_err() {
+                        break;
+                    }
+                }
                 Message::Close(_) => break,
                 _ => {}
             }
