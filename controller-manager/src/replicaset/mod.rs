@@ -4,6 +4,7 @@
 
 mod status;
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,19 +118,23 @@ pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Err
         .into_iter()
         .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
         .collect();
+    // Indexed once: during a burst hundreds of creations are pending and
+    // every pod event reconciles the set again.
+    let names: HashSet<&str> = candidates
+        .iter()
+        .filter_map(|p| p.metadata.name.as_deref())
+        .collect();
+    let live_uids: HashSet<&str> = candidates
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.uid.as_deref())
+        .collect();
     let satisfied = ctx.expectations.satisfied(
         &key,
-        |name| {
-            candidates
-                .iter()
-                .any(|p| p.metadata.name.as_deref() == Some(name))
-        },
-        |uid| {
-            candidates.iter().any(|p| {
-                p.metadata.uid.as_deref() == Some(uid) && p.metadata.deletion_timestamp.is_none()
-            })
-        },
+        |name| names.contains(name),
+        |uid| live_uids.contains(uid),
     );
+    drop((names, live_uids));
     // An empty selector would claim every pod in the namespace; Kubernetes
     // validation forbids it, so treat it as selecting nothing.
     let owned = if selector.is_empty() {
