@@ -95,7 +95,11 @@ pub fn render_explanation(e: &Explanation) -> String {
         ));
     }
     if !e.scores.is_empty() {
-        let plugins: BTreeSet<&String> = e.scores.iter().flat_map(|s| s.plugins.keys()).collect();
+        let plugins: BTreeSet<&str> = e
+            .scores
+            .iter()
+            .flat_map(|s| s.plugins.keys().map(|k| k.as_ref()))
+            .collect();
         out.push_str(&format!(
             "\nScores of the {} best feasible nodes (each cell: normalised score x weight = points; raw score in brackets):\n",
             e.scores.len()

@@ -3,6 +3,7 @@
 //! PreScore, Score with normalisation and weights, and a random pick among
 //! the best. Every attempt leaves an [`Explanation`].
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -46,7 +47,9 @@ pub struct NodeVerdict {
 pub struct NodeScoreBreakdown {
     pub node: String,
     pub total: i64,
-    pub plugins: BTreeMap<String, PluginScore>,
+    /// Keyed by plugin name: borrowed from the plugin when recorded (no
+    /// allocation per node and plugin on every cycle), owned when decoded.
+    pub plugins: BTreeMap<Cow<'static, str>, PluginScore>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -412,7 +415,7 @@ impl Scores {
                     .iter()
                     .map(|p| {
                         (
-                            p.name.to_string(),
+                            Cow::Borrowed(p.name),
                             PluginScore {
                                 raw: p.raw[i],
                                 normalized: p.normalized[i],
