@@ -71,7 +71,12 @@ fn cpu_time(whole_process: bool) -> Duration {
     // the 14th and 15th fields overall.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
@@ -121,7 +126,8 @@ struct EndToEnd {
 
 async fn end_to_end(args: &Args, backend: Backend) -> anyhow::Result<EndToEnd> {
     let (storage, _backing) = fresh_storage(backend).await?;
-    let router = apiserver::server::build(storage, &apiserver::server::ApiOptions::default()).await?;
+    let router =
+        apiserver::server::build(storage, &apiserver::server::ApiOptions::default()).await?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
@@ -150,9 +156,7 @@ async fn end_to_end(args: &Args, backend: Backend) -> anyhow::Result<EndToEnd> {
             }
         })
         .buffer_unordered(args.concurrency.max(1))
-        .filter_map(|r| async move {
-            r.map_err(|e| eprintln!("pod create failed: {e}")).ok()
-        })
+        .filter_map(|r| async move { r.map_err(|e| eprintln!("pod create failed: {e}")).ok() })
         .collect()
         .await;
     let creation = made.elapsed();

@@ -60,7 +60,13 @@ fn apply_get_delete(backend: Backend) {
         "configmap/settings serverside-applied\npod/web serverside-applied\n"
     );
     assert_eq!(
-        c.kubectl_ok(&["get", "configmap", "settings", "-o", "jsonpath={.data.mode}"]),
+        c.kubectl_ok(&[
+            "get",
+            "configmap",
+            "settings",
+            "-o",
+            "jsonpath={.data.mode}"
+        ]),
         "fast"
     );
     // Server-side apply recorded fkctl as the manager of the fields.
@@ -139,7 +145,9 @@ fn explain_placement(backend: Backend) {
             name_prefix: "hollow-".into(),
             ..HollowSpec::default()
         };
-        hollow::register(&client, &spec).await.expect("hollow nodes");
+        hollow::register(&client, &spec)
+            .await
+            .expect("hollow nodes");
         tokio::spawn(hollow::run(client, spec, std::future::pending()));
     });
     // Wait until the scheduler's cache has all three nodes: a pod that
@@ -154,7 +162,10 @@ fn explain_placement(backend: Backend) {
     })
     .expect("small is bound");
     let placed = ok(fkctl(&kc, &["explain-placement", "small"]));
-    assert!(placed.contains("Result:     scheduled to hollow-"), "{placed}");
+    assert!(
+        placed.contains("Result:     scheduled to hollow-"),
+        "{placed}"
+    );
     assert!(placed.contains("NodeResourcesFit"), "{placed}");
 
     c.kubectl_stdin_ok(
@@ -174,13 +185,20 @@ fn explain_placement(backend: Backend) {
     nodes.sort();
     assert_eq!(nodes, vec!["hollow-0", "hollow-1", "hollow-2"]);
     for r in &rows[1..4] {
-        assert_eq!(r[1..], ["NodeResourcesFit".to_string(), "Insufficient cpu".to_string()]);
+        assert_eq!(
+            r[1..],
+            [
+                "NodeResourcesFit".to_string(),
+                "Insufficient cpu".to_string()
+            ]
+        );
     }
 
     let none = fkctl(&kc, &["explain-placement", "never-created"]);
     assert!(!none.status.success());
     assert!(
-        String::from_utf8_lossy(&none.stderr).contains("no attempt recorded for pod default/never-created")
+        String::from_utf8_lossy(&none.stderr)
+            .contains("no attempt recorded for pod default/never-created")
     );
 }
 

@@ -282,7 +282,11 @@ mod tests {
         c.add_or_update_pod(Arc::new(pod("p", Some("a"), "1")));
         assert!(!c.is_assumed("d/p"));
         c.forget("d/p");
-        assert_eq!(requested(&mut c, "a"), 1000, "a confirmed pod is not forgotten");
+        assert_eq!(
+            requested(&mut c, "a"),
+            1000,
+            "a confirmed pod is not forgotten"
+        );
         c.remove_pod("d/p");
         assert_eq!(requested(&mut c, "a"), 0);
     }
@@ -344,9 +348,13 @@ mod tests {
         .expect("pod");
         c.add_or_update_pod(Arc::new(anti));
         let s = c.snapshot();
-        let names = |it: Vec<&Arc<NodeInfo>>| it.iter().map(|n| n.name().to_string()).collect::<Vec<_>>();
+        let names =
+            |it: Vec<&Arc<NodeInfo>>| it.iter().map(|n| n.name().to_string()).collect::<Vec<_>>();
         assert_eq!(names(s.nodes_with_affinity().collect()), vec!["b"]);
-        assert_eq!(names(s.nodes_with_required_anti_affinity().collect()), vec!["b"]);
+        assert_eq!(
+            names(s.nodes_with_required_anti_affinity().collect()),
+            vec!["b"]
+        );
 
         // Removing a node moves another into its place: the indexes follow.
         c.remove_node("a");

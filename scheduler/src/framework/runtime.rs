@@ -11,7 +11,9 @@ use k8s_openapi::api::core::v1::Pod;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{CycleState, FilterPlugin, Snapshot, MAX_NODE_SCORE, NodeInfo, NodeScore, Plugin, Status};
+use super::{
+    CycleState, FilterPlugin, MAX_NODE_SCORE, NodeInfo, NodeScore, Plugin, Snapshot, Status,
+};
 
 /// Below this many nodes every node is filtered (`minFeasibleNodesToFind`).
 pub const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;

@@ -212,12 +212,19 @@ fn ties_are_broken_uniformly() {
 fn the_explanation_lists_the_best_nodes_first_with_each_plugins_part() {
     let ns = nodes(&["a", "b", "c"]);
     let fw = framework(vec![
-        (Fake::new("x").score("a", 10).score("b", 30).score("c", 20), 2),
+        (
+            Fake::new("x").score("a", 10).score("b", 30).score("c", 20),
+            2,
+        ),
         (Fake::new("y").score("a", 5), 1),
     ]);
     let (res, ex) = run(&fw, &ns, 1);
     assert_eq!(res.expect("scheduled").node, "b");
-    let order: Vec<(&str, i64)> = ex.scores.iter().map(|s| (s.node.as_str(), s.total)).collect();
+    let order: Vec<(&str, i64)> = ex
+        .scores
+        .iter()
+        .map(|s| (s.node.as_str(), s.total))
+        .collect();
     assert_eq!(order, vec![("b", 60), ("c", 40), ("a", 25)]);
     let a = &ex.scores[2].plugins;
     assert_eq!((a["x"].raw, a["x"].weight, a["x"].weighted), (10, 2, 20));

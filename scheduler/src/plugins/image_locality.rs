@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::ArgsError;
 use crate::framework::node_info::normalize_image;
-use crate::framework::{Snapshot, 
-    CycleState, MAX_NODE_SCORE, NodeInfo, Plugin, PreScorePlugin, ScorePlugin, Status,
+use crate::framework::{
+    CycleState, MAX_NODE_SCORE, NodeInfo, Plugin, PreScorePlugin, ScorePlugin, Snapshot, Status,
 };
 
 pub const NAME: &str = "ImageLocality";
