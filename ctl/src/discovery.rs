@@ -187,14 +187,24 @@ mod tests {
             ("pods.example.com", "example.com", "pods"),
         ] {
             let got = d.resolve(name).expect(name);
-            assert_eq!((got.group.as_str(), got.plural.as_str()), (want_group, want_plural), "{name}");
+            assert_eq!(
+                (got.group.as_str(), got.plural.as_str()),
+                (want_group, want_plural),
+                "{name}"
+            );
         }
-        assert!(matches!(d.resolve("gadgets"), Err(CtlError::UnknownResource(_))));
+        assert!(matches!(
+            d.resolve("gadgets"),
+            Err(CtlError::UnknownResource(_))
+        ));
         assert_eq!(
             d.for_kind("apps/v1", "Deployment").map(|r| r.display()),
             Some("deployment.apps".to_string())
         );
-        assert_eq!(d.resources[0].path(Some("ns")), "/api/v1/namespaces/ns/pods");
+        assert_eq!(
+            d.resources[0].path(Some("ns")),
+            "/api/v1/namespaces/ns/pods"
+        );
         assert_eq!(d.resources[1].path(None), "/apis/apps/v1/deployments");
     }
 }

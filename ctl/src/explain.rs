@@ -20,9 +20,10 @@ use crate::table::render;
 /// The explanations endpoint announced on the scheduler's Lease.
 pub async fn scheduler_url(client: &kube::Client) -> Result<String, CtlError> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
-    let lease = leases.get_opt(LEASE_NAME).await?.ok_or_else(|| {
-        CtlError::NoScheduler(format!("no Lease {LEASE_NAMESPACE}/{LEASE_NAME}"))
-    })?;
+    let lease = leases
+        .get_opt(LEASE_NAME)
+        .await?
+        .ok_or_else(|| CtlError::NoScheduler(format!("no Lease {LEASE_NAMESPACE}/{LEASE_NAME}")))?;
     lease
         .metadata
         .annotations
@@ -95,7 +96,11 @@ pub fn render_explanation(e: &Explanation) -> String {
         ));
     }
     if !e.scores.is_empty() {
-        let plugins: BTreeSet<&String> = e.scores.iter().flat_map(|s| s.plugins.keys()).collect();
+        let plugins: BTreeSet<&str> = e
+            .scores
+            .iter()
+            .flat_map(|s| s.plugins.keys().map(|k| k.as_ref()))
+            .collect();
         out.push_str(&format!(
             "\nScores of the {} best feasible nodes (each cell: normalised score x weight = points; raw score in brackets):\n",
             e.scores.len()
@@ -158,6 +163,9 @@ mod tests {
             text.contains("n1     150     90x1=90 [90]       20x3=60 [0]"),
             "{text}"
         );
-        assert!(text.contains("n2     80      80x1=80 [80]       -"), "{text}");
+        assert!(
+            text.contains("n2     80      80x1=80 [80]       -"),
+            "{text}"
+        );
     }
 }

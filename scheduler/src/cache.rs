@@ -47,7 +47,7 @@ fn placeholder(name: &str) -> NodeInfo {
     NodeInfo::new(Arc::new(n))
 }
 
-/// Whether the node's affinity index membership differs between `a` and `b`.
+/// Which affinity indexes the node belongs in.
 fn affinity_flags(n: &NodeInfo) -> (bool, bool) {
     (
         n.pods_with_affinity > 0,
@@ -282,7 +282,11 @@ mod tests {
         c.add_or_update_pod(Arc::new(pod("p", Some("a"), "1")));
         assert!(!c.is_assumed("d/p"));
         c.forget("d/p");
-        assert_eq!(requested(&mut c, "a"), 1000, "a confirmed pod is not forgotten");
+        assert_eq!(
+            requested(&mut c, "a"),
+            1000,
+            "a confirmed pod is not forgotten"
+        );
         c.remove_pod("d/p");
         assert_eq!(requested(&mut c, "a"), 0);
     }
@@ -318,5 +322,46 @@ mod tests {
         let before = c.snapshot();
         c.assume(&pod("p", None, "1"), "a");
         assert_eq!(before[0].requested.milli_cpu, 0);
+    }
+
+    #[test]
+    fn snapshots_index_affinity_pods_and_count_images() {
+        let mut c = Cache::default();
+        let with_image = |name: &str| -> Arc<Node> {
+            Arc::new(
+                serde_json::from_value(json!({"metadata": {"name": name},
+                    "status": {"allocatable": {"cpu": "4", "pods": "10"},
+                        "images": [{"names": ["nginx:1.27"], "sizeBytes": 100}]}}))
+                .expect("node"),
+            )
+        };
+        c.add_or_update_node(with_image("a"));
+        c.add_or_update_node(with_image("b"));
+        c.add_or_update_node(node("c"));
+        let s = c.snapshot();
+        assert_eq!(s.image_nodes.get("docker.io/library/nginx:1.27"), Some(&2));
+        assert!(s.with_affinity.is_empty());
+
+        let anti: Pod = serde_json::from_value(json!({"metadata": {"name": "x", "namespace": "d"},
+            "spec": {"nodeName": "b", "containers": [], "affinity": {"podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "zone"}]}}}}))
+        .expect("pod");
+        c.add_or_update_pod(Arc::new(anti));
+        let s = c.snapshot();
+        let names =
+            |it: Vec<&Arc<NodeInfo>>| it.iter().map(|n| n.name().to_string()).collect::<Vec<_>>();
+        assert_eq!(names(s.nodes_with_affinity().collect()), vec!["b"]);
+        assert_eq!(
+            names(s.nodes_with_required_anti_affinity().collect()),
+            vec!["b"]
+        );
+
+        // Removing a node moves another into its place: the indexes follow.
+        c.remove_node("a");
+        let s = c.snapshot();
+        assert_eq!(s.image_nodes.get("docker.io/library/nginx:1.27"), Some(&1));
+        assert_eq!(names(s.nodes_with_affinity().collect()), vec!["b"]);
+        c.remove_pod("d/x");
+        assert!(c.snapshot().with_affinity.is_empty());
     }
 }

@@ -99,11 +99,7 @@ fn scheduling_properties_changed(old: &Node, new: &Node) -> bool {
             .map(|c| (c.type_.clone(), c.status.clone()))
             .collect()
     };
-    let spec = |n: &Node| {
-        n.spec
-            .as_ref()
-            .map(|s| (s.unschedulable, s.taints.clone()))
-    };
+    let spec = |n: &Node| n.spec.as_ref().map(|s| (s.unschedulable, s.taints.clone()));
     let status = |n: &Node| {
         n.status
             .as_ref()
@@ -307,7 +303,9 @@ impl Scheduler {
                             tracing::info!(%url, "explanations endpoint published");
                             return;
                         }
-                        Err(e) => tracing::debug!(error = %e, "cannot publish explanations endpoint yet"),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "cannot publish explanations endpoint yet")
+                        }
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }

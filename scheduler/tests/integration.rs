@@ -505,3 +505,42 @@ async fn gated_pods_wait_until_their_gates_are_removed() {
     .expect("remove the gate");
     assert_eq!(c.wait_bound("gated").await, "g-0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preferred_node_and_pod_affinity_steer_pods_to_the_preferred_zone() {
+    let c = cluster().await;
+    c.hollow("za-", 2, "4", &[("zone", "a")], &[]).await;
+    c.hollow("zb-", 2, "4", &[("zone", "b")], &[]).await;
+    // Preferred node affinity: every node fits, zone b scores higher.
+    c.create("likes-b", json!({"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]}}]}}}))
+        .await;
+    assert!(c.wait_bound("likes-b").await.starts_with("zb-"));
+    // Preferred pod affinity: next to the db's zone; anti-affinity: away from it.
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    let db: Pod = serde_json::from_value(json!({"metadata": {"name": "db", "labels": {"app": "db"}},
+        "spec": {"nodeSelector": {"zone": "a"}, "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}))
+        .expect("pod");
+    pods.create(&PostParams::default(), &db).await.expect("db");
+    assert!(c.wait_bound("db").await.starts_with("za-"));
+    let term = json!([{"weight": 100, "podAffinityTerm": {"topologyKey": "zone",
+        "labelSelector": {"matchLabels": {"app": "db"}}}}]);
+    for i in 0..3 {
+        c.create(
+            &format!("near-db-{i}"),
+            json!({"affinity": {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": term}}}),
+        )
+        .await;
+        c.create(
+            &format!("far-from-db-{i}"),
+            json!({"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": term}}}),
+        )
+        .await;
+    }
+    for i in 0..3 {
+        let near = c.wait_bound(&format!("near-db-{i}")).await;
+        assert!(near.starts_with("za-"), "near-db-{i} on {near}");
+        let far = c.wait_bound(&format!("far-from-db-{i}")).await;
+        assert!(far.starts_with("zb-"), "far-from-db-{i} on {far}");
+    }
+}

@@ -3,6 +3,7 @@
 //! PreScore, Score with normalisation and weights, and a random pick among
 //! the best. Every attempt leaves an [`Explanation`].
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -10,7 +11,9 @@ use k8s_openapi::api::core::v1::Pod;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{CycleState, FilterPlugin, Snapshot, MAX_NODE_SCORE, NodeInfo, NodeScore, Plugin, Status};
+use super::{
+    CycleState, FilterPlugin, MAX_NODE_SCORE, NodeInfo, NodeScore, Plugin, Snapshot, Status,
+};
 
 /// Below this many nodes every node is filtered (`minFeasibleNodesToFind`).
 pub const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;
@@ -46,7 +49,9 @@ pub struct NodeVerdict {
 pub struct NodeScoreBreakdown {
     pub node: String,
     pub total: i64,
-    pub plugins: BTreeMap<String, PluginScore>,
+    /// Keyed by plugin name: borrowed from the plugin when recorded (no
+    /// allocation per node and plugin on every cycle), owned when decoded.
+    pub plugins: BTreeMap<Cow<'static, str>, PluginScore>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -412,7 +417,7 @@ impl Scores {
                     .iter()
                     .map(|p| {
                         (
-                            p.name.to_string(),
+                            Cow::Borrowed(p.name),
                             PluginScore {
                                 raw: p.raw[i],
                                 normalized: p.normalized[i],

@@ -187,6 +187,51 @@ fn ties_are_broken_at_random() {
 }
 
 #[test]
+fn ties_are_broken_uniformly() {
+    let ns = nodes(&["a", "b", "c", "d"]);
+    let fw = framework(vec![(Fake::new("x").score("d", 0), 1)]);
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let snapshot = Snapshot::from_nodes(ns);
+    for _ in 0..4000 {
+        let mut start = 0;
+        let mut ex = Explanation::default();
+        let node = fw
+            .schedule(&empty_pod(), &snapshot, &mut start, &mut rng, &mut ex)
+            .expect("scheduled")
+            .node;
+        *counts.entry(node).or_default() += 1;
+    }
+    // Each of the four tied nodes expects 1,000 picks; 850 is more than
+    // five standard deviations (about 27) below.
+    assert_eq!(counts.len(), 4, "{counts:?}");
+    assert!(counts.values().all(|c| *c > 850), "{counts:?}");
+}
+
+#[test]
+fn the_explanation_lists_the_best_nodes_first_with_each_plugins_part() {
+    let ns = nodes(&["a", "b", "c"]);
+    let fw = framework(vec![
+        (
+            Fake::new("x").score("a", 10).score("b", 30).score("c", 20),
+            2,
+        ),
+        (Fake::new("y").score("a", 5), 1),
+    ]);
+    let (res, ex) = run(&fw, &ns, 1);
+    assert_eq!(res.expect("scheduled").node, "b");
+    let order: Vec<(&str, i64)> = ex
+        .scores
+        .iter()
+        .map(|s| (s.node.as_str(), s.total))
+        .collect();
+    assert_eq!(order, vec![("b", 60), ("c", 40), ("a", 25)]);
+    let a = &ex.scores[2].plugins;
+    assert_eq!((a["x"].raw, a["x"].weight, a["x"].weighted), (10, 2, 20));
+    assert_eq!(a["y"].weighted, 5);
+}
+
+#[test]
 fn rejected_nodes_are_not_scored_and_a_single_survivor_is_chosen() {
     let ns = nodes(&["a", "b"]);
     let fw = framework(vec![(

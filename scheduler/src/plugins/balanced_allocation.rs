@@ -7,8 +7,8 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::ArgsError;
-use crate::framework::{Snapshot, 
-    CycleState, MAX_NODE_SCORE, NodeInfo, Plugin, PreScorePlugin, ScorePlugin, Status,
+use crate::framework::{
+    CycleState, MAX_NODE_SCORE, NodeInfo, Plugin, PreScorePlugin, ScorePlugin, Snapshot, Status,
 };
 use crate::resources::{CPU, MEMORY, Resource, pod_requests};
 
@@ -62,22 +62,21 @@ impl ScorePlugin for BalancedAllocation {
                 &computed
             }
         };
-        let mut fractions = Vec::with_capacity(2);
+        // A fixed array, not a Vec: this runs for every feasible node.
+        let mut fractions = [0f64; 2];
+        let mut n = 0;
         for name in [CPU, MEMORY] {
             let alloc = node.allocatable.get(name);
             if alloc == 0 {
                 continue;
             }
             let used = node.requested.get(name) + req.get(name);
-            fractions.push((used as f64 / alloc as f64).min(1.0));
+            fractions[n] = (used as f64 / alloc as f64).min(1.0);
+            n += 1;
         }
-        let std = match fractions.as_slice() {
+        let std = match fractions[..n] {
             [a, b] => (a - b).abs() / 2.0,
-            [] | [_] => 0.0,
-            many => {
-                let mean = many.iter().sum::<f64>() / many.len() as f64;
-                (many.iter().map(|f| (f - mean).powi(2)).sum::<f64>() / many.len() as f64).sqrt()
-            }
+            _ => 0.0,
         };
         Ok(((1.0 - std) * MAX_NODE_SCORE as f64) as i64)
     }

@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::ArgsError;
 use crate::framework::node_info::normalize_image;
-use crate::framework::{Snapshot, 
-    CycleState, MAX_NODE_SCORE, NodeInfo, Plugin, PreScorePlugin, ScorePlugin, Status,
+use crate::framework::{
+    CycleState, MAX_NODE_SCORE, NodeInfo, Plugin, PreScorePlugin, ScorePlugin, Snapshot, Status,
 };
 
 pub const NAME: &str = "ImageLocality";
@@ -70,10 +70,17 @@ impl PreScorePlugin for ImageLocality {
         all: &Snapshot,
     ) -> Status {
         let images = pod_images(pod);
+        // The snapshot counts nodes per image, so this is a lookup per
+        // image, not a walk over every node.
         let mut nodes_with = HashMap::new();
         for image in &images {
-            let count = all.iter().filter(|n| n.images.contains_key(image)).count() as i64;
+            let count = all.image_nodes.get(image).copied().unwrap_or(0) as i64;
             nodes_with.insert(image.clone(), count);
+        }
+        // No node has any of the images: every node would score 0, which
+        // cannot change the ranking.
+        if nodes_with.values().all(|c| *c == 0) {
+            return Status::skip();
         }
         state.write(
             STATE_KEY,
@@ -90,7 +97,7 @@ impl PreScorePlugin for ImageLocality {
 impl ScorePlugin for ImageLocality {
     fn score(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Result<i64, Status> {
         let Some(spread) = state.read::<Spread>(STATE_KEY) else {
-            return Err(Status::error("ImageLocality: PreScore state missing"));
+            return Ok(0);
         };
         let mut sum = 0i64;
         for image in &spread.images {

@@ -7,7 +7,9 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::ArgsError;
 use crate::framework::node_info::{HostPort, host_ports};
-use crate::framework::{Snapshot, CycleState, FilterPlugin, NodeInfo, Plugin, PreFilterPlugin, Status};
+use crate::framework::{
+    CycleState, FilterPlugin, NodeInfo, Plugin, PreFilterPlugin, Snapshot, Status,
+};
 
 pub const NAME: &str = "NodePorts";
 pub const ERR_REASON: &str = "node(s) didn't have free ports for the requested pod ports";

@@ -8,9 +8,9 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::Deserialize;
 
 use super::ArgsError;
-use crate::framework::{Snapshot, 
+use crate::framework::{
     CycleState, FilterPlugin, MAX_NODE_SCORE, NodeInfo, Plugin, PreFilterPlugin, PreScorePlugin,
-    ScorePlugin, Status,
+    ScorePlugin, Snapshot, Status,
 };
 use crate::resources::{CPU, EPHEMERAL_STORAGE, MEMORY, Resource, pod_requests};
 

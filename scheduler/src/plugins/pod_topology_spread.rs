@@ -14,9 +14,9 @@ use k8s_openapi::api::core::v1::{Pod, TopologySpreadConstraint};
 
 use super::ArgsError;
 use super::node_affinity::required_matches;
-use crate::framework::{Snapshot, 
+use crate::framework::{
     CycleState, FilterPlugin, MAX_NODE_SCORE, NodeInfo, NodeScore, Plugin, PreFilterPlugin,
-    PreScorePlugin, ScorePlugin, Status,
+    PreScorePlugin, ScorePlugin, Snapshot, Status,
 };
 
 pub const NAME: &str = "PodTopologySpread";

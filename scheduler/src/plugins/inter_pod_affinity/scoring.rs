@@ -198,7 +198,9 @@ mod tests {
     #[test]
     fn preferred_terms_weigh_domains_and_normalise_min_to_max() {
         let plugin = InterPodAffinity::default();
-        let cases: Vec<(&str, Vec<Arc<NodeInfo>>, Value, Vec<i64>)> = vec![
+        // (case, nodes, incoming pod, normalised scores)
+        type Case = (&'static str, Vec<Arc<NodeInfo>>, Value, Vec<i64>);
+        let cases: Vec<Case> = vec![
             (
                 "affinity to db prefers db's zone, every node in it",
                 vec![
