@@ -316,9 +316,10 @@ fn services_reach_ready_pods_through_the_kernel() {
     }
     assert_spread("from the host", &answers, &names);
 
-    // From another pod: 300 wgets, one name a line in its log.
+    // From another pod: 300 wgets, one name a line in its log (no `-T`:
+    // the static busybox's wget crashes with a timeout set).
     let client = format!(
-        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"client"}},"spec":{{"restartPolicy":"Never","containers":[{{"name":"c","image":"busybox","command":["sh","-c","for i in $(seq 300); do wget -q -T 3 -O - http://{target}/ || echo FAILED; done; echo DONE; sleep 3600"]}}]}}}}"#
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"client"}},"spec":{{"restartPolicy":"Never","containers":[{{"name":"c","image":"busybox","command":["sh","-c","for i in $(seq 300); do wget -q -O - http://{target}/ || echo FAILED; done; echo DONE; sleep 3600"]}}]}}}}"#
     );
     cluster.kubectl_stdin_ok(&["apply", "-f", "-"], &client);
     let uid = until("the client pod exists", || {
@@ -369,7 +370,7 @@ fn services_reach_ready_pods_through_the_kernel() {
         .expect("clusterIP")
         .to_string();
     let selfpod = format!(
-        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"self","labels":{{"app":"self"}}}},"spec":{{"containers":[{{"name":"c","image":"busybox","command":["sh","-c","mkdir -p /www && echo itself > /www/index.html && httpd -p 8080 -h /www && while true; do wget -q -T 2 -O - http://{self_ip}/ && echo REACHED; sleep 1; done"]}}]}}}}"#
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"self","labels":{{"app":"self"}}}},"spec":{{"containers":[{{"name":"c","image":"busybox","command":["sh","-c","mkdir -p /www && echo itself > /www/index.html && httpd -p 8080 -h /www && while true; do wget -q -O - http://{self_ip}/ && echo REACHED; sleep 1; done"]}}]}}}}"#
     );
     cluster.kubectl_stdin_ok(&["apply", "-f", "-"], &selfpod);
     let self_uid = until("the self pod exists", || {
