@@ -115,7 +115,12 @@ impl Drop for Proxy {
         let prefix_at = self.args.iter().position(|a| a == "--proxy-chain-prefix");
         if let Some(i) = prefix_at {
             let _ = Command::new(ferrokube_binary())
-                .args(["proxy", "--cleanup", "--proxy-chain-prefix", &self.args[i + 1]])
+                .args([
+                    "proxy",
+                    "--cleanup",
+                    "--proxy-chain-prefix",
+                    &self.args[i + 1],
+                ])
                 .status();
         }
     }
@@ -130,9 +135,13 @@ struct Teardown<'a> {
 
 impl Drop for Teardown<'_> {
     fn drop(&mut self) {
-        let _ = self
-            .cluster
-            .kubectl(&["delete", "pods", "--all", "--grace-period=1", "--timeout=60s"]);
+        let _ = self.cluster.kubectl(&[
+            "delete",
+            "pods",
+            "--all",
+            "--grace-period=1",
+            "--timeout=60s",
+        ]);
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge])
             .stderr(Stdio::null())
@@ -245,7 +254,10 @@ fn assert_spread(what: &str, answers: &[String], names: &[String]) {
         let got = counts.get(n.as_str()).copied().unwrap_or(0);
         // Each replica gets about a third (100 ± 40 is far outside what
         // a fair 1/3 coin gives over 300 draws).
-        assert!((60..=140).contains(&got), "{what}: uneven spread {counts:?}");
+        assert!(
+            (60..=140).contains(&got),
+            "{what}: uneven spread {counts:?}"
+        );
     }
     assert_eq!(counts.len(), 3, "{what}: only replicas answer: {counts:?}");
 }
@@ -305,7 +317,10 @@ fn services_reach_ready_pods_through_the_kernel() {
         (names.len() == 3).then_some(names)
     });
     let svc = json(&cluster, &["get", "service", "web"]);
-    let cluster_ip = svc["spec"]["clusterIP"].as_str().expect("clusterIP").to_string();
+    let cluster_ip = svc["spec"]["clusterIP"]
+        .as_str()
+        .expect("clusterIP")
+        .to_string();
     let target = format!("{cluster_ip}:80");
 
     // From the host.
@@ -316,9 +331,10 @@ fn services_reach_ready_pods_through_the_kernel() {
     }
     assert_spread("from the host", &answers, &names);
 
-    // From another pod: 300 wgets, one name a line in its log.
+    // From another pod: 300 wgets, one name a line in its log (no `-T`:
+    // the static busybox's wget crashes with a timeout set).
     let client = format!(
-        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"client"}},"spec":{{"restartPolicy":"Never","containers":[{{"name":"c","image":"busybox","command":["sh","-c","for i in $(seq 300); do wget -q -T 3 -O - http://{target}/ || echo FAILED; done; echo DONE; sleep 3600"]}}]}}}}"#
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"client"}},"spec":{{"restartPolicy":"Never","containers":[{{"name":"c","image":"busybox","command":["sh","-c","for i in $(seq 300); do wget -q -O - http://{target}/ || echo FAILED; done; echo DONE; sleep 3600"]}}]}}}}"#
     );
     cluster.kubectl_stdin_ok(&["apply", "-f", "-"], &client);
     let uid = until("the client pod exists", || {
@@ -333,10 +349,7 @@ fn services_reach_ready_pods_through_the_kernel() {
         .join("c/0.log");
     let lines = until("the client pod made 300 requests", || {
         let text = std::fs::read_to_string(&log).ok()?;
-        let lines: Vec<String> = text
-            .lines()
-            .map(|l| log_message(l).to_string())
-            .collect();
+        let lines: Vec<String> = text.lines().map(|l| log_message(l).to_string()).collect();
         lines.iter().any(|l| l == "DONE").then_some(lines)
     });
     let answers: Vec<String> = lines.into_iter().filter(|l| l != "DONE").collect();
@@ -344,8 +357,12 @@ fn services_reach_ready_pods_through_the_kernel() {
 
     // NodePort on the node's address.
     let np = json(&cluster, &["get", "service", "web-np"]);
-    let node_port = np["spec"]["ports"][0]["nodePort"].as_i64().expect("nodePort");
-    let answer = until("the NodePort answers", || get(&format!("{node_ip}:{node_port}")));
+    let node_port = np["spec"]["ports"][0]["nodePort"]
+        .as_i64()
+        .expect("nodePort");
+    let answer = until("the NodePort answers", || {
+        get(&format!("{node_ip}:{node_port}"))
+    });
     assert!(names.contains(&answer), "{answer}");
 
     // LoadBalancer: the node's address as ingress, answering on the port.
@@ -369,7 +386,7 @@ fn services_reach_ready_pods_through_the_kernel() {
         .expect("clusterIP")
         .to_string();
     let selfpod = format!(
-        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"self","labels":{{"app":"self"}}}},"spec":{{"containers":[{{"name":"c","image":"busybox","command":["sh","-c","mkdir -p /www && echo itself > /www/index.html && httpd -p 8080 -h /www && while true; do wget -q -T 2 -O - http://{self_ip}/ && echo REACHED; sleep 1; done"]}}]}}}}"#
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"self","labels":{{"app":"self"}}}},"spec":{{"containers":[{{"name":"c","image":"busybox","command":["sh","-c","mkdir -p /www && echo itself > /www/index.html && httpd -p 8080 -h /www && while true; do wget -q -O - http://{self_ip}/ && echo REACHED; sleep 1; done"]}}]}}}}"#
     );
     cluster.kubectl_stdin_ok(&["apply", "-f", "-"], &selfpod);
     let self_uid = until("the self pod exists", || {
@@ -384,7 +401,9 @@ fn services_reach_ready_pods_through_the_kernel() {
         .join("c/0.log");
     until("the pod reaches itself through its Service", || {
         let text = std::fs::read_to_string(&self_log).ok()?;
-        text.lines().any(|l| log_message(l) == "REACHED").then_some(())
+        text.lines()
+            .any(|l| log_message(l) == "REACHED")
+            .then_some(())
     });
 
     // A deleted pod's endpoint goes terminating, then away; traffic goes
@@ -418,13 +437,18 @@ fn services_reach_ready_pods_through_the_kernel() {
     assert!(st.success());
     cluster.kubectl_ok(&["delete", "service", "web-np"]);
     let answer = get(&target).expect("traffic flows while the proxy is down");
-    assert!(names.contains(&answer) || answer.starts_with("web-"), "{answer}");
+    assert!(
+        names.contains(&answer) || answer.starts_with("web-"),
+        "{answer}"
+    );
     proxy.spawn();
     until("the restarted proxy removed the stale rules", || {
-        let out = Command::new("iptables-save").args(["-t", "nat"]).output().ok()?;
+        let out = Command::new("iptables-save")
+            .args(["-t", "nat"])
+            .output()
+            .ok()?;
         let save = String::from_utf8_lossy(&out.stdout).into_owned();
-        let gone = !save.contains(&stale)
-            && !save.contains(&format!("--dport {node_port} "));
+        let gone = !save.contains(&stale) && !save.contains(&format!("--dport {node_port} "));
         gone.then_some(())
     });
     for _ in 0..30 {
