@@ -188,9 +188,7 @@ impl Index {
         for ((ns, name), entry) in &mut index.services {
             // Several slices may list one address (dual-stack or a move
             // between slices): answer it once, ready if any copy is.
-            entry
-                .endpoints
-                .sort_by(|a, b| (a.ip, !a.ready).cmp(&(b.ip, !b.ready)));
+            entry.endpoints.sort_by_key(|e| (e.ip, !e.ready));
             entry.endpoints.dedup_by(|a, b| a.ip == b.ip);
             let svc_name = format!("{name}.{ns}.svc");
             match &entry.target {
