@@ -97,6 +97,13 @@ impl Kinds {
         k.add::<SecretStrategy>(cache, "", "secrets", SecretStrategy);
         k.add::<ServiceAccountStrategy>(cache, "", "serviceaccounts", ServiceAccountStrategy);
         k.add::<EventStrategy>(cache, "", "events", EventStrategy);
+        k.add::<PersistentVolumeStrategy>(cache, "", "persistentvolumes", PersistentVolumeStrategy);
+        k.add::<PersistentVolumeClaimStrategy>(
+            cache,
+            "",
+            "persistentvolumeclaims",
+            PersistentVolumeClaimStrategy,
+        );
         k.add::<DeploymentStrategy>(cache, "apps", "deployments", DeploymentStrategy);
         k.add::<ReplicaSetStrategy>(cache, "apps", "replicasets", ReplicaSetStrategy);
         k.add::<DaemonSetStrategy>(cache, "apps", "daemonsets", DaemonSetStrategy);

@@ -13,6 +13,7 @@ use tokio::io::AsyncWriteExt;
 
 pub const CNI_VERSION: &str = "0.4.0";
 pub const NETWORK_NAME: &str = "ferrokube";
+/// The default bridge interface.
 pub const BRIDGE: &str = "fk0";
 
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +36,10 @@ pub enum CniError {
 #[derive(Debug, Clone)]
 pub struct Cni {
     pub bin_dir: PathBuf,
+    /// The node bridge ([`BRIDGE`] unless tests need one of their own).
+    pub bridge: String,
     pub pod_cidr: String,
+    pub bridge: String,
     /// host-local keeps its allocations here.
     pub ipam_dir: PathBuf,
 }
@@ -56,7 +60,7 @@ impl Cni {
                     "cniVersion": CNI_VERSION,
                     "name": NETWORK_NAME,
                     "type": "bridge",
-                    "bridge": BRIDGE,
+                    "bridge": self.bridge,
                     "isGateway": true,
                     "ipMasq": masquerade,
                     "hairpinMode": true,

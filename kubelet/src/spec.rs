@@ -32,6 +32,8 @@ pub enum SpecError {
     },
     #[error("container {container} has no command and its image none either")]
     NoCommand { container: String },
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
     #[error("container {container}: invalid {resource} quantity {value:?}")]
     Quantity {
         container: String,
@@ -53,6 +55,9 @@ pub struct ImageProcess {
     pub env: Option<Vec<String>>,
     #[serde(default)]
     pub working_dir: Option<String>,
+    /// `uid`, `uid:gid`, or a user name.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 /// Where and how the container runs.
@@ -179,21 +184,8 @@ pub fn build(
         .clone()
         .or_else(|| image.working_dir.clone().filter(|d| !d.is_empty()))
         .unwrap_or_else(|| "/".into());
-    let security = container.security_context.as_ref();
-    let pod_security = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
-    let uid = security
-        .and_then(|s| s.run_as_user)
-        .or_else(|| pod_security.and_then(|s| s.run_as_user))
-        .unwrap_or(0);
-    let gid = security
-        .and_then(|s| s.run_as_group)
-        .or_else(|| pod_security.and_then(|s| s.run_as_group))
-        .unwrap_or(0);
-    let user = UserBuilder::default()
-        .uid(uid as u32)
-        .gid(gid as u32)
-        .build()
-        .map_err(oci)?;
+    // The security context sets the real user, groups and capabilities.
+    let user = UserBuilder::default().build().map_err(oci)?;
     let process = ProcessBuilder::default()
         .args(args)
         .env(environment(container, image, &place.extra_env))
@@ -297,7 +289,7 @@ pub fn build(
         let source = m.source.to_string_lossy();
         mounts.push(bind(&source, &m.destination, m.read_only).map_err(oci)?);
     }
-    SpecBuilder::default()
+    let mut spec = SpecBuilder::default()
         .version("1.0.2-dev")
         .process(process)
         .root(
@@ -311,7 +303,14 @@ pub fn build(
         .mounts(mounts)
         .linux(linux)
         .build()
-        .map_err(oci)
+        .map_err(oci)?;
+    crate::security::apply(
+        &mut spec,
+        pod,
+        container,
+        image.user.as_deref().unwrap_or_default(),
+    )?;
+    Ok(spec)
 }
 
 fn bind(

@@ -62,6 +62,14 @@ static KINDS: &[(Gvk, Register)] = &[
         register::<core::v1::ServiceAccount>,
     ),
     (gvk("", "v1", "Event"), register::<core::v1::Event>),
+    (
+        gvk("", "v1", "PersistentVolume"),
+        register::<core::v1::PersistentVolume>,
+    ),
+    (
+        gvk("", "v1", "PersistentVolumeClaim"),
+        register::<core::v1::PersistentVolumeClaim>,
+    ),
     (gvk("", "v1", "Binding"), register::<core::v1::Binding>),
     (
         gvk("apps", "v1", "Deployment"),

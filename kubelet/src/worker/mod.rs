@@ -1,10 +1,12 @@
 //! The pod worker: one task per pod bound to this node. It adopts the
 //! containers a previous kubelet left running, prepares the sandbox
-//! (network namespace and CNI, unless `hostNetwork`), starts containers,
-//! restarts them per `restartPolicy` with the kubelet's back-off (10 s
-//! doubling to 5 min), reports status when it changes, and on deletion
-//! stops the containers (SIGTERM, grace period, SIGKILL), cleans up, and
-//! deletes the Pod object with `gracePeriodSeconds=0`.
+//! (network namespace and CNI, unless `hostNetwork`), runs the init
+//! containers in order ([`init`]), starts containers (then their
+//! `postStart` hooks and probe workers, [`probes`]), restarts them per
+//! `restartPolicy` with the kubelet's back-off (10 s doubling to 5 min),
+//! reports status when it changes, and on deletion stops the containers
+//! (preStop, SIGTERM, grace period, SIGKILL), cleans up, and deletes the
+//! Pod object with `gracePeriodSeconds=0`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,14 +23,19 @@ use tokio::time::Instant;
 
 use crate::cni::Cni;
 use crate::containers::{self, FoundState, PodRef};
+use crate::events::Recorder;
+use crate::prober::Report;
 use crate::runtime::Runtime;
 use crate::spec::Placement;
 use crate::status::{self, ContainerRecord, PodFacts, RunState, Terminated};
 
+mod backoff;
+mod init;
+mod probes;
 mod terminate;
 
-pub const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
-pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+pub use backoff::{BACKOFF_INITIAL, BACKOFF_MAX, go_duration, next_backoff, should_restart};
+
 /// Retry delay for sandbox and status errors.
 const RETRY: Duration = Duration::from_secs(2);
 
@@ -45,6 +52,8 @@ pub struct NodeContext {
     /// What pods' resolv.conf files are made of.
     pub cluster_dns: crate::dns::ClusterDns,
     pub host_resolv: crate::dns::ResolvConf,
+    /// Container output copiers (log files, attach).
+    pub logs: Arc<crate::logs::copier::Registry>,
 }
 
 struct Slot {
@@ -52,26 +61,15 @@ struct Slot {
     /// The current attempt's containerd ID, while it exists.
     current: Option<String>,
     backoff: Duration,
+    /// The back-off the pending restart waits (for the CrashLoopBackOff message).
+    delay: Duration,
     next_start: Option<Instant>,
+    probing: Option<probes::Probing>,
 }
 
 struct Exit {
     name: String,
     terminated: Terminated,
-}
-
-/// The next back-off delay after `current`.
-pub fn next_backoff(current: Duration) -> Duration {
-    (current * 2).min(BACKOFF_MAX)
-}
-
-/// Whether a container that exited with `code` runs again.
-pub fn should_restart(policy: &str, code: i32) -> bool {
-    match policy {
-        "Never" => false,
-        "OnFailure" => code != 0,
-        _ => true,
-    }
 }
 
 struct Worker {
@@ -85,6 +83,11 @@ struct Worker {
     start_time: Timestamp,
     last_status: Option<PodStatus>,
     exits_tx: mpsc::UnboundedSender<Exit>,
+    probe_tx: mpsc::UnboundedSender<Report>,
+    events: Recorder,
+    http: Option<reqwest::Client>,
+    /// Every init container has succeeded.
+    initialized: bool,
 }
 
 /// Runs a pod until it is deleted; `updates` carries the latest Pod, or
@@ -94,6 +97,7 @@ pub async fn run(ctx: Arc<NodeContext>, mut updates: watch::Receiver<Option<Arc<
         return;
     };
     let (exits_tx, mut exits) = mpsc::unbounded_channel();
+    let (probe_tx, mut probe_reports) = mpsc::unbounded_channel();
     let meta = &pod.metadata;
     let pod_ref = PodRef {
         uid: meta.uid.clone().unwrap_or_default(),
@@ -108,6 +112,8 @@ pub async fn run(ctx: Arc<NodeContext>, mut updates: watch::Receiver<Option<Arc<
             .map_or_else(Timestamp::now, |t| t.0),
         last_status: pod.status.clone(),
         pod_ip: pod.status.as_ref().and_then(|s| s.pod_ip.clone()),
+        events: Recorder::new(ctx.client.clone(), ctx.node_name.clone()),
+        http: crate::prober::handlers::http_client(),
         ctx,
         pod,
         pod_ref,
@@ -115,11 +121,14 @@ pub async fn run(ctx: Arc<NodeContext>, mut updates: watch::Receiver<Option<Arc<
         netns: None,
         sandbox_ready: false,
         exits_tx,
+        probe_tx,
+        initialized: false,
     };
     worker.init_slots();
     if let Err(e) = worker.adopt().await {
         tracing::warn!(pod = %worker.pod_ref.name, error = %e, "cannot list existing containers");
     }
+    worker.initialized = worker.initialized_before();
     let mut gone = false;
     loop {
         let deleting = worker.pod.metadata.deletion_timestamp.is_some();
@@ -136,6 +145,7 @@ pub async fn run(ctx: Arc<NodeContext>, mut updates: watch::Receiver<Option<Arc<
         };
         tokio::select! {
             Some(exit) = exits.recv() => worker.on_exit(exit).await,
+            Some(report) = probe_reports.recv() => worker.on_probe(report),
             changed = updates.changed() => match changed {
                 Ok(()) => match updates.borrow_and_update().clone() {
                     Some(pod) => worker.pod = pod,
@@ -166,7 +176,19 @@ impl Worker {
     }
 
     fn init_slots(&mut self) {
-        for c in self.pod.spec.iter().flat_map(|s| s.containers.iter()) {
+        let spec = self.pod.spec.as_ref();
+        let init = spec.and_then(|s| s.init_containers.as_ref());
+        // Kubernetes' default waiting reason while init containers exist.
+        let waiting = if init.is_some_and(|i| !i.is_empty()) {
+            "PodInitializing"
+        } else {
+            "ContainerCreating"
+        };
+        for c in spec
+            .into_iter()
+            .flat_map(|s| s.containers.iter())
+            .chain(init.into_iter().flatten())
+        {
             let image = c.image.clone().unwrap_or_default();
             self.slots.insert(
                 c.name.clone(),
@@ -177,14 +199,18 @@ impl Worker {
                         image,
                         restart_count: 0,
                         state: RunState::Waiting {
-                            reason: "ContainerCreating".into(),
+                            reason: waiting.into(),
                             message: None,
                         },
                         last_terminated: None,
+                        started: false,
+                        ready: false,
                     },
                     current: None,
                     backoff: BACKOFF_INITIAL,
+                    delay: Duration::ZERO,
                     next_start: None,
+                    probing: None,
                 },
             );
         }
@@ -195,6 +221,8 @@ impl Worker {
     async fn adopt(&mut self) -> Result<(), crate::runtime::RuntimeError> {
         let found = containers::find(&self.ctx.runtime, &self.pod_ref.uid).await?;
         for f in found {
+            // Re-attach to its output; an exited one is drained first.
+            let log = crate::logs::log_path(&self.pod_dir().join(&f.name), f.attempt);
             let Some(slot) = self.slots.get_mut(&f.name) else {
                 containers::remove(&self.ctx.runtime, &f.id).await?;
                 continue;
@@ -208,15 +236,23 @@ impl Worker {
             }
             slot.record.restart_count = f.attempt;
             slot.current = Some(f.id.clone());
+            let copier = self.ctx.logs.resume(&f.id, log);
             match f.state {
                 FoundState::Running => {
+                    let started_at = f.started_at.unwrap_or_else(Timestamp::now);
                     slot.record.state = RunState::Running {
                         id: f.id.clone(),
-                        started_at: f.started_at.unwrap_or_else(Timestamp::now),
+                        started_at,
                     };
                     self.watch_exit(f.name.clone(), f.id.clone(), f.started_at);
+                    if let Some(c) = self.container_spec(&f.name) {
+                        self.start_probes(&c, &f.id, started_at);
+                    }
                 }
                 FoundState::Exited(t) => {
+                    if let Some(copier) = copier {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), copier).await;
+                    }
                     containers::record_exit(&self.ctx.runtime, &t).await?;
                     slot.record.state = RunState::Terminated(t);
                 }
@@ -270,10 +306,16 @@ impl Worker {
             tracing::warn!(container = %exit.terminated.id, error = %e, "cannot record exit");
         }
         let policy = self.restart_policy();
+        self.stop_probes(&exit.name);
+        let restart = if self.is_init(&exit.name) {
+            init::should_restart_init(&policy, exit.terminated.exit_code)
+        } else {
+            should_restart(&policy, exit.terminated.exit_code)
+        };
         let Some(slot) = self.slots.get_mut(&exit.name) else {
             return;
         };
-        if should_restart(&policy, exit.terminated.exit_code) {
+        if restart {
             let ran_long = exit
                 .terminated
                 .started_at
@@ -289,6 +331,7 @@ impl Worker {
                 slot.backoff
             };
             slot.next_start = Some(Instant::now() + delay);
+            slot.delay = delay;
             if !delay.is_zero() {
                 slot.backoff = next_backoff(slot.backoff);
             }
@@ -300,6 +343,15 @@ impl Worker {
     async fn ensure_sandbox(&mut self) -> Result<(), String> {
         if self.sandbox_ready {
             return Ok(());
+        }
+        // The pod cgroup with its limits; runc puts the containers inside.
+        let limits = crate::cgroups::pod_limits(&self.pod);
+        if let Err(e) = crate::cgroups::Hierarchy::detect().ensure_pod(
+            &self.ctx.cgroup_parent,
+            &self.pod_ref.uid,
+            &limits,
+        ) {
+            tracing::warn!(pod = %self.pod_ref.name, error = %e, "cannot set the pod cgroup limits");
         }
         if self.host_network() {
             self.pod_ip = Some(self.ctx.host_ip.clone());
@@ -393,67 +445,20 @@ impl Worker {
     /// for the next back-off expiry.
     async fn sync(&mut self) -> Option<Instant> {
         let mut wake: Option<Instant> = None;
-        let mut earliest = |at: Instant| wake = Some(wake.map_or(at, |w| w.min(at)));
         match self.ensure_sandbox().await {
             Ok(()) => {
-                let containers: Vec<_> = self
-                    .pod
-                    .spec
-                    .iter()
-                    .flat_map(|s| s.containers.iter().cloned())
-                    .collect();
-                for c in containers {
-                    let (due, attempt, first) = {
-                        let Some(slot) = self.slots.get(&c.name) else {
-                            continue;
-                        };
-                        let never_ran = slot.current.is_none()
-                            && slot.record.last_terminated.is_none()
-                            && !matches!(slot.record.state, RunState::Terminated(_));
-                        let due = match (&slot.record.state, slot.next_start) {
-                            (RunState::Running { .. }, _) => false,
-                            (_, Some(at)) if at > Instant::now() => {
-                                earliest(at);
-                                false
-                            }
-                            (_, Some(_)) => true,
-                            (RunState::Waiting { .. }, None) => never_ran,
-                            (RunState::Terminated(_), None) => false,
-                        };
-                        let attempt = if slot.current.is_some() {
-                            slot.record.restart_count + 1
-                        } else {
-                            slot.record.restart_count
-                        };
-                        (due, attempt, slot.current.is_none())
-                    };
-                    if due {
-                        self.start_container(&c, attempt, first).await;
-                        if let Some(at) = self.slots.get(&c.name).and_then(|s| s.next_start) {
-                            earliest(at);
-                        }
+                if self.sync_init(&mut wake).await {
+                    let containers: Vec<_> = self
+                        .pod
+                        .spec
+                        .iter()
+                        .flat_map(|s| s.containers.iter().cloned())
+                        .collect();
+                    for c in containers {
+                        self.start_if_due(&c, &mut wake).await;
                     }
                 }
-                // Containers in back-off show CrashLoopBackOff while they wait.
-                for slot in self.slots.values_mut() {
-                    if let (RunState::Terminated(t), Some(at)) =
-                        (&slot.record.state, slot.next_start)
-                        && at > Instant::now()
-                    {
-                        let t = t.clone();
-                        slot.record.last_terminated = Some(t);
-                        slot.record.state = RunState::Waiting {
-                            reason: "CrashLoopBackOff".into(),
-                            message: Some(format!(
-                                "back-off {}s restarting failed container={} pod={}_{}",
-                                slot.backoff.as_secs() / 2,
-                                slot.record.name,
-                                self.pod_ref.name,
-                                self.pod_ref.namespace
-                            )),
-                        };
-                    }
-                }
+                self.show_crash_loops();
             }
             Err(message) => {
                 tracing::warn!(pod = %self.pod_ref.name, error = %message, "sandbox setup failed");
@@ -463,11 +468,11 @@ impl Worker {
                         message: Some(message.clone()),
                     };
                 }
-                earliest(Instant::now() + RETRY);
+                earliest(&mut wake, Instant::now() + RETRY);
             }
         }
         if !self.report().await {
-            earliest(Instant::now() + RETRY);
+            earliest(&mut wake, Instant::now() + RETRY);
         }
         wake
     }
@@ -508,6 +513,7 @@ impl Worker {
                     attempt,
                     place,
                     log_dir,
+                    &self.ctx.logs,
                 )
                 .await
             }
@@ -537,7 +543,8 @@ impl Worker {
                 };
                 slot.current = Some(id.clone());
                 slot.next_start = None;
-                self.watch_exit(c.name.clone(), id, Some(started_at));
+                self.watch_exit(c.name.clone(), id.clone(), Some(started_at));
+                self.after_start(c, &id, started_at).await;
             }
             Err(e) => {
                 tracing::warn!(pod = %self.pod_ref.name, container = %c.name, error = %e, "cannot start container");
@@ -546,6 +553,7 @@ impl Worker {
                     message: Some(e.to_string()),
                 };
                 slot.next_start = Some(Instant::now() + slot.backoff);
+                slot.delay = slot.backoff;
                 slot.backoff = next_backoff(slot.backoff);
             }
         }
@@ -560,14 +568,22 @@ impl Worker {
             .flat_map(|s| s.containers.iter())
             .filter_map(|c| self.slots.get(&c.name).map(|s| s.record.clone()))
             .collect();
+        let init_records: Vec<ContainerRecord> = self
+            .init_containers()
+            .iter()
+            .filter_map(|c| self.slots.get(&c.name).map(|s| s.record.clone()))
+            .collect();
         let facts = PodFacts {
             restart_policy: self.restart_policy(),
             host_ip: self.ctx.host_ip.clone(),
             pod_ip: self.pod_ip.clone(),
             start_time: Some(self.start_time),
             now: None,
+            sandbox_ready: self.sandbox_ready,
+            initialized: self.initialized,
         };
-        let mut status = status::pod_status(&records, &facts, self.last_status.as_ref());
+        let mut status =
+            status::pod_status(&init_records, &records, &facts, self.last_status.as_ref());
         status.qos_class = self.pod.status.as_ref().and_then(|s| s.qos_class.clone());
         if self
             .last_status
@@ -598,6 +614,11 @@ impl Worker {
     }
 }
 
+/// Moves `wake` earlier to `at`.
+pub(super) fn earliest(wake: &mut Option<Instant>, at: Instant) {
+    *wake = Some(wake.map_or(at, |w| w.min(at)));
+}
+
 fn terminated_of(record: &ContainerRecord) -> Option<Terminated> {
     match &record.state {
         RunState::Terminated(t) => Some(t.clone()),
@@ -611,37 +632,8 @@ fn same_status(a: &PodStatus, b: &PodStatus) -> bool {
     a.phase == b.phase
         && a.conditions == b.conditions
         && a.container_statuses == b.container_statuses
+        && a.init_container_statuses == b.init_container_statuses
         && a.pod_ip == b.pod_ip
         && a.host_ip == b.host_ip
         && a.start_time == b.start_time
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn back_off_doubles_to_five_minutes() {
-        let mut d = BACKOFF_INITIAL;
-        let mut seen = vec![];
-        for _ in 0..7 {
-            seen.push(d.as_secs());
-            d = next_backoff(d);
-        }
-        assert_eq!(seen, vec![10, 20, 40, 80, 160, 300, 300]);
-    }
-
-    #[test]
-    fn restart_policy_decides_restarts() {
-        for (policy, code, want) in [
-            ("Always", 0, true),
-            ("Always", 1, true),
-            ("OnFailure", 0, false),
-            ("OnFailure", 2, true),
-            ("Never", 0, false),
-            ("Never", 1, false),
-        ] {
-            assert_eq!(should_restart(policy, code), want, "{policy} {code}");
-        }
-    }
 }

@@ -1,4 +1,5 @@
-//! Pod termination: SIGTERM to every running container, the grace period
+//! Pod termination: the running containers' preStop hooks (inside the
+//! grace period), SIGTERM to every running container, the grace period
 //! (`deletionGracePeriodSeconds`, else `terminationGracePeriodSeconds`,
 //! else 30 s), SIGKILL for what is left, then removal of containers,
 //! network and cgroup, and finally the real delete of the Pod object with
@@ -38,6 +39,16 @@ impl Worker {
             .unwrap_or(30)
             .max(0) as u64;
         let rt = self.ctx.runtime.clone();
+        // As `killContainer`: hooks eat into the grace period, but SIGTERM
+        // still gets at least two seconds.
+        let hooks_took = self.run_pre_stop_hooks(Duration::from_secs(grace)).await;
+        let after_hooks = if hooks_took.is_zero() {
+            Duration::from_secs(grace)
+        } else {
+            Duration::from_secs(grace)
+                .saturating_sub(hooks_took)
+                .max(crate::hooks::MIN_GRACE_AFTER_HOOK)
+        };
         let running: Vec<String> = self
             .slots
             .values()
@@ -52,7 +63,7 @@ impl Worker {
                 tracing::warn!(container = %id, error = %e, "SIGTERM failed");
             }
         }
-        let deadline = Instant::now() + Duration::from_secs(grace);
+        let deadline = Instant::now() + after_hooks;
         while remaining > 0 {
             match tokio::time::timeout_at(deadline, exits.recv()).await {
                 Ok(Some(exit)) => {
@@ -144,6 +155,7 @@ impl Worker {
         }
         crate::cgroups::remove_pod(&self.ctx.cgroup_parent, &self.pod_ref.uid).await;
         let pod_dir = self.pod_dir();
+        crate::volumes::unmount_all(&pod_dir);
         match std::fs::remove_dir_all(&pod_dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -32,6 +32,7 @@ pub mod node;
 pub mod pod;
 pub mod scheduling;
 pub mod service;
+pub mod storage;
 
 use descriptions as doc;
 

@@ -24,6 +24,7 @@
 //! | `events.k8s.io/events` | [`EventsV1EventStrategy`] | subdomain |
 //! | `networking.k8s.io/ingresses`, `ingressclasses` | [`IngressStrategy`], [`IngressClassStrategy`] | subdomain |
 //! | `scheduling.k8s.io/priorityclasses` | [`PriorityClassStrategy`] | subdomain |
+//! | `persistentvolumes`, `persistentvolumeclaims` | [`PersistentVolumeStrategy`], [`PersistentVolumeClaimStrategy`] | subdomain |
 //!
 //! Ordering: `default` is idempotent and may run before or after
 //! `prepare_for_create`/`prepare_for_update`; the strategies that compare
@@ -44,10 +45,12 @@ mod lease;
 mod network;
 mod pod;
 mod pod_defaults;
+mod pod_serviceaccount;
 mod pod_validation;
 mod quantity;
 mod service;
 mod statefulset;
+mod storage;
 #[cfg(test)]
 mod testutil;
 pub mod validation;
@@ -65,6 +68,7 @@ pub use network::{EndpointSliceStrategy, EndpointsStrategy};
 pub use pod::{POD_UPDATE_FORBIDDEN, PodStrategy, apply_default_admission, pod_qos_class};
 pub use service::ServiceStrategy;
 pub use statefulset::StatefulSetStrategy;
+pub use storage::{PersistentVolumeClaimStrategy, PersistentVolumeStrategy};
 
 #[cfg(test)]
 mod tests {
