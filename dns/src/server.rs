@@ -197,19 +197,30 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    /// Binds UDP and TCP on `addr`; with port 0, TCP takes the port UDP got.
+    /// Binds UDP and TCP on `addr`; with port 0, TCP takes the port UDP got
+    /// (tried a few times: that port may be taken for TCP).
     pub async fn bind(addr: SocketAddr) -> Result<Sockets, ServeError> {
-        let listen = |source| ServeError::Listen { addr, source };
-        let udp = UdpSocket::bind(addr).await.map_err(listen)?;
-        let port = udp.local_addr().map_err(listen)?.port();
-        let tcp_addr = SocketAddr::new(addr.ip(), port);
-        let tcp = TcpListener::bind(tcp_addr)
-            .await
-            .map_err(|source| ServeError::Listen {
-                addr: tcp_addr,
-                source,
-            })?;
-        Ok(Sockets { udp, tcp })
+        let attempts = if addr.port() == 0 { 8 } else { 1 };
+        let mut last = None;
+        for _ in 0..attempts {
+            let listen = |source| ServeError::Listen { addr, source };
+            let udp = UdpSocket::bind(addr).await.map_err(listen)?;
+            let port = udp.local_addr().map_err(listen)?.port();
+            let tcp_addr = SocketAddr::new(addr.ip(), port);
+            match TcpListener::bind(tcp_addr).await {
+                Ok(tcp) => return Ok(Sockets { udp, tcp }),
+                Err(source) => {
+                    last = Some(ServeError::Listen {
+                        addr: tcp_addr,
+                        source,
+                    })
+                }
+            }
+        }
+        Err(last.unwrap_or(ServeError::Listen {
+            addr,
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        }))
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
