@@ -113,7 +113,9 @@ impl DnsArgs {
         c.cluster_domain = self.cluster_domain.clone();
         c.upstreams = self.upstream.clone();
         c.resolv_conf = self.resolv_conf.clone();
-        c.register = self.cluster_ip.map(|ip| (ip, self.node_ip.unwrap_or_else(node_ip)));
+        c.register = self
+            .cluster_ip
+            .map(|ip| (ip, self.node_ip.unwrap_or_else(node_ip)));
         c
     }
 }
@@ -540,7 +542,11 @@ fn main() -> anyhow::Result<()> {
                         data_dir: a.data_dir.join("kubelet"),
                         pod_cidr: None,
                         cni_bridge: args.cni_bridge.clone(),
-                        cluster_dns: if args.disable_dns { Vec::new() } else { vec![cluster_dns] },
+                        cluster_dns: if args.disable_dns {
+                            Vec::new()
+                        } else {
+                            vec![cluster_dns]
+                        },
                         cluster_domain: "cluster.local".into(),
                         resolv_conf: "/etc/resolv.conf".into(),
                         api: args.kubelet_api.clone(),

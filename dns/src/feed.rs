@@ -28,7 +28,10 @@ pub async fn run(client: Client, shared: Shared, generation: tokio::sync::watch:
         let changed = changed.clone();
         reflector::reflector(
             sw,
-            watcher(Api::<Service>::all(client.clone()), watcher::Config::default()),
+            watcher(
+                Api::<Service>::all(client.clone()),
+                watcher::Config::default(),
+            ),
         )
         .default_backoff()
         .for_each(move |_| {
@@ -40,7 +43,10 @@ pub async fn run(client: Client, shared: Shared, generation: tokio::sync::watch:
         let changed = changed.clone();
         reflector::reflector(
             ew,
-            watcher(Api::<EndpointSlice>::all(client), watcher::Config::default()),
+            watcher(
+                Api::<EndpointSlice>::all(client),
+                watcher::Config::default(),
+            ),
         )
         .default_backoff()
         .for_each(move |_| {
@@ -68,7 +74,10 @@ pub async fn run(client: Client, shared: Shared, generation: tokio::sync::watch:
 fn publish(shared: &Shared, services: &Store<Service>, slices: &Store<EndpointSlice>) {
     let svcs = services.state();
     let eps = slices.state();
-    let index = Index::build(svcs.iter().map(|s| s.as_ref()), eps.iter().map(|s| s.as_ref()));
+    let index = Index::build(
+        svcs.iter().map(|s| s.as_ref()),
+        eps.iter().map(|s| s.as_ref()),
+    );
     tracing::debug!(services = index.services.len(), "DNS index rebuilt");
     shared.store(Arc::new(index));
 }

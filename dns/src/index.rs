@@ -127,11 +127,7 @@ fn endpoints_of(slice: &EndpointSlice) -> Vec<Endpoint> {
         .iter()
         .flat_map(|ep| {
             // Kubernetes: a nil `ready` means ready.
-            let ready = ep
-                .conditions
-                .as_ref()
-                .and_then(|c| c.ready)
-                .unwrap_or(true);
+            let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
             let hostname = ep.hostname.clone().filter(|h| !h.is_empty());
             let ports = ports.clone();
             ep.addresses.iter().filter_map(move |a| {
@@ -171,9 +167,7 @@ impl Index {
                 endpoints: Vec::new(),
             };
             index.namespaces.insert(ns.clone());
-            index
-                .services
-                .insert((ns.clone(), name.clone()), entry);
+            index.services.insert((ns.clone(), name.clone()), entry);
         }
         for slice in slices {
             let Some(ns) = &slice.metadata.namespace else {
@@ -194,7 +188,7 @@ impl Index {
         for ((ns, name), entry) in &mut index.services {
             // Several slices may list one address (dual-stack or a move
             // between slices): answer it once, ready if any copy is.
-            entry.endpoints.sort_by(|a, b| (a.ip, !a.ready).cmp(&(b.ip, !b.ready)));
+            entry.endpoints.sort_by_key(|e| (e.ip, !e.ready));
             entry.endpoints.dedup_by(|a, b| a.ip == b.ip);
             let svc_name = format!("{name}.{ns}.svc");
             match &entry.target {

@@ -87,7 +87,11 @@ fn dashed_ip(label: &str) -> Option<IpAddr> {
     if let Ok(v4) = label.replace('-', ".").parse::<Ipv4Addr>() {
         return Some(IpAddr::V4(v4));
     }
-    label.replace('-', ":").parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+    label
+        .replace('-', ":")
+        .parse::<Ipv6Addr>()
+        .ok()
+        .map(IpAddr::V6)
 }
 
 fn dashed(ip: IpAddr) -> String {
@@ -146,7 +150,10 @@ pub fn resolve(index: &Index, zone: &Zone, qname: &str, qtype: RecordType) -> Ou
             }
         }
         [ip, _ns, "pod"] => match dashed_ip(ip) {
-            Some(ip) => answer(address(&name, ttl, ip, qtype).into_iter().collect(), Vec::new()),
+            Some(ip) => answer(
+                address(&name, ttl, ip, qtype).into_iter().collect(),
+                Vec::new(),
+            ),
             None => Outcome::NxDomain,
         },
         [svc, ns, "svc"] => match lookup(index, ns, svc) {
@@ -155,7 +162,15 @@ pub fn resolve(index: &Index, zone: &Zone, qname: &str, qtype: RecordType) -> Ou
         },
         [port, proto, svc, ns, "svc"] if port.starts_with('_') && proto.starts_with('_') => {
             match lookup(index, ns, svc) {
-                Some(entry) => srv(entry, zone, &name, ns, svc, Some((&port[1..], &proto[1..])), qtype),
+                Some(entry) => srv(
+                    entry,
+                    zone,
+                    &name,
+                    ns,
+                    svc,
+                    Some((&port[1..], &proto[1..])),
+                    qtype,
+                ),
                 None => Outcome::NxDomain,
             }
         }
@@ -235,8 +250,7 @@ fn srv(
 ) -> Outcome {
     let ttl = zone.ttl;
     let wanted = |p: &crate::index::Port| {
-        !p.name.is_empty()
-            && port.is_none_or(|(n, proto)| p.name == n && p.protocol == proto)
+        !p.name.is_empty() && port.is_none_or(|(n, proto)| p.name == n && p.protocol == proto)
     };
     // `_http._tcp.<svc>` names exist only for the Service's named ports.
     if !entry.ports.iter().any(wanted) {
@@ -279,7 +293,11 @@ fn srv(
     let answers = targets
         .iter()
         .map(|(port, target, _)| {
-            record(name, ttl, RData::SRV(SRV::new(0, weight, *port, target.clone())))
+            record(
+                name,
+                ttl,
+                RData::SRV(SRV::new(0, weight, *port, target.clone())),
+            )
         })
         .collect();
     let mut additionals: Vec<Record> = Vec::new();
@@ -290,7 +308,11 @@ fn srv(
             _ => Vec::new(),
         };
         for ip in ips {
-            let qt = if ip.is_ipv4() { RecordType::A } else { RecordType::AAAA };
+            let qt = if ip.is_ipv4() {
+                RecordType::A
+            } else {
+                RecordType::AAAA
+            };
             if let Some(r) = address(target, ttl, ip, qt)
                 && !additionals.contains(&r)
             {
@@ -310,8 +332,14 @@ fn reverse_ip(name: &Name) -> Option<IpAddr> {
     let (rest, tail) = labels.split_at(labels.len().checked_sub(2)?);
     match tail {
         [a, b] if a == "in-addr" && b == "arpa" && rest.len() == 4 => {
-            let octets: Vec<u8> = rest.iter().rev().map(|o| o.parse().ok()).collect::<Option<_>>()?;
-            Some(IpAddr::V4(Ipv4Addr::new(octets[0], octets[1], octets[2], octets[3])))
+            let octets: Vec<u8> = rest
+                .iter()
+                .rev()
+                .map(|o| o.parse().ok())
+                .collect::<Option<_>>()?;
+            Some(IpAddr::V4(Ipv4Addr::new(
+                octets[0], octets[1], octets[2], octets[3],
+            )))
         }
         [a, b] if a == "ip6" && b == "arpa" && rest.len() == 32 => {
             let hex: String = rest.iter().rev().map(String::as_str).collect();

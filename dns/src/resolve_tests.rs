@@ -179,8 +179,16 @@ fn names_resolve_as_the_kubernetes_dns_specification_says() {
                 "+web.default.svc.cluster.local. AAAA fd00::20",
             ],
         ),
-        ("_dns._tcp.web.default.svc.cluster.local.", SRV, &["NXDOMAIN"]),
-        ("_nope._tcp.web.default.svc.cluster.local.", SRV, &["NXDOMAIN"]),
+        (
+            "_dns._tcp.web.default.svc.cluster.local.",
+            SRV,
+            &["NXDOMAIN"],
+        ),
+        (
+            "_nope._tcp.web.default.svc.cluster.local.",
+            SRV,
+            &["NXDOMAIN"],
+        ),
         ("_http._tcp.web.default.svc.cluster.local.", A, &["NODATA"]),
         (
             "_pg._tcp.db.default.svc.cluster.local.",
@@ -220,7 +228,9 @@ fn names_resolve_as_the_kubernetes_dns_specification_says() {
         (
             "cluster.local.",
             SOA,
-            &["cluster.local. SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 5"],
+            &[
+                "cluster.local. SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 5",
+            ],
         ),
         ("a.b.c.d.e.f.cluster.local.", A, &["NXDOMAIN"]),
         (
@@ -243,7 +253,9 @@ fn names_resolve_as_the_kubernetes_dns_specification_says() {
         (
             "0.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.",
             PTR,
-            &["0.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa. PTR web.default.svc.cluster.local."],
+            &[
+                "0.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa. PTR web.default.svc.cluster.local.",
+            ],
         ),
         ("8.8.8.8.in-addr.arpa.", PTR, &["FORWARD"]),
         ("example.com.", A, &["FORWARD"]),
@@ -261,11 +273,21 @@ fn another_cluster_domain_is_honoured() {
     let index = index();
     let zone = Zone::new("corp.example", 30);
     assert_eq!(
-        render(resolve(&index, &zone, "web.default.svc.corp.example.", RecordType::A)),
+        render(resolve(
+            &index,
+            &zone,
+            "web.default.svc.corp.example.",
+            RecordType::A
+        )),
         vec!["web.default.svc.corp.example. A 10.43.0.20"]
     );
     assert_eq!(
-        render(resolve(&index, &zone, "web.default.svc.cluster.local.", RecordType::A)),
+        render(resolve(
+            &index,
+            &zone,
+            "web.default.svc.cluster.local.",
+            RecordType::A
+        )),
         vec!["FORWARD"]
     );
 }

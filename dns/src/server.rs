@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use hickory_server::Server;
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::proto::op::{
@@ -13,7 +14,6 @@ use hickory_server::proto::op::{
 use hickory_server::proto::rr::Record;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
-use hickory_server::Server;
 use tokio::net::{TcpListener, UdpSocket};
 
 use crate::feed::Shared;
@@ -36,15 +36,21 @@ fn failed(request: &Request, code: ResponseCode) -> ResponseInfo {
     })
 }
 
+/// The record sections of a response.
+#[derive(Default)]
+struct Sections<'a> {
+    answers: &'a [Record],
+    authorities: &'a [Record],
+    additionals: &'a [Record],
+}
+
 impl Handler {
     async fn send<R: ResponseHandler>(
         &self,
         request: &Request,
         mut handle: R,
         metadata: Metadata,
-        answers: &[Record],
-        authorities: &[Record],
-        additionals: &[Record],
+        sections: Sections<'_>,
         edns: Option<&Edns>,
     ) -> ResponseInfo {
         let mut builder = MessageResponseBuilder::from_message_request(request);
@@ -53,10 +59,10 @@ impl Handler {
         }
         let response = builder.build(
             metadata,
-            answers.iter(),
+            sections.answers.iter(),
             std::iter::empty(),
-            authorities.iter(),
-            additionals.iter(),
+            sections.authorities.iter(),
+            sections.additionals.iter(),
         );
         match handle.send_response(response).await {
             Ok(info) => info,
@@ -73,8 +79,8 @@ impl Handler {
         mut handle: R,
         code: ResponseCode,
     ) -> ResponseInfo {
-        let response =
-            MessageResponseBuilder::from_message_request(request).error_msg(&request.metadata, code);
+        let response = MessageResponseBuilder::from_message_request(request)
+            .error_msg(&request.metadata, code);
         match handle.send_response(response).await {
             Ok(info) => info,
             Err(_) => failed(request, code),
@@ -102,9 +108,11 @@ impl Handler {
             request,
             handle,
             metadata,
-            &upstream.answers,
-            &upstream.authorities,
-            &upstream.additionals,
+            Sections {
+                answers: &upstream.answers,
+                authorities: &upstream.authorities,
+                additionals: &upstream.additionals,
+            },
             upstream.edns.as_ref(),
         )
         .await
@@ -141,21 +149,29 @@ impl RequestHandler for Handler {
             e
         });
         let soa: Vec<Record> = self.zone.soa().into_iter().collect();
+        let outcome_is_nx = outcome == Outcome::NxDomain;
         match outcome {
             Outcome::Answer {
                 answers,
                 additionals,
             } => {
-                self.send(request, handle, metadata, &answers, &[], &additionals, edns.as_ref())
+                let sections = Sections {
+                    answers: &answers,
+                    additionals: &additionals,
+                    ..Sections::default()
+                };
+                self.send(request, handle, metadata, sections, edns.as_ref())
                     .await
             }
-            Outcome::NoData => {
-                self.send(request, handle, metadata, &[], &soa, &[], edns.as_ref())
-                    .await
-            }
-            Outcome::NxDomain => {
-                metadata.response_code = ResponseCode::NXDomain;
-                self.send(request, handle, metadata, &[], &soa, &[], edns.as_ref())
+            Outcome::NoData | Outcome::NxDomain => {
+                if outcome_is_nx {
+                    metadata.response_code = ResponseCode::NXDomain;
+                }
+                let sections = Sections {
+                    authorities: &soa,
+                    ..Sections::default()
+                };
+                self.send(request, handle, metadata, sections, edns.as_ref())
                     .await
             }
             Outcome::Forward => self.forward(request, handle).await,
@@ -181,19 +197,30 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    /// Binds UDP and TCP on `addr`; with port 0, TCP takes the port UDP got.
+    /// Binds UDP and TCP on `addr`; with port 0, TCP takes the port UDP got
+    /// (tried a few times: that port may be taken for TCP).
     pub async fn bind(addr: SocketAddr) -> Result<Sockets, ServeError> {
-        let listen = |source| ServeError::Listen { addr, source };
-        let udp = UdpSocket::bind(addr).await.map_err(listen)?;
-        let port = udp.local_addr().map_err(listen)?.port();
-        let tcp_addr = SocketAddr::new(addr.ip(), port);
-        let tcp = TcpListener::bind(tcp_addr)
-            .await
-            .map_err(|source| ServeError::Listen {
-                addr: tcp_addr,
-                source,
-            })?;
-        Ok(Sockets { udp, tcp })
+        let attempts = if addr.port() == 0 { 8 } else { 1 };
+        let mut last = None;
+        for _ in 0..attempts {
+            let listen = |source| ServeError::Listen { addr, source };
+            let udp = UdpSocket::bind(addr).await.map_err(listen)?;
+            let port = udp.local_addr().map_err(listen)?.port();
+            let tcp_addr = SocketAddr::new(addr.ip(), port);
+            match TcpListener::bind(tcp_addr).await {
+                Ok(tcp) => return Ok(Sockets { udp, tcp }),
+                Err(source) => {
+                    last = Some(ServeError::Listen {
+                        addr: tcp_addr,
+                        source,
+                    })
+                }
+            }
+        }
+        Err(last.unwrap_or(ServeError::Listen {
+            addr,
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        }))
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {

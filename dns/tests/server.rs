@@ -196,9 +196,13 @@ async fn cluster_names_resolve_over_udp_and_tcp_and_others_are_forwarded() {
     let dns_addr = start_dns(client.clone(), config).await;
 
     for tcp in [false, true] {
-        let reply = until(dns_addr, "web.default.svc.cluster.local.", RecordType::A, tcp, |r| {
-            !r.answers.is_empty()
-        })
+        let reply = until(
+            dns_addr,
+            "web.default.svc.cluster.local.",
+            RecordType::A,
+            tcp,
+            |r| !r.answers.is_empty(),
+        )
         .await;
         assert_eq!(reply.metadata.response_code, ResponseCode::NoError);
         assert!(reply.metadata.authoritative);
@@ -208,28 +212,64 @@ async fn cluster_names_resolve_over_udp_and_tcp_and_others_are_forwarded() {
             "tcp={tcp}"
         );
     }
-    let headless = until(dns_addr, "db.default.svc.cluster.local.", RecordType::A, false, |r| {
-        !r.answers.is_empty()
-    })
+    let headless = until(
+        dns_addr,
+        "db.default.svc.cluster.local.",
+        RecordType::A,
+        false,
+        |r| !r.answers.is_empty(),
+    )
     .await;
-    assert_eq!(rendered(&headless), ["db.default.svc.cluster.local. A 10.42.0.5"]);
-    let pod = exchange(dns_addr, "db-0.db.default.svc.cluster.local.", RecordType::A, true).await;
-    assert_eq!(rendered(&pod), ["db-0.db.default.svc.cluster.local. A 10.42.0.5"]);
-    let srv = exchange(dns_addr, "_http._tcp.web.default.svc.cluster.local.", RecordType::SRV, false).await;
+    assert_eq!(
+        rendered(&headless),
+        ["db.default.svc.cluster.local. A 10.42.0.5"]
+    );
+    let pod = exchange(
+        dns_addr,
+        "db-0.db.default.svc.cluster.local.",
+        RecordType::A,
+        true,
+    )
+    .await;
+    assert_eq!(
+        rendered(&pod),
+        ["db-0.db.default.svc.cluster.local. A 10.42.0.5"]
+    );
+    let srv = exchange(
+        dns_addr,
+        "_http._tcp.web.default.svc.cluster.local.",
+        RecordType::SRV,
+        false,
+    )
+    .await;
     assert_eq!(
         rendered(&srv),
         ["_http._tcp.web.default.svc.cluster.local. SRV 0 100 80 web.default.svc.cluster.local."]
     );
-    assert_eq!(srv.additionals.len(), 1, "the SRV target's address rides along");
+    assert_eq!(
+        srv.additionals.len(),
+        1,
+        "the SRV target's address rides along"
+    );
 
-    let missing = exchange(dns_addr, "nope.default.svc.cluster.local.", RecordType::A, false).await;
+    let missing = exchange(
+        dns_addr,
+        "nope.default.svc.cluster.local.",
+        RecordType::A,
+        false,
+    )
+    .await;
     assert_eq!(missing.metadata.response_code, ResponseCode::NXDomain);
     assert_eq!(missing.authorities.len(), 1, "SOA for negative caching");
 
     for tcp in [false, true] {
         let external = exchange(dns_addr, "example.org.", RecordType::A, tcp).await;
         assert_eq!(external.metadata.response_code, ResponseCode::NoError);
-        assert_eq!(rendered(&external), ["example.org. A 192.0.2.1"], "tcp={tcp}");
+        assert_eq!(
+            rendered(&external),
+            ["example.org. A 192.0.2.1"],
+            "tcp={tcp}"
+        );
     }
 
     // The kube-dns Service and its endpoints point at this server.
@@ -256,7 +296,10 @@ async fn cluster_names_resolve_over_udp_and_tcp_and_others_are_forwarded() {
     let port = i32::from(dns_addr.port());
     assert_eq!(
         ports,
-        [(Some("dns".into()), Some(port)), (Some("dns-tcp".into()), Some(port))]
+        [
+            (Some("dns".into()), Some(port)),
+            (Some("dns-tcp".into()), Some(port))
+        ]
     );
     let svc = kube_dns.get("kube-dns").await.expect("kube-dns service");
     assert_eq!(
@@ -264,9 +307,13 @@ async fn cluster_names_resolve_over_udp_and_tcp_and_others_are_forwarded() {
         Some("10.43.0.10")
     );
     // The kube-dns Service itself resolves.
-    let reply = until(dns_addr, "kube-dns.kube-system.svc.cluster.local.", RecordType::A, false, |r| {
-        !r.answers.is_empty()
-    })
+    let reply = until(
+        dns_addr,
+        "kube-dns.kube-system.svc.cluster.local.",
+        RecordType::A,
+        false,
+        |r| !r.answers.is_empty(),
+    )
     .await;
     assert_eq!(
         rendered(&reply),
@@ -278,9 +325,13 @@ async fn cluster_names_resolve_over_udp_and_tcp_and_others_are_forwarded() {
         .delete("web", &DeleteParams::default())
         .await
         .expect("delete web");
-    let gone = until(dns_addr, "web.default.svc.cluster.local.", RecordType::A, false, |r| {
-        r.metadata.response_code == ResponseCode::NXDomain
-    })
+    let gone = until(
+        dns_addr,
+        "web.default.svc.cluster.local.",
+        RecordType::A,
+        false,
+        |r| r.metadata.response_code == ResponseCode::NXDomain,
+    )
     .await;
     assert_eq!(gone.metadata.response_code, ResponseCode::NXDomain);
 }
@@ -300,9 +351,13 @@ async fn without_upstreams_other_names_are_refused() {
     let reply = exchange(dns_addr, "example.org.", RecordType::A, false).await;
     assert_eq!(reply.metadata.response_code, ResponseCode::Refused);
     // Cluster names still answer (the default Service exists).
-    let kubernetes = until(dns_addr, "kubernetes.default.svc.cluster.local.", RecordType::A, true, |r| {
-        !r.answers.is_empty()
-    })
+    let kubernetes = until(
+        dns_addr,
+        "kubernetes.default.svc.cluster.local.",
+        RecordType::A,
+        true,
+        |r| !r.answers.is_empty(),
+    )
     .await;
     assert_eq!(
         rendered(&kubernetes),

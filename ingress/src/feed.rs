@@ -23,7 +23,10 @@ use crate::routes::{self, ClassFilter, Endpoints};
 fn feed<K>(
     client: &Client,
     changed: &Arc<Notify>,
-) -> (Store<K>, impl std::future::Future<Output = ()> + Send + use<K>)
+) -> (
+    Store<K>,
+    impl std::future::Future<Output = ()> + Send + use<K>,
+)
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -35,12 +38,15 @@ where
 {
     let (store, writer) = reflector::store::<K>();
     let changed = changed.clone();
-    let stream = reflector::reflector(writer, watcher(Api::<K>::all(client.clone()), watcher::Config::default()))
-        .default_backoff()
-        .for_each(move |_| {
-            changed.notify_one();
-            futures::future::ready(())
-        });
+    let stream = reflector::reflector(
+        writer,
+        watcher(Api::<K>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .for_each(move |_| {
+        changed.notify_one();
+        futures::future::ready(())
+    });
     (store, stream)
 }
 
@@ -80,7 +86,10 @@ pub async fn run(
                 .collect();
             let svcs = services.state();
             let eps = slices.state();
-            let endpoints = Endpoints::new(svcs.iter().map(|s| s.as_ref()), eps.iter().map(|s| s.as_ref()));
+            let endpoints = Endpoints::new(
+                svcs.iter().map(|s| s.as_ref()),
+                eps.iter().map(|s| s.as_ref()),
+            );
             let built = routes::build(&ours, &endpoints);
             tracing::debug!(ingresses = built.ingresses.len(), "routing table rebuilt");
             table.store(Arc::new(built));

@@ -68,7 +68,10 @@ async fn register_class(client: Client, config: Config) {
     let params = PatchParams::apply("ferrokube-ingress").force();
     let mut delay = std::time::Duration::from_millis(100);
     loop {
-        match api.patch(&config.class_name, &params, &Patch::Apply(&class)).await {
+        match api
+            .patch(&config.class_name, &params, &Patch::Apply(&class))
+            .await
+        {
             Ok(_) => return,
             Err(e) => tracing::info!(error = %e, "IngressClass not registered yet"),
         }

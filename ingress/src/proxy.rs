@@ -83,7 +83,10 @@ async fn handle(
     let Some(addr) = backend.pick() else {
         tracing::debug!(namespace = %backend.namespace, service = %backend.service,
                         "no ready endpoint");
-        return Ok(text(StatusCode::SERVICE_UNAVAILABLE, "no available server\n"));
+        return Ok(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no available server\n",
+        ));
     };
     let path = req
         .uri()

@@ -201,9 +201,16 @@ impl<'a> Endpoints<'a> {
             }
         }
         for s in slices {
-            let svc = s.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL));
+            let svc = s
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL));
             if let (Some(ns), Some(svc)) = (&s.metadata.namespace, svc) {
-                e.slices.entry((ns.as_str(), svc.as_str())).or_default().push(s);
+                e.slices
+                    .entry((ns.as_str(), svc.as_str()))
+                    .or_default()
+                    .push(s);
             }
         }
         e
@@ -217,16 +224,23 @@ impl<'a> Endpoints<'a> {
         let port_ref = svc_ref.port.clone().unwrap_or_default();
         let mut endpoints = Vec::new();
         if let Some(svc) = self.services.get(&(ns, svc_ref.name.as_str())) {
-            let port = svc.spec.iter().flat_map(|s| s.ports.iter().flatten()).find(|p| {
-                match (&port_ref.name, port_ref.number) {
+            let port = svc
+                .spec
+                .iter()
+                .flat_map(|s| s.ports.iter().flatten())
+                .find(|p| match (&port_ref.name, port_ref.number) {
                     (Some(n), _) if !n.is_empty() => p.name.as_deref() == Some(n.as_str()),
                     (_, Some(num)) => p.port == num,
                     _ => false,
-                }
-            });
+                });
             if let Some(port) = port {
                 let port_name = port.name.clone().unwrap_or_default();
-                for slice in self.slices.get(&(ns, svc_ref.name.as_str())).into_iter().flatten() {
+                for slice in self
+                    .slices
+                    .get(&(ns, svc_ref.name.as_str()))
+                    .into_iter()
+                    .flatten()
+                {
                     if slice.address_type == "FQDN" {
                         continue;
                     }
@@ -304,7 +318,11 @@ pub fn build(ingresses: &[&Ingress], endpoints: &Endpoints<'_>) -> Table {
                     Some("Exact") => PathKind::Exact,
                     _ => PathKind::Prefix,
                 };
-                let path = p.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
+                let path = p
+                    .path
+                    .clone()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| "/".into());
                 let route = Route {
                     kind,
                     elements: path
@@ -318,7 +336,11 @@ pub fn build(ingresses: &[&Ingress], endpoints: &Endpoints<'_>) -> Table {
                 if host.is_empty() {
                     table.any_host.push(route);
                 } else if let Some(suffix) = host.strip_prefix('*') {
-                    table.wildcard.entry(suffix.to_string()).or_default().push(route);
+                    table
+                        .wildcard
+                        .entry(suffix.to_string())
+                        .or_default()
+                        .push(route);
                 } else {
                     table.exact.entry(host.clone()).or_default().push(route);
                 }

@@ -9,8 +9,10 @@ fn ingress(name: &str, class: Option<&str>, spec: Value) -> Ingress {
     if let Some(c) = class {
         spec["ingressClassName"] = json!(c);
     }
-    serde_json::from_value(json!({"metadata": {"name": name, "namespace": "default"}, "spec": spec}))
-        .expect("ingress")
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "namespace": "default"}, "spec": spec}),
+    )
+    .expect("ingress")
 }
 
 fn class(name: &str, controller: &str, default: bool) -> IngressClass {
@@ -55,7 +57,8 @@ fn ingresses_are_ours_by_class_name_annotation_or_default_class() {
     let nginx = ingress("x", Some("nginx"), spec.clone());
     let unnamed = ingress("u", None, spec.clone());
     let mut annotated = ingress("a", None, spec.clone());
-    annotated.metadata.annotations = Some([(CLASS_ANNOTATION.to_string(), "ferrokube".to_string())].into());
+    annotated.metadata.annotations =
+        Some([(CLASS_ANNOTATION.to_string(), "ferrokube".to_string())].into());
     let cases = [
         (&named, vec![&ours], true),
         (&named, vec![], false),
@@ -77,7 +80,10 @@ fn ready(ip: &str) -> Value {
 #[test]
 fn requests_route_by_host_then_longest_path() {
     let services = [
-        service("a", json!([{"name": "http", "port": 80, "targetPort": "web"}])),
+        service(
+            "a",
+            json!([{"name": "http", "port": 80, "targetPort": "web"}]),
+        ),
         service("b", json!([{"port": 80, "targetPort": 8080}])),
         service("c", json!([{"name": "http", "port": 80}])),
         service("d", json!([{"name": "http", "port": 80}])),
@@ -143,7 +149,10 @@ fn requests_route_by_host_then_longest_path() {
     };
     assert_eq!(a.pick(), Some("10.42.0.1:9001".parse().expect("addr")));
     let no_default = build(&[&one], &eps);
-    assert!(matches!(no_default.route("other.test", "/"), Decision::NoRoute));
+    assert!(matches!(
+        no_default.route("other.test", "/"),
+        Decision::NoRoute
+    ));
 }
 
 #[test]
@@ -163,12 +172,19 @@ fn only_ready_endpoints_are_used_round_robin() {
         slice("a", "3", "metrics", 9090, json!([ready("10.42.2.1")])),
     ];
     let eps = Endpoints::new(services.iter(), slices.iter());
-    let ing = ingress("one", None, json!({"rules": [{"http": {"paths": [path("/", "Prefix", "a")]}}]}));
+    let ing = ingress(
+        "one",
+        None,
+        json!({"rules": [{"http": {"paths": [path("/", "Prefix", "a")]}}]}),
+    );
     let table = build(&[&ing], &eps);
     let Decision::Backend(b) = table.route("x", "/") else {
         panic!("no route");
     };
-    let picks: Vec<String> = (0..6).filter_map(|_| b.pick()).map(|a| a.to_string()).collect();
+    let picks: Vec<String> = (0..6)
+        .filter_map(|_| b.pick())
+        .map(|a| a.to_string())
+        .collect();
     assert_eq!(
         picks,
         [
@@ -182,7 +198,11 @@ fn only_ready_endpoints_are_used_round_robin() {
     );
     // A Service that does not exist, or has no ready endpoint, routes to
     // a backend with nothing to pick (503).
-    let ghost = ingress("g", None, json!({"rules": [{"http": {"paths": [path("/", "Prefix", "nope")]}}]}));
+    let ghost = ingress(
+        "g",
+        None,
+        json!({"rules": [{"http": {"paths": [path("/", "Prefix", "nope")]}}]}),
+    );
     let table = build(&[&ghost], &eps);
     let Decision::Backend(b) = table.route("x", "/") else {
         panic!("no route");

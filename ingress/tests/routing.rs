@@ -39,10 +39,11 @@ fn ip_cmd(args: &[&str]) {
 
 impl Dummy {
     fn create() -> Dummy {
-        let seed = std::process::id() ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(1);
+        let seed = std::process::id()
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(1);
         let name = format!("fkig{:08x}", seed);
         let ip = Ipv4Addr::new(10, 253, (seed >> 8) as u8, (seed % 253 + 1) as u8);
         let peer = format!("{name}p");
@@ -57,7 +58,9 @@ impl Dummy {
 
 impl Drop for Dummy {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.name])
+            .status();
     }
 }
 
@@ -76,7 +79,9 @@ async fn backend(ip: Ipv4Addr, name: &'static str) -> u16 {
                         .unwrap_or("")
                         .to_string();
                     let body = format!("{name} {} {host}", req.uri().path());
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from(body))))
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from(
+                        body,
+                    ))))
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)
@@ -111,7 +116,12 @@ async fn send_on(
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-async fn until(ingress: SocketAddr, host: &str, path: &str, want: impl Fn(&(StatusCode, String)) -> bool) -> (StatusCode, String) {
+async fn until(
+    ingress: SocketAddr,
+    host: &str,
+    path: &str,
+    want: impl Fn(&(StatusCode, String)) -> bool,
+) -> (StatusCode, String) {
     for _ in 0..200 {
         let got = get(ingress, host, path).await;
         if want(&got) {
@@ -192,7 +202,13 @@ async fn ingress_routes_hosts_and_paths_to_service_endpoints_and_reloads_in_plac
     let mut config = ingress::Config::new(addr);
     config.node_ip = Some(node_ip);
     let (generation, _) = tokio::sync::watch::channel(0);
-    tokio::spawn(ingress::run_on(listener, config, client.clone(), generation, std::future::pending()));
+    tokio::spawn(ingress::run_on(
+        listener,
+        config,
+        client.clone(),
+        generation,
+        std::future::pending(),
+    ));
 
     // The default IngressClass is registered, and the Ingress (no class
     // named) is ours through it.
@@ -206,10 +222,20 @@ async fn ingress_routes_hosts_and_paths_to_service_endpoints_and_reloads_in_plac
         seen.push(body.split(' ').next().unwrap_or("").to_string());
     }
     seen.sort();
-    assert_eq!(seen, ["a1", "a1", "a2", "a2"], "round-robin over both endpoints");
+    assert_eq!(
+        seen,
+        ["a1", "a1", "a2", "a2"],
+        "round-robin over both endpoints"
+    );
     assert_eq!(get(addr, "shop.example", "/b").await.1, "b /b shop.example");
-    assert_eq!(get(addr, "other.example", "/a").await.0, StatusCode::NOT_FOUND);
-    assert_eq!(get(addr, "shop.example", "/abc").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(addr, "other.example", "/a").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(addr, "shop.example", "/abc").await.0,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(
         get(addr, "shop.example", "/c").await.0,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -222,7 +248,10 @@ async fn ingress_routes_hosts_and_paths_to_service_endpoints_and_reloads_in_plac
         .await
         .expect("handshake");
     let conn = tokio::spawn(conn);
-    assert_eq!(send_on(&mut send, "shop.example", "/b").await.1, "b /b shop.example");
+    assert_eq!(
+        send_on(&mut send, "shop.example", "/b").await.1,
+        "b /b shop.example"
+    );
     let patch = json!({"spec": {"rules": [{"host": "shop.example", "http": {"paths": [
         path("/a", "a"), path("/b", "a")]}}]}});
     ingresses
@@ -275,10 +304,23 @@ async fn ingress_routes_hosts_and_paths_to_service_endpoints_and_reloads_in_plac
         .await
         .expect("run kubectl");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(lines[0], ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"]);
-    assert_eq!(lines[1][..5], ["shop", "<none>", "shop.example", "10.0.0.5", "80"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"]
+    );
+    assert_eq!(
+        lines[1][..5],
+        ["shop", "<none>", "shop.example", "10.0.0.5", "80"]
+    );
     let out = tokio::process::Command::new(&kubectl)
         .arg("--kubeconfig")
         .arg(&server.kubeconfig)
@@ -287,7 +329,10 @@ async fn ingress_routes_hosts_and_paths_to_service_endpoints_and_reloads_in_plac
         .await
         .expect("run kubectl");
     let text = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(lines[0], ["NAME", "CONTROLLER", "PARAMETERS", "AGE"]);
     assert_eq!(lines[1][..3], ["ferrokube", ingress::CONTROLLER, "<none>"]);
     drop(dummy);

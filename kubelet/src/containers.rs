@@ -77,9 +77,7 @@ impl ContainerError {
             ContainerError::Spec(_)
             | ContainerError::Volume(_)
             | ContainerError::Env(_)
-            | ContainerError::ResolvConf { .. } => {
-                "CreateContainerConfigError"
-            }
+            | ContainerError::ResolvConf { .. } => "CreateContainerConfigError",
             ContainerError::Runtime(_) | ContainerError::Log { .. } | ContainerError::Logs(_) => {
                 "CreateContainerError"
             }

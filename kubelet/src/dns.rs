@@ -117,7 +117,10 @@ pub fn pod_resolv_conf(pod: &Pod, cluster: &ClusterDns, host: &ResolvConf) -> Re
         _ => host.clone(),
     };
     if let Some(extra) = spec.and_then(|s| s.dns_config.as_ref()) {
-        push_unique(&mut conf.nameservers, extra.nameservers.iter().flatten().cloned());
+        push_unique(
+            &mut conf.nameservers,
+            extra.nameservers.iter().flatten().cloned(),
+        );
         push_unique(&mut conf.searches, extra.searches.iter().flatten().cloned());
         merge_options(
             &mut conf.options,
@@ -142,8 +145,10 @@ mod tests {
     use super::*;
 
     fn pod(spec: serde_json::Value) -> Pod {
-        serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "shop"}, "spec": spec}))
-            .expect("pod")
+        serde_json::from_value(
+            json!({"metadata": {"name": "p", "namespace": "shop"}, "spec": spec}),
+        )
+        .expect("pod")
     }
 
     #[test]
@@ -194,7 +199,11 @@ mod tests {
     #[test]
     fn without_a_cluster_dns_cluster_first_uses_the_host() {
         let host = ResolvConf::parse("nameserver 192.168.1.1\n");
-        let got = pod_resolv_conf(&pod(json!({"containers": []})), &ClusterDns::default(), &host);
+        let got = pod_resolv_conf(
+            &pod(json!({"containers": []})),
+            &ClusterDns::default(),
+            &host,
+        );
         assert_eq!(got.render(), "nameserver 192.168.1.1\n");
     }
 }

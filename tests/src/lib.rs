@@ -306,10 +306,12 @@ impl Cluster {
         if !self.kubelet {
             command.arg("--disable-kubelet");
         }
-        // Concurrent clusters must not fight over fixed ports.
+        // Concurrent clusters must not fight over fixed ports. DNS listens
+        // on every address: pods reach it at the node address the kube-dns
+        // endpoints name.
         command
             .arg("--dns-listen")
-            .arg("127.0.0.1:0")
+            .arg("0.0.0.0:0")
             .arg("--ingress-listen")
             .arg("127.0.0.1:0");
         if let Some(etcd) = &self.etcd {

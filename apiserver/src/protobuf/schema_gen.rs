@@ -1602,6 +1602,79 @@ pub static MESSAGES: &[Message] = &[
         f(1, "count", I32, One, true, false),
         f(2, "lastObservedTime", Msg("io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime"), One, true, false),
     ] },
+    Message { name: "io.k8s.api.networking.v1.HTTPIngressPath", fields: &[
+        f(1, "path", Str, One, false, false),
+        f(3, "pathType", Str, One, true, false),
+        f(2, "backend", Msg("io.k8s.api.networking.v1.IngressBackend"), One, true, false),
+    ] },
+    Message { name: "io.k8s.api.networking.v1.HTTPIngressRuleValue", fields: &[
+        f(1, "paths", Msg("io.k8s.api.networking.v1.HTTPIngressPath"), Many, true, false),
+    ] },
+    Message { name: "io.k8s.api.networking.v1.Ingress", fields: &[
+        f(1, "metadata", Msg("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"), One, false, false),
+        f(2, "spec", Msg("io.k8s.api.networking.v1.IngressSpec"), One, false, false),
+        f(3, "status", Msg("io.k8s.api.networking.v1.IngressStatus"), One, false, false),
+    ] },
+    Message { name: "io.k8s.api.networking.v1.IngressBackend", fields: &[
+        f(4, "service", Msg("io.k8s.api.networking.v1.IngressServiceBackend"), One, true, false),
+        f(3, "resource", Msg("io.k8s.api.core.v1.TypedLocalObjectReference"), One, true, false),
+    ] },
+    Message { name: "io.k8s.api.networking.v1.IngressClass", fields: &[
+        f(1, "metadata", Msg("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"), One, false, false),
+        f(2, "spec", Msg("io.k8s.api.networking.v1.IngressClassSpec"), One, false, false),
+    ] },
+    Message { name: "io.k8s.api.networking.v1.IngressClassParametersReference", fields: &[
+        f(1, "apiGroup", Str, One, true, false),
+        f(2, "kind", Str, One, true, false),
+        f(3, "name", Str, One, true, false),
+        f(4, "scope", Str, One, true, false),
+        f(5, "namespace", Str, One, true, false),
+    ] },
+    Message { name: "io.k8s.api.networking.v1.IngressClassSpec", fields: &[
+        f(1, "controller", Str, One, false, false),
+        f(2, "parameters", Msg("io.k8s.api.networking.v1.IngressClassParametersReference"), One, true, false),
+    ] },
+    Message { name: "io.k8s.api.networking.v1.IngressLoadBalancerIngress", fields: &[
+        f(1, "ip", Str, One, false, false),
+        f(2, "hostname", Str, One, false, false),
+        f(4, "ports", Msg("io.k8s.api.networking.v1.IngressPortStatus"), Many, false, false),
+    ] },
+    Message { name: "io.k8s.api.networking.v1.IngressLoadBalancerStatus", fields: &[
+        f(1, "ingress", Msg("io.k8s.api.networking.v1.IngressLoadBalancerIngress"), Many, false, false),
+    ] },
+    Message { name: "io.k8s.api.networking.v1.IngressPortStatus", fields: &[
+        f(1, "port", I32, One, true, false),
+        f(2, "protocol", Str, One, true, false),
+        f(3, "error", Str, One, true, false),
+    ] },
+    Message { name: "io.k8s.api.networking.v1.IngressRule", fields: &[
+        f(1, "host", Str, One, false, false),
+        f(2, "", Msg("io.k8s.api.networking.v1.IngressRuleValue"), One, true, true),
+    ] },
+    Message { name: "io.k8s.api.networking.v1.IngressRuleValue", fields: &[
+        f(1, "http", Msg("io.k8s.api.networking.v1.HTTPIngressRuleValue"), One, true, false),
+    ] },
+    Message { name: "io.k8s.api.networking.v1.IngressServiceBackend", fields: &[
+        f(1, "name", Str, One, true, false),
+        f(2, "port", Msg("io.k8s.api.networking.v1.ServiceBackendPort"), One, false, false),
+    ] },
+    Message { name: "io.k8s.api.networking.v1.IngressSpec", fields: &[
+        f(4, "ingressClassName", Str, One, true, false),
+        f(1, "defaultBackend", Msg("io.k8s.api.networking.v1.IngressBackend"), One, true, false),
+        f(2, "tls", Msg("io.k8s.api.networking.v1.IngressTLS"), Many, false, false),
+        f(3, "rules", Msg("io.k8s.api.networking.v1.IngressRule"), Many, false, false),
+    ] },
+    Message { name: "io.k8s.api.networking.v1.IngressStatus", fields: &[
+        f(1, "loadBalancer", Msg("io.k8s.api.networking.v1.IngressLoadBalancerStatus"), One, false, false),
+    ] },
+    Message { name: "io.k8s.api.networking.v1.IngressTLS", fields: &[
+        f(1, "hosts", Str, Many, false, false),
+        f(2, "secretName", Str, One, false, false),
+    ] },
+    Message { name: "io.k8s.api.networking.v1.ServiceBackendPort", fields: &[
+        f(1, "name", Str, One, false, false),
+        f(2, "number", I32, One, false, false),
+    ] },
     Message { name: "io.k8s.api.policy.v1.Eviction", fields: &[
         f(1, "metadata", Msg("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"), One, false, false),
         f(2, "deleteOptions", Msg("io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"), One, true, false),

@@ -205,6 +205,33 @@ fn service_target_port_and_repeated_strings_decode() {
 }
 
 #[test]
+fn ingress_rules_decode_with_the_inline_rule_value() {
+    let backend = Enc::default().msg(
+        4,
+        Enc::default()
+            .str(1, "a")
+            .msg(2, Enc::default().varint(2, 80)),
+    );
+    let path = Enc::default().str(1, "/a").str(3, "Prefix").msg(2, backend);
+    let rule = Enc::default()
+        .str(1, "shop.example")
+        .msg(2, Enc::default().msg(1, Enc::default().msg(1, path)));
+    let spec = Enc::default().str(4, "ferrokube").msg(3, rule);
+    let got = decode_body(&envelope(
+        "networking.k8s.io/v1",
+        "Ingress",
+        Enc::default().msg(1, meta("web", "")).msg(2, spec),
+    ))
+    .expect("decodes");
+    assert_eq!(
+        got["spec"],
+        json!({"ingressClassName": "ferrokube", "rules": [{"host": "shop.example", "http": {"paths": [
+            {"path": "/a", "pathType": "Prefix",
+             "backend": {"service": {"name": "a", "port": {"number": 80}}}}]}}]})
+    );
+}
+
+#[test]
 fn unknown_tags_are_skipped_as_go_does() {
     let body = envelope(
         "v1",

@@ -64,7 +64,12 @@ impl Printer for Ingress {
                 0,
                 "Address is a list containing ingress points for the load-balancer",
             ),
-            Column::new("Ports", "string", 0, "Ports of TLS configurations that open"),
+            Column::new(
+                "Ports",
+                "string",
+                0,
+                "Ports of TLS configurations that open",
+            ),
             AGE,
         ]
     }
@@ -200,7 +205,12 @@ mod tests {
     fn ingressclass_prints_controller_and_parameters() {
         assert_eq!(
             headers::<IngressClass>(),
-            [("Name", 0), ("Controller", 0), ("Parameters", 0), ("Age", 0)]
+            [
+                ("Name", 0),
+                ("Controller", 0),
+                ("Parameters", 0),
+                ("Age", 0)
+            ]
         );
         let plain: IngressClass = object(json!({
             "metadata": {"name": "ferrokube", "creationTimestamp": ago(30)},

@@ -240,7 +240,10 @@ impl Strategy for IngressStrategy {
             .annotations
             .as_ref()
             .and_then(|a| a.get(INGRESS_CLASS_ANNOTATION));
-        let class = ing.spec.as_ref().and_then(|s| s.ingress_class_name.as_ref());
+        let class = ing
+            .spec
+            .as_ref()
+            .and_then(|s| s.ingress_class_name.as_ref());
         if let (Some(a), Some(c)) = (annotation, class)
             && a != c
         {
@@ -295,10 +298,16 @@ fn validate_controller(controller: &str, path: &FieldPath) -> Vec<FieldError> {
 fn validate_parameters(p: &IngressClassParametersReference, path: &FieldPath) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if p.kind.is_empty() {
-        errs.push(FieldError::required(&path.child("kind"), "kind is required"));
+        errs.push(FieldError::required(
+            &path.child("kind"),
+            "kind is required",
+        ));
     }
     if p.name.is_empty() {
-        errs.push(FieldError::required(&path.child("name"), "name is required"));
+        errs.push(FieldError::required(
+            &path.child("name"),
+            "name is required",
+        ));
     }
     match p.scope.as_deref() {
         Some("Cluster") | None => {
