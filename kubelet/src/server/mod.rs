@@ -386,7 +386,8 @@ async fn tunnel_websocket(
     let reading = async {
         while let Some(Ok(m)) = stream.next().await {
             match m {
-                Message::Binary(b) if input.send(b).await.is_err() => break,
+                // (cloning `Bytes` only counts a reference)
+                Message::Binary(b) if input.send(b.clone()).await.is_err() => break,
                 Message::Close(_) => break,
                 _ => {}
             }
