@@ -416,58 +416,62 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
     let _ = attach.kill();
     let _ = attach.wait();
 
-    // port-forward reaches httpd inside the pod's network namespace.
-    let mut forward = kubectl
-        .command(&["port-forward", "pod/web", ":8080"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("port-forward");
-    let mut out = BufReader::new(forward.stdout.take().expect("stdout"));
-    // Keep reading its stdout: kubectl dies of SIGPIPE on a closed one.
-    let (announced, out) = tokio::task::spawn_blocking(move || {
-        let lines = read_until(&mut out, |l| l.starts_with("Forwarding from 127.0.0.1:"));
-        (lines, out)
-    })
-    .await
-    .expect("port-forward output");
-    let _drain = std::thread::spawn(move || {
-        let mut out = out;
-        let _ = std::io::copy(&mut out, &mut std::io::sink());
-    });
-    let local: u16 = announced
-        .last()
-        .and_then(|l| l.strip_prefix("Forwarding from 127.0.0.1:"))
-        .and_then(|l| l.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .expect("local port");
-    for _ in 0..2 {
-        let response = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
-            let mut s = std::net::TcpStream::connect(("127.0.0.1", local))?;
-            s.set_read_timeout(Some(TIMEOUT))?;
-            s.write_all(b"GET /index.html HTTP/1.0\r\nHost: pod\r\n\r\n")?;
-            let mut response = String::new();
-            s.read_to_string(&mut response)?;
-            Ok(response)
+    // port-forward reaches httpd inside the pod's network namespace, both
+    // through the WebSocket tunnel (kubectl's default) and plain SPDY.
+    for websockets in ["true", "false"] {
+        let mut forward = kubectl
+            .command(&["port-forward", "pod/web", ":8080"])
+            .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("port-forward");
+        let mut out = BufReader::new(forward.stdout.take().expect("stdout"));
+        // Keep reading its stdout: kubectl dies of SIGPIPE on a closed one.
+        let (announced, out) = tokio::task::spawn_blocking(move || {
+            let lines = read_until(&mut out, |l| l.starts_with("Forwarding from 127.0.0.1:"));
+            (lines, out)
         })
         .await
-        .expect("http");
-        let body = match response {
-            Ok(body) => body,
-            Err(e) => {
-                let _ = forward.kill();
-                let mut stderr = String::new();
-                if let Some(mut err) = forward.stderr.take() {
-                    let _ = err.read_to_string(&mut stderr);
+        .expect("port-forward output");
+        let _drain = std::thread::spawn(move || {
+            let mut out = out;
+            let _ = std::io::copy(&mut out, &mut std::io::sink());
+        });
+        let local: u16 = announced
+            .last()
+            .and_then(|l| l.strip_prefix("Forwarding from 127.0.0.1:"))
+            .and_then(|l| l.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .expect("local port");
+        for _ in 0..2 {
+            let response = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+                let mut s = std::net::TcpStream::connect(("127.0.0.1", local))?;
+                s.set_read_timeout(Some(TIMEOUT))?;
+                s.write_all(b"GET /index.html HTTP/1.0\r\nHost: pod\r\n\r\n")?;
+                let mut response = String::new();
+                s.read_to_string(&mut response)?;
+                Ok(response)
+            })
+            .await
+            .expect("http");
+            let body = match response {
+                Ok(body) => body,
+                Err(e) => {
+                    let _ = forward.kill();
+                    let mut stderr = String::new();
+                    if let Some(mut err) = forward.stderr.take() {
+                        let _ = err.read_to_string(&mut stderr);
+                    }
+                    panic!("port-forward failed: {e}; kubectl said: {stderr}");
                 }
-                panic!("port-forward failed: {e}; kubectl said: {stderr}");
-            }
-        };
-        assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
-        assert!(body.ends_with("hello-from-pod\n"), "{body}");
+            };
+            assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+            assert!(body.ends_with("hello-from-pod\n"), "{body}");
+        }
+        let _ = forward.kill();
+        let _ = forward.wait();
     }
-    let _ = forward.kill();
-    let _ = forward.wait();
 
     // The node proxy reaches the kubelet API too.
     let healthz = kubectl.ok(&[
