@@ -250,6 +250,13 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
             "Always",
         ),
         pod("crasher", "echo crash output; exit 1", "Always"),
+        {
+            let mut p = pod("reader", "while read l; do echo got:$l; done", "Always");
+            if let Some(c) = p.spec.as_mut().and_then(|s| s.containers.first_mut()) {
+                c.stdin = Some(true);
+            }
+            p
+        },
         pod(
             "web",
             "echo hello-from-pod > /tmp/index.html; exec httpd -f -p 8080 -h /tmp",
@@ -260,7 +267,7 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
             .await
             .expect("create pod");
     }
-    for name in ["counter", "web"] {
+    for name in ["counter", "web", "reader"] {
         eventually(&format!("{name} to run"), || async {
             let p = pods.get_opt(name).await.expect("get")?;
             (p.status?.phase.as_deref() == Some("Running")).then_some(())
@@ -416,6 +423,30 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
     let _ = attach.kill();
     let _ = attach.wait();
 
+    // attach -i writes to the container's stdin.
+    let mut attach = kubectl
+        .command(&["attach", "-i", "reader"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("attach -i");
+    let mut input = attach.stdin.take().expect("stdin");
+    let mut out = BufReader::new(attach.stdout.take().expect("stdout"));
+    let echoed = tokio::task::spawn_blocking(move || {
+        // kubectl may start reading its stdin before the stream is up.
+        std::thread::sleep(Duration::from_secs(1));
+        input.write_all(b"hello\n").expect("write");
+        let lines = read_until(&mut out, |l| l == "got:hello");
+        drop(input);
+        lines
+    })
+    .await
+    .expect("attach -i output");
+    assert_eq!(echoed.last().map(String::as_str), Some("got:hello"));
+    let _ = attach.kill();
+    let _ = attach.wait();
+
     // port-forward reaches httpd inside the pod's network namespace, both
     // through the WebSocket tunnel (kubectl's default) and plain SPDY.
     for websockets in ["true", "false"] {
@@ -520,10 +551,10 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
         "no line lost or repeated across the restart (up to {after})"
     );
 
-    for name in ["counter", "crasher", "web"] {
+    for name in ["counter", "crasher", "web", "reader"] {
         let _ = pods.delete(name, &DeleteParams::default()).await;
     }
-    for name in ["counter", "crasher", "web"] {
+    for name in ["counter", "crasher", "web", "reader"] {
         eventually(&format!("{name} to be gone"), || async {
             pods.get_opt(name)
                 .await
