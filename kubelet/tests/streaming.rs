@@ -373,6 +373,38 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
     );
     assert_eq!(String::from_utf8_lossy(&piped.stdout), "PIPED DATA\n");
 
+    // The same over SPDY, kubectl's fallback (and older kubectls' only way).
+    let mut spdy = kubectl
+        .command(&[
+            "exec",
+            "-i",
+            "counter",
+            "--",
+            "sh",
+            "-c",
+            "tr a-z A-Z; exit 4",
+        ])
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("exec over SPDY");
+    // Taking stdin and dropping it after the write closes it.
+    spdy.stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"over spdy\n")
+        .expect("stdin");
+    let spdy = spdy.wait_with_output().expect("exec over SPDY ends");
+    assert_eq!(String::from_utf8_lossy(&spdy.stdout), "OVER SPDY\n");
+    assert_eq!(
+        spdy.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&spdy.stderr)
+    );
+
     // An interactive TTY shell, kubectl on a pty of script(1).
     let kubeconfig = server.kubeconfig.display().to_string();
     let kubectl_bin = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
