@@ -13,6 +13,7 @@ pub mod portforward;
 pub mod remotecommand;
 pub mod spdy;
 mod stats;
+mod tunnel;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -316,7 +317,7 @@ where
         };
         let (in_tx, in_rx) = tokio::sync::mpsc::channel(32);
         let (out_tx, out_rx) = tokio::sync::mpsc::channel(32);
-        let io = tokio::spawn(tunnel_io(
+        let io = tokio::spawn(tunnel::io(
             hyper_util::rt::TokioIo::new(upgraded),
             in_tx,
             out_rx,
@@ -380,7 +381,7 @@ async fn port_forward(
             .protocols([PORT_FORWARD_WS])
             .on_upgrade(move |socket| async move {
                 tokio::spawn(portforward::serve(in_rx, out_tx, describe, connect));
-                tunnel_websocket(socket, in_tx, out_rx).await;
+                tunnel::websocket(socket, in_tx, out_rx).await;
             }));
     }
     let spdy = req
@@ -414,7 +415,7 @@ async fn port_forward(
             }
         };
         tokio::spawn(portforward::serve(in_rx, out_tx, describe, connect));
-        tunnel_io(hyper_util::rt::TokioIo::new(upgraded), in_tx, out_rx).await;
+        tunnel::io(hyper_util::rt::TokioIo::new(upgraded), in_tx, out_rx).await;
     });
     Ok(Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -423,81 +424,4 @@ async fn port_forward(
         .header("X-Stream-Protocol-Version", PORT_FORWARD_PROTOCOL)
         .body(Body::empty())
         .unwrap_or_default())
-}
-
-/// SPDY bytes in WebSocket binary messages, both ways.
-async fn tunnel_websocket(
-    socket: axum::extract::ws::WebSocket,
-    input: tokio::sync::mpsc::Sender<bytes::Bytes>,
-    mut output: tokio::sync::mpsc::Receiver<bytes::Bytes>,
-) {
-    use axum::extract::ws::Message;
-    use futures::{SinkExt, StreamExt};
-    let (mut sink, mut stream) = socket.split();
-    let reading = async {
-        while let Some(Ok(m)) = stream.next().await {
-            match m {
-                // (cloning `Bytes` only counts a reference)
-                Message::Binary(b) if input.send(b.clone()).await.is_err() => break,
-                Message::Close(_) => break,
-                _ => {}
-            }
-        }
-    };
-    let writing = async {
-        while let Some(b) = output.recv().await {
-            if sink.send(Message::Binary(b)).await.is_err() {
-                break;
-            }
-        }
-        let _ = sink
-            .send(Message::Close(Some(axum::extract::ws::CloseFrame {
-                code: axum::extract::ws::close_code::NORMAL,
-                reason: "".into(),
-            })))
-            .await;
-    };
-    tokio::select! {
-        () = reading => {}
-        () = writing => {}
-    }
-}
-
-/// SPDY bytes on a raw upgraded connection.
-async fn tunnel_io<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    io: T,
-    input: tokio::sync::mpsc::Sender<bytes::Bytes>,
-    mut output: tokio::sync::mpsc::Receiver<bytes::Bytes>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (mut rd, mut wr) = tokio::io::split(io);
-    let reading = async {
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if input
-                        .send(bytes::Bytes::copy_from_slice(&buf[..n]))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            }
-        }
-    };
-    let writing = async {
-        while let Some(b) = output.recv().await {
-            if wr.write_all(&b).await.is_err() {
-                break;
-            }
-        }
-        let _ = wr.shutdown().await;
-    };
-    tokio::select! {
-        () = reading => {}
-        () = writing => {}
-    }
 }
