@@ -296,6 +296,12 @@ async fn run_with(
             config.log_rotation,
         )),
     });
+    match rt.list_containers(&[]).await {
+        Ok(existing) => ctx
+            .logs
+            .sweep(&existing.into_iter().map(|c| c.id).collect()),
+        Err(e) => tracing::warn!(error = %e, "cannot list containers to sweep FIFOs"),
+    }
     let api = server::spawn(listener, ctx.clone());
     tokio::select! {
         () = run_pods(ctx) => {}

@@ -250,6 +250,13 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
             "Always",
         ),
         pod("crasher", "echo crash output; exit 1", "Always"),
+        {
+            let mut p = pod("reader", "while read l; do echo got:$l; done", "Always");
+            if let Some(c) = p.spec.as_mut().and_then(|s| s.containers.first_mut()) {
+                c.stdin = Some(true);
+            }
+            p
+        },
         pod(
             "web",
             "echo hello-from-pod > /tmp/index.html; exec httpd -f -p 8080 -h /tmp",
@@ -260,7 +267,7 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
             .await
             .expect("create pod");
     }
-    for name in ["counter", "web"] {
+    for name in ["counter", "web", "reader"] {
         eventually(&format!("{name} to run"), || async {
             let p = pods.get_opt(name).await.expect("get")?;
             (p.status?.phase.as_deref() == Some("Running")).then_some(())
@@ -366,6 +373,38 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
     );
     assert_eq!(String::from_utf8_lossy(&piped.stdout), "PIPED DATA\n");
 
+    // The same over SPDY, kubectl's fallback (and older kubectls' only way).
+    let mut spdy = kubectl
+        .command(&[
+            "exec",
+            "-i",
+            "counter",
+            "--",
+            "sh",
+            "-c",
+            "tr a-z A-Z; exit 4",
+        ])
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("exec over SPDY");
+    // Taking stdin and dropping it after the write closes it.
+    spdy.stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"over spdy\n")
+        .expect("stdin");
+    let spdy = spdy.wait_with_output().expect("exec over SPDY ends");
+    assert_eq!(String::from_utf8_lossy(&spdy.stdout), "OVER SPDY\n");
+    assert_eq!(
+        spdy.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&spdy.stderr)
+    );
+
     // An interactive TTY shell, kubectl on a pty of script(1).
     let kubeconfig = server.kubeconfig.display().to_string();
     let kubectl_bin = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
@@ -416,58 +455,86 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
     let _ = attach.kill();
     let _ = attach.wait();
 
-    // port-forward reaches httpd inside the pod's network namespace.
-    let mut forward = kubectl
-        .command(&["port-forward", "pod/web", ":8080"])
+    // attach -i writes to the container's stdin.
+    let mut attach = kubectl
+        .command(&["attach", "-i", "reader"])
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
-        .expect("port-forward");
-    let mut out = BufReader::new(forward.stdout.take().expect("stdout"));
-    // Keep reading its stdout: kubectl dies of SIGPIPE on a closed one.
-    let (announced, out) = tokio::task::spawn_blocking(move || {
-        let lines = read_until(&mut out, |l| l.starts_with("Forwarding from 127.0.0.1:"));
-        (lines, out)
+        .expect("attach -i");
+    let mut input = attach.stdin.take().expect("stdin");
+    let mut out = BufReader::new(attach.stdout.take().expect("stdout"));
+    let echoed = tokio::task::spawn_blocking(move || {
+        // kubectl may start reading its stdin before the stream is up.
+        std::thread::sleep(Duration::from_secs(1));
+        input.write_all(b"hello\n").expect("write");
+        let lines = read_until(&mut out, |l| l == "got:hello");
+        drop(input);
+        lines
     })
     .await
-    .expect("port-forward output");
-    let _drain = std::thread::spawn(move || {
-        let mut out = out;
-        let _ = std::io::copy(&mut out, &mut std::io::sink());
-    });
-    let local: u16 = announced
-        .last()
-        .and_then(|l| l.strip_prefix("Forwarding from 127.0.0.1:"))
-        .and_then(|l| l.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .expect("local port");
-    for _ in 0..2 {
-        let response = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
-            let mut s = std::net::TcpStream::connect(("127.0.0.1", local))?;
-            s.set_read_timeout(Some(TIMEOUT))?;
-            s.write_all(b"GET /index.html HTTP/1.0\r\nHost: pod\r\n\r\n")?;
-            let mut response = String::new();
-            s.read_to_string(&mut response)?;
-            Ok(response)
+    .expect("attach -i output");
+    assert_eq!(echoed.last().map(String::as_str), Some("got:hello"));
+    let _ = attach.kill();
+    let _ = attach.wait();
+
+    // port-forward reaches httpd inside the pod's network namespace, both
+    // through the WebSocket tunnel (kubectl's default) and plain SPDY.
+    for websockets in ["true", "false"] {
+        let mut forward = kubectl
+            .command(&["port-forward", "pod/web", ":8080"])
+            .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("port-forward");
+        let mut out = BufReader::new(forward.stdout.take().expect("stdout"));
+        // Keep reading its stdout: kubectl dies of SIGPIPE on a closed one.
+        let (announced, out) = tokio::task::spawn_blocking(move || {
+            let lines = read_until(&mut out, |l| l.starts_with("Forwarding from 127.0.0.1:"));
+            (lines, out)
         })
         .await
-        .expect("http");
-        let body = match response {
-            Ok(body) => body,
-            Err(e) => {
-                let _ = forward.kill();
-                let mut stderr = String::new();
-                if let Some(mut err) = forward.stderr.take() {
-                    let _ = err.read_to_string(&mut stderr);
+        .expect("port-forward output");
+        let _drain = std::thread::spawn(move || {
+            let mut out = out;
+            let _ = std::io::copy(&mut out, &mut std::io::sink());
+        });
+        let local: u16 = announced
+            .last()
+            .and_then(|l| l.strip_prefix("Forwarding from 127.0.0.1:"))
+            .and_then(|l| l.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .expect("local port");
+        for _ in 0..2 {
+            let response = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+                let mut s = std::net::TcpStream::connect(("127.0.0.1", local))?;
+                s.set_read_timeout(Some(TIMEOUT))?;
+                s.write_all(b"GET /index.html HTTP/1.0\r\nHost: pod\r\n\r\n")?;
+                let mut response = String::new();
+                s.read_to_string(&mut response)?;
+                Ok(response)
+            })
+            .await
+            .expect("http");
+            let body = match response {
+                Ok(body) => body,
+                Err(e) => {
+                    let _ = forward.kill();
+                    let mut stderr = String::new();
+                    if let Some(mut err) = forward.stderr.take() {
+                        let _ = err.read_to_string(&mut stderr);
+                    }
+                    panic!("port-forward failed: {e}; kubectl said: {stderr}");
                 }
-                panic!("port-forward failed: {e}; kubectl said: {stderr}");
-            }
-        };
-        assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
-        assert!(body.ends_with("hello-from-pod\n"), "{body}");
+            };
+            assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+            assert!(body.ends_with("hello-from-pod\n"), "{body}");
+        }
+        let _ = forward.kill();
+        let _ = forward.wait();
     }
-    let _ = forward.kill();
-    let _ = forward.wait();
 
     // The node proxy reaches the kubelet API too.
     let healthz = kubectl.ok(&[
@@ -516,10 +583,10 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
         "no line lost or repeated across the restart (up to {after})"
     );
 
-    for name in ["counter", "crasher", "web"] {
+    for name in ["counter", "crasher", "web", "reader"] {
         let _ = pods.delete(name, &DeleteParams::default()).await;
     }
-    for name in ["counter", "crasher", "web"] {
+    for name in ["counter", "crasher", "web", "reader"] {
         eventually(&format!("{name} to be gone"), || async {
             pods.get_opt(name)
                 .await

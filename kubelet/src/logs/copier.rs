@@ -316,6 +316,24 @@ impl Registry {
         keepalive
     }
 
+    /// Removes FIFO directories of containers that no longer exist (left
+    /// by a kubelet that died before their output ended, or mid-exec).
+    pub fn sweep(&self, existing: &std::collections::HashSet<String>) {
+        for entry in std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // `<id>` for a container, `<id>-exec-<n>` for an exec.
+            let is_exec = name.contains("-exec-");
+            let id = name.split('-').next().unwrap_or_default();
+            if is_exec || !existing.contains(id) {
+                Fifos::paths(entry.path(), false).remove();
+            }
+        }
+    }
+
     /// Live output and stdin of a running container started by this kubelet.
     pub fn attach(&self, id: &str) -> Option<Attachment> {
         let live = self.lock();
@@ -338,6 +356,19 @@ impl Registry {
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+
+    #[test]
+    fn sweeping_keeps_only_existing_containers_fifos() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let registry = Registry::new(dir.path().to_path_buf(), Rotation::default());
+        for name in ["keep", "gone", "keep-exec-1"] {
+            Fifos::create(dir.path().join(name), false).expect("fifos");
+        }
+        registry.sweep(&["keep".to_string()].into_iter().collect());
+        assert!(dir.path().join("keep/stdout").exists());
+        assert!(!dir.path().join("gone").exists());
+        assert!(!dir.path().join("keep-exec-1").exists());
+    }
 
     #[tokio::test]
     async fn copier_writes_both_streams_as_cri_records_until_the_writers_close() {

@@ -1,5 +1,5 @@
-//! `/exec` and `/attach` sessions over the `channel.k8s.io` WebSocket
-//! protocols. Exec runs an extra process through containerd's task Exec
+//! `/exec` and `/attach` sessions, over the `channel.k8s.io` WebSocket
+//! protocols or SPDY ([`super::remotecommand`]). Exec runs an extra process through containerd's task Exec
 //! with its own FIFOs (a terminal when `tty=true`: stdout then carries
 //! both streams); attach joins the container's live output from its log
 //! copier and writes to its stdin FIFO. The error channel ends the session
@@ -13,6 +13,8 @@ use futures::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
 use tokio::sync::mpsc;
+
+use bytes::Bytes;
 
 use super::channel::{self, Incoming};
 use crate::logs::copier::{Fifos, Readers, pump};
@@ -47,20 +49,26 @@ impl StreamOptions {
     }
 }
 
-/// Writes frames to the socket from one place, so tasks can share it.
-fn writer(ws: futures::stream::SplitSink<WebSocket, Message>) -> mpsc::Sender<Message> {
-    let (tx, mut rx) = mpsc::channel::<Message>(32);
-    let mut ws = ws;
-    tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            let close = matches!(m, Message::Close(_));
-            if ws.send(m).await.is_err() || close {
-                break;
-            }
-        }
-        let _ = ws.close().await;
-    });
-    tx
+/// What a client sends, whatever the transport.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Stdin(Bytes),
+    Resize { width: u16, height: u16 },
+    CloseStdin,
+}
+
+/// What the session sends back: output on a channel, then the final
+/// `Status` on the error channel (which ends the session).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Out {
+    Data(u8, Bytes),
+    Status(serde_json::Value),
+}
+
+/// A client connection as exec and attach see it.
+pub struct Session {
+    pub events: mpsc::Receiver<Event>,
+    pub out: mpsc::Sender<Out>,
 }
 
 /// A normal closure: client-go reads anything else (even a close frame
@@ -72,31 +80,72 @@ fn normal_close() -> Message {
     }))
 }
 
-async fn send_status(out: &mpsc::Sender<Message>, status: &serde_json::Value) {
-    let body = serde_json::to_vec(status).unwrap_or_default();
-    let _ = out
-        .send(Message::Binary(
-            channel::frame(channel::ERROR, &body).into(),
-        ))
-        .await;
-    let _ = out.send(normal_close()).await;
+/// The `channel.k8s.io` WebSocket framing of a session.
+pub fn websocket_session(ws: WebSocket) -> Session {
+    let (mut sink, mut incoming) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Out>(32);
+    let (ev_tx, ev_rx) = mpsc::channel::<Event>(32);
+    tokio::spawn(async move {
+        while let Some(o) = out_rx.recv().await {
+            let (frame, last) = match o {
+                Out::Data(ch, data) => (channel::frame(ch, &data), false),
+                Out::Status(status) => {
+                    let body = serde_json::to_vec(&status).unwrap_or_default();
+                    (channel::frame(channel::ERROR, &body), true)
+                }
+            };
+            if sink.send(Message::Binary(frame.into())).await.is_err() {
+                return;
+            }
+            if last {
+                break;
+            }
+        }
+        let _ = sink.send(normal_close()).await;
+    });
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = incoming.next().await {
+            let data = match message {
+                Message::Binary(b) => b,
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            let event = match channel::decode(&data) {
+                Incoming::Stdin(bytes) => Event::Stdin(Bytes::copy_from_slice(bytes)),
+                Incoming::Resize { width, height } => Event::Resize { width, height },
+                Incoming::CloseStdin => Event::CloseStdin,
+                Incoming::Ignored => continue,
+            };
+            if ev_tx.send(event).await.is_err() {
+                break;
+            }
+        }
+    });
+    Session {
+        events: ev_rx,
+        out: out_tx,
+    }
 }
 
 fn exec_id() -> String {
     format!("exec-{}", jiff::Timestamp::now().as_nanosecond())
 }
 
-/// Runs `opts.command` in container `id` and streams it over `ws`.
-pub async fn run_exec(ctx: Arc<NodeContext>, ws: WebSocket, id: String, opts: StreamOptions) {
-    let (sink, mut incoming) = ws.split();
-    let out = writer(sink);
+/// Runs `opts.command` in container `id` and streams it over `session`.
+pub async fn run_exec(ctx: Arc<NodeContext>, session: Session, id: String, opts: StreamOptions) {
+    let Session { mut events, out } = session;
     let exec = exec_id();
     let fifos = match Fifos::create(
         ctx.data_dir.join("io").join(format!("{id}-{exec}")),
         opts.stdin,
     ) {
         Ok(f) => f,
-        Err(e) => return send_status(&out, &channel::failure(&e.to_string())).await,
+        Err(e) => {
+            let _ = out
+                .send(Out::Status(channel::failure(&e.to_string())))
+                .await;
+            return;
+        }
     };
     let prepared = async {
         let readers = Readers::open(&fifos, true).map_err(|e| e.to_string())?;
@@ -128,7 +177,8 @@ pub async fn run_exec(ctx: Arc<NodeContext>, ws: WebSocket, id: String, opts: St
         Err(message) => {
             let _ = ctx.runtime.delete_exec(&id, &exec).await;
             fifos.remove();
-            return send_status(&out, &channel::failure(&message)).await;
+            let _ = out.send(Out::Status(channel::failure(&message))).await;
+            return;
         }
     };
     let (mut chunks, keepalive) = pump(readers);
@@ -141,12 +191,7 @@ pub async fn run_exec(ctx: Arc<NodeContext>, ws: WebSocket, id: String, opts: St
                 Stream::Stdout => (stdout, channel::STDOUT),
                 Stream::Stderr => (stderr, channel::STDERR),
             };
-            if wanted
-                && forward_out
-                    .send(Message::Binary(channel::frame(ch, &data).into()))
-                    .await
-                    .is_err()
-            {
+            if wanted && forward_out.send(Out::Data(ch, data)).await.is_err() {
                 break;
             }
         }
@@ -155,21 +200,16 @@ pub async fn run_exec(ctx: Arc<NodeContext>, ws: WebSocket, id: String, opts: St
     let (cid, eid) = (id.clone(), exec.clone());
     let input = tokio::spawn(async move {
         let mut stdin = stdin;
-        while let Some(Ok(message)) = incoming.next().await {
-            let data = match message {
-                Message::Binary(b) => b,
-                Message::Close(_) => break,
-                _ => continue,
-            };
-            match channel::decode(&data) {
-                Incoming::Stdin(bytes) => {
+        while let Some(event) = events.recv().await {
+            match event {
+                Event::Stdin(bytes) => {
                     if let Some(w) = stdin.as_mut()
-                        && w.write_all(bytes).await.is_err()
+                        && w.write_all(&bytes).await.is_err()
                     {
                         stdin = None;
                     }
                 }
-                Incoming::Resize { width, height } => {
+                Event::Resize { width, height } => {
                     if let Err(e) = rt
                         .resize_exec(&cid, &eid, width.into(), height.into())
                         .await
@@ -177,11 +217,10 @@ pub async fn run_exec(ctx: Arc<NodeContext>, ws: WebSocket, id: String, opts: St
                         tracing::debug!(error = %e, "exec resize failed");
                     }
                 }
-                Incoming::CloseStdin => {
+                Event::CloseStdin => {
                     stdin = None;
                     let _ = rt.close_exec_stdin(&cid, &eid).await;
                 }
-                Incoming::Ignored => {}
             }
         }
     });
@@ -193,7 +232,7 @@ pub async fn run_exec(ctx: Arc<NodeContext>, ws: WebSocket, id: String, opts: St
         Ok(code) => channel::exit_status(&opts.command, code),
         Err(e) => channel::failure(&e.to_string()),
     };
-    send_status(&out, &status).await;
+    let _ = out.send(Out::Status(status)).await;
     if let Err(e) = ctx.runtime.delete_exec(&id, &exec).await {
         tracing::debug!(error = %e, "cannot delete exec process");
     }
@@ -203,15 +242,17 @@ pub async fn run_exec(ctx: Arc<NodeContext>, ws: WebSocket, id: String, opts: St
 /// Joins the running container `id`'s output (and stdin, if it has one).
 pub async fn run_attach(
     ctx: Arc<NodeContext>,
-    ws: WebSocket,
+    session: Session,
     id: String,
     opts: StreamOptions,
     stdin_once: bool,
 ) {
-    let (sink, mut incoming) = ws.split();
-    let out = writer(sink);
+    let Session { mut events, out } = session;
     let Some(attachment) = ctx.logs.attach(&id) else {
-        return send_status(&out, &channel::failure("container is not running")).await;
+        let _ = out
+            .send(Out::Status(channel::failure("container is not running")))
+            .await;
+        return;
     };
     let mut stdin = match (&attachment.stdin, opts.stdin) {
         (Some(p), true) => pipe::OpenOptions::new().open_sender(p).ok(),
@@ -228,12 +269,7 @@ pub async fn run_attach(
                         Stream::Stdout => (stdout, channel::STDOUT),
                         Stream::Stderr => (stderr, channel::STDERR),
                     };
-                    if wanted
-                        && forward_out
-                            .send(Message::Binary(channel::frame(ch, &data).into()))
-                            .await
-                            .is_err()
-                    {
+                    if wanted && forward_out.send(Out::Data(ch, data)).await.is_err() {
                         return;
                     }
                 }
@@ -243,40 +279,30 @@ pub async fn run_attach(
         }
     });
     let input = async {
-        while let Some(Ok(message)) = incoming.next().await {
-            match message {
-                Message::Binary(b) => match channel::decode(&b) {
-                    Incoming::Stdin(bytes) => {
-                        if let Some(w) = stdin.as_mut()
-                            && w.write_all(bytes).await.is_err()
-                        {
-                            stdin = None;
-                        }
+        while let Some(event) = events.recv().await {
+            match event {
+                Event::Stdin(bytes) => {
+                    if let Some(w) = stdin.as_mut()
+                        && w.write_all(&bytes).await.is_err()
+                    {
+                        stdin = None;
                     }
-                    Incoming::CloseStdin => stdin = None,
-                    _ => {}
-                },
-                Message::Close(_) => break,
-                _ => {}
+                }
+                Event::CloseStdin => stdin = None,
+                Event::Resize { .. } => {}
             }
         }
     };
-    let container_exited = tokio::select! {
-        _ = forward => true,
-        () = input => false,
-    };
+    // Ends when the container exits or the client leaves.
+    tokio::select! {
+        _ = forward => {}
+        () = input => {}
+    }
     if stdin_once && opts.stdin {
         ctx.logs.close_stdin(&id);
     }
-    if container_exited {
-        send_status(
-            &out,
-            &serde_json::json!({"metadata": {}, "status": "Success"}),
-        )
-        .await;
-    } else {
-        let _ = out.send(normal_close()).await;
-    }
+    let status = serde_json::json!({"metadata": {}, "status": "Success"});
+    let _ = out.send(Out::Status(status)).await;
 }
 
 #[cfg(test)]

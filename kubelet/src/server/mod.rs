@@ -10,8 +10,10 @@
 pub mod channel;
 pub mod exec;
 pub mod portforward;
+pub mod remotecommand;
 pub mod spdy;
 mod stats;
+mod tunnel;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -269,15 +271,70 @@ async fn exec_handler(
     }
     let l = locate(&ctx, &ns, &name, &container).await?;
     let id = running(&l, &container)?;
-    if !wants_websocket(req.headers()) {
-        return Err(bad_request(
-            "exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io)",
-        ));
+    streaming(req, move |session| exec::run_exec(ctx, session, id, opts)).await
+}
+
+/// Upgrades an exec or attach request: a WebSocket (`v5`/`v4.channel.k8s.io`)
+/// or SPDY (`v4.channel.k8s.io`); `run` gets the session.
+async fn streaming<F, Fut>(req: Request, run: F) -> Result<Response, Failure>
+where
+    F: FnOnce(exec::Session) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    if wants_websocket(req.headers()) {
+        let ws = websocket(req).await?;
+        return Ok(ws
+            .protocols(channel::PROTOCOLS)
+            .on_upgrade(move |socket| run(exec::websocket_session(socket))));
     }
-    let ws = websocket(req).await?;
-    Ok(ws
-        .protocols(channel::PROTOCOLS)
-        .on_upgrade(move |socket| exec::run_exec(ctx, socket, id, opts)))
+    let spdy = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("SPDY/3.1"));
+    let offered = req
+        .headers()
+        .get_all("X-Stream-Protocol-Version")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|p| p.trim() == remotecommand::PROTOCOL));
+    if !spdy || !offered {
+        return Err(bad_request(format!(
+            "unable to upgrade: needs a WebSocket ({}) or SPDY/3.1 ({}) upgrade",
+            channel::V5,
+            remotecommand::PROTOCOL
+        )));
+    }
+    let opts = StreamOptions::from_query(req.uri().query());
+    let on_upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "SPDY upgrade failed");
+                return;
+            }
+        };
+        let (in_tx, in_rx) = tokio::sync::mpsc::channel(32);
+        let (out_tx, out_rx) = tokio::sync::mpsc::channel(32);
+        let io = tokio::spawn(tunnel::io(
+            hyper_util::rt::TokioIo::new(upgraded),
+            in_tx,
+            out_rx,
+        ));
+        match remotecommand::session(in_rx, out_tx, &opts).await {
+            Some(session) => run(session).await,
+            None => tracing::debug!("SPDY client never opened its streams"),
+        }
+        let _ = io.await;
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "SPDY/3.1")
+        .header("X-Stream-Protocol-Version", remotecommand::PROTOCOL)
+        .body(Body::empty())
+        .unwrap_or_default())
 }
 
 async fn attach_handler(
@@ -295,15 +352,10 @@ async fn attach_handler(
         .flat_map(|s| s.containers.iter())
         .find(|c| c.name == container);
     let stdin_once = spec.and_then(|c| c.stdin_once).unwrap_or(false);
-    if !wants_websocket(req.headers()) {
-        return Err(bad_request(
-            "attach needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io)",
-        ));
-    }
-    let ws = websocket(req).await?;
-    Ok(ws
-        .protocols(channel::PROTOCOLS)
-        .on_upgrade(move |socket| exec::run_attach(ctx, socket, id, opts, stdin_once)))
+    streaming(req, move |session| {
+        exec::run_attach(ctx, session, id, opts, stdin_once)
+    })
+    .await
 }
 
 async fn port_forward(
@@ -329,7 +381,7 @@ async fn port_forward(
             .protocols([PORT_FORWARD_WS])
             .on_upgrade(move |socket| async move {
                 tokio::spawn(portforward::serve(in_rx, out_tx, describe, connect));
-                tunnel_websocket(socket, in_tx, out_rx).await;
+                tunnel::websocket(socket, in_tx, out_rx).await;
             }));
     }
     let spdy = req
@@ -363,7 +415,7 @@ async fn port_forward(
             }
         };
         tokio::spawn(portforward::serve(in_rx, out_tx, describe, connect));
-        tunnel_io(hyper_util::rt::TokioIo::new(upgraded), in_tx, out_rx).await;
+        tunnel::io(hyper_util::rt::TokioIo::new(upgraded), in_tx, out_rx).await;
     });
     Ok(Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -372,84 +424,4 @@ async fn port_forward(
         .header("X-Stream-Protocol-Version", PORT_FORWARD_PROTOCOL)
         .body(Body::empty())
         .unwrap_or_default())
-}
-
-/// SPDY bytes in WebSocket binary messages, both ways.
-async fn tunnel_websocket(
-    socket: axum::extract::ws::WebSocket,
-    input: tokio::sync::mpsc::Sender<bytes::Bytes>,
-    mut output: tokio::sync::mpsc::Receiver<bytes::Bytes>,
-) {
-    use axum::extract::ws::Message;
-    use futures::{SinkExt, StreamExt};
-    let (mut sink, mut stream) = socket.split();
-    let reading = async {
-        while let Some(Ok(m)) = stream.next().await {
-            match m {
-                Message::Binary(b) => {
-                    if input.send(b).await.is_err() {
-                        break;
-                    }
-                }
-                Message::Close(_) => break,
-                _ => {}
-            }
-        }
-    };
-    let writing = async {
-        while let Some(b) = output.recv().await {
-            if sink.send(Message::Binary(b)).await.is_err() {
-                break;
-            }
-        }
-        let _ = sink
-            .send(Message::Close(Some(axum::extract::ws::CloseFrame {
-                code: axum::extract::ws::close_code::NORMAL,
-                reason: "".into(),
-            })))
-            .await;
-    };
-    tokio::select! {
-        () = reading => {}
-        () = writing => {}
-    }
-}
-
-/// SPDY bytes on a raw upgraded connection.
-async fn tunnel_io<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    io: T,
-    input: tokio::sync::mpsc::Sender<bytes::Bytes>,
-    mut output: tokio::sync::mpsc::Receiver<bytes::Bytes>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (mut rd, mut wr) = tokio::io::split(io);
-    let reading = async {
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if input
-                        .send(bytes::Bytes::copy_from_slice(&buf[..n]))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            }
-        }
-    };
-    let writing = async {
-        while let Some(b) = output.recv().await {
-            if wr.write_all(&b).await.is_err() {
-                break;
-            }
-        }
-        let _ = wr.shutdown().await;
-    };
-    tokio::select! {
-        () = reading => {}
-        () = writing => {}
-    }
 }
