@@ -51,6 +51,7 @@ ROOTS = [
     for k in [
         "Namespace", "Pod", "Node", "Service", "Endpoints", "ConfigMap",
         "Secret", "ServiceAccount", "Event", "Binding",
+        "PersistentVolume", "PersistentVolumeClaim",
     ]
 ] + [
     "io.k8s.api.apps.v1.Deployment",

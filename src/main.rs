@@ -38,6 +38,117 @@ enum Command {
     Scheduler(SchedulerArgs),
     /// Register hollow nodes: Ready nodes whose pods run without containers.
     HollowNodes(HollowNodesArgs),
+    /// Run the service proxy: program Services into iptables NAT.
+    Proxy(ProxyArgs),
+    /// Run the cluster DNS server (and register the kube-dns Service).
+    Dns(DnsArgs),
+    /// Run the ingress controller: HTTP routing by Ingress rules.
+    Ingress(IngressArgs),
+}
+
+#[derive(Args, Clone)]
+struct ProxyArgs {
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The Node this proxy runs on (defaults to the host name).
+    #[arg(long)]
+    hostname_override: Option<String>,
+    #[command(flatten)]
+    rules: ProxyRulesArgs,
+    /// Remove every chain and jump of this prefix, then exit.
+    #[arg(long)]
+    cleanup: bool,
+}
+
+#[derive(Args, Clone)]
+struct ProxyRulesArgs {
+    /// Prefix of the proxy's iptables chains (1-7 of A-Z, 0-9), so that
+    /// several clusters on one host do not collide.
+    #[arg(long, default_value = "FKUBE")]
+    proxy_chain_prefix: String,
+    /// The pod network (traffic from outside it to a ClusterIP is
+    /// masqueraded).
+    #[arg(long = "proxy-cluster-cidr", default_value = "10.42.0.0/16")]
+    pod_network: String,
+    /// The Service ClusterIP range.
+    #[arg(long = "proxy-service-cidr", default_value = "10.43.0.0/16")]
+    service_network: String,
+}
+
+impl ProxyRulesArgs {
+    fn config(&self, node: String) -> proxy::ProxyConfig {
+        let mut c = proxy::ProxyConfig::new(node);
+        c.rules.prefix = self.proxy_chain_prefix.clone();
+        c.rules.cluster_cidr = self.pod_network.clone();
+        c.rules.service_cidr = self.service_network.clone();
+        c
+    }
+}
+
+#[derive(Args, Clone)]
+struct DnsArgs {
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// UDP and TCP address to serve DNS on.
+    #[arg(long, default_value = "0.0.0.0:53")]
+    listen: SocketAddr,
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// Upstream resolvers for other names (default: those of --resolv-conf).
+    #[arg(long, value_delimiter = ',')]
+    upstream: Vec<SocketAddr>,
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
+    /// The kube-dns Service's ClusterIP; without it no Service is registered.
+    #[arg(long)]
+    cluster_ip: Option<std::net::IpAddr>,
+    /// The address the kube-dns endpoints point at (default: the node's).
+    #[arg(long)]
+    node_ip: Option<std::net::IpAddr>,
+}
+
+impl DnsArgs {
+    fn config(&self) -> dns::Config {
+        let mut c = dns::Config::new(self.listen);
+        c.cluster_domain = self.cluster_domain.clone();
+        c.upstreams = self.upstream.clone();
+        c.resolv_conf = self.resolv_conf.clone();
+        c.register = self.cluster_ip.map(|ip| (ip, self.node_ip.unwrap_or_else(node_ip)));
+        c
+    }
+}
+
+#[derive(Args, Clone)]
+struct IngressArgs {
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Address to serve HTTP on.
+    #[arg(long, default_value = "0.0.0.0:80")]
+    listen: SocketAddr,
+    /// The IngressClass this controller creates and serves.
+    #[arg(long, default_value = "ferrokube")]
+    class: String,
+    /// Mark that IngressClass as the cluster default.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    default_class: bool,
+    /// The address written to Ingress status (default: the node's).
+    #[arg(long)]
+    node_ip: Option<std::net::IpAddr>,
+}
+
+impl IngressArgs {
+    fn config(&self) -> ingress::Config {
+        let mut c = ingress::Config::new(self.listen);
+        c.class_name = self.class.clone();
+        c.default_class = self.default_class;
+        c.node_ip = Some(self.node_ip.unwrap_or_else(node_ip));
+        c
+    }
+}
+
+/// The node's address, as the kubelet reports it.
+fn node_ip() -> std::net::IpAddr {
+    kubelet::host::outbound_ip().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
 }
 
 #[derive(Args)]
@@ -86,6 +197,41 @@ struct ControllerManagerArgs {
     /// Lease, so that several instances can run.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
+    #[command(flatten)]
+    ipam: IpamArgs,
+}
+
+#[derive(Args, Clone)]
+struct IpamArgs {
+    /// The range Node pod CIDRs are carved from (node IPAM).
+    #[arg(long, default_value = "10.42.0.0/16", value_parser = parse_node_cidr)]
+    cluster_cidr: controller_manager::nodeipam::Cidr,
+    /// The prefix length of each Node's pod CIDR.
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
+}
+
+impl IpamArgs {
+    fn options(&self) -> anyhow::Result<controller_manager::Options> {
+        if self.node_cidr_mask_size < self.cluster_cidr.prefix || self.node_cidr_mask_size > 30 {
+            anyhow::bail!(
+                "--node-cidr-mask-size {} does not fit --cluster-cidr {}",
+                self.node_cidr_mask_size,
+                self.cluster_cidr
+            );
+        }
+        Ok(controller_manager::Options {
+            node_ipam: controller_manager::nodeipam::Config {
+                cluster_cidr: self.cluster_cidr,
+                node_mask: self.node_cidr_mask_size,
+            },
+        })
+    }
+}
+
+fn parse_node_cidr(s: &str) -> Result<controller_manager::nodeipam::Cidr, String> {
+    controller_manager::nodeipam::Cidr::parse(s)
+        .ok_or_else(|| format!("{s:?} is not an IPv4 CIDR such as 10.42.0.0/16"))
 }
 
 #[derive(Args, Clone)]
@@ -102,9 +248,41 @@ struct KubeletArgs {
     /// The kubelet's state: private containerd, images/*.tar, pod logs.
     #[arg(long, default_value = "/var/lib/ferrokube/kubelet")]
     data_dir: PathBuf,
-    /// The pod network (CNI bridge with host-local IPAM).
-    #[arg(long, default_value = "10.88.0.0/16")]
-    pod_cidr: String,
+    /// The pod network (CNI bridge with host-local IPAM); without it the
+    /// kubelet waits for its Node's `spec.podCIDR` from node IPAM.
+    #[arg(long)]
+    pod_cidr: Option<String>,
+    /// The CNI bridge interface.
+    #[arg(long, default_value = kubelet::cni::BRIDGE)]
+    cni_bridge: String,
+    /// The cluster DNS address(es) ClusterFirst pods resolve with.
+    #[arg(long, value_delimiter = ',')]
+    cluster_dns: Vec<std::net::IpAddr>,
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// The host resolvers Default pods get.
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
+    #[command(flatten)]
+    api: KubeletApiArgs,
+}
+
+/// Where the kubelet API listens and what the Node advertises.
+#[derive(Args, Clone)]
+struct KubeletApiArgs {
+    /// The kubelet API port (0 picks a free one; the Node advertises it).
+    #[arg(long, default_value_t = 10250)]
+    kubelet_port: u16,
+    /// The Node's InternalIP (default: the host's outbound address); the
+    /// kubelet API then listens on it alone, else on every address.
+    #[arg(long)]
+    node_ip: Option<std::net::IpAddr>,
+    /// Container log files rotate at this size (bytes).
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    container_log_max_size: u64,
+    /// Log files kept per container, the current one included.
+    #[arg(long, default_value_t = 5)]
+    container_log_max_files: usize,
 }
 
 #[derive(Subcommand)]
@@ -138,6 +316,20 @@ impl KubeletArgs {
         );
         config.containerd_socket = self.containerd_socket.clone();
         config.pod_cidr = self.pod_cidr.clone();
+        config.bridge = self.cni_bridge.clone();
+        config.cluster_dns = self.cluster_dns.clone();
+        config.cluster_domain = self.cluster_domain.clone();
+        config.resolv_conf = self.resolv_conf.clone();
+        config.node_ip = self.api.node_ip;
+        let ip = self
+            .api
+            .node_ip
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        config.server_addr = SocketAddr::new(ip, self.api.kubelet_port);
+        config.log_rotation = kubelet::logs::writer::Rotation {
+            max_size: self.api.container_log_max_size,
+            max_files: self.api.container_log_max_files,
+        };
         config
     }
 }
@@ -191,6 +383,32 @@ struct UpArgs {
     /// Run no kubelet (an API-only cluster).
     #[arg(long)]
     disable_kubelet: bool,
+    /// The in-process kubelet's CNI bridge interface.
+    #[arg(long, default_value = kubelet::cni::BRIDGE)]
+    cni_bridge: String,
+    #[command(flatten)]
+    ipam: IpamArgs,
+    /// Run no service proxy.
+    #[arg(long)]
+    disable_proxy: bool,
+    /// Prefix of the proxy's iptables chains.
+    #[arg(long, default_value = "FKUBE")]
+    proxy_chain_prefix: String,
+    /// Where the cluster DNS listens (UDP and TCP); pods reach it through
+    /// the kube-dns Service, so any port works.
+    #[arg(long, default_value = "0.0.0.0:10053")]
+    dns_listen: SocketAddr,
+    /// Where the ingress controller serves HTTP.
+    #[arg(long, default_value = "0.0.0.0:80")]
+    ingress_listen: SocketAddr,
+    /// Run no cluster DNS.
+    #[arg(long)]
+    disable_dns: bool,
+    /// Run no ingress controller.
+    #[arg(long)]
+    disable_ingress: bool,
+    #[command(flatten)]
+    kubelet_api: KubeletApiArgs,
 }
 
 impl ApiserverArgs {
@@ -204,9 +422,57 @@ impl ApiserverArgs {
                 service_range: self.service_cluster_ip_range,
                 node_ports: self.service_node_port_range,
                 advertise: self.listen,
+                pki_dir: Some(self.data_dir.join("pki")),
             },
         }
     }
+}
+
+/// The cluster DNS and the ingress controller of `up`. A port that cannot
+/// be bound (80 without privileges, or taken) disables that add-on with an
+/// error in the log instead of failing the whole cluster.
+async fn spawn_addons(
+    args: &UpArgs,
+    kubeconfig: &std::path::Path,
+    cluster_dns: std::net::IpAddr,
+    stop_rx: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    // Quietly wait for the API port: the client logs refused connections.
+    let listen = args.apiserver.listen;
+    let api_up = move || async move {
+        while tokio::net::TcpStream::connect(listen).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    if !args.disable_dns {
+        let c = client::connect(Some(kubeconfig)).await?;
+        let mut config = dns::Config::new(args.dns_listen);
+        config.register = Some((cluster_dns, node_ip()));
+        let stop = stopped(stop_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            api_up().await;
+            if let Err(e) = dns::run(config, c, stop).await {
+                tracing::error!(error = %e, "cluster DNS stopped");
+            }
+        }));
+    }
+    if !args.disable_ingress {
+        let c = client::connect(Some(kubeconfig)).await?;
+        let mut config = ingress::Config::new(args.ingress_listen);
+        config.node_ip = Some(node_ip());
+        let stop = stopped(stop_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            api_up().await;
+            if let Err(e) = ingress::run(config, c, stop).await {
+                tracing::error!(error = %e, "ingress controller stopped");
+            }
+        }));
+    }
+    Ok(tasks)
 }
 
 async fn shutdown_signal() {
@@ -262,13 +528,22 @@ fn main() -> anyhow::Result<()> {
                     kubeconfig.display()
                 );
                 let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                // k3s's choice: the tenth address of the service range.
+                let cluster_dns = std::net::IpAddr::V4(dns::kube_dns::cluster_dns_ip(
+                    std::net::Ipv4Addr::from(a.service_cluster_ip_range.base),
+                ));
                 let kubelet = (!args.disable_kubelet).then(|| {
                     let config = KubeletArgs {
                         kubeconfig: kubeconfig.clone(),
                         node_name: args.node_name.clone(),
                         containerd_socket: None,
                         data_dir: a.data_dir.join("kubelet"),
-                        pod_cidr: "10.88.0.0/16".into(),
+                        pod_cidr: None,
+                        cni_bridge: args.cni_bridge.clone(),
+                        cluster_dns: if args.disable_dns { Vec::new() } else { vec![cluster_dns] },
+                        cluster_domain: "cluster.local".into(),
+                        resolv_conf: "/etc/resolv.conf".into(),
+                        api: args.kubelet_api.clone(),
                     }
                     .config();
                     let mut stop_rx = stop_rx.clone();
@@ -281,7 +556,36 @@ fn main() -> anyhow::Result<()> {
                         }
                     })
                 });
+                // The proxy programs this host for the in-process node; a
+                // node-less cluster has nothing to proxy.
+                let proxy = (!args.disable_kubelet && !args.disable_proxy).then(|| {
+                    let mut config =
+                        proxy::ProxyConfig::new(args.node_name.clone().unwrap_or_else(host_name));
+                    config.rules.prefix = args.proxy_chain_prefix.clone();
+                    config.rules.cluster_cidr = args.ipam.cluster_cidr.to_string();
+                    config.rules.service_cidr = a.service_cluster_ip_range.to_string();
+                    let kubeconfig = kubeconfig.clone();
+                    let listen = a.listen;
+                    let mut stop_rx = stop_rx.clone();
+                    tokio::spawn(async move {
+                        while tokio::net::TcpStream::connect(listen).await.is_err() {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        let stopped = async move {
+                            let _ = stop_rx.wait_for(|stop| *stop).await;
+                        };
+                        let run = async {
+                            let c = client::connect(Some(&kubeconfig)).await?;
+                            proxy::run(c, config, stopped).await?;
+                            anyhow::Ok(())
+                        };
+                        if let Err(e) = run.await {
+                            tracing::error!(error = %e, "proxy failed");
+                        }
+                    })
+                });
                 let cm = client::connect(Some(&kubeconfig)).await?;
+                let cm_options = args.ipam.options()?;
                 let mut cm_stop = stop_rx.clone();
                 let listen = a.listen;
                 let controllers = tokio::spawn(async move {
@@ -291,7 +595,7 @@ fn main() -> anyhow::Result<()> {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                     controller_manager::wait_until_serving(&cm).await;
-                    controller_manager::run(cm, async move {
+                    controller_manager::run_with(cm, cm_options, async move {
                         let _ = cm_stop.wait_for(|stop| *stop).await;
                     })
                     .await;
@@ -302,10 +606,13 @@ fn main() -> anyhow::Result<()> {
                     while tokio::net::TcpStream::connect(listen).await.is_err() {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
+                    // An ephemeral loopback port: `fkctl explain-placement`
+                    // finds it through the scheduler's Lease.
+                    let explain = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
                     let res = scheduler::scheduler::run_component(
                         Some(&sched_kubeconfig),
                         None,
-                        None,
+                        Some(explain),
                         true,
                         async move {
                             let _ = sched_stop.wait_for(|stop| *stop).await;
@@ -316,27 +623,54 @@ fn main() -> anyhow::Result<()> {
                         tracing::error!(error = %e, "scheduler stopped");
                     }
                 });
+                let addons = spawn_addons(&args, &kubeconfig, cluster_dns, &stop_rx).await?;
                 apiserver::server::run(a.config(), async move {
                     shutdown_signal().await;
                     let _ = stop_tx.send(true);
                 })
                 .await?;
                 let _ = scheduler.await;
+                if let Some(proxy) = proxy {
+                    let _ = proxy.await;
+                }
                 if let Some(kubelet) = kubelet {
                     let _ = kubelet.await;
                 }
                 let _ = controllers.await;
+                for task in addons {
+                    let _ = task.await;
+                }
+            }
+            Command::Dns(d) => {
+                let c = client::connect(d.kubeconfig.as_deref()).await?;
+                dns::run(d.config(), c, shutdown_signal()).await?;
+            }
+            Command::Ingress(i) => {
+                let c = client::connect(i.kubeconfig.as_deref()).await?;
+                ingress::run(i.config(), c, shutdown_signal()).await?;
             }
             Command::ControllerManager(a) => {
+                let options = a.ipam.options()?;
                 let c = client::connect(a.kubeconfig.as_deref()).await?;
                 if a.leader_elect {
                     let config = controller_manager::leader::Config::new(
                         controller_manager::leader::default_identity(),
                     );
-                    controller_manager::run_elected(c, config, shutdown_signal()).await;
+                    controller_manager::run_elected(c, config, options, shutdown_signal()).await;
                 } else {
-                    controller_manager::run(c, shutdown_signal()).await;
+                    controller_manager::run_with(c, options, shutdown_signal()).await;
                 }
+            }
+            Command::Proxy(p) => {
+                let node = p.hostname_override.clone().unwrap_or_else(host_name);
+                let config = p.rules.config(node);
+                if p.cleanup {
+                    config.validate()?;
+                    config.iptables.cleanup(&config.rules).await?;
+                    return Ok(());
+                }
+                let c = client::connect(p.kubeconfig.as_deref()).await?;
+                proxy::run(c, config, shutdown_signal()).await?;
             }
             Command::Kubelet(k) => {
                 kubelet::run(k.config(), shutdown_signal()).await?;

@@ -184,6 +184,22 @@ impl ApiError {
         ApiError::new(504, "Timeout", message)
     }
 
+    /// An error answered by another server (a kubelet), by its HTTP code.
+    pub fn upstream(code: u16, message: impl Into<String>) -> ApiError {
+        let reason = match code {
+            400 => "BadRequest",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "NotFound",
+            405 => "MethodNotAllowed",
+            409 => "Conflict",
+            503 => "ServiceUnavailable",
+            504 => "Timeout",
+            _ => "InternalError",
+        };
+        ApiError::new(code, reason, message)
+    }
+
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(500, "InternalError", message)
     }

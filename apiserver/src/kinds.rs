@@ -97,6 +97,13 @@ impl Kinds {
         k.add::<SecretStrategy>(cache, "", "secrets", SecretStrategy);
         k.add::<ServiceAccountStrategy>(cache, "", "serviceaccounts", ServiceAccountStrategy);
         k.add::<EventStrategy>(cache, "", "events", EventStrategy);
+        k.add::<PersistentVolumeStrategy>(cache, "", "persistentvolumes", PersistentVolumeStrategy);
+        k.add::<PersistentVolumeClaimStrategy>(
+            cache,
+            "",
+            "persistentvolumeclaims",
+            PersistentVolumeClaimStrategy,
+        );
         k.add::<DeploymentStrategy>(cache, "apps", "deployments", DeploymentStrategy);
         k.add::<ReplicaSetStrategy>(cache, "apps", "replicasets", ReplicaSetStrategy);
         k.add::<DaemonSetStrategy>(cache, "apps", "daemonsets", DaemonSetStrategy);
@@ -111,6 +118,13 @@ impl Kinds {
             EndpointSliceStrategy,
         );
         k.add::<EventsV1EventStrategy>(cache, "events.k8s.io", "events", EventsV1EventStrategy);
+        k.add::<IngressStrategy>(cache, "networking.k8s.io", "ingresses", IngressStrategy);
+        k.add::<IngressClassStrategy>(
+            cache,
+            "networking.k8s.io",
+            "ingressclasses",
+            IngressClassStrategy,
+        );
         k.add::<PriorityClassStrategy>(
             cache,
             "scheduling.k8s.io",

@@ -12,5 +12,6 @@ pub mod openapi;
 pub mod protobuf;
 pub mod registry;
 pub mod server;
+pub mod serviceaccount;
 pub mod storage;
 pub mod testing;

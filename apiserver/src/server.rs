@@ -21,9 +21,13 @@ use crate::registry::rest::WriteOptions;
 pub use crate::registry::service_alloc::Cidr;
 use crate::registry::service_alloc::ServiceAllocator;
 use crate::registry::store::{Shared, UnknownFieldCheck};
+use crate::serviceaccount::TokenSigner;
 use crate::storage::embedded::EmbeddedStore;
 use crate::storage::etcd::EtcdStore;
 use crate::storage::{Storage, StorageError};
+
+/// The service account signing key's file name in `ApiOptions::pki_dir`.
+pub const SERVICE_ACCOUNT_KEY: &str = "sa.key";
 
 /// The namespaces Kubernetes creates at start.
 const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
@@ -49,6 +53,9 @@ pub struct ApiOptions {
     pub node_ports: (u16, u16),
     /// Where the `kubernetes` Service's endpoints point.
     pub advertise: SocketAddr,
+    /// Where the service account signing key is kept (`sa.key`); `None`
+    /// keeps a fresh key in memory only.
+    pub pki_dir: Option<PathBuf>,
 }
 
 impl Default for ApiOptions {
@@ -60,6 +67,7 @@ impl Default for ApiOptions {
             },
             node_ports: (30000, 32767),
             advertise: SocketAddr::from(([127, 0, 0, 1], 6443)),
+            pki_dir: None,
         }
     }
 }
@@ -76,6 +84,8 @@ pub enum ServerError {
     },
     #[error("cannot bootstrap namespace {name}: {message}")]
     Bootstrap { name: String, message: String },
+    #[error(transparent)]
+    ServiceAccountKey(#[from] crate::serviceaccount::TokenError),
     #[error("server failed: {0}")]
     Serve(#[source] std::io::Error),
 }
@@ -120,8 +130,13 @@ pub async fn build(storage: Arc<dyn Storage>, options: &ApiOptions) -> Result<Ro
         namespaces,
         unknown_fields,
     });
+    let tokens = match &options.pki_dir {
+        Some(dir) => TokenSigner::load_or_create(&dir.join(SERVICE_ACCOUNT_KEY))?,
+        None => TokenSigner::ephemeral()?,
+    };
     let api: AppState = Arc::new(Api {
         registries: kinds.build(shared, &hooks),
+        tokens: Arc::new(tokens),
     });
     bootstrap(&api, options).await?;
     Ok(routes(api))

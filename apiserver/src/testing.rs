@@ -14,6 +14,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// A kubeconfig file pointing at the server.
     pub kubeconfig: PathBuf,
+    /// The service account signing key (PKCS#8 PEM), to verify tokens.
+    pub service_account_key: PathBuf,
     _dir: tempfile::TempDir,
     task: tokio::task::JoinHandle<()>,
 }
@@ -37,9 +39,11 @@ impl TestServer {
         let addr = listener.local_addr()?;
         let options = ApiOptions {
             advertise: addr,
+            pki_dir: Some(dir.path().join("pki")),
             ..ApiOptions::default()
         };
         let app = build(storage, &options).await?;
+        seed_service_account_objects(&app).await?;
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -48,6 +52,10 @@ impl TestServer {
         Ok(TestServer {
             addr,
             kubeconfig,
+            service_account_key: dir
+                .path()
+                .join("pki")
+                .join(crate::server::SERVICE_ACCOUNT_KEY),
             _dir: dir,
             task,
         })
@@ -56,6 +64,35 @@ impl TestServer {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+}
+
+/// What the controller-manager's serviceaccounts and root-ca-cert-publisher
+/// controllers keep in every namespace, created in `default` so that pods
+/// of component tests (which run no controller-manager) get their service
+/// account token volume: the `default` ServiceAccount and the (empty, the
+/// server speaks plain HTTP) `kube-root-ca.crt` bundle.
+async fn seed_service_account_objects(app: &axum::Router) -> Result<(), TestServerError> {
+    use tower::ServiceExt as _;
+    let objects = [
+        ("serviceaccounts", r#"{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default"}}"#),
+        ("configmaps", r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"kube-root-ca.crt"},"data":{"ca.crt":""}}"#),
+    ];
+    for (plural, body) in objects {
+        let request = http::Request::post(format!("/api/v1/namespaces/default/{plural}"))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(body))
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let response = app
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let code = response.status().as_u16();
+        if code != 201 && code != 409 {
+            return Err(std::io::Error::other(format!("cannot seed {plural}: HTTP {code}")).into());
+        }
+    }
+    Ok(())
 }
 
 fn kubeconfig_text(addr: SocketAddr) -> String {

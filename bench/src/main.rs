@@ -7,8 +7,15 @@
 //!   idle server's resident memory.
 //! - `scheduler`: pods bound per second onto hollow nodes, beside the
 //!   scheduling algorithm's own rate.
+//! - `controllers`: a Deployment of 1,000 replicas to 1,000 available on
+//!   hollow nodes; the ReplicaSet controller's pod create rate beside the
+//!   API server's.
+//! - `proxy`: 1,000 Services × 10 endpoints into a real iptables-restore
+//!   (in a private network namespace): from scratch, and per endpoint change.
 
 mod api;
+mod controllers;
+mod proxy;
 mod report;
 mod scheduler;
 mod startup;
@@ -30,6 +37,10 @@ enum Command {
     Startup(startup::Args),
     /// Pods bound/s onto hollow nodes against the algorithm-only rate.
     Scheduler(scheduler::Args),
+    /// A Deployment of 1,000 replicas: controller create rate against the API's.
+    Controllers(controllers::Args),
+    /// Proxy rule programming: from scratch and per endpoint change.
+    Proxy(proxy::Args),
 }
 
 /// The storage backends the benchmarks run on.
@@ -59,5 +70,13 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(scheduler::run(args)),
+        Command::Controllers(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(controllers::run(args)),
+        Command::Proxy(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(proxy::run(args)),
     }
 }

@@ -110,7 +110,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         Namespaced,
         ["po"],
         ["all"],
-        ["status", "binding"]
+        ["status", "binding", "log", "exec", "attach", "portforward"]
     ),
     res!(
         "",
@@ -121,7 +121,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         Cluster,
         ["no"],
         [],
-        ["status"]
+        ["status", "proxy"]
     ),
     res!(
         "",
@@ -176,7 +176,29 @@ pub static RESOURCES: &[ResourceInfo] = &[
         Namespaced,
         ["sa"],
         [],
-        []
+        ["token"]
+    ),
+    res!(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        "persistentvolume",
+        Cluster,
+        ["pv"],
+        [],
+        ["status"]
+    ),
+    res!(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        Namespaced,
+        ["pvc"],
+        [],
+        ["status"]
     ),
     res!(
         "",
@@ -285,6 +307,28 @@ pub static RESOURCES: &[ResourceInfo] = &[
         "event",
         Namespaced,
         ["ev"],
+        [],
+        []
+    ),
+    res!(
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        "ingresses",
+        "ingress",
+        Namespaced,
+        ["ing"],
+        [],
+        ["status"]
+    ),
+    res!(
+        "networking.k8s.io",
+        "v1",
+        "IngressClass",
+        "ingressclasses",
+        "ingressclass",
+        Cluster,
+        [],
         [],
         []
     ),

@@ -54,6 +54,16 @@ impl Expectations {
         });
     }
 
+    /// A deletion that failed: the child stays, so it is no longer
+    /// expected to go (Kubernetes' `DeletionObserved` on error).
+    pub fn deletion_failed(&self, owner: &str, uid: &str) {
+        self.with(|m| {
+            if let Some(p) = m.get_mut(owner) {
+                p.dels.remove(uid);
+            }
+        });
+    }
+
     /// Whether every expected write of `owner` is visible. `seen(name)`
     /// tells whether the cache holds a child by name; `live(uid)` whether
     /// it holds a not-yet-deleting child by uid.

@@ -8,15 +8,19 @@
 
 pub mod claim;
 pub mod deployment;
+pub mod endpoints;
 pub mod events;
 pub mod expectations;
 pub mod gc;
 pub mod leader;
 pub mod namespace;
+pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod pods;
 pub mod replicaset;
+pub mod serviceaccounts;
 pub mod taint_eviction;
+pub mod volumebinding;
 
 use std::future::Future;
 use std::time::Duration;
@@ -55,8 +59,24 @@ pub async fn wait_until_serving(client: &kube::Client) {
     }
 }
 
-/// Runs every controller until `shutdown` resolves.
+/// Settings of controllers that have any (`ferrokube controller-manager`
+/// flags).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub node_ipam: nodeipam::Config,
+}
+
+/// Runs every controller with default options until `shutdown` resolves.
 pub async fn run(client: kube::Client, shutdown: impl Future<Output = ()> + Send + 'static) {
+    run_with(client, Options::default(), shutdown).await;
+}
+
+/// Runs every controller until `shutdown` resolves.
+pub async fn run_with(
+    client: kube::Client,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let stop = move || {
         let mut rx = rx.clone();
@@ -71,6 +91,10 @@ pub async fn run(client: kube::Client, shutdown: impl Future<Output = ()> + Send
         tokio::spawn(namespace::run(client.clone(), stop())),
         tokio::spawn(nodelifecycle::run(client.clone(), stop())),
         tokio::spawn(taint_eviction::run(client.clone(), stop())),
+        tokio::spawn(endpoints::run(client.clone(), stop())),
+        tokio::spawn(nodeipam::run(client.clone(), options.node_ipam, stop())),
+        tokio::spawn(volumebinding::run(client.clone(), stop())),
+        tokio::spawn(serviceaccounts::run(client.clone(), stop())),
     ];
     shutdown.await;
     let _ = tx.send(true);
@@ -84,13 +108,14 @@ pub async fn run(client: kube::Client, shutdown: impl Future<Output = ()> + Send
 pub async fn run_elected(
     client: kube::Client,
     config: leader::Config,
+    options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let lead_client = client.clone();
     leader::run(client, config, shutdown, move |mut lost| {
         let c = lead_client.clone();
         async move {
-            run(c, async move {
+            run_with(c, options, async move {
                 let _ = lost.wait_for(|l| *l).await;
             })
             .await;

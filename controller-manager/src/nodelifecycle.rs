@@ -6,20 +6,22 @@
 //! Unknown) or `node.kubernetes.io/not-ready` (Ready False), each with
 //! `NoSchedule` and `NoExecute` effects. The taints go when Ready is back.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, NodeCondition, Taint};
+use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, ObjectMeta, Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use crate::Error;
+use crate::events::{NORMAL, Recorder, WARNING};
 
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
@@ -71,11 +73,24 @@ pub async fn run_with(
     )
     .default_backoff()
     .for_each(|_| async {});
+    let recorder = Recorder::new(client.clone(), "node-controller");
     let monitor = async {
         let _ = nodes.wait_until_ready().await;
         let _ = leases.wait_until_ready().await;
+        let mut known = HashSet::new();
         loop {
-            if let Err(e) = monitor_pass(&client, &nodes, &leases, config).await {
+            for node in nodes.state() {
+                if known.insert(node.name_any()) {
+                    let n = node.name_any();
+                    recorder.emit(
+                        &node_ref(&node),
+                        NORMAL,
+                        "RegisteredNode",
+                        format!("Node {n} event: Registered Node {n} in Controller"),
+                    );
+                }
+            }
+            if let Err(e) = monitor_pass(&client, &recorder, &nodes, &leases, config).await {
                 tracing::info!(error = %e, "node health pass failed; retrying");
             }
             tokio::time::sleep(config.period).await;
@@ -91,6 +106,7 @@ pub async fn run_with(
 
 async fn monitor_pass(
     client: &Client,
+    recorder: &Recorder,
     nodes: &Store<Node>,
     leases: &Store<Lease>,
     config: Config,
@@ -105,6 +121,7 @@ async fn monitor_pass(
             .find(|l| l.metadata.name.as_deref() == Some(name.as_str()));
         let mut node = (*node).clone();
         if let Some(conditions) = stale_conditions(&node, lease.as_deref(), config.grace, now) {
+            let was_ready = ready_status(&node) == Some("True");
             let patch = json!({
                 "metadata": {"resourceVersion": node.metadata.resource_version},
                 "status": {"conditions": conditions},
@@ -117,6 +134,15 @@ async fn monitor_pass(
                 Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => continue,
                 Err(e) => return Err(e.into()),
             };
+            if was_ready {
+                recorder.emit(
+                    &node_ref(&node),
+                    NORMAL,
+                    "NodeNotReady",
+                    format!("Node {name} status is now: NodeNotReady"),
+                );
+                mark_pods_not_ready(client, recorder, &name).await?;
+            }
         }
         if let Some(taints) = wanted_taints(&node, now) {
             let patch = json!({
@@ -131,6 +157,68 @@ async fn monitor_pass(
                 Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+    Ok(())
+}
+
+/// The Node as events name it: Kubernetes records node events with an
+/// empty namespace, so they land in `default`.
+fn node_ref(node: &Node) -> Node {
+    Node {
+        metadata: ObjectMeta {
+            name: node.metadata.name.clone(),
+            uid: node.metadata.uid.clone(),
+            ..ObjectMeta::default()
+        },
+        ..Node::default()
+    }
+}
+
+/// `MarkPodsNotReady`: the pods of a node that stopped reporting are no
+/// longer Ready, so workloads count them unavailable at once rather than
+/// when they are evicted.
+async fn mark_pods_not_ready(
+    client: &Client,
+    recorder: &Recorder,
+    node: &str,
+) -> Result<(), Error> {
+    let all: Api<Pod> = Api::all(client.clone());
+    let pods = all
+        .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+        .await?;
+    for pod in pods.items {
+        if pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(node) {
+            continue;
+        }
+        let Some(mut conditions) = pod.status.as_ref().and_then(|s| s.conditions.clone()) else {
+            continue;
+        };
+        let Some(ready) = conditions
+            .iter_mut()
+            .find(|c| c.type_ == "Ready" && c.status != "False")
+        else {
+            continue;
+        };
+        ready.status = "False".into();
+        ready.last_transition_time = Some(Time(jiff::Timestamp::now()));
+        let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+        let patch = json!({
+            "metadata": {"resourceVersion": pod.metadata.resource_version},
+            "status": {"conditions": conditions},
+        });
+        match api
+            .patch_status(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            // Recorded after the update, so the pod still exists.
+            Ok(_) => recorder.emit(&pod, WARNING, "NodeNotReady", "Node is not ready".into()),
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())

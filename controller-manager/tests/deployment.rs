@@ -95,25 +95,28 @@ async fn a_deployment_of_ten_becomes_available_and_scales_down_and_up() {
     eventually("20 available", || done(&c, "web", 20)).await;
     assert_eq!(live_pods(&c, "web").await, 20);
 
-    let events = c
-        .api::<Event>()
-        .list(&ListParams::default())
-        .await
-        .expect("events")
-        .items;
-    let scaled = |m: String| {
-        events.iter().any(|e| {
-            e.reason.as_deref() == Some("ScalingReplicaSet") && e.message.as_deref() == Some(&m)
+    // Kubernetes' wording since 1.27: `Scaled up replica set x from 0 to 10`.
+    for m in [
+        format!("Scaled up replica set web-{hash} from 0 to 10"),
+        format!("Scaled down replica set web-{hash} from 10 to 3"),
+        format!("Scaled up replica set web-{hash} from 3 to 20"),
+    ] {
+        eventually(&format!("an event {m:?}"), || async {
+            c.api::<Event>()
+                .list(&ListParams::default())
+                .await
+                .expect("events")
+                .items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("ScalingReplicaSet")
+                        && e.message.as_deref() == Some(m.as_str())
+                        && e.source.as_ref().and_then(|s| s.component.as_deref())
+                            == Some("deployment-controller")
+                })
         })
-    };
-    assert!(
-        scaled(format!("Scaled up replica set web-{hash} to 10")),
-        "no scale-up event"
-    );
-    assert!(
-        scaled(format!("Scaled down replica set web-{hash} to 3")),
-        "no scale-down event"
-    );
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -61,21 +61,21 @@ async fn a_replica_set_creates_pods_replaces_deleted_ones_and_reports_status() {
     })
     .await;
 
-    let events = c
-        .api::<Event>()
-        .list(&ListParams::default())
-        .await
-        .expect("events")
-        .items;
-    assert!(
-        events
+    eventually("a SuccessfulCreate event", || async {
+        c.api::<Event>()
+            .list(&ListParams::default())
+            .await
+            .expect("events")
+            .items
             .iter()
-            .any(|e| e.reason.as_deref() == Some("SuccessfulCreate")
-                && e.message
-                    .as_deref()
-                    .is_some_and(|m| m.starts_with("Created pod: web-"))),
-        "no SuccessfulCreate event"
-    );
+            .any(|e| {
+                e.reason.as_deref() == Some("SuccessfulCreate")
+                    && e.message
+                        .as_deref()
+                        .is_some_and(|m| m.starts_with("Created pod: web-"))
+            })
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,6 +133,18 @@ async fn an_orphan_matching_the_selector_is_adopted() {
         .create(&PostParams::default(), &orphan)
         .await
         .expect("create orphan");
+    // A barrier: once the controller reports a pod of a set created after
+    // the orphan, its pod cache holds the orphan too (one ordered watch).
+    let marker = c.create_replica_set("marker", 1).await;
+    eventually("the controller has seen the orphan", || async {
+        let m = c
+            .api::<ReplicaSet>()
+            .get(&marker.name_any())
+            .await
+            .expect("marker");
+        m.status.is_some_and(|s| s.replicas == 1)
+    })
+    .await;
     let rs = c.create_replica_set("db", 2).await;
     eventually("the orphan is adopted", || async {
         let p = c.api::<Pod>().get("stray").await.expect("pod");

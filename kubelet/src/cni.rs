@@ -13,6 +13,7 @@ use tokio::io::AsyncWriteExt;
 
 pub const CNI_VERSION: &str = "0.4.0";
 pub const NETWORK_NAME: &str = "ferrokube";
+/// The default bridge interface.
 pub const BRIDGE: &str = "fk0";
 
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -39,8 +40,23 @@ pub enum ContainerError {
     Volume(#[from] crate::volumes::VolumeError),
     #[error(transparent)]
     Env(#[from] crate::env::EnvError),
+    /// The reference does not parse (the kubelet's message).
+    #[error("{message}")]
+    InvalidImageName { message: String },
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error("cannot write the pod's resolv.conf {path}: {source}")]
+    ResolvConf {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Logs(#[from] crate::logs::LogError),
+    /// The runtime could not start the process (a missing executable, a
+    /// bad working directory): the runtime's message, as the CRI reports it.
+    #[error("failed to create containerd task: {message}")]
+    Start { message: String },
     #[error("cannot create log directory {path}: {source}")]
     Log {
         path: PathBuf,
@@ -54,11 +70,17 @@ impl ContainerError {
     pub fn reason(&self) -> &'static str {
         match self {
             ContainerError::ImageNotPresent { .. } => "ErrImageNeverPull",
-            ContainerError::Image(_) => "InvalidImageName",
-            ContainerError::Spec(_) | ContainerError::Volume(_) | ContainerError::Env(_) => {
-                "CreateContainerConfigError"
+            ContainerError::Image(_) | ContainerError::InvalidImageName { .. } => {
+                "InvalidImageName"
             }
-            ContainerError::Runtime(_) | ContainerError::Log { .. } => "CreateContainerError",
+            ContainerError::Start { .. } => "RunContainerError",
+            ContainerError::Spec(_)
+            | ContainerError::Volume(_)
+            | ContainerError::Env(_)
+            | ContainerError::ResolvConf { .. } => "CreateContainerConfigError",
+            ContainerError::Runtime(_) | ContainerError::Log { .. } | ContainerError::Logs(_) => {
+                "CreateContainerError"
+            }
         }
     }
 }
@@ -168,8 +190,12 @@ pub async fn start(
     attempt: i32,
     place: Placement,
     log_dir: PathBuf,
+    logs: &Arc<crate::logs::copier::Registry>,
 ) -> Result<(String, Timestamp), ContainerError> {
     let spec_image = container.image.clone().unwrap_or_default();
+    crate::reference::validate(&spec_image).map_err(|e| ContainerError::InvalidImageName {
+        message: crate::reference::invalid_image_message(&spec_image, &e),
+    })?;
     let image_name = image::normalize_reference(&spec_image);
     let local = image::lookup(rt, &image_name)
         .await?
@@ -205,11 +231,26 @@ pub async fn start(
         path: log_dir.clone(),
         source,
     })?;
-    let log = log_dir.join(format!("{attempt}.log"));
+    let log = crate::logs::log_path(&log_dir, attempt);
     let started = Timestamp::now();
-    if let Err(e) = rt.start_task(&id, mounts, &log).await {
+    let (io, keepalive) = match logs.start(&id, log, container.stdin.unwrap_or(false)) {
+        Ok(started) => started,
+        Err(e) => {
+            let _ = remove(rt, &id).await;
+            return Err(e.into());
+        }
+    };
+    let result = rt.start_task(&id, mounts, &io).await;
+    // The shim holds its write ends now (or never will): EOF means exit.
+    drop(keepalive);
+    if let Err(e) = result {
         let _ = remove(rt, &id).await;
-        return Err(e.into());
+        return Err(match e {
+            RuntimeError::Call { status, .. } => ContainerError::Start {
+                message: status.message().to_string(),
+            },
+            other => other.into(),
+        });
     }
     rt.label_container(
         &id,

@@ -18,11 +18,14 @@ pub enum EnvError {
         #[source]
         source: Box<kube::Error>,
     },
-    #[error("{kind} {name} not found")]
+    /// Kubernetes' wording: `configmap "x" not found`.
+    #[error("{kind} \"{name}\" not found")]
     NotFound { kind: &'static str, name: String },
-    #[error("couldn't find key {key} in {kind} {name}")]
+    /// `couldn't find key k in ConfigMap ns/name`, as the kubelet says it.
+    #[error("couldn't find key {key} in {} {namespace}/{name}", if *.kind == "configmap" { "ConfigMap" } else { "Secret" })]
     MissingKey {
         kind: &'static str,
+        namespace: String,
         name: String,
         key: String,
     },
@@ -166,7 +169,14 @@ pub async fn resolve(
             Some(value) => out.push((var.name.clone(), value.clone())),
             None if optional => {}
             None if data.is_none() => return Err(EnvError::NotFound { kind, name }),
-            None => return Err(EnvError::MissingKey { kind, name, key }),
+            None => {
+                return Err(EnvError::MissingKey {
+                    kind,
+                    namespace: namespace.clone(),
+                    name,
+                    key,
+                });
+            }
         }
     }
     Ok(out)
@@ -204,6 +214,22 @@ pub fn field_value(pod: &Pod, path: &str, host_ip: &str, pod_ip: Option<&str>) -
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    #[test]
+    fn messages_use_kubernetes_wording() {
+        let missing = EnvError::NotFound {
+            kind: "configmap",
+            name: "x".into(),
+        };
+        assert_eq!(missing.to_string(), "configmap \"x\" not found");
+        let key = EnvError::MissingKey {
+            kind: "secret",
+            namespace: "ns".into(),
+            name: "s".into(),
+            key: "k".into(),
+        };
+        assert_eq!(key.to_string(), "couldn't find key k in Secret ns/s");
+    }
 
     #[test]
     fn resource_fields_use_limits_and_divisors_rounding_up() {

@@ -137,7 +137,7 @@ pub fn go_arch(rust_arch: &str) -> &str {
 
 /// The address the host would use to reach the outside: connecting a UDP
 /// socket sends nothing but picks the route's source address.
-fn outbound_ip() -> Option<IpAddr> {
+pub fn outbound_ip() -> Option<IpAddr> {
     let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
     socket.connect("10.255.255.255:1").ok()?;
     let ip = socket.local_addr().ok()?.ip();

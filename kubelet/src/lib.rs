@@ -4,24 +4,33 @@
 //! status back through the API server — the only place it meets the rest
 //! of the cluster.
 
+pub mod atomic_writer;
 pub mod cgroups;
 pub mod cni;
 pub mod containers;
 pub mod daemon;
+pub mod dns;
 pub mod env;
 pub mod events;
 pub mod hooks;
 pub mod host;
 pub mod image;
+pub mod logs;
 pub mod netns;
 pub mod node;
 mod pods;
+pub mod pressure;
 pub mod prober;
+pub mod projection;
 pub mod quantity;
+pub mod reference;
 pub mod runtime;
+pub mod security;
+pub mod server;
 pub mod spec;
 pub mod status;
 pub mod testing;
+pub mod tokens;
 pub mod volumes;
 pub mod worker;
 
@@ -44,9 +53,25 @@ pub struct KubeletConfig {
     /// Where the CNI plugins live; `None` disables CNI (pods then get a
     /// bare network namespace with only a down `lo`).
     pub cni_bin_dir: Option<PathBuf>,
-    pub pod_cidr: String,
-    /// The CNI bridge (`fk0`); host-global, so tests pick their own.
+    /// The pod network; `None` waits for the Node's `spec.podCIDR` (node
+    /// IPAM in the controller-manager assigns it), as the kubelet does.
+    pub pod_cidr: Option<String>,
+    /// The CNI bridge interface (host-global: tests pick their own).
     pub bridge: String,
+    /// `--cluster-dns`: written as the nameservers of ClusterFirst pods.
+    pub cluster_dns: Vec<std::net::IpAddr>,
+    /// `--cluster-domain`.
+    pub cluster_domain: String,
+    /// `--resolv-conf`: the host resolvers Default pods get.
+    pub resolv_conf: PathBuf,
+    /// Container log rotation (size, files kept).
+    pub log_rotation: logs::writer::Rotation,
+    /// Where the kubelet API listens (`--kubelet-address`,
+    /// `--kubelet-port`; port 0 picks a free one).
+    pub server_addr: std::net::SocketAddr,
+    /// The node's InternalIP (`--node-ip`); by default the host's
+    /// outbound address.
+    pub node_ip: Option<std::net::IpAddr>,
 }
 
 impl KubeletConfig {
@@ -58,8 +83,16 @@ impl KubeletConfig {
             data_dir,
             containerd_binary: "containerd".into(),
             cni_bin_dir: default_cni_dir(),
-            pod_cidr: "10.88.0.0/16".into(),
+            pod_cidr: None,
             bridge: cni::BRIDGE.into(),
+            cluster_dns: Vec::new(),
+            cluster_domain: "cluster.local".into(),
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            log_rotation: logs::writer::Rotation::default(),
+            // Loopback and a free port unless told otherwise (the binary's
+            // flags default to Kubernetes' 0.0.0.0:10250).
+            server_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            node_ip: None,
         }
     }
 }
@@ -93,6 +126,8 @@ pub enum KubeletError {
     Node(#[from] node::NodeError),
     #[error(transparent)]
     Image(#[from] image::ImageError),
+    #[error(transparent)]
+    Server(#[from] server::ServerError),
 }
 
 /// containerd, either the one given or our private one.
@@ -198,15 +233,22 @@ async fn run_with(
         tracing::info!(images = ?imported, "imported node-local images");
     }
     let client = client::connect(Some(&config.kubeconfig)).await?;
-    let facts = host::HostFacts::read(&config.data_dir)?;
+    let mut facts = host::HostFacts::read(&config.data_dir)?;
+    if let Some(ip) = config.node_ip {
+        facts.internal_ip = Some(ip);
+    }
     let version = rt.version().await?;
+    let (listener, api_addr) = server::bind(config.server_addr).await?;
+    tracing::info!(addr = %api_addr, "kubelet API listening");
     let identity = node::NodeIdentity {
+        kubelet_port: api_addr.port(),
         name: config.node_name.clone(),
         runtime_version: format!(
             "containerd://{}",
             version.split('~').next().unwrap_or(&version)
         ),
         facts,
+        data_dir: config.data_dir.clone(),
     };
     // Under `ferrokube up` the API server may still be starting.
     let mut delay = std::time::Duration::from_millis(200);
@@ -221,6 +263,11 @@ async fn run_with(
         }
     };
     tracing::info!(node = %config.node_name, "node registered");
+    let pod_cidr = match &config.pod_cidr {
+        Some(c) => c.clone(),
+        None => node::wait_for_pod_cidr(&client, &config.node_name).await,
+    };
+    tracing::info!(node = %config.node_name, %pod_cidr, bridge = %config.bridge, "pod network");
     let heartbeat = tokio::spawn(node::heartbeat(client.clone(), identity.clone(), node));
     let ctx = Arc::new(worker::NodeContext {
         client,
@@ -230,16 +277,31 @@ async fn run_with(
         data_dir: config.data_dir.clone(),
         cni: config.cni_bin_dir.clone().map(|bin_dir| cni::Cni {
             bin_dir,
+            pod_cidr,
             bridge: config.bridge.clone(),
-            pod_cidr: config.pod_cidr.clone(),
             ipam_dir: config.data_dir.join("cni").join("networks"),
         }),
         cgroup_parent: "/ferrokube".into(),
+        cluster_dns: dns::ClusterDns {
+            servers: config.cluster_dns.clone(),
+            domain: config.cluster_domain.clone(),
+        },
+        // Read once, as the kubelet does; a missing file means no host
+        // resolvers (Default pods then get an empty resolv.conf).
+        host_resolv: dns::ResolvConf::parse(
+            &std::fs::read_to_string(&config.resolv_conf).unwrap_or_default(),
+        ),
+        logs: Arc::new(logs::copier::Registry::new(
+            config.data_dir.join("io"),
+            config.log_rotation,
+        )),
     });
+    let api = server::spawn(listener, ctx.clone());
     tokio::select! {
         () = run_pods(ctx) => {}
         () = shutdown => {}
     }
+    api.abort();
     heartbeat.abort();
     Ok(())
 }

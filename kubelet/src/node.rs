@@ -16,6 +16,7 @@ use kube::{Api, Client};
 use serde_json::json;
 
 use crate::host::HostFacts;
+use crate::pressure::Pressure;
 
 /// How often the Lease is renewed (kubelet `nodeLeaseRenewInterval`).
 pub const LEASE_RENEW: Duration = Duration::from_secs(10);
@@ -55,6 +56,49 @@ pub struct NodeIdentity {
     pub facts: HostFacts,
     /// `containerd://1.6.20`.
     pub runtime_version: String,
+    /// Where the kubelet API listens (`status.daemonEndpoints`).
+    pub kubelet_port: u16,
+    /// The kubelet's root directory, whose filesystem is `nodefs`.
+    pub data_dir: std::path::PathBuf,
+}
+
+/// The pressure conditions and when each last changed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PressureState {
+    pub pressure: Pressure,
+    pub memory_since: Timestamp,
+    pub disk_since: Timestamp,
+    pub pid_since: Timestamp,
+}
+
+impl PressureState {
+    pub fn new(pressure: Pressure, since: Timestamp) -> PressureState {
+        PressureState {
+            pressure,
+            memory_since: since,
+            disk_since: since,
+            pid_since: since,
+        }
+    }
+
+    /// The next state given a new observation at `now`.
+    pub fn observe(&self, pressure: Pressure, now: Timestamp) -> PressureState {
+        let since = |was: bool, is: bool, at: Timestamp| if was == is { at } else { now };
+        PressureState {
+            pressure,
+            memory_since: since(self.pressure.memory, pressure.memory, self.memory_since),
+            disk_since: since(self.pressure.disk, pressure.disk, self.disk_since),
+            pid_since: since(self.pressure.pid, pressure.pid, self.pid_since),
+        }
+    }
+}
+
+/// The host's pressure now, against Kubernetes' default thresholds.
+pub fn observe_pressure(data_dir: &std::path::Path) -> Pressure {
+    crate::pressure::evaluate(
+        &crate::pressure::read_signals(data_dir),
+        &crate::pressure::Thresholds::default(),
+    )
 }
 
 impl NodeIdentity {
@@ -65,7 +109,13 @@ impl NodeIdentity {
     }
 
     /// The status the kubelet reports; `now` stamps the heartbeat.
-    pub fn status(&self, now: Timestamp, ready_since: Timestamp) -> NodeStatus {
+    pub fn status(
+        &self,
+        now: Timestamp,
+        ready_since: Timestamp,
+        pressure: &PressureState,
+    ) -> NodeStatus {
+        let p = pressure.pressure;
         let capacity = self.facts.capacity();
         let addresses = vec![
             NodeAddress {
@@ -90,28 +140,63 @@ impl NodeIdentity {
             allocatable: Some(capacity.clone()),
             capacity: Some(capacity),
             addresses: Some(addresses),
+            daemon_endpoints: Some(k8s_openapi::api::core::v1::NodeDaemonEndpoints {
+                kubelet_endpoint: Some(k8s_openapi::api::core::v1::DaemonEndpoint {
+                    port: i32::from(self.kubelet_port),
+                }),
+            }),
             conditions: Some(vec![
-                condition(
-                    "MemoryPressure",
-                    "False",
-                    "KubeletHasSufficientMemory",
-                    "kubelet has sufficient memory available",
-                    ready_since,
-                ),
-                condition(
-                    "DiskPressure",
-                    "False",
-                    "KubeletHasNoDiskPressure",
-                    "kubelet has no disk pressure",
-                    ready_since,
-                ),
-                condition(
-                    "PIDPressure",
-                    "False",
-                    "KubeletHasSufficientPID",
-                    "kubelet has sufficient PID available",
-                    ready_since,
-                ),
+                if p.memory {
+                    condition(
+                        "MemoryPressure",
+                        "True",
+                        "KubeletHasInsufficientMemory",
+                        "kubelet has insufficient memory available",
+                        pressure.memory_since,
+                    )
+                } else {
+                    condition(
+                        "MemoryPressure",
+                        "False",
+                        "KubeletHasSufficientMemory",
+                        "kubelet has sufficient memory available",
+                        pressure.memory_since,
+                    )
+                },
+                if p.disk {
+                    condition(
+                        "DiskPressure",
+                        "True",
+                        "KubeletHasDiskPressure",
+                        "kubelet has disk pressure",
+                        pressure.disk_since,
+                    )
+                } else {
+                    condition(
+                        "DiskPressure",
+                        "False",
+                        "KubeletHasNoDiskPressure",
+                        "kubelet has no disk pressure",
+                        pressure.disk_since,
+                    )
+                },
+                if p.pid {
+                    condition(
+                        "PIDPressure",
+                        "True",
+                        "KubeletHasInsufficientPID",
+                        "kubelet has insufficient PID available",
+                        pressure.pid_since,
+                    )
+                } else {
+                    condition(
+                        "PIDPressure",
+                        "False",
+                        "KubeletHasSufficientPID",
+                        "kubelet has sufficient PID available",
+                        pressure.pid_since,
+                    )
+                },
                 condition(
                     "Ready",
                     "True",
@@ -168,7 +253,8 @@ pub async fn register(client: &Client, id: &NodeIdentity) -> Result<Node, NodeEr
         }
     }
     let now = Timestamp::now();
-    update_status(client, id, now, now).await
+    let pressure = PressureState::new(observe_pressure(&id.data_dir), now);
+    update_status(client, id, now, now, &pressure).await
 }
 
 /// Writes the node status (a merge patch on `nodes/<name>/status`).
@@ -177,9 +263,10 @@ pub async fn update_status(
     id: &NodeIdentity,
     now: Timestamp,
     ready_since: Timestamp,
+    pressure: &PressureState,
 ) -> Result<Node, NodeError> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let patch = json!({ "status": id.status(now, ready_since) });
+    let patch = json!({ "status": id.status(now, ready_since, pressure) });
     nodes
         .patch_status(&id.name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -261,11 +348,13 @@ async fn ensure_namespace(client: &Client, name: &str) -> Result<(), kube::Error
     }
 }
 
-/// Renews the Lease every 10 s and refreshes NodeStatus every minute,
-/// forever; errors are logged and retried on the next tick (the kubelet
-/// keeps heartbeating through API outages).
+/// Renews the Lease every 10 s, observes the host's pressure as often, and
+/// refreshes NodeStatus every minute or at once when a pressure condition
+/// changes, forever; errors are logged and retried on the next tick (the
+/// kubelet keeps heartbeating through API outages).
 pub async fn heartbeat(client: Client, id: NodeIdentity, mut node: Node) {
     let ready_since = Timestamp::now();
+    let mut pressure = PressureState::new(observe_pressure(&id.data_dir), ready_since);
     let mut last_status = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(LEASE_RENEW);
     loop {
@@ -274,8 +363,11 @@ pub async fn heartbeat(client: Client, id: NodeIdentity, mut node: Node) {
         if let Err(e) = renew_lease(&client, &node, now).await {
             tracing::warn!(error = %e, "lease renewal failed");
         }
-        if last_status.elapsed() >= STATUS_REPORT {
-            match update_status(&client, &id, now, ready_since).await {
+        let observed = pressure.observe(observe_pressure(&id.data_dir), now);
+        let changed = observed.pressure != pressure.pressure;
+        pressure = observed;
+        if changed || last_status.elapsed() >= STATUS_REPORT {
+            match update_status(&client, &id, now, ready_since, &pressure).await {
                 Ok(updated) => {
                     node = updated;
                     last_status = tokio::time::Instant::now();
@@ -283,6 +375,30 @@ pub async fn heartbeat(client: Client, id: NodeIdentity, mut node: Node) {
                 Err(e) => tracing::warn!(error = %e, "node status update failed"),
             }
         }
+    }
+}
+
+/// Waits until the Node has a `spec.podCIDR` (assigned by node IPAM in
+/// the controller-manager) and returns it. Pods cannot be networked
+/// before that, so the kubelet starts none.
+pub async fn wait_for_pod_cidr(client: &Client, name: &str) -> String {
+    let api: Api<Node> = Api::all(client.clone());
+    let mut logged = false;
+    loop {
+        match api.get_opt(name).await {
+            Ok(Some(node)) => {
+                if let Some(c) = node.spec.and_then(|s| s.pod_cidr).filter(|c| !c.is_empty()) {
+                    return c;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "reading the node for its pod CIDR"),
+        }
+        if !logged {
+            tracing::info!(node = %name, "waiting for the node's podCIDR");
+            logged = true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -306,13 +422,15 @@ mod tests {
                 boot_id: "b".into(),
             },
             runtime_version: "containerd://1.6.20".into(),
+            kubelet_port: 10250,
+            data_dir: "/".into(),
         }
     }
 
     #[test]
     fn status_reports_ready_addresses_and_runtime() {
         let now = Timestamp::UNIX_EPOCH;
-        let status = identity().status(now, now);
+        let status = identity().status(now, now, &PressureState::new(Pressure::default(), now));
         let ready = status
             .conditions
             .as_ref()
@@ -323,9 +441,52 @@ mod tests {
         assert_eq!(addresses[0].type_, "InternalIP");
         assert_eq!(addresses[0].address, "10.0.0.5");
         assert_eq!(addresses[1].type_, "Hostname");
+        let endpoint = status.daemon_endpoints.and_then(|d| d.kubelet_endpoint);
+        assert_eq!(endpoint.map(|e| e.port), Some(10250));
         let info = status.node_info.expect("nodeInfo");
         assert_eq!(info.container_runtime_version, "containerd://1.6.20");
         assert_eq!(info.kernel_version, "6.1.0");
         assert_eq!(status.allocatable, status.capacity);
+    }
+
+    #[test]
+    fn pressure_conditions_follow_the_host_with_their_own_transition_times() {
+        let start = Timestamp::UNIX_EPOCH;
+        let later = Timestamp::from_second(100).expect("ts");
+        let calm = PressureState::new(Pressure::default(), start);
+        let pressed = calm.observe(
+            Pressure {
+                memory: true,
+                ..Pressure::default()
+            },
+            later,
+        );
+        assert_eq!(pressed.memory_since, later);
+        assert_eq!(
+            pressed.disk_since, start,
+            "unchanged conditions keep their time"
+        );
+        let status = identity().status(later, start, &pressed);
+        let condition = |t: &str| {
+            status
+                .conditions
+                .iter()
+                .flatten()
+                .find(|c| c.type_ == t)
+                .cloned()
+                .expect("condition")
+        };
+        let memory = condition("MemoryPressure");
+        assert_eq!(memory.status, "True");
+        assert_eq!(
+            memory.reason.as_deref(),
+            Some("KubeletHasInsufficientMemory")
+        );
+        assert_eq!(memory.last_transition_time, Some(Time(later)));
+        assert_eq!(condition("DiskPressure").status, "False");
+        assert_eq!(
+            condition("PIDPressure").reason.as_deref(),
+            Some("KubeletHasSufficientPID")
+        );
     }
 }

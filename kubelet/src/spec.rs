@@ -32,6 +32,8 @@ pub enum SpecError {
     },
     #[error("container {container} has no command and its image none either")]
     NoCommand { container: String },
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
     #[error("container {container}: invalid {resource} quantity {value:?}")]
     Quantity {
         container: String,
@@ -53,6 +55,9 @@ pub struct ImageProcess {
     pub env: Option<Vec<String>>,
     #[serde(default)]
     pub working_dir: Option<String>,
+    /// `uid`, `uid:gid`, or a user name.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 /// Where and how the container runs.
@@ -67,6 +72,8 @@ pub struct Placement {
     pub extra_env: Vec<(String, String)>,
     /// The container's volume mounts.
     pub mounts: Vec<crate::volumes::BindMount>,
+    /// The pod's resolv.conf, bound at `/etc/resolv.conf`.
+    pub resolv_conf: Option<PathBuf>,
 }
 
 /// The final argv: Kubernetes' command/args rules over the image's.
@@ -177,21 +184,8 @@ pub fn build(
         .clone()
         .or_else(|| image.working_dir.clone().filter(|d| !d.is_empty()))
         .unwrap_or_else(|| "/".into());
-    let security = container.security_context.as_ref();
-    let pod_security = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
-    let uid = security
-        .and_then(|s| s.run_as_user)
-        .or_else(|| pod_security.and_then(|s| s.run_as_user))
-        .unwrap_or(0);
-    let gid = security
-        .and_then(|s| s.run_as_group)
-        .or_else(|| pod_security.and_then(|s| s.run_as_group))
-        .unwrap_or(0);
-    let user = UserBuilder::default()
-        .uid(uid as u32)
-        .gid(gid as u32)
-        .build()
-        .map_err(oci)?;
+    // The security context sets the real user, groups and capabilities.
+    let user = UserBuilder::default().build().map_err(oci)?;
     let process = ProcessBuilder::default()
         .args(args)
         .env(environment(container, image, &place.extra_env))
@@ -286,14 +280,16 @@ pub fn build(
         .build()
         .map_err(oci)?;
     let mut mounts = oci_spec::runtime::get_default_mounts();
-    if place.netns.is_none() && Path::new("/etc/resolv.conf").exists() {
+    if let Some(conf) = &place.resolv_conf {
+        mounts.push(bind(&conf.to_string_lossy(), "/etc/resolv.conf", true).map_err(oci)?);
+    } else if place.netns.is_none() && Path::new("/etc/resolv.conf").exists() {
         mounts.push(bind("/etc/resolv.conf", "/etc/resolv.conf", true).map_err(oci)?);
     }
     for m in &place.mounts {
         let source = m.source.to_string_lossy();
         mounts.push(bind(&source, &m.destination, m.read_only).map_err(oci)?);
     }
-    SpecBuilder::default()
+    let mut spec = SpecBuilder::default()
         .version("1.0.2-dev")
         .process(process)
         .root(
@@ -307,7 +303,14 @@ pub fn build(
         .mounts(mounts)
         .linux(linux)
         .build()
-        .map_err(oci)
+        .map_err(oci)?;
+    crate::security::apply(
+        &mut spec,
+        pod,
+        container,
+        image.user.as_deref().unwrap_or_default(),
+    )?;
+    Ok(spec)
 }
 
 fn bind(
@@ -411,6 +414,7 @@ mod tests {
                 destination: "/data".into(),
                 read_only: true,
             }],
+            resolv_conf: Some("/var/lib/pods/p/resolv.conf".into()),
         };
         let spec = build(&Pod::default(), &c, &ImageProcess::default(), &place).expect("spec");
         let json = serde_json::to_value(&spec).expect("json");
@@ -432,6 +436,13 @@ mod tests {
         assert_eq!(net["path"], "/run/netns/p");
         assert_eq!(json["process"]["args"], serde_json::json!(["sleep", "1"]));
         assert_eq!(json["root"]["path"], "rootfs");
+        let resolv = json["mounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .find(|m| m["destination"] == "/etc/resolv.conf")
+            .expect("the pod's resolv.conf is mounted");
+        assert_eq!(resolv["source"], "/var/lib/pods/p/resolv.conf");
         let data = json["mounts"]
             .as_array()
             .expect("mounts")
@@ -455,6 +466,7 @@ mod tests {
                 hostname: String::new(),
                 extra_env: vec![],
                 mounts: vec![],
+                resolv_conf: None,
             },
         );
         assert!(matches!(err, Err(SpecError::NoCommand { .. })));

@@ -12,7 +12,7 @@ use sha2::{Digest as _, Sha256};
 /// The applets the image links to busybox.
 pub const APPLETS: &[&str] = &[
     "sh", "sleep", "echo", "cat", "ls", "true", "false", "env", "id", "hostname", "ps", "kill",
-    "wget", "ip", "head", "tr", "dd",
+    "wget", "ip", "head", "tr", "dd", "nc", "httpd", "tty", "seq",
 ];
 
 fn digest(data: &[u8]) -> String {

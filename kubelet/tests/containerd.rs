@@ -295,8 +295,10 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
     )
     .expect("build busybox image");
 
-    let config =
+    let mut config =
         kubelet::KubeletConfig::new(server.kubeconfig.clone(), NODE.into(), data_dir.clone());
+    // No controller-manager here to assign the Node a podCIDR.
+    config.pod_cidr = Some("10.88.0.0/16".into());
     let (stop, kubelet) = start_kubelet(config.clone());
 
     let client = client::connect(Some(&server.kubeconfig))
@@ -393,8 +395,8 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
         "default_hello_{}",
         hello.metadata.uid.as_deref().expect("uid")
     ));
-    let log = std::fs::read_to_string(log_dir.join("main/0.log")).expect("container log");
-    assert_eq!(log, "hi\n");
+    let log = std::fs::read(log_dir.join("main/0.log")).expect("container log");
+    assert_eq!(kubelet::logs::cri::plain_text(&log), b"hi\n");
 
     let volumes = phase_of(&pods, "volumes", "Succeeded").await;
     let volumes_log = data_dir
@@ -405,8 +407,8 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
         ))
         .join("main/0.log");
     assert_eq!(
-        std::fs::read_to_string(volumes_log).expect("volumes log"),
-        "hello-cm s3cret|hello-cm |s3cret|64\n"
+        kubelet::logs::cri::plain_text(&std::fs::read(volumes_log).expect("volumes log")),
+        b"hello-cm s3cret|hello-cm |s3cret|64\n"
     );
 
     let host_net = phase_of(&pods, "host-net", "Succeeded").await;

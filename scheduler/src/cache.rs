@@ -2,13 +2,19 @@
 //! from the node and pod informers, plus pods *assumed* on a node between
 //! the scheduling decision and the informer seeing the binding, so the
 //! next decision already counts them.
+//!
+//! The cache keeps the [`Snapshot`] a cycle reads up to date as it
+//! changes — a node's `NodeInfo` is replaced copy-on-write and the node
+//! list is shared with the snapshot — so taking a snapshot per cycle costs
+//! a few reference counts, not a walk over thousands of nodes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 
-use crate::framework::{NodeInfo, PodInfo, pod_key};
+use crate::framework::snapshot::affinity_indexes;
+use crate::framework::{NodeInfo, PodInfo, Snapshot, pod_key};
 
 #[derive(Debug, Clone)]
 struct PodState {
@@ -18,62 +24,127 @@ struct PodState {
 
 #[derive(Default)]
 pub struct Cache {
-    nodes: BTreeMap<String, Arc<NodeInfo>>,
-    /// Nodes known only from pods bound to them, not yet from the informer.
-    placeholders: std::collections::HashSet<String>,
+    /// Nodes the informer knows; shared with snapshots, copied on write.
+    nodes: Arc<Vec<Arc<NodeInfo>>>,
+    /// Node name → index in `nodes`.
+    index: HashMap<String, usize>,
+    /// Nodes known only from pods bound to them, not (or no longer) from
+    /// the informer: their pods keep their accounting until the node
+    /// arrives or the pods go.
+    orphans: HashMap<String, NodeInfo>,
     pods: HashMap<String, PodState>,
+    image_nodes: Arc<HashMap<String, usize>>,
+    /// Affinity indexes of the last snapshot, rebuilt when a node gains or
+    /// loses its first pod with affinity terms, or a node is removed.
+    with_affinity: Arc<Vec<usize>>,
+    with_required_anti_affinity: Arc<Vec<usize>>,
+    affinity_dirty: bool,
 }
 
-fn placeholder(name: &str) -> Arc<Node> {
+fn placeholder(name: &str) -> NodeInfo {
     let mut n = Node::default();
     n.metadata.name = Some(name.to_string());
-    Arc::new(n)
+    NodeInfo::new(Arc::new(n))
+}
+
+/// Whether the node's affinity index membership differs between `a` and `b`.
+fn affinity_flags(n: &NodeInfo) -> (bool, bool) {
+    (
+        n.pods_with_affinity > 0,
+        n.pods_with_required_anti_affinity > 0,
+    )
 }
 
 impl Cache {
-    pub fn add_or_update_node(&mut self, node: Arc<Node>) {
-        let name = node.metadata.name.clone().unwrap_or_default();
-        self.placeholders.remove(&name);
-        match self.nodes.get_mut(&name) {
-            Some(info) => Arc::make_mut(info).set_node(node),
-            None => {
-                self.nodes.insert(name, Arc::new(NodeInfo::new(node)));
+    fn count_images(&mut self, info: &NodeInfo, add: bool) {
+        if info.images.is_empty() {
+            return;
+        }
+        let counts = Arc::make_mut(&mut self.image_nodes);
+        for image in info.images.keys() {
+            if add {
+                *counts.entry(image.clone()).or_default() += 1;
+            } else if let Some(c) = counts.get_mut(image) {
+                *c -= 1;
+                if *c == 0 {
+                    counts.remove(image);
+                }
             }
         }
+    }
+
+    pub fn add_or_update_node(&mut self, node: Arc<Node>) {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        if let Some(&i) = self.index.get(&name) {
+            let old = self.nodes[i].clone();
+            self.count_images(&old, false);
+            let info = Arc::make_mut(&mut Arc::make_mut(&mut self.nodes)[i]);
+            info.set_node(node);
+            let info = self.nodes[i].clone();
+            self.count_images(&info, true);
+            return;
+        }
+        let mut info = self
+            .orphans
+            .remove(&name)
+            .unwrap_or_else(|| placeholder(&name));
+        info.set_node(node);
+        self.count_images(&info, true);
+        if info.pods_with_affinity > 0 {
+            self.affinity_dirty = true;
+        }
+        let nodes = Arc::make_mut(&mut self.nodes);
+        self.index.insert(name, nodes.len());
+        nodes.push(Arc::new(info));
     }
 
     pub fn remove_node(&mut self, name: &str) {
-        if let Some(info) = self.nodes.get(name) {
-            if info.pods.is_empty() {
-                self.nodes.remove(name);
-            } else {
-                // Pods still bound to it keep their accounting until deleted.
-                self.placeholders.insert(name.to_string());
-            }
+        let Some(i) = self.index.remove(name) else {
+            return;
+        };
+        let nodes = Arc::make_mut(&mut self.nodes);
+        let info = nodes.swap_remove(i);
+        if let Some(moved) = nodes.get(i) {
+            self.index.insert(moved.name().to_string(), i);
+        }
+        self.affinity_dirty = true;
+        self.count_images(&info, false);
+        if !info.pods.is_empty() {
+            // Pods still bound to it keep their accounting until deleted.
+            let mut orphan = Arc::unwrap_or_clone(info);
+            orphan.images.clear();
+            self.orphans.insert(name.to_string(), orphan);
         }
     }
 
-    fn node_mut(&mut self, name: &str) -> &mut NodeInfo {
-        let info = self.nodes.entry(name.to_string()).or_insert_with(|| {
-            self.placeholders.insert(name.to_string());
-            Arc::new(NodeInfo::new(placeholder(name)))
-        });
-        Arc::make_mut(info)
+    /// Applies `f` to the node's info, wherever it lives (creating an
+    /// orphan for an unknown node), keeping the indexes right.
+    fn with_node<R>(&mut self, name: &str, f: impl FnOnce(&mut NodeInfo) -> R) -> R {
+        if let Some(&i) = self.index.get(name) {
+            let info = Arc::make_mut(&mut Arc::make_mut(&mut self.nodes)[i]);
+            let before = affinity_flags(info);
+            let r = f(info);
+            if affinity_flags(info) != before {
+                self.affinity_dirty = true;
+            }
+            return r;
+        }
+        let orphan = self
+            .orphans
+            .entry(name.to_string())
+            .or_insert_with(|| placeholder(name));
+        let r = f(orphan);
+        if orphan.pods.is_empty() {
+            self.orphans.remove(name);
+        }
+        r
     }
 
     fn detach(&mut self, key: &str) -> Option<PodState> {
         let state = self.pods.remove(key)?;
-        let empty_placeholder = match self.nodes.get_mut(&state.node) {
-            Some(info) => {
-                let info = Arc::make_mut(info);
-                info.remove_pod(key);
-                info.pods.is_empty() && self.placeholders.contains(&state.node)
-            }
-            None => false,
-        };
-        if empty_placeholder {
-            self.nodes.remove(&state.node);
-            self.placeholders.remove(&state.node);
+        let known = self.index.contains_key(&state.node) || self.orphans.contains_key(&state.node);
+        if known {
+            self.with_node(&state.node, |info| info.remove_pod(key));
         }
         Some(state)
     }
@@ -90,7 +161,8 @@ impl Cache {
         };
         let key = pod_key(&pod);
         self.detach(&key);
-        self.node_mut(&node).add_pod(PodInfo::new(pod));
+        let info = PodInfo::new(pod);
+        self.with_node(&node, |n| n.add_pod(info));
         self.pods.insert(
             key,
             PodState {
@@ -112,7 +184,8 @@ impl Cache {
         }
         let key = pod_key(pod);
         self.detach(&key);
-        self.node_mut(node).add_pod(PodInfo::new(Arc::new(assumed)));
+        let info = PodInfo::new(Arc::new(assumed));
+        self.with_node(node, |n| n.add_pod(info));
         self.pods.insert(
             key,
             PodState {
@@ -133,17 +206,34 @@ impl Cache {
         self.pods.get(key).is_some_and(|s| s.assumed)
     }
 
-    /// The nodes to schedule onto, by name.
-    pub fn snapshot(&self) -> Vec<Arc<NodeInfo>> {
-        self.nodes
-            .iter()
-            .filter(|(name, _)| !self.placeholders.contains(*name))
-            .map(|(_, info)| info.clone())
-            .collect()
+    /// The nodes to schedule onto, with their indexes.
+    pub fn snapshot(&mut self) -> Snapshot {
+        if self.affinity_dirty {
+            let (a, r) = affinity_indexes(&self.nodes);
+            self.with_affinity = Arc::new(a);
+            self.with_required_anti_affinity = Arc::new(r);
+            self.affinity_dirty = false;
+        }
+        Snapshot {
+            nodes: self.nodes.clone(),
+            with_affinity: self.with_affinity.clone(),
+            with_required_anti_affinity: self.with_required_anti_affinity.clone(),
+            image_nodes: self.image_nodes.clone(),
+        }
+    }
+
+    /// How many nodes a snapshot holds.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The node object of `name`, if the informer knows it.
+    pub fn node(&self, name: &str) -> Option<Arc<Node>> {
+        self.index.get(name).map(|i| self.nodes[*i].node.clone())
     }
 
     pub fn node_names(&self) -> Vec<String> {
-        self.nodes.keys().cloned().collect()
+        self.index.keys().cloned().collect()
     }
 
     pub fn pod_keys(&self) -> Vec<String> {
@@ -170,7 +260,7 @@ mod tests {
         .expect("pod")
     }
 
-    fn requested(c: &Cache, node: &str) -> i64 {
+    fn requested(c: &mut Cache, node: &str) -> i64 {
         c.snapshot()
             .iter()
             .find(|n| n.name() == node)
@@ -183,18 +273,18 @@ mod tests {
         let mut c = Cache::default();
         c.add_or_update_node(node("a"));
         c.assume(&pod("p", None, "1"), "a");
-        assert_eq!(requested(&c, "a"), 1000);
+        assert_eq!(requested(&mut c, "a"), 1000);
         assert!(c.is_assumed("d/p"));
         c.forget("d/p");
-        assert_eq!(requested(&c, "a"), 0);
+        assert_eq!(requested(&mut c, "a"), 0);
 
         c.assume(&pod("p", None, "1"), "a");
         c.add_or_update_pod(Arc::new(pod("p", Some("a"), "1")));
         assert!(!c.is_assumed("d/p"));
         c.forget("d/p");
-        assert_eq!(requested(&c, "a"), 1000, "a confirmed pod is not forgotten");
+        assert_eq!(requested(&mut c, "a"), 1000, "a confirmed pod is not forgotten");
         c.remove_pod("d/p");
-        assert_eq!(requested(&c, "a"), 0);
+        assert_eq!(requested(&mut c, "a"), 0);
     }
 
     #[test]
@@ -203,11 +293,12 @@ mod tests {
         c.add_or_update_pod(Arc::new(pod("p", Some("late"), "2")));
         assert!(c.snapshot().is_empty());
         c.add_or_update_node(node("late"));
-        assert_eq!(requested(&c, "late"), 2000);
+        assert_eq!(requested(&mut c, "late"), 2000);
         c.remove_node("late");
         assert!(c.snapshot().is_empty());
         c.remove_pod("d/p");
         assert!(c.node_names().is_empty());
+        assert!(c.orphans.is_empty(), "an orphan without pods is dropped");
     }
 
     #[test]
@@ -217,7 +308,7 @@ mod tests {
         c.add_or_update_node(node("b"));
         c.add_or_update_pod(Arc::new(pod("p", Some("a"), "1")));
         c.add_or_update_pod(Arc::new(pod("p", Some("b"), "1")));
-        assert_eq!((requested(&c, "a"), requested(&c, "b")), (0, 1000));
+        assert_eq!((requested(&mut c, "a"), requested(&mut c, "b")), (0, 1000));
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! Explanations: the last attempt's per-node Filter verdicts and score
 //! breakdown for each pod, kept in memory and served as JSON on
 //! `GET /explain/<namespace>/<pod>`.
+//!
+//! Clients find the endpoint through the API server, so users need not
+//! know the scheduler's port: the scheduler records its URL in the
+//! annotation [`URL_ANNOTATION`] of the Lease [`LEASE_NAMESPACE`]/[`LEASE_NAME`]
+//! (the name kube-scheduler's leader election uses), which `fkctl
+//! explain-placement` reads with the user's kubeconfig.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -11,6 +17,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
 
 use crate::framework::runtime::Explanation;
 
@@ -67,6 +77,39 @@ pub fn router(store: Store) -> axum::Router {
         .route("/explain/{ns}/{pod}", get(explain))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(store)
+}
+
+/// Where the scheduler announces its explanations endpoint.
+pub const LEASE_NAMESPACE: &str = "kube-system";
+pub const LEASE_NAME: &str = "kube-scheduler";
+pub const URL_ANNOTATION: &str = "scheduler.ferrokube.io/explain-url";
+
+/// Records `url` on the scheduler's Lease (creating the namespace and the
+/// Lease when missing) for clients to find.
+pub async fn publish(client: &kube::Client, url: &str, holder: &str) -> Result<(), kube::Error> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": LEASE_NAMESPACE}}))
+        .map_err(kube::Error::SerdeError)?;
+    match namespaces.create(&PostParams::default(), &ns).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => return Err(e),
+    }
+    let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
+    let lease = json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": LEASE_NAME, "annotations": {URL_ANNOTATION: url}},
+        "spec": {"holderIdentity": holder},
+    });
+    leases
+        .patch(
+            LEASE_NAME,
+            &PatchParams::apply("ferrokube-scheduler").force(),
+            &Patch::Apply(lease),
+        )
+        .await
+        .map(|_| ())
 }
 
 /// Serves the endpoint until the task is dropped.

@@ -170,37 +170,50 @@ fn node_status(spec: &HollowSpec, i: usize) -> serde_json::Value {
     }})
 }
 
+/// Nodes registered at once: thousands of nodes one after another would
+/// spend most of the time waiting for each round trip.
+const REGISTER_CONCURRENCY: usize = 32;
+
 /// Registers the nodes (idempotently) and sets their status.
 pub async fn register(
     client: &kube::Client,
     spec: &HollowSpec,
 ) -> Result<Vec<String>, HollowError> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let mut names = Vec::with_capacity(spec.count);
-    for i in 0..spec.count {
-        let name = node_name(spec, i);
-        match nodes
-            .create(&PostParams::default(), &node_object(spec, i))
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(source) => return Err(HollowError::Register { node: name, source }),
-        }
-        nodes
-            .patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(node_status(spec, i)),
-            )
-            .await
-            .map_err(|source| HollowError::Register {
-                node: name.clone(),
-                source,
-            })?;
-        names.push(name);
+    let results: Vec<Result<String, HollowError>> = futures::stream::iter(0..spec.count)
+        .map(|i| register_one(&nodes, spec, i))
+        .buffered(REGISTER_CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+async fn register_one(
+    nodes: &Api<Node>,
+    spec: &HollowSpec,
+    i: usize,
+) -> Result<String, HollowError> {
+    let name = node_name(spec, i);
+    match nodes
+        .create(&PostParams::default(), &node_object(spec, i))
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(source) => return Err(HollowError::Register { node: name, source }),
     }
-    Ok(names)
+    nodes
+        .patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(node_status(spec, i)),
+        )
+        .await
+        .map_err(|source| HollowError::Register {
+            node: name.clone(),
+            source,
+        })?;
+    Ok(name)
 }
 
 async fn ensure_lease_namespace(client: &kube::Client) -> Result<(), HollowError> {

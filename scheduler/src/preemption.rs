@@ -8,7 +8,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::framework::runtime::{FitError, Framework};
-use crate::framework::{Code, CycleState, NodeInfo, PodInfo, Status, pod_priority};
+use crate::framework::{Code, CycleState, NodeInfo, PodInfo, Snapshot, Status, pod_priority};
 
 pub const NOT_HELPFUL: &str = "Preemption is not helpful for scheduling";
 pub const NO_VICTIMS: &str = "No preemption victims found for incoming pod";
@@ -30,7 +30,7 @@ fn is_terminating(p: &Pod) -> bool {
 }
 
 /// Runs preemption for `pod` after Filter failed with `fit`.
-pub fn preempt(fw: &Framework, pod: &Pod, nodes: &[Arc<NodeInfo>], fit: &FitError) -> Outcome {
+pub fn preempt(fw: &Framework, pod: &Pod, nodes: &Snapshot, fit: &FitError) -> Outcome {
     let policy = pod
         .spec
         .as_ref()
@@ -54,15 +54,19 @@ pub fn preempt(fw: &Framework, pod: &Pod, nodes: &[Arc<NodeInfo>], fit: &FitErro
         }
     }
     let priority = pod_priority(pod);
+    // Only nodes Filter found `Unschedulable` (not unresolvable) may be
+    // helped by evicting pods.
+    let resolvable: std::collections::HashSet<&str> = fit
+        .node_statuses
+        .iter()
+        .filter(|(_, s)| s.code == Code::Unschedulable)
+        .map(|(n, _)| n.as_str())
+        .collect();
     let mut statuses: Vec<(String, Status)> = Vec::new();
     let mut candidates: Vec<(String, Vec<Arc<Pod>>)> = Vec::new();
-    for node in nodes {
+    for node in nodes.iter() {
         let name = node.name().to_string();
-        let resolvable = fit
-            .node_statuses
-            .iter()
-            .any(|(n, s)| *n == name && s.code == Code::Unschedulable);
-        if !resolvable {
+        if !resolvable.contains(name.as_str()) {
             statuses.push((name, Status::unresolvable(NOT_HELPFUL)));
             continue;
         }
@@ -156,6 +160,7 @@ mod tests {
     }
 
     fn attempt(nodes: &[Arc<NodeInfo>], incoming: &Pod) -> Outcome {
+        let nodes = &Snapshot::from_nodes(nodes.to_vec());
         let fw = KubeSchedulerConfiguration::default()
             .build()
             .expect("default")

@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::cache::Cache;
 use crate::explain;
@@ -40,6 +40,23 @@ pub enum SchedulerError {
     },
 }
 
+/// Bindings in flight at once. Kubernetes starts one goroutine per
+/// binding; a bound keeps a burst of decisions from opening thousands of
+/// requests at once, and when it is reached the scheduling loop waits,
+/// which is the back-pressure the API server needs.
+pub const BIND_CONCURRENCY: usize = 64;
+/// `Scheduled` events queued for sending; beyond this they are dropped, as
+/// client-go's event broadcaster drops when its 1,000-event queue is full.
+pub const EVENT_QUEUE: usize = 1_000;
+/// Events sent at once.
+const EVENT_CONCURRENCY: usize = 16;
+
+/// A `Scheduled` event waiting to be sent.
+struct ScheduledEvent {
+    pod: Arc<Pod>,
+    message: String,
+}
+
 pub struct Scheduler {
     client: kube::Client,
     frameworks: Vec<Framework>,
@@ -48,6 +65,9 @@ pub struct Scheduler {
     pub explanations: explain::Store,
     recorder: Recorder,
     next_start: Mutex<usize>,
+    binds: Arc<Semaphore>,
+    events: mpsc::Sender<ScheduledEvent>,
+    events_rx: Mutex<Option<mpsc::Receiver<ScheduledEvent>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -68,6 +88,33 @@ fn assigned(pod: &Pod) -> bool {
         .is_some_and(|n| !n.is_empty())
 }
 
+/// Whether a node update can change a scheduling outcome
+/// (`nodeSchedulingPropertiesChange`): schedulability, allocatable, labels,
+/// taints, condition statuses or images — not heartbeat timestamps.
+fn scheduling_properties_changed(old: &Node, new: &Node) -> bool {
+    let conditions = |n: &Node| -> Vec<(String, String)> {
+        n.status
+            .iter()
+            .flat_map(|s| s.conditions.iter().flatten())
+            .map(|c| (c.type_.clone(), c.status.clone()))
+            .collect()
+    };
+    let spec = |n: &Node| {
+        n.spec
+            .as_ref()
+            .map(|s| (s.unschedulable, s.taints.clone()))
+    };
+    let status = |n: &Node| {
+        n.status
+            .as_ref()
+            .map(|s| (s.allocatable.clone(), s.images.clone()))
+    };
+    old.metadata.labels != new.metadata.labels
+        || spec(old) != spec(new)
+        || status(old) != status(new)
+        || conditions(old) != conditions(new)
+}
+
 /// Terminal pods no longer hold resources (the scheduler's informer
 /// excludes them with a field selector).
 fn terminal(pod: &Pod) -> bool {
@@ -79,6 +126,7 @@ fn terminal(pod: &Pod) -> bool {
 
 impl Scheduler {
     pub fn new(client: kube::Client, frameworks: Vec<Framework>) -> Arc<Scheduler> {
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         Arc::new(Scheduler {
             client,
             frameworks,
@@ -87,6 +135,9 @@ impl Scheduler {
             explanations: explain::Store::default(),
             recorder: Recorder::default(),
             next_start: Mutex::new(0),
+            binds: Arc::new(Semaphore::new(BIND_CONCURRENCY)),
+            events: events_tx,
+            events_rx: Mutex::new(Some(events_rx)),
         })
     }
 
@@ -96,8 +147,18 @@ impl Scheduler {
     }
 
     fn on_node(&self, node: Node) {
-        lock(&self.cache).add_or_update_node(Arc::new(node));
-        self.queue.move_all_to_active_or_backoff();
+        let relevant = {
+            let mut cache = lock(&self.cache);
+            let old = cache.node(node.metadata.name.as_deref().unwrap_or(""));
+            let relevant = old.is_none_or(|old| scheduling_properties_changed(&old, &node));
+            cache.add_or_update_node(Arc::new(node));
+            relevant
+        };
+        // Heartbeats (lease-like status updates) change nothing a filter
+        // reads; requeueing every unschedulable pod on each would be waste.
+        if relevant {
+            self.queue.move_all_to_active_or_backoff();
+        }
     }
 
     fn on_node_deleted(&self, name: &str) {
@@ -222,15 +283,44 @@ impl Scheduler {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|source| SchedulerError::Explain { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| SchedulerError::Explain { addr, source })?;
             let router = explain::router(self.explanations.clone());
             tasks.push(tokio::spawn(async move {
                 let _ = axum::serve(listener, router).await;
+            }));
+            // An unspecified address is reachable on loopback.
+            let host = if bound.ip().is_unspecified() {
+                std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), bound.port())
+            } else {
+                bound
+            };
+            let url = format!("http://{host}");
+            let holder = format!("ferrokube-scheduler-{}", std::process::id());
+            let client = self.client.clone();
+            tasks.push(tokio::spawn(async move {
+                // The API server may still be starting: retry until it answers.
+                loop {
+                    match explain::publish(&client, &url, &holder).await {
+                        Ok(()) => {
+                            tracing::info!(%url, "explanations endpoint published");
+                            return;
+                        }
+                        Err(e) => tracing::debug!(error = %e, "cannot publish explanations endpoint yet"),
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
             }));
         }
         let (node_tx, mut node_rx) = watch::channel(false);
         let (pod_tx, mut pod_rx) = watch::channel(false);
         tasks.push(tokio::spawn(self.clone().watch_nodes(node_tx)));
         tasks.push(tokio::spawn(self.clone().watch_pods(pod_tx)));
+        let rx = lock(&self.events_rx).take();
+        if let Some(rx) = rx {
+            tasks.push(tokio::spawn(self.clone().send_events(rx)));
+        }
         let flusher = self.clone();
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -282,11 +372,19 @@ impl Scheduler {
         };
         match result {
             Ok(res) => {
+                // Released first so assuming does not copy the node list.
+                drop(nodes);
                 self.explanations.record(key.clone(), explanation);
                 lock(&self.cache).assume(&pod, &res.node);
                 self.queue.delete(&key);
+                let Ok(permit) = self.binds.clone().acquire_owned().await else {
+                    return;
+                };
                 let this = self.clone();
-                tokio::spawn(async move { this.bind(pod, key, res.node).await });
+                tokio::spawn(async move {
+                    this.bind(pod, key, res.node).await;
+                    drop(permit);
+                });
             }
             Err(ScheduleError::Fit(mut fit)) => {
                 let mut nominated = None;
@@ -412,11 +510,14 @@ impl Scheduler {
             .await;
         match res {
             Ok(_) => {
-                let msg = format!("Successfully assigned {ns}/{name} to {node}");
-                let _ = self
-                    .recorder
-                    .event(&self.client, &pod, "Normal", report::EVENT_SCHEDULED, &msg)
-                    .await;
+                let message = format!("Successfully assigned {ns}/{name} to {node}");
+                if self
+                    .events
+                    .try_send(ScheduledEvent { pod, message })
+                    .is_err()
+                {
+                    tracing::debug!(pod = %key, "event queue full; Scheduled event dropped");
+                }
             }
             Err(e) => {
                 tracing::warn!(pod = %key, %node, error = %e, "binding failed");
@@ -435,9 +536,37 @@ impl Scheduler {
         }
     }
 
+    /// Sends queued `Scheduled` events, a few at a time, off the
+    /// scheduling and binding paths.
+    async fn send_events(self: Arc<Self>, mut rx: mpsc::Receiver<ScheduledEvent>) {
+        let permits = Arc::new(Semaphore::new(EVENT_CONCURRENCY));
+        while let Some(ev) = rx.recv().await {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
+            let this = self.clone();
+            tokio::spawn(async move {
+                let res = this
+                    .recorder
+                    .event(
+                        &this.client,
+                        &ev.pod,
+                        "Normal",
+                        report::EVENT_SCHEDULED,
+                        &ev.message,
+                    )
+                    .await;
+                if let Err(e) = res {
+                    tracing::debug!(pod = %pod_key(&ev.pod), error = %e, "cannot record Scheduled event");
+                }
+                drop(permit);
+            });
+        }
+    }
+
     /// How many nodes the cache holds (for readiness checks and tests).
     pub fn node_count(&self) -> usize {
-        lock(&self.cache).snapshot().len()
+        lock(&self.cache).node_count()
     }
 
     /// Queue sizes: (active, backoff, unschedulable, in flight).

@@ -34,6 +34,8 @@ pub struct Cluster {
     child: Option<Child>,
     etcd: Option<EtcdProcess>,
     extra_args: Vec<String>,
+    /// Runs the in-process kubelet (see [`Cluster::start_with_kubelet`]).
+    kubelet: bool,
 }
 
 impl Cluster {
@@ -61,6 +63,7 @@ impl Cluster {
             child: None,
             etcd,
             extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            kubelet: false,
         };
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
@@ -71,6 +74,64 @@ impl Cluster {
             }
         }
         panic!("ferrokube up did not become ready: {last_error}");
+    }
+
+    /// A cluster whose `ferrokube up` also runs its kubelet (a private
+    /// containerd under the data dir, the busybox image imported as
+    /// `busybox`), for tests that need real containers. `extra_args` must
+    /// make every host-global name unique (`--node-name`, `--cni-bridge`,
+    /// `--cluster-cidr`, `--service-cluster-ip-range`, the proxy's chain
+    /// prefix). Stop it with [`Cluster::terminate`] so the kubelet stops
+    /// its containerd.
+    pub fn start_with_kubelet(backend: Backend, extra_args: &[&str]) -> Cluster {
+        let etcd = match backend {
+            Backend::Embedded => None,
+            Backend::Etcd => Some(EtcdProcess::start().expect("etcd starts for the test")),
+        };
+        let data_dir = tempfile::Builder::new()
+            .prefix("ferrokube-e2e-")
+            .tempdir()
+            .expect("a temporary data dir");
+        let images = data_dir.path().join("kubelet").join("images");
+        std::fs::create_dir_all(&images).expect("images dir");
+        kubelet::testing::write_busybox_image(
+            Path::new("/bin/busybox"),
+            "docker.io/library/busybox:latest",
+            &images.join("busybox.tar"),
+        )
+        .expect("the busybox image is built");
+        let mut cluster = Cluster {
+            backend,
+            data_dir,
+            addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            child: None,
+            etcd,
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            kubelet: true,
+        };
+        if let Err(e) = cluster.spawn_and_wait() {
+            panic!("ferrokube up did not become ready: {e}");
+        }
+        cluster
+    }
+
+    /// Stops `ferrokube up` with SIGTERM (a clean shutdown: the kubelet
+    /// stops its containerd) and waits for it.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// The server's base URL, `http://127.0.0.1:PORT`.
@@ -239,10 +300,18 @@ impl Cluster {
             .arg("--data-dir")
             .arg(self.data_dir.path())
             .arg("--listen")
-            .arg(self.addr.to_string())
-            // These tests are about the API and the control plane; the
-            // kubelet (and its containerd) has tests of its own.
-            .arg("--disable-kubelet");
+            .arg(self.addr.to_string());
+        // Most tests are about the API and the control plane; the kubelet
+        // (and its containerd) has tests of its own.
+        if !self.kubelet {
+            command.arg("--disable-kubelet");
+        }
+        // Concurrent clusters must not fight over fixed ports.
+        command
+            .arg("--dns-listen")
+            .arg("127.0.0.1:0")
+            .arg("--ingress-listen")
+            .arg("127.0.0.1:0");
         if let Some(etcd) = &self.etcd {
             command.arg("--etcd-servers").arg(&etcd.endpoint);
         }
@@ -279,7 +348,11 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        self.kill9();
+        if self.kubelet {
+            self.terminate();
+        } else {
+            self.kill9();
+        }
         // `etcd` and `data_dir` clean themselves up when dropped.
     }
 }

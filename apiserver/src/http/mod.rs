@@ -21,6 +21,7 @@ use crate::registry::rest::{
 };
 
 pub mod negotiate;
+pub mod proxy;
 mod watch;
 
 use negotiate::{MAX_BODY, Output};
@@ -28,6 +29,8 @@ use negotiate::{MAX_BODY, Output};
 /// The routing table: (group, version, plural) → registry.
 pub struct Api {
     pub registries: HashMap<(&'static str, &'static str, &'static str), Arc<dyn Registry>>,
+    /// Signs the tokens of `serviceaccounts/<name>/token`.
+    pub tokens: Arc<crate::serviceaccount::TokenSigner>,
 }
 
 pub type AppState = Arc<Api>;
@@ -322,6 +325,10 @@ async fn dispatch_inner(
             req.headers(),
         ));
     }
+    if proxy::handles(group, rest) {
+        let rest = rest.iter().map(|s| s.to_string()).collect();
+        return Ok(proxy::serve(api, rest, req).await);
+    }
     let path = req.uri().path().to_string();
     let target =
         resolve(&api, group, version, rest).ok_or_else(|| ApiError::path_not_found(&path))?;
@@ -393,6 +400,21 @@ async fn dispatch_inner(
                         let opts = write_options(&q, &headers)?;
                         let obj = negotiate::decode_body(&headers, &body)?;
                         return Ok(write_response(reg.bind(ns, name, obj, &opts).await?));
+                    }
+                    "token" => {
+                        if method != Method::POST {
+                            return Err(ApiError::method_not_allowed("token only supports create"));
+                        }
+                        let obj = negotiate::decode_body(&headers, &body)?;
+                        let answer = crate::serviceaccount::create_token(
+                            &api.registries,
+                            &api.tokens,
+                            ns.unwrap_or("default"),
+                            name,
+                            obj,
+                        )
+                        .await?;
+                        return Ok(json_response(201, &answer, &[]));
                     }
                     _ => return Err(ApiError::path_not_found(&path)),
                 },

@@ -62,6 +62,14 @@ static KINDS: &[(Gvk, Register)] = &[
         register::<core::v1::ServiceAccount>,
     ),
     (gvk("", "v1", "Event"), register::<core::v1::Event>),
+    (
+        gvk("", "v1", "PersistentVolume"),
+        register::<core::v1::PersistentVolume>,
+    ),
+    (
+        gvk("", "v1", "PersistentVolumeClaim"),
+        register::<core::v1::PersistentVolumeClaim>,
+    ),
     (gvk("", "v1", "Binding"), register::<core::v1::Binding>),
     (
         gvk("apps", "v1", "Deployment"),
@@ -99,6 +107,14 @@ static KINDS: &[(Gvk, Register)] = &[
     (
         gvk("events.k8s.io", "v1", "Event"),
         register::<events::v1::Event>,
+    ),
+    (
+        gvk("networking.k8s.io", "v1", "Ingress"),
+        register::<k8s_openapi::api::networking::v1::Ingress>,
+    ),
+    (
+        gvk("networking.k8s.io", "v1", "IngressClass"),
+        register::<k8s_openapi::api::networking::v1::IngressClass>,
     ),
     (
         gvk("policy", "v1", "Eviction"),

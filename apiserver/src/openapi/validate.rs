@@ -218,10 +218,12 @@ enum At {
     Untyped,
 }
 
+/// Every body of every write goes through a walk: the path is one buffer
+/// grown and truncated as the walk descends, not a string per field.
 struct Walk<'a> {
     index: &'a Index,
     at: At,
-    path: String,
+    path: &'a mut String,
     errors: &'a mut Vec<StrictError>,
     seen: &'a mut HashSet<StrictError>,
 }
@@ -239,13 +241,43 @@ impl Walk<'_> {
         }
     }
 
-    fn child(&mut self, at: At, path: String) -> Walk<'_> {
+    fn child(&mut self, at: At) -> Walk<'_> {
         Walk {
             index: self.index,
             at,
-            path,
-            errors: self.errors,
-            seen: self.seen,
+            path: &mut *self.path,
+            errors: &mut *self.errors,
+            seen: &mut *self.seen,
+        }
+    }
+}
+
+/// The keys of one JSON object seen so far: a short list for the usual
+/// handful, a hash set once an object is large (no quadratic blow-up on a
+/// hostile body with many keys).
+enum Keys {
+    Few(Vec<String>),
+    Many(HashSet<String>),
+}
+
+impl Keys {
+    const FEW: usize = 16;
+
+    /// Records `key`; false if it was already there.
+    fn insert(&mut self, key: &str) -> bool {
+        match self {
+            Keys::Few(v) if v.iter().any(|k| k == key) => false,
+            Keys::Few(v) if v.len() < Self::FEW => {
+                v.push(key.to_string());
+                true
+            }
+            Keys::Few(v) => {
+                let mut set: HashSet<String> = v.drain(..).collect();
+                set.insert(key.to_string());
+                *self = Keys::Many(set);
+                true
+            }
+            Keys::Many(set) => set.insert(key.to_string()),
         }
     }
 }
@@ -306,9 +338,13 @@ impl<'de> Visitor<'de> for Walk<'_> {
             return Ok(());
         };
         let mut i = 0usize;
+        let len = self.path.len();
         loop {
-            let path = format!("{}[{i}]", self.path);
-            if seq.next_element_seed(self.child(item, path))?.is_none() {
+            use std::fmt::Write as _;
+            let _ = write!(self.path, "[{i}]");
+            let more = seq.next_element_seed(self.child(item))?.is_some();
+            self.path.truncate(len);
+            if !more {
                 return Ok(());
             }
             i += 1;
@@ -316,9 +352,9 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-        let mut keys: HashSet<String> = HashSet::new();
+        let mut keys = Keys::Few(Vec::new());
         while let Some(key) = map.next_key::<String>()? {
-            let duplicate = !keys.insert(key.clone());
+            let duplicate = !keys.insert(&key);
             let child = match (self.at, self.at_node()) {
                 (At::Untyped, _) => Some(At::Untyped),
                 (_, Some(Node::Object { props, values })) => {
@@ -337,12 +373,14 @@ impl<'de> Visitor<'de> for Walk<'_> {
             }
             match child {
                 Some(at) => {
-                    let path = if self.path.is_empty() {
-                        key
-                    } else {
-                        format!("{}.{key}", self.path)
-                    };
-                    map.next_value_seed(self.child(at, path))?;
+                    let len = self.path.len();
+                    if len > 0 {
+                        self.path.push('.');
+                    }
+                    self.path.push_str(&key);
+                    let walked = map.next_value_seed(self.child(at));
+                    self.path.truncate(len);
+                    walked?;
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -365,10 +403,11 @@ impl Walk<'_> {
 fn walk<'de, D: Deserializer<'de>>(at: At, d: D) -> Result<Vec<StrictError>, D::Error> {
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
+    let mut path = String::new();
     let w = Walk {
         index: index(),
         at,
-        path: String::new(),
+        path: &mut path,
         errors: &mut errors,
         seen: &mut seen,
     };
@@ -405,10 +444,11 @@ pub fn duplicate_fields(raw: &[u8]) -> Vec<String> {
     let mut de = serde_json::Deserializer::from_slice(raw);
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
+    let mut path = String::new();
     let w = Walk {
         index: index(),
         at: At::Untyped,
-        path: String::new(),
+        path: &mut path,
         errors: &mut errors,
         seen: &mut seen,
     };

@@ -319,6 +319,12 @@ pub static MESSAGES: &[Message] = &[
         f(5, "readOnly", Bool, One, true, false),
         f(6, "kind", Str, One, true, false),
     ] },
+    Message { name: "io.k8s.api.core.v1.AzureFilePersistentVolumeSource", fields: &[
+        f(1, "secretName", Str, One, true, false),
+        f(2, "shareName", Str, One, true, false),
+        f(3, "readOnly", Bool, One, false, false),
+        f(4, "secretNamespace", Str, One, true, false),
+    ] },
     Message { name: "io.k8s.api.core.v1.AzureFileVolumeSource", fields: &[
         f(1, "secretName", Str, One, true, false),
         f(2, "shareName", Str, One, true, false),
@@ -327,6 +333,18 @@ pub static MESSAGES: &[Message] = &[
     Message { name: "io.k8s.api.core.v1.Binding", fields: &[
         f(1, "metadata", Msg("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"), One, false, false),
         f(2, "target", Msg("io.k8s.api.core.v1.ObjectReference"), One, true, false),
+    ] },
+    Message { name: "io.k8s.api.core.v1.CSIPersistentVolumeSource", fields: &[
+        f(1, "driver", Str, One, true, false),
+        f(2, "volumeHandle", Str, One, true, false),
+        f(3, "readOnly", Bool, One, false, false),
+        f(4, "fsType", Str, One, false, false),
+        f(5, "volumeAttributes", Str, Map, false, false),
+        f(6, "controllerPublishSecretRef", Msg("io.k8s.api.core.v1.SecretReference"), One, true, false),
+        f(7, "nodeStageSecretRef", Msg("io.k8s.api.core.v1.SecretReference"), One, true, false),
+        f(8, "nodePublishSecretRef", Msg("io.k8s.api.core.v1.SecretReference"), One, true, false),
+        f(9, "controllerExpandSecretRef", Msg("io.k8s.api.core.v1.SecretReference"), One, true, false),
+        f(10, "nodeExpandSecretRef", Msg("io.k8s.api.core.v1.SecretReference"), One, true, false),
     ] },
     Message { name: "io.k8s.api.core.v1.CSIVolumeSource", fields: &[
         f(1, "driver", Str, One, true, false),
@@ -339,6 +357,14 @@ pub static MESSAGES: &[Message] = &[
         f(1, "add", Str, Many, false, false),
         f(2, "drop", Str, Many, false, false),
     ] },
+    Message { name: "io.k8s.api.core.v1.CephFSPersistentVolumeSource", fields: &[
+        f(1, "monitors", Str, Many, true, false),
+        f(2, "path", Str, One, false, false),
+        f(3, "user", Str, One, false, false),
+        f(4, "secretFile", Str, One, false, false),
+        f(5, "secretRef", Msg("io.k8s.api.core.v1.SecretReference"), One, true, false),
+        f(6, "readOnly", Bool, One, false, false),
+    ] },
     Message { name: "io.k8s.api.core.v1.CephFSVolumeSource", fields: &[
         f(1, "monitors", Str, Many, true, false),
         f(2, "path", Str, One, false, false),
@@ -346,6 +372,12 @@ pub static MESSAGES: &[Message] = &[
         f(4, "secretFile", Str, One, false, false),
         f(5, "secretRef", Msg("io.k8s.api.core.v1.LocalObjectReference"), One, true, false),
         f(6, "readOnly", Bool, One, false, false),
+    ] },
+    Message { name: "io.k8s.api.core.v1.CinderPersistentVolumeSource", fields: &[
+        f(1, "volumeID", Str, One, true, false),
+        f(2, "fsType", Str, One, false, false),
+        f(3, "readOnly", Bool, One, false, false),
+        f(4, "secretRef", Msg("io.k8s.api.core.v1.SecretReference"), One, true, false),
     ] },
     Message { name: "io.k8s.api.core.v1.CinderVolumeSource", fields: &[
         f(1, "volumeID", Str, One, true, false),
@@ -625,6 +657,13 @@ pub static MESSAGES: &[Message] = &[
         f(3, "key", Str, One, true, false),
         f(4, "optional", Bool, One, true, false),
     ] },
+    Message { name: "io.k8s.api.core.v1.FlexPersistentVolumeSource", fields: &[
+        f(1, "driver", Str, One, true, false),
+        f(2, "fsType", Str, One, false, false),
+        f(3, "secretRef", Msg("io.k8s.api.core.v1.SecretReference"), One, true, false),
+        f(4, "readOnly", Bool, One, false, false),
+        f(5, "options", Str, Map, false, false),
+    ] },
     Message { name: "io.k8s.api.core.v1.FlexVolumeSource", fields: &[
         f(1, "driver", Str, One, true, false),
         f(2, "fsType", Str, One, false, false),
@@ -650,6 +689,12 @@ pub static MESSAGES: &[Message] = &[
         f(1, "repository", Str, One, true, false),
         f(2, "revision", Str, One, false, false),
         f(3, "directory", Str, One, false, false),
+    ] },
+    Message { name: "io.k8s.api.core.v1.GlusterfsPersistentVolumeSource", fields: &[
+        f(1, "endpoints", Str, One, true, false),
+        f(2, "path", Str, One, true, false),
+        f(3, "readOnly", Bool, One, false, false),
+        f(4, "endpointsNamespace", Str, One, true, false),
     ] },
     Message { name: "io.k8s.api.core.v1.GlusterfsVolumeSource", fields: &[
         f(1, "endpoints", Str, One, true, false),
@@ -677,6 +722,19 @@ pub static MESSAGES: &[Message] = &[
     Message { name: "io.k8s.api.core.v1.HostPathVolumeSource", fields: &[
         f(1, "path", Str, One, true, false),
         f(2, "type", Str, One, true, false),
+    ] },
+    Message { name: "io.k8s.api.core.v1.ISCSIPersistentVolumeSource", fields: &[
+        f(1, "targetPortal", Str, One, true, false),
+        f(2, "iqn", Str, One, true, false),
+        f(3, "lun", I32, One, true, false),
+        f(4, "iscsiInterface", Str, One, false, false),
+        f(5, "fsType", Str, One, false, false),
+        f(6, "readOnly", Bool, One, false, false),
+        f(7, "portals", Str, Many, false, false),
+        f(8, "chapAuthDiscovery", Bool, One, false, false),
+        f(11, "chapAuthSession", Bool, One, false, false),
+        f(10, "secretRef", Msg("io.k8s.api.core.v1.SecretReference"), One, true, false),
+        f(12, "initiatorName", Str, One, true, false),
     ] },
     Message { name: "io.k8s.api.core.v1.ISCSIVolumeSource", fields: &[
         f(1, "targetPortal", Str, One, true, false),
@@ -727,6 +785,10 @@ pub static MESSAGES: &[Message] = &[
     ] },
     Message { name: "io.k8s.api.core.v1.LocalObjectReference", fields: &[
         f(1, "name", Str, One, false, false),
+    ] },
+    Message { name: "io.k8s.api.core.v1.LocalVolumeSource", fields: &[
+        f(1, "path", Str, One, true, false),
+        f(2, "fsType", Str, One, true, false),
     ] },
     Message { name: "io.k8s.api.core.v1.ModifyVolumeStatus", fields: &[
         f(1, "targetVolumeAttributesClassName", Str, One, false, false),
@@ -866,6 +928,11 @@ pub static MESSAGES: &[Message] = &[
         f(6, "resourceVersion", Str, One, false, false),
         f(7, "fieldPath", Str, One, false, false),
     ] },
+    Message { name: "io.k8s.api.core.v1.PersistentVolume", fields: &[
+        f(1, "metadata", Msg("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"), One, false, false),
+        f(2, "spec", Msg("io.k8s.api.core.v1.PersistentVolumeSpec"), One, false, false),
+        f(3, "status", Msg("io.k8s.api.core.v1.PersistentVolumeStatus"), One, false, false),
+    ] },
     Message { name: "io.k8s.api.core.v1.PersistentVolumeClaim", fields: &[
         f(1, "metadata", Msg("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"), One, false, false),
         f(2, "spec", Msg("io.k8s.api.core.v1.PersistentVolumeClaimSpec"), One, false, false),
@@ -907,6 +974,48 @@ pub static MESSAGES: &[Message] = &[
     Message { name: "io.k8s.api.core.v1.PersistentVolumeClaimVolumeSource", fields: &[
         f(1, "claimName", Str, One, true, false),
         f(2, "readOnly", Bool, One, false, false),
+    ] },
+    Message { name: "io.k8s.api.core.v1.PersistentVolumeSource", fields: &[
+        f(1, "gcePersistentDisk", Msg("io.k8s.api.core.v1.GCEPersistentDiskVolumeSource"), One, true, false),
+        f(2, "awsElasticBlockStore", Msg("io.k8s.api.core.v1.AWSElasticBlockStoreVolumeSource"), One, true, false),
+        f(3, "hostPath", Msg("io.k8s.api.core.v1.HostPathVolumeSource"), One, true, false),
+        f(4, "glusterfs", Msg("io.k8s.api.core.v1.GlusterfsPersistentVolumeSource"), One, true, false),
+        f(5, "nfs", Msg("io.k8s.api.core.v1.NFSVolumeSource"), One, true, false),
+        f(6, "rbd", Msg("io.k8s.api.core.v1.RBDPersistentVolumeSource"), One, true, false),
+        f(7, "iscsi", Msg("io.k8s.api.core.v1.ISCSIPersistentVolumeSource"), One, true, false),
+        f(8, "cinder", Msg("io.k8s.api.core.v1.CinderPersistentVolumeSource"), One, true, false),
+        f(9, "cephfs", Msg("io.k8s.api.core.v1.CephFSPersistentVolumeSource"), One, true, false),
+        f(10, "fc", Msg("io.k8s.api.core.v1.FCVolumeSource"), One, true, false),
+        f(11, "flocker", Msg("io.k8s.api.core.v1.FlockerVolumeSource"), One, true, false),
+        f(12, "flexVolume", Msg("io.k8s.api.core.v1.FlexPersistentVolumeSource"), One, true, false),
+        f(13, "azureFile", Msg("io.k8s.api.core.v1.AzureFilePersistentVolumeSource"), One, true, false),
+        f(14, "vsphereVolume", Msg("io.k8s.api.core.v1.VsphereVirtualDiskVolumeSource"), One, true, false),
+        f(15, "quobyte", Msg("io.k8s.api.core.v1.QuobyteVolumeSource"), One, true, false),
+        f(16, "azureDisk", Msg("io.k8s.api.core.v1.AzureDiskVolumeSource"), One, true, false),
+        f(17, "photonPersistentDisk", Msg("io.k8s.api.core.v1.PhotonPersistentDiskVolumeSource"), One, true, false),
+        f(18, "portworxVolume", Msg("io.k8s.api.core.v1.PortworxVolumeSource"), One, true, false),
+        f(19, "scaleIO", Msg("io.k8s.api.core.v1.ScaleIOPersistentVolumeSource"), One, true, false),
+        f(20, "local", Msg("io.k8s.api.core.v1.LocalVolumeSource"), One, true, false),
+        f(21, "storageos", Msg("io.k8s.api.core.v1.StorageOSPersistentVolumeSource"), One, true, false),
+        f(22, "csi", Msg("io.k8s.api.core.v1.CSIPersistentVolumeSource"), One, true, false),
+    ] },
+    Message { name: "io.k8s.api.core.v1.PersistentVolumeSpec", fields: &[
+        f(1, "capacity", Msg("io.k8s.apimachinery.pkg.api.resource.Quantity"), Map, false, false),
+        f(2, "", Msg("io.k8s.api.core.v1.PersistentVolumeSource"), One, true, true),
+        f(3, "accessModes", Str, Many, false, false),
+        f(4, "claimRef", Msg("io.k8s.api.core.v1.ObjectReference"), One, true, false),
+        f(5, "persistentVolumeReclaimPolicy", Str, One, false, false),
+        f(6, "storageClassName", Str, One, false, false),
+        f(7, "mountOptions", Str, Many, false, false),
+        f(8, "volumeMode", Str, One, true, false),
+        f(9, "nodeAffinity", Msg("io.k8s.api.core.v1.VolumeNodeAffinity"), One, true, false),
+        f(10, "volumeAttributesClassName", Str, One, true, false),
+    ] },
+    Message { name: "io.k8s.api.core.v1.PersistentVolumeStatus", fields: &[
+        f(1, "phase", Str, One, false, false),
+        f(2, "message", Str, One, false, false),
+        f(3, "reason", Str, One, false, false),
+        f(4, "lastPhaseTransitionTime", Msg("io.k8s.apimachinery.pkg.apis.meta.v1.Time"), One, true, false),
     ] },
     Message { name: "io.k8s.api.core.v1.PhotonPersistentDiskVolumeSource", fields: &[
         f(1, "pdID", Str, One, true, false),
@@ -1111,6 +1220,16 @@ pub static MESSAGES: &[Message] = &[
         f(5, "group", Str, One, false, false),
         f(6, "tenant", Str, One, false, false),
     ] },
+    Message { name: "io.k8s.api.core.v1.RBDPersistentVolumeSource", fields: &[
+        f(1, "monitors", Str, Many, true, false),
+        f(2, "image", Str, One, true, false),
+        f(3, "fsType", Str, One, false, false),
+        f(4, "pool", Str, One, false, false),
+        f(5, "user", Str, One, false, false),
+        f(6, "keyring", Str, One, false, false),
+        f(7, "secretRef", Msg("io.k8s.api.core.v1.SecretReference"), One, true, false),
+        f(8, "readOnly", Bool, One, false, false),
+    ] },
     Message { name: "io.k8s.api.core.v1.RBDVolumeSource", fields: &[
         f(1, "monitors", Str, Many, true, false),
         f(2, "image", Str, One, true, false),
@@ -1149,6 +1268,18 @@ pub static MESSAGES: &[Message] = &[
         f(3, "type", Str, One, false, false),
         f(4, "level", Str, One, false, false),
     ] },
+    Message { name: "io.k8s.api.core.v1.ScaleIOPersistentVolumeSource", fields: &[
+        f(1, "gateway", Str, One, true, false),
+        f(2, "system", Str, One, true, false),
+        f(3, "secretRef", Msg("io.k8s.api.core.v1.SecretReference"), One, true, false),
+        f(4, "sslEnabled", Bool, One, false, false),
+        f(5, "protectionDomain", Str, One, false, false),
+        f(6, "storagePool", Str, One, false, false),
+        f(7, "storageMode", Str, One, false, false),
+        f(8, "volumeName", Str, One, false, false),
+        f(9, "fsType", Str, One, false, false),
+        f(10, "readOnly", Bool, One, false, false),
+    ] },
     Message { name: "io.k8s.api.core.v1.ScaleIOVolumeSource", fields: &[
         f(1, "gateway", Str, One, true, false),
         f(2, "system", Str, One, true, false),
@@ -1185,6 +1316,10 @@ pub static MESSAGES: &[Message] = &[
         f(1, "", Msg("io.k8s.api.core.v1.LocalObjectReference"), One, true, true),
         f(2, "items", Msg("io.k8s.api.core.v1.KeyToPath"), Many, false, false),
         f(4, "optional", Bool, One, true, false),
+    ] },
+    Message { name: "io.k8s.api.core.v1.SecretReference", fields: &[
+        f(1, "name", Str, One, false, false),
+        f(2, "namespace", Str, One, false, false),
     ] },
     Message { name: "io.k8s.api.core.v1.SecretVolumeSource", fields: &[
         f(1, "secretName", Str, One, false, false),
@@ -1262,6 +1397,13 @@ pub static MESSAGES: &[Message] = &[
     Message { name: "io.k8s.api.core.v1.SleepAction", fields: &[
         f(1, "seconds", I64, One, true, false),
     ] },
+    Message { name: "io.k8s.api.core.v1.StorageOSPersistentVolumeSource", fields: &[
+        f(1, "volumeName", Str, One, false, false),
+        f(2, "volumeNamespace", Str, One, false, false),
+        f(3, "fsType", Str, One, false, false),
+        f(4, "readOnly", Bool, One, false, false),
+        f(5, "secretRef", Msg("io.k8s.api.core.v1.ObjectReference"), One, true, false),
+    ] },
     Message { name: "io.k8s.api.core.v1.StorageOSVolumeSource", fields: &[
         f(1, "volumeName", Str, One, false, false),
         f(2, "volumeNamespace", Str, One, false, false),
@@ -1333,6 +1475,9 @@ pub static MESSAGES: &[Message] = &[
         f(2, "mountPath", Str, One, true, false),
         f(3, "readOnly", Bool, One, false, false),
         f(4, "recursiveReadOnly", Str, One, true, false),
+    ] },
+    Message { name: "io.k8s.api.core.v1.VolumeNodeAffinity", fields: &[
+        f(1, "required", Msg("io.k8s.api.core.v1.NodeSelector"), One, true, false),
     ] },
     Message { name: "io.k8s.api.core.v1.VolumeProjection", fields: &[
         f(1, "secret", Msg("io.k8s.api.core.v1.SecretProjection"), One, true, false),

@@ -528,3 +528,29 @@ fn a_dropped_item_goes_unless_another_manager_owns_the_item_itself() {
         );
     }
 }
+
+#[test]
+fn the_create_fast_path_records_what_the_general_path_records() {
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default", "uid": "u-1",
+                     "creationTimestamp": "2025-01-01T00:00:00Z",
+                     "labels": {"app": "web"}, "annotations": {"a": "b"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox",
+                                  "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                                  "env": [{"name": "A", "value": "1"}]}],
+                 "tolerations": [{"key": "k", "operator": "Exists"}]},
+        "status": {"phase": "Pending"}
+    });
+    for object in [pod, manifest(Some(3), true)] {
+        let r = req("creator", "2025-01-01T00:00:01Z");
+        let mut fast = object.clone();
+        update_managed_fields(None, &mut fast, &r);
+        let mut general = object.clone();
+        // An empty old object takes the general path with the same meaning.
+        update_managed_fields(Some(&json!({})), &mut general, &r);
+        assert_eq!(fast, general);
+        assert!(fast["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"].is_object());
+        assert!(fast["metadata"]["managedFields"][0]["fieldsV1"].get("f:status").is_none());
+    }
+}

@@ -156,6 +156,27 @@ impl FieldSet {
         out
     }
 
+    /// Removes everything at or below the top-level element `pe`.
+    pub(crate) fn remove_top(&mut self, pe: &PathElement) {
+        self.members.remove(pe);
+        self.children.remove(pe);
+    }
+
+    /// Removes the member `pe` (not the paths below it).
+    pub(crate) fn remove_member(&mut self, pe: &PathElement) {
+        self.members.remove(pe);
+    }
+
+    /// Changes the subtree under `pe` in place, dropping it if it empties.
+    pub(crate) fn edit_child(&mut self, pe: &PathElement, edit: impl FnOnce(&mut FieldSet)) {
+        if let Some(child) = self.children.get_mut(pe) {
+            edit(child);
+            if child.is_empty() {
+                self.children.remove(pe);
+            }
+        }
+    }
+
     pub(crate) fn union(&self, other: &FieldSet) -> FieldSet {
         let mut out = self.clone();
         out.members.extend(other.members.iter().cloned());

@@ -144,6 +144,19 @@ pub(crate) fn encode(obj: &mut Value, mut entries: Vec<Entry>) {
     meta.insert("managedFields".into(), Value::Array(list));
 }
 
+/// Metadata fields no manager ever owns.
+const STRIPPED_METADATA: [&str; 9] = [
+    "name",
+    "namespace",
+    "creationTimestamp",
+    "selfLink",
+    "uid",
+    "clusterName",
+    "generation",
+    "managedFields",
+    "resourceVersion",
+];
+
 /// Fields no manager ever owns (`stripMetaManager`): identity and
 /// server-maintained metadata.
 pub(crate) fn strip(set: &FieldSet) -> FieldSet {
@@ -152,20 +165,23 @@ pub(crate) fn strip(set: &FieldSet) -> FieldSet {
     stripped.insert(&[f("apiVersion")]);
     stripped.insert(&[f("kind")]);
     stripped.insert(&[f("metadata")]);
-    for name in [
-        "name",
-        "namespace",
-        "creationTimestamp",
-        "selfLink",
-        "uid",
-        "clusterName",
-        "generation",
-        "managedFields",
-        "resourceVersion",
-    ] {
+    for name in STRIPPED_METADATA {
         stripped.insert(&[f("metadata"), f(name)]);
     }
     set.difference(&stripped)
+}
+
+/// [`strip`] without copying the set.
+pub(crate) fn strip_in_place(set: &mut FieldSet) {
+    let f = |s: &str| PathElement::Field(s.to_string());
+    set.remove_member(&f("apiVersion"));
+    set.remove_member(&f("kind"));
+    set.remove_member(&f("metadata"));
+    set.edit_child(&f("metadata"), |meta| {
+        for name in STRIPPED_METADATA {
+            meta.remove_member(&f(name));
+        }
+    });
 }
 
 /// Kubernetes keeps at most this many `Update` entries; older ones are

@@ -16,6 +16,7 @@ use super::util::{
 use super::{Ctx, bump_collision_count};
 use crate::Error;
 use crate::claim::Owner;
+use crate::events::{WARNING, api_message};
 
 pub struct Sync {
     pub d: Deployment,
@@ -114,6 +115,8 @@ impl Sync {
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
             }
+            self.set_deployment_revision(util::revision(&self.sets[i]))
+                .await?;
             return Ok(Some(i));
         }
         if !create {
@@ -175,11 +178,12 @@ impl Sync {
                         .normal(
                             &self.d,
                             "ScalingReplicaSet",
-                            format!("Scaled up replica set {name} to {replicas}"),
+                            format!("Scaled up replica set {name} from 0 to {replicas}"),
                         )
                         .await;
                 }
                 self.sets.push(created);
+                self.set_deployment_revision(revision).await?;
                 Ok(Some(self.sets.len() - 1))
             }
             Err(kube::Error::Api(s)) if s.code == 409 => {
@@ -215,8 +219,52 @@ impl Sync {
                     }
                 }
             }
-            Err(e) => Err(e.into()),
+            Err(e) => {
+                self.ctx.recorder.emit(
+                    &self.d,
+                    WARNING,
+                    "ReplicaSetCreateError",
+                    format!(
+                        "Failed to create new replica set \"{name}\": {}",
+                        api_message(&e)
+                    ),
+                );
+                Err(e.into())
+            }
         }
+    }
+
+    /// `SetDeploymentRevision`: the Deployment carries the revision of its
+    /// new ReplicaSet in the same annotation (`kubectl describe` shows it,
+    /// `kubectl rollout status --revision` checks it).
+    async fn set_deployment_revision(&mut self, revision: i64) -> Result<(), Error> {
+        let current = self
+            .d
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(REVISION))
+            .and_then(|v| v.parse::<i64>().ok());
+        if current == Some(revision) {
+            return Ok(());
+        }
+        let api: Api<Deployment> = Api::namespaced(
+            self.ctx.client.clone(),
+            &self.d.namespace().unwrap_or_default(),
+        );
+        let patch = json!({"metadata": {
+            "resourceVersion": self.d.metadata.resource_version,
+            "annotations": {REVISION: revision.to_string()},
+        }});
+        let updated = api
+            .patch(
+                &self.d.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
+        self.d.metadata = updated.metadata;
+        Ok(())
     }
 
     /// Deployment annotations a ReplicaSet inherits (not kubectl's
@@ -283,7 +331,7 @@ impl Sync {
                 .normal(
                     &self.d,
                     "ScalingReplicaSet",
-                    format!("Scaled {dir} replica set {name} to {n}"),
+                    format!("Scaled {dir} replica set {name} from {old} to {n}"),
                 )
                 .await;
         }

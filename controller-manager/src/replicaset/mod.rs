@@ -19,7 +19,7 @@ use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
 use crate::claim::{Owner, claim, controller_of};
-use crate::events::Recorder;
+use crate::events::{NORMAL, Recorder, WARNING, api_message};
 use crate::expectations::Expectations;
 use crate::pods::{is_active, sort_for_deletion};
 use crate::{Error, RESYNC, RETRY};
@@ -151,7 +151,11 @@ pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Err
         Ok(())
     };
     let now = jiff::Timestamp::now();
-    let new_status = status::calculate(&rs, &active, now);
+    let failure = managed.as_ref().err().map(|e| match e {
+        Error::Kube(k) => api_message(k),
+        other => other.to_string(),
+    });
+    let new_status = status::calculate(&rs, &active, failure, now);
     status::write(&ctx.client, &rs, &new_status).await?;
     managed?;
     let spec = rs.spec.as_ref();
@@ -193,11 +197,22 @@ async fn manage(
                     Ok(pod) => {
                         let name = pod.name_any();
                         ctx.expectations.expect_creation(key, name.clone());
-                        ctx.recorder
-                            .normal(rs, "SuccessfulCreate", format!("Created pod: {name}"))
-                            .await;
+                        ctx.recorder.emit(
+                            rs,
+                            NORMAL,
+                            "SuccessfulCreate",
+                            format!("Created pod: {name}"),
+                        );
                     }
-                    Err(e) => failure = Some(e),
+                    Err(e) => {
+                        ctx.recorder.emit(
+                            rs,
+                            WARNING,
+                            "FailedCreate",
+                            format!("Error creating: {}", api_message(&e)),
+                        );
+                        failure = Some(e);
+                    }
                 }
             }
             if let Some(e) = failure {
@@ -210,8 +225,9 @@ async fn manage(
         let excess = (active.len() - replicas).min(BURST);
         let mut ranked = active.to_vec();
         sort_for_deletion(&mut ranked, active);
-        for pod in ranked.into_iter().take(excess) {
-            let name = pod.name_any();
+        // All at once, as Kubernetes' `manageReplicas` does.
+        let doomed: Vec<&Pod> = ranked.into_iter().take(excess).collect();
+        let results = futures::future::join_all(doomed.iter().map(|pod| {
             let uid = pod.metadata.uid.clone().unwrap_or_default();
             ctx.expectations.expect_deletion(key, uid.clone());
             let dp = DeleteParams {
@@ -221,15 +237,38 @@ async fn manage(
                 }),
                 ..DeleteParams::default()
             };
-            match api.delete(&name, &dp).await {
+            async move { api.delete(&pod.name_any(), &dp).await }
+        }))
+        .await;
+        let mut failure = None;
+        for (pod, r) in doomed.iter().zip(results) {
+            let name = pod.name_any();
+            match r {
                 Ok(_) => {
-                    ctx.recorder
-                        .normal(rs, "SuccessfulDelete", format!("Deleted pod: {name}"))
-                        .await;
+                    ctx.recorder.emit(
+                        rs,
+                        NORMAL,
+                        "SuccessfulDelete",
+                        format!("Deleted pod: {name}"),
+                    );
                 }
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    // The pod stays; do not wait for its deletion.
+                    ctx.expectations
+                        .deletion_failed(key, pod.metadata.uid.as_deref().unwrap_or_default());
+                    ctx.recorder.emit(
+                        rs,
+                        WARNING,
+                        "FailedDelete",
+                        format!("Error deleting: {}", api_message(&e)),
+                    );
+                    failure = Some(e);
+                }
             }
+        }
+        if let Some(e) = failure {
+            return Err(e.into());
         }
     }
     Ok(())

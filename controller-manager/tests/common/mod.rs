@@ -58,6 +58,31 @@ impl Cluster {
             .items
     }
 
+    /// Runs the real kubectl (`$KUBECTL`, else `kubectl` on PATH) against
+    /// this cluster; returns (success, stdout, stderr).
+    pub async fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
+        let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+        let out = tokio::process::Command::new(bin)
+            .arg("--kubeconfig")
+            .arg(&self.server.kubeconfig)
+            .args(args)
+            .output()
+            .await
+            .expect("run kubectl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs kubectl and returns its stdout, failing the test if it fails.
+    pub async fn kubectl_ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.kubectl(args).await;
+        assert!(ok, "kubectl {args:?} failed: {err}{out}");
+        out
+    }
+
     pub async fn create_deployment(
         &self,
         name: &str,
@@ -127,7 +152,7 @@ fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
 
 /// Stands in for the kubelet: every live pod becomes Running and Ready,
 /// except pods of an image named `broken`.
-async fn fake_kubelet(client: Client) {
+pub async fn fake_kubelet(client: Client) {
     let all: Api<Pod> = Api::all(client.clone());
     let mut events = watcher(all, watcher::Config::default())
         .default_backoff()

@@ -18,12 +18,13 @@ use containerd_client::services::v1::{
 use containerd_client::tonic::{Code, Request, Status};
 use containerd_client::types::{Descriptor, Mount};
 
-/// Our containerd namespace, apart from anything else on the host.
 mod exec;
+mod exec_sync;
 mod tasks;
 
-pub use exec::{ExecError, ExecOutcome};
+pub use exec_sync::{ExecError, ExecOutcome};
 
+/// Our containerd namespace, apart from anything else on the host.
 pub const NAMESPACE: &str = "ferrokube";
 pub const SNAPSHOTTER: &str = "overlayfs";
 const RUNTIME_NAME: &str = "io.containerd.runc.v2";
@@ -69,6 +70,15 @@ struct RuncOptions {
 impl prost::Name for RuncOptions {
     const NAME: &'static str = "Options";
     const PACKAGE: &'static str = "containerd.runc.v1";
+}
+
+/// Where a task's or exec process's stdio goes: FIFO paths (empty: none).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskIo {
+    pub stdin: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub terminal: bool,
 }
 
 /// A task's state as the kubelet needs it.

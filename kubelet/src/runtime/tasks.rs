@@ -1,9 +1,8 @@
 //! Containers and tasks: the container record (OCI spec and runc options),
-//! and its task's lifecycle: create with the rootfs mounts and log file,
+//! and its task's lifecycle: create with the rootfs mounts and stdio FIFOs,
 //! start, state, wait, kill, delete.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use containerd_client::services::v1::container::Runtime as ContainerRuntime;
 use containerd_client::services::v1::{
@@ -17,7 +16,8 @@ use containerd_client::types::Mount;
 use containerd_client::types::v1::Status as ProcessStatus;
 
 use super::{
-    RUNTIME_NAME, RuncOptions, Runtime, RuntimeError, SNAPSHOTTER, TaskState, call, timestamp,
+    RUNTIME_NAME, RuncOptions, Runtime, RuntimeError, SNAPSHOTTER, TaskIo, TaskState, call,
+    timestamp,
 };
 
 impl Runtime {
@@ -135,20 +135,21 @@ impl Runtime {
 
     // ---- tasks ----
 
-    /// Creates and starts the container's task; stdout and stderr go to
-    /// `log` (the runc shim opens `file://` URIs itself). Returns the pid.
+    /// Creates and starts the container's task with its stdio on `io`'s
+    /// FIFOs (the shim opens them). Returns the pid.
     pub async fn start_task(
         &self,
         id: &str,
         rootfs: Vec<Mount>,
-        log: &Path,
+        io: &TaskIo,
     ) -> Result<u32, RuntimeError> {
-        let uri = format!("file://{}", log.display());
         let request = self.req(CreateTaskRequest {
             container_id: id.into(),
             rootfs,
-            stdout: uri.clone(),
-            stderr: uri,
+            stdin: io.stdin.clone(),
+            stdout: io.stdout.clone(),
+            stderr: io.stderr.clone(),
+            terminal: io.terminal,
             ..CreateTaskRequest::default()
         });
         self.client

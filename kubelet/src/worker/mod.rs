@@ -49,6 +49,11 @@ pub struct NodeContext {
     pub cni: Option<Cni>,
     /// The cgroup every pod's cgroup lives under (`/ferrokube`).
     pub cgroup_parent: String,
+    /// What pods' resolv.conf files are made of.
+    pub cluster_dns: crate::dns::ClusterDns,
+    pub host_resolv: crate::dns::ResolvConf,
+    /// Container output copiers (log files, attach).
+    pub logs: Arc<crate::logs::copier::Registry>,
 }
 
 struct Slot {
@@ -216,6 +221,8 @@ impl Worker {
     async fn adopt(&mut self) -> Result<(), crate::runtime::RuntimeError> {
         let found = containers::find(&self.ctx.runtime, &self.pod_ref.uid).await?;
         for f in found {
+            // Re-attach to its output; an exited one is drained first.
+            let log = crate::logs::log_path(&self.pod_dir().join(&f.name), f.attempt);
             let Some(slot) = self.slots.get_mut(&f.name) else {
                 containers::remove(&self.ctx.runtime, &f.id).await?;
                 continue;
@@ -229,6 +236,7 @@ impl Worker {
             }
             slot.record.restart_count = f.attempt;
             slot.current = Some(f.id.clone());
+            let copier = self.ctx.logs.resume(&f.id, log);
             match f.state {
                 FoundState::Running => {
                     let started_at = f.started_at.unwrap_or_else(Timestamp::now);
@@ -242,6 +250,9 @@ impl Worker {
                     }
                 }
                 FoundState::Exited(t) => {
+                    if let Some(copier) = copier {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), copier).await;
+                    }
                     containers::record_exit(&self.ctx.runtime, &t).await?;
                     slot.record.state = RunState::Terminated(t);
                 }
@@ -333,6 +344,15 @@ impl Worker {
         if self.sandbox_ready {
             return Ok(());
         }
+        // The pod cgroup with its limits; runc puts the containers inside.
+        let limits = crate::cgroups::pod_limits(&self.pod);
+        if let Err(e) = crate::cgroups::Hierarchy::detect().ensure_pod(
+            &self.ctx.cgroup_parent,
+            &self.pod_ref.uid,
+            &limits,
+        ) {
+            tracing::warn!(pod = %self.pod_ref.name, error = %e, "cannot set the pod cgroup limits");
+        }
         if self.host_network() {
             self.pod_ip = Some(self.ctx.host_ip.clone());
             self.sandbox_ready = true;
@@ -376,6 +396,35 @@ impl Worker {
         ))
     }
 
+    /// Writes `<pod dir>/resolv.conf` for the pod's DNS policy. Host-network
+    /// pods that resolve like the host keep the host's own file.
+    async fn write_resolv_conf(
+        &self,
+        pod_dir: &std::path::Path,
+    ) -> Result<Option<PathBuf>, containers::ContainerError> {
+        let spec = self.pod.spec.as_ref();
+        let policy = spec
+            .and_then(|s| s.dns_policy.as_deref())
+            .unwrap_or("ClusterFirst");
+        if self.host_network() && policy != "ClusterFirstWithHostNet" && policy != "None" {
+            return Ok(None);
+        }
+        let conf =
+            crate::dns::pod_resolv_conf(&self.pod, &self.ctx.cluster_dns, &self.ctx.host_resolv);
+        let path = pod_dir.join("resolv.conf");
+        let written = async {
+            tokio::fs::create_dir_all(pod_dir).await?;
+            tokio::fs::write(&path, conf.render()).await
+        };
+        written
+            .await
+            .map_err(|source| containers::ContainerError::ResolvConf {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Some(path))
+    }
+
     fn placement(&self) -> Placement {
         let spec = self.pod.spec.as_ref();
         let hostname = spec
@@ -384,6 +433,7 @@ impl Worker {
         let extra_env = vec![("HOSTNAME".to_string(), hostname.clone())];
         Placement {
             mounts: Vec::new(),
+            resolv_conf: None,
             netns: self.netns.clone(),
             cgroups_path: format!("{}/pod{}", self.ctx.cgroup_parent, self.pod_ref.uid),
             hostname,
@@ -446,10 +496,13 @@ impl Worker {
         )
         .await;
         let volumes = crate::volumes::mounts(&self.ctx.client, &self.pod, &pod_dir, c).await;
-        let result = match (env, volumes) {
-            (Err(e), _) => Err(containers::ContainerError::Env(e)),
-            (_, Err(e)) => Err(containers::ContainerError::Volume(e)),
-            (Ok(env), Ok(mounts)) => {
+        let resolv = self.write_resolv_conf(&pod_dir).await;
+        let result = match (env, volumes, resolv) {
+            (Err(e), _, _) => Err(containers::ContainerError::Env(e)),
+            (_, Err(e), _) => Err(containers::ContainerError::Volume(e)),
+            (_, _, Err(e)) => Err(e),
+            (Ok(env), Ok(mounts), Ok(resolv)) => {
+                place.resolv_conf = resolv;
                 place.extra_env.extend(env);
                 place.mounts = mounts;
                 containers::start(
@@ -460,6 +513,7 @@ impl Worker {
                     attempt,
                     place,
                     log_dir,
+                    &self.ctx.logs,
                 )
                 .await
             }

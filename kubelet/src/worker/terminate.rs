@@ -155,6 +155,7 @@ impl Worker {
         }
         crate::cgroups::remove_pod(&self.ctx.cgroup_parent, &self.pod_ref.uid).await;
         let pod_dir = self.pod_dir();
+        crate::volumes::unmount_all(&pod_dir);
         match std::fs::remove_dir_all(&pod_dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

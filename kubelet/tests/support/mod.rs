@@ -58,7 +58,7 @@ impl Node {
         .expect("build busybox image");
         let mut config =
             kubelet::KubeletConfig::new(server.kubeconfig.clone(), NODE.into(), data_dir.clone());
-        config.pod_cidr = pod_cidr;
+        config.pod_cidr = Some(pod_cidr);
         config.bridge = bridge.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(kubelet::run(config, async {

@@ -413,6 +413,7 @@ mod tests {
                 ("NodeAffinity", 2),
                 ("NodeResourcesFit", 1),
                 ("PodTopologySpread", 2),
+                ("InterPodAffinity", 2),
                 ("NodeResourcesBalancedAllocation", 1),
                 ("ImageLocality", 1)
             ]

@@ -6,21 +6,22 @@
 pub mod config;
 pub mod node_info;
 pub mod runtime;
+pub mod snapshot;
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use node_info::{NodeInfo, PodInfo};
+pub use snapshot::Snapshot;
 
 /// The highest score a plugin may give a node after normalisation.
 pub const MAX_NODE_SCORE: i64 = 100;
 
 /// How a stage went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Code {
     Success,
     Error,
@@ -34,11 +35,12 @@ pub enum Code {
 
 /// A stage's verdict: a code, the reasons shown to users, and the plugin
 /// that gave it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     pub code: Code,
+    #[serde(default)]
     pub reasons: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
 }
 
@@ -94,25 +96,36 @@ impl Status {
 
 /// Data plugins compute once per scheduling cycle (in PreFilter or
 /// PreScore) and read for every node.
+///
+/// A short list rather than a map: Filter and Score read it once per node
+/// per plugin, and with fewer than a dozen entries comparing static keys
+/// costs a fraction of hashing them.
 #[derive(Default)]
 pub struct CycleState {
-    data: HashMap<&'static str, Box<dyn Any + Send + Sync>>,
+    data: Vec<(&'static str, Box<dyn Any + Send + Sync>)>,
 }
 
 impl CycleState {
     pub fn write<T: Any + Send + Sync>(&mut self, key: &'static str, value: T) {
-        self.data.insert(key, Box::new(value));
+        match self.data.iter_mut().find(|(k, _)| *k == key) {
+            Some(entry) => entry.1 = Box::new(value),
+            None => self.data.push((key, Box::new(value))),
+        }
     }
 
     pub fn read<T: Any + Send + Sync>(&self, key: &'static str) -> Option<&T> {
-        self.data.get(key).and_then(|v| v.downcast_ref())
+        self.data
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.downcast_ref())
     }
 }
 
-/// A node's score from one plugin.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A node's score from one plugin; `index` is the node's place in the
+/// feasible list (a name per node and plugin would allocate in the hot loop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeScore {
-    pub name: String,
+    pub index: usize,
     pub score: i64,
 }
 
@@ -135,7 +148,7 @@ pub trait Plugin: Send + Sync {
 
 /// Runs once per cycle before any Filter; may reject the pod outright.
 pub trait PreFilterPlugin: Send + Sync {
-    fn pre_filter(&self, state: &mut CycleState, pod: &Pod, nodes: &[Arc<NodeInfo>]) -> Status;
+    fn pre_filter(&self, state: &mut CycleState, pod: &Pod, nodes: &Snapshot) -> Status;
 }
 
 /// Decides whether the pod may run on one node.
@@ -150,7 +163,7 @@ pub trait PreScorePlugin: Send + Sync {
         state: &mut CycleState,
         pod: &Pod,
         feasible: &[Arc<NodeInfo>],
-        all: &[Arc<NodeInfo>],
+        all: &Snapshot,
     ) -> Status;
 }
 
@@ -205,7 +218,7 @@ mod tests {
         v.iter()
             .enumerate()
             .map(|(i, s)| NodeScore {
-                name: format!("n{i}"),
+                index: i,
                 score: *s,
             })
             .collect()

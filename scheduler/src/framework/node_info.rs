@@ -17,14 +17,45 @@ pub struct PodInfo {
     pub key: String,
     pub requests: Resource,
     pub non_zero_requests: Resource,
+    /// The pod has a pod affinity or anti-affinity term (required or preferred).
+    pub has_affinity: bool,
+    /// The pod has a required anti-affinity term.
+    pub has_required_anti_affinity: bool,
 }
 
 impl PodInfo {
     pub fn new(pod: Arc<Pod>) -> PodInfo {
+        let affinity = pod.spec.as_ref().and_then(|s| s.affinity.as_ref());
+        let pa = affinity.and_then(|a| a.pod_affinity.as_ref());
+        let paa = affinity.and_then(|a| a.pod_anti_affinity.as_ref());
+        let some = |v: Option<usize>| v.is_some_and(|n| n > 0);
+        let has_required_anti_affinity = some(paa.and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+                .map(Vec::len)
+        }));
+        let has_affinity = has_required_anti_affinity
+            || some(paa.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+                    .map(Vec::len)
+            }))
+            || some(pa.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+                    .map(Vec::len)
+            }))
+            || some(pa.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+                    .map(Vec::len)
+            }));
         PodInfo {
             key: pod_key(&pod),
             requests: pod_requests(&pod, false),
             non_zero_requests: pod_requests(&pod, true),
+            has_affinity,
+            has_required_anti_affinity,
             pod,
         }
     }
@@ -43,6 +74,10 @@ pub struct NodeInfo {
     pub used_ports: Vec<HostPort>,
     /// Normalised image name → size in bytes.
     pub images: HashMap<String, i64>,
+    /// How many of `pods` have pod (anti-)affinity terms, and required
+    /// anti-affinity terms: the cache indexes nodes by these.
+    pub pods_with_affinity: usize,
+    pub pods_with_required_anti_affinity: usize,
 }
 
 impl NodeInfo {
@@ -55,6 +90,8 @@ impl NodeInfo {
             allocatable: Resource::default(),
             used_ports: Vec::new(),
             images: HashMap::new(),
+            pods_with_affinity: 0,
+            pods_with_required_anti_affinity: 0,
         };
         info.set_node(node);
         info
@@ -81,6 +118,8 @@ impl NodeInfo {
         self.requested.add(&info.requests);
         self.non_zero_requested.add(&info.non_zero_requests);
         self.used_ports.extend(host_ports(&info.pod));
+        self.pods_with_affinity += usize::from(info.has_affinity);
+        self.pods_with_required_anti_affinity += usize::from(info.has_required_anti_affinity);
         self.pods.push(info);
     }
 
@@ -92,6 +131,8 @@ impl NodeInfo {
         let info = self.pods.swap_remove(i);
         self.requested.sub(&info.requests);
         self.non_zero_requested.sub(&info.non_zero_requests);
+        self.pods_with_affinity -= usize::from(info.has_affinity);
+        self.pods_with_required_anti_affinity -= usize::from(info.has_required_anti_affinity);
         for port in host_ports(&info.pod) {
             if let Some(j) = self.used_ports.iter().position(|p| *p == port) {
                 self.used_ports.swap_remove(j);

@@ -57,7 +57,7 @@ impl Plugin for Fake {
 }
 
 impl PreFilterPlugin for Fake {
-    fn pre_filter(&self, _: &mut CycleState, _: &Pod, _: &[Arc<NodeInfo>]) -> Status {
+    fn pre_filter(&self, _: &mut CycleState, _: &Pod, _: &Snapshot) -> Status {
         self.pre_filter.clone().unwrap_or_else(Status::success)
     }
 }
@@ -119,7 +119,13 @@ fn run(
     let mut ex = Explanation::default();
     let mut start = 0;
     (
-        fw.schedule(&empty_pod(), ns, &mut start, &mut rng, &mut ex),
+        fw.schedule(
+            &empty_pod(),
+            &Snapshot::from_nodes(ns.to_vec()),
+            &mut start,
+            &mut rng,
+            &mut ex,
+        ),
         ex,
     )
 }
@@ -269,6 +275,7 @@ fn filtering_stops_at_the_share_and_the_next_cycle_starts_after_it() {
         .iter()
         .map(|n| node(json!({"metadata": {"name": n}})))
         .collect();
+    let ns = Snapshot::from_nodes(ns);
     let mut fw = framework(vec![(Fake::new("x"), 1)]);
     fw.percentage_of_nodes_to_score = 10;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);

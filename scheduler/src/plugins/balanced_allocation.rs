@@ -7,7 +7,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::ArgsError;
-use crate::framework::{
+use crate::framework::{Snapshot, 
     CycleState, MAX_NODE_SCORE, NodeInfo, Plugin, PreScorePlugin, ScorePlugin, Status,
 };
 use crate::resources::{CPU, MEMORY, Resource, pod_requests};
@@ -39,7 +39,7 @@ impl PreScorePlugin for BalancedAllocation {
         state: &mut CycleState,
         pod: &Pod,
         _: &[Arc<NodeInfo>],
-        _: &[Arc<NodeInfo>],
+        _: &Snapshot,
     ) -> Status {
         let req = pod_requests(pod, false);
         // A pod requesting none of the scored resources cannot unbalance

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::ArgsError;
 use crate::framework::node_info::normalize_image;
-use crate::framework::{
+use crate::framework::{Snapshot, 
     CycleState, MAX_NODE_SCORE, NodeInfo, Plugin, PreScorePlugin, ScorePlugin, Status,
 };
 
@@ -67,7 +67,7 @@ impl PreScorePlugin for ImageLocality {
         state: &mut CycleState,
         pod: &Pod,
         _: &[Arc<NodeInfo>],
-        all: &[Arc<NodeInfo>],
+        all: &Snapshot,
     ) -> Status {
         let images = pod_images(pod);
         let mut nodes_with = HashMap::new();

@@ -59,7 +59,7 @@ pub const DEFAULT_PLUGINS: &[(&str, i64)] = &[
     (node_ports::NAME, 0),
     (node_resources_fit::NAME, 1),
     (pod_topology_spread::NAME, 2),
-    (inter_pod_affinity::NAME, 0),
+    (inter_pod_affinity::NAME, 2),
     (balanced_allocation::NAME, 1),
     (image_locality::NAME, 1),
 ];
@@ -95,7 +95,8 @@ pub(crate) mod testutil {
     pub fn run_filter(p: &dyn crate::framework::Plugin, pod: &Pod, node: &Arc<NodeInfo>) -> Status {
         let mut state = CycleState::default();
         if let Some(pf) = p.as_pre_filter() {
-            let s = pf.pre_filter(&mut state, pod, std::slice::from_ref(node));
+            let snapshot = crate::framework::Snapshot::from_nodes(vec![node.clone()]);
+            let s = pf.pre_filter(&mut state, pod, &snapshot);
             if !s.is_success() && s.code != crate::framework::Code::Skip {
                 return s;
             }
@@ -113,7 +114,8 @@ pub(crate) mod testutil {
     ) -> Vec<i64> {
         let mut state = CycleState::default();
         if let Some(ps) = p.as_pre_score() {
-            let s = ps.pre_score(&mut state, pod, nodes, nodes);
+            let all = crate::framework::Snapshot::from_nodes(nodes.to_vec());
+            let s = ps.pre_score(&mut state, pod, nodes, &all);
             if s.code == crate::framework::Code::Skip {
                 return vec![0; nodes.len()];
             }
@@ -121,8 +123,9 @@ pub(crate) mod testutil {
         let sp = p.as_score().expect("a score plugin");
         let mut scores: Vec<crate::framework::NodeScore> = nodes
             .iter()
-            .map(|n| crate::framework::NodeScore {
-                name: n.name().to_string(),
+            .enumerate()
+            .map(|(index, n)| crate::framework::NodeScore {
+                index,
                 score: sp.score(&state, pod, n).expect("score"),
             })
             .collect();

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::ArgsError;
 use crate::framework::node_info::{HostPort, host_ports};
-use crate::framework::{CycleState, FilterPlugin, NodeInfo, Plugin, PreFilterPlugin, Status};
+use crate::framework::{Snapshot, CycleState, FilterPlugin, NodeInfo, Plugin, PreFilterPlugin, Status};
 
 pub const NAME: &str = "NodePorts";
 pub const ERR_REASON: &str = "node(s) didn't have free ports for the requested pod ports";
@@ -37,7 +37,7 @@ impl Plugin for NodePorts {
 }
 
 impl PreFilterPlugin for NodePorts {
-    fn pre_filter(&self, state: &mut CycleState, pod: &Pod, _: &[Arc<NodeInfo>]) -> Status {
+    fn pre_filter(&self, state: &mut CycleState, pod: &Pod, _: &Snapshot) -> Status {
         let ports = host_ports(pod);
         if ports.is_empty() {
             return Status::skip();

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::Deserialize;
 
 use super::ArgsError;
-use crate::framework::{
+use crate::framework::{Snapshot, 
     CycleState, FilterPlugin, MAX_NODE_SCORE, NodeInfo, Plugin, PreFilterPlugin, PreScorePlugin,
     ScorePlugin, Status,
 };
@@ -165,7 +165,7 @@ impl PreScorePlugin for NodeResourcesFit {
         state: &mut CycleState,
         pod: &Pod,
         _: &[Arc<NodeInfo>],
-        _: &[Arc<NodeInfo>],
+        _: &Snapshot,
     ) -> Status {
         state.write(
             SCORE_STATE_KEY,
@@ -179,7 +179,7 @@ impl PreScorePlugin for NodeResourcesFit {
 }
 
 impl PreFilterPlugin for NodeResourcesFit {
-    fn pre_filter(&self, state: &mut CycleState, pod: &Pod, _: &[Arc<NodeInfo>]) -> Status {
+    fn pre_filter(&self, state: &mut CycleState, pod: &Pod, _: &Snapshot) -> Status {
         state.write(STATE_KEY, pod_requests(pod, false));
         Status::success()
     }

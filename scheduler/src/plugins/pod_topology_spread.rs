@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Pod, TopologySpreadConstraint};
 
 use super::ArgsError;
 use super::node_affinity::required_matches;
-use crate::framework::{
+use crate::framework::{Snapshot, 
     CycleState, FilterPlugin, MAX_NODE_SCORE, NodeInfo, NodeScore, Plugin, PreFilterPlugin,
     PreScorePlugin, ScorePlugin, Status,
 };
@@ -143,7 +143,7 @@ impl Plugin for PodTopologySpread {
 }
 
 impl PreFilterPlugin for PodTopologySpread {
-    fn pre_filter(&self, state: &mut CycleState, pod: &Pod, nodes: &[Arc<NodeInfo>]) -> Status {
+    fn pre_filter(&self, state: &mut CycleState, pod: &Pod, nodes: &Snapshot) -> Status {
         let cs = constraints(pod, "DoNotSchedule");
         if cs.is_empty() {
             return Status::skip();
@@ -184,7 +184,7 @@ impl PreScorePlugin for PodTopologySpread {
         state: &mut CycleState,
         pod: &Pod,
         _: &[Arc<NodeInfo>],
-        all: &[Arc<NodeInfo>],
+        all: &Snapshot,
     ) -> Status {
         let cs = constraints(pod, "ScheduleAnyway");
         if cs.is_empty() {
@@ -262,7 +262,7 @@ mod tests {
 
     fn filter_all(p: &Pod, nodes: &[Arc<NodeInfo>]) -> Vec<Code> {
         let mut state = CycleState::default();
-        PodTopologySpread.pre_filter(&mut state, p, nodes);
+        PodTopologySpread.pre_filter(&mut state, p, &Snapshot::from_nodes(nodes.to_vec()));
         nodes
             .iter()
             .map(|n| PodTopologySpread.filter(&state, p, n).code)

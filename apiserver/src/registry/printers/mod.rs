@@ -27,10 +27,12 @@ pub mod descriptions;
 pub mod discovery;
 pub mod events;
 pub mod format;
+pub mod networking;
 pub mod node;
 pub mod pod;
 pub mod scheduling;
 pub mod service;
+pub mod storage;
 
 use descriptions as doc;
 

@@ -22,7 +22,9 @@
 //! | `coordination.k8s.io/leases` | [`LeaseStrategy`] | subdomain |
 //! | `discovery.k8s.io/endpointslices` | [`EndpointSliceStrategy`] | subdomain |
 //! | `events.k8s.io/events` | [`EventsV1EventStrategy`] | subdomain |
+//! | `networking.k8s.io/ingresses`, `ingressclasses` | [`IngressStrategy`], [`IngressClassStrategy`] | subdomain |
 //! | `scheduling.k8s.io/priorityclasses` | [`PriorityClassStrategy`] | subdomain |
+//! | `persistentvolumes`, `persistentvolumeclaims` | [`PersistentVolumeStrategy`], [`PersistentVolumeClaimStrategy`] | subdomain |
 //!
 //! Ordering: `default` is idempotent and may run before or after
 //! `prepare_for_create`/`prepare_for_update`; the strategies that compare
@@ -38,14 +40,17 @@ mod daemonset;
 mod deployment;
 mod event;
 mod gofmt;
+mod ingress;
 mod lease;
 mod network;
 mod pod;
 mod pod_defaults;
+mod pod_serviceaccount;
 mod pod_validation;
 mod quantity;
 mod service;
 mod statefulset;
+mod storage;
 #[cfg(test)]
 mod testutil;
 pub mod validation;
@@ -57,11 +62,13 @@ pub use config::{ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy};
 pub use daemonset::DaemonSetStrategy;
 pub use deployment::{DeploymentStrategy, ReplicaSetStrategy};
 pub use event::{EventStrategy, EventsV1EventStrategy};
+pub use ingress::{INGRESS_CLASS_ANNOTATION, IngressClassStrategy, IngressStrategy};
 pub use lease::LeaseStrategy;
 pub use network::{EndpointSliceStrategy, EndpointsStrategy};
 pub use pod::{POD_UPDATE_FORBIDDEN, PodStrategy, apply_default_admission, pod_qos_class};
 pub use service::ServiceStrategy;
 pub use statefulset::StatefulSetStrategy;
+pub use storage::{PersistentVolumeClaimStrategy, PersistentVolumeStrategy};
 
 #[cfg(test)]
 mod tests {

@@ -215,7 +215,7 @@ const DEFAULT_TOLERATED_TAINTS: [&str; 2] = [
 
 /// What Kubernetes' default admission plugins add to every new pod and
 /// `kubectl get pod -o yaml` therefore shows: the `default` service account
-/// (ServiceAccount), priority 0 without a priority class (Priority), and
+/// (ServiceAccount, with its token volume), priority 0 without a priority class (Priority), and
 /// 300s tolerations of unready/unreachable nodes (DefaultTolerationSeconds).
 /// Each step leaves what the pod already specifies alone.
 pub fn apply_default_admission(spec: &mut PodSpec) {
@@ -234,6 +234,7 @@ pub fn apply_default_admission(spec: &mut PodSpec) {
             .get_or_insert_with(|| "PreemptLowerPriority".to_string());
     }
     add_default_tolerations(spec);
+    super::pod_serviceaccount::mount_service_account_token(spec);
 }
 
 /// DefaultTolerationSeconds, which also runs on pod updates.

@@ -1,170 +1,81 @@
-//! `InterPodAffinity` (Filter): required pod affinity and anti-affinity.
-//! A node fits when, in its topology domain, pods match each of the
-//! incoming pod's affinity terms (or none anywhere do and the pod matches
-//! its own terms: the first pod of a group), no pod matches its
-//! anti-affinity terms, and no existing pod's anti-affinity rejects it.
+//! `InterPodAffinity` Filter (`filtering.go`): required pod affinity and
+//! anti-affinity. A node fits when, in its topology domain, pods match
+//! each of the incoming pod's affinity terms (or none anywhere do and the
+//! pod matches its own terms: the first pod of a group), no pod matches
+//! its anti-affinity terms, and no existing pod's anti-affinity rejects it.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::HashMap;
 
-use common::selector::LabelSel;
-use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm};
+use k8s_openapi::api::core::v1::Pod;
 
-use super::ArgsError;
-use crate::framework::{CycleState, FilterPlugin, NodeInfo, Plugin, PreFilterPlugin, Status};
+use super::{InterPodAffinity, Term, TopologyCounts, label, required_terms};
+use crate::framework::{CycleState, FilterPlugin, NodeInfo, PreFilterPlugin, Snapshot, Status};
 
-pub const NAME: &str = "InterPodAffinity";
 pub const ERR_REASON_EXISTING_ANTI_AFFINITY: &str =
     "node(s) didn't satisfy existing pods anti-affinity rules";
 pub const ERR_REASON_AFFINITY: &str = "node(s) didn't match pod affinity rules";
 pub const ERR_REASON_ANTI_AFFINITY: &str = "node(s) didn't match pod anti-affinity rules";
 const STATE_KEY: &str = "PreFilterInterPodAffinity";
 
-pub struct InterPodAffinity;
-
-pub fn new(_: &serde_json::Value) -> Result<Arc<dyn Plugin>, ArgsError> {
-    Ok(Arc::new(InterPodAffinity))
-}
-
-type Pair = (String, String);
-
-/// A term resolved against the pod that carries it.
-struct Term {
-    topology_key: String,
-    /// `None` matches no pods (a nil `labelSelector`).
-    selector: Option<LabelSel>,
-    /// `None` means every namespace (an empty `namespaceSelector`).
-    namespaces: Option<Vec<String>>,
-}
-
-impl Term {
-    fn new(t: &PodAffinityTerm, owner: &Pod) -> Term {
-        let own_ns = owner
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let listed = t.namespaces.clone().unwrap_or_default();
-        let all = t.namespace_selector.as_ref().is_some_and(|s| {
-            s.match_labels.as_ref().is_none_or(|m| m.is_empty())
-                && s.match_expressions.as_ref().is_none_or(|e| e.is_empty())
-        });
-        Term {
-            topology_key: t.topology_key.clone(),
-            selector: t
-                .label_selector
-                .as_ref()
-                .and_then(|s| LabelSel::from_label_selector(s).ok()),
-            namespaces: if all {
-                None
-            } else if listed.is_empty() {
-                Some(vec![own_ns])
-            } else {
-                Some(listed)
-            },
-        }
-    }
-
-    fn matches(&self, pod: &Pod) -> bool {
-        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-        let empty = BTreeMap::new();
-        self.namespaces
-            .as_ref()
-            .is_none_or(|n| n.iter().any(|x| x == ns))
-            && self
-                .selector
-                .as_ref()
-                .is_some_and(|s| s.matches(pod.metadata.labels.as_ref().unwrap_or(&empty)))
-    }
-}
-
-fn required_terms(pod: &Pod, anti: bool) -> Vec<Term> {
-    let affinity = pod.spec.as_ref().and_then(|s| s.affinity.as_ref());
-    let terms = if anti {
-        affinity
-            .and_then(|a| a.pod_anti_affinity.as_ref())
-            .and_then(|a| {
-                a.required_during_scheduling_ignored_during_execution
-                    .as_ref()
-            })
-    } else {
-        affinity
-            .and_then(|a| a.pod_affinity.as_ref())
-            .and_then(|a| {
-                a.required_during_scheduling_ignored_during_execution
-                    .as_ref()
-            })
-    };
-    terms
-        .into_iter()
-        .flatten()
-        .map(|t| Term::new(t, pod))
-        .collect()
-}
-
 struct State {
     affinity: Vec<Term>,
     anti_affinity: Vec<Term>,
-    affinity_counts: HashMap<Pair, i64>,
-    anti_affinity_counts: HashMap<Pair, i64>,
-    existing_anti_counts: HashMap<Pair, i64>,
+    affinity_counts: TopologyCounts,
+    anti_affinity_counts: TopologyCounts,
+    existing_anti_counts: TopologyCounts,
 }
 
-fn label<'a>(node: &'a NodeInfo, key: &str) -> Option<&'a String> {
-    node.node.metadata.labels.as_ref().and_then(|l| l.get(key))
+fn add(counts: &mut TopologyCounts, node: &NodeInfo, key: &str, n: i64) {
+    if let Some(v) = label(node, key) {
+        *counts
+            .entry(key.to_string())
+            .or_default()
+            .entry(v.clone())
+            .or_default() += n;
+    }
 }
 
-impl Plugin for InterPodAffinity {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn as_pre_filter(&self) -> Option<&dyn PreFilterPlugin> {
-        Some(self)
-    }
-    fn as_filter(&self) -> Option<&dyn FilterPlugin> {
-        Some(self)
-    }
+fn get(counts: &TopologyCounts, key: &str, value: &str) -> i64 {
+    counts
+        .get(key)
+        .and_then(|m| m.get(value))
+        .copied()
+        .unwrap_or(0)
 }
 
 impl PreFilterPlugin for InterPodAffinity {
-    fn pre_filter(&self, state: &mut CycleState, pod: &Pod, nodes: &[Arc<NodeInfo>]) -> Status {
-        let affinity = required_terms(pod, false);
-        let anti_affinity = required_terms(pod, true);
+    fn pre_filter(&self, state: &mut CycleState, pod: &Pod, snapshot: &Snapshot) -> Status {
         let mut s = State {
-            affinity,
-            anti_affinity,
+            affinity: required_terms(pod, false),
+            anti_affinity: required_terms(pod, true),
             affinity_counts: HashMap::new(),
             anti_affinity_counts: HashMap::new(),
             existing_anti_counts: HashMap::new(),
         };
-        for node in nodes {
-            for p in &node.pods {
-                // Existing pods' anti-affinity against the incoming pod.
+        // Existing pods' anti-affinity against the incoming pod: only the
+        // nodes indexed as holding such pods need a look.
+        for node in snapshot.nodes_with_required_anti_affinity() {
+            for p in node.pods.iter().filter(|p| p.has_required_anti_affinity) {
                 for t in required_terms(&p.pod, true) {
-                    if t.matches(pod)
-                        && let Some(v) = label(node, &t.topology_key)
-                    {
-                        *s.existing_anti_counts
-                            .entry((t.topology_key.clone(), v.clone()))
-                            .or_default() += 1;
+                    if t.matches(pod) {
+                        add(&mut s.existing_anti_counts, node, &t.topology_key, 1);
                     }
                 }
-                if !s.affinity.is_empty() && s.affinity.iter().all(|t| t.matches(&p.pod)) {
-                    for t in &s.affinity {
-                        if let Some(v) = label(node, &t.topology_key) {
-                            *s.affinity_counts
-                                .entry((t.topology_key.clone(), v.clone()))
-                                .or_default() += 1;
+            }
+        }
+        // The incoming pod's own terms can match any pod: every node.
+        if !s.affinity.is_empty() || !s.anti_affinity.is_empty() {
+            for node in snapshot.iter() {
+                for p in &node.pods {
+                    if !s.affinity.is_empty() && s.affinity.iter().all(|t| t.matches(&p.pod)) {
+                        for t in &s.affinity {
+                            add(&mut s.affinity_counts, node, &t.topology_key, 1);
                         }
                     }
-                }
-                for t in &s.anti_affinity {
-                    if t.matches(&p.pod)
-                        && let Some(v) = label(node, &t.topology_key)
-                    {
-                        *s.anti_affinity_counts
-                            .entry((t.topology_key.clone(), v.clone()))
-                            .or_default() += 1;
+                    for t in &s.anti_affinity {
+                        if t.matches(&p.pod) {
+                            add(&mut s.anti_affinity_counts, node, &t.topology_key, 1);
+                        }
                     }
                 }
             }
@@ -183,16 +94,12 @@ impl FilterPlugin for InterPodAffinity {
         let Some(s) = state.read::<State>(STATE_KEY) else {
             return Status::success();
         };
-        let labels = node.node.metadata.labels.clone().unwrap_or_default();
         let mut pods_exist = true;
         for t in &s.affinity {
-            match labels.get(&t.topology_key) {
+            match label(node, &t.topology_key) {
                 None => return Status::unresolvable(ERR_REASON_AFFINITY),
                 Some(v) => {
-                    if s.affinity_counts
-                        .get(&(t.topology_key.clone(), v.clone()))
-                        .is_none_or(|c| *c <= 0)
-                    {
+                    if get(&s.affinity_counts, &t.topology_key, v) <= 0 {
                         pods_exist = false;
                     }
                 }
@@ -205,21 +112,23 @@ impl FilterPlugin for InterPodAffinity {
             return Status::unresolvable(ERR_REASON_AFFINITY);
         }
         for t in &s.anti_affinity {
-            if let Some(v) = labels.get(&t.topology_key)
-                && s.anti_affinity_counts
-                    .get(&(t.topology_key.clone(), v.clone()))
-                    .is_some_and(|c| *c > 0)
+            if let Some(v) = label(node, &t.topology_key)
+                && get(&s.anti_affinity_counts, &t.topology_key, v) > 0
             {
                 return Status::unschedulable(ERR_REASON_ANTI_AFFINITY);
             }
         }
         // Kubernetes checks the existing pods' rules last, so a group with
         // symmetric anti-affinity reports its own rule.
-        if labels.iter().any(|(k, v)| {
-            s.existing_anti_counts
-                .get(&(k.clone(), v.clone()))
-                .is_some_and(|c| *c > 0)
-        }) {
+        if !s.existing_anti_counts.is_empty()
+            && node
+                .node
+                .metadata
+                .labels
+                .iter()
+                .flatten()
+                .any(|(k, v)| get(&s.existing_anti_counts, k, v) > 0)
+        {
             return Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY);
         }
         Status::success()
@@ -228,6 +137,8 @@ impl FilterPlugin for InterPodAffinity {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::framework::Code;
     use crate::plugins::testutil::{node_with_pods, pod};
@@ -244,11 +155,12 @@ mod tests {
 
     fn filter_all(p: &Pod, nodes: &[Arc<NodeInfo>]) -> Vec<(Code, Vec<String>)> {
         let mut state = CycleState::default();
-        InterPodAffinity.pre_filter(&mut state, p, nodes);
+        let snapshot = Snapshot::from_nodes(nodes.to_vec());
+        InterPodAffinity::default().pre_filter(&mut state, p, &snapshot);
         nodes
             .iter()
             .map(|n| {
-                let s = InterPodAffinity.filter(&state, p, n);
+                let s = InterPodAffinity::default().filter(&state, p, n);
                 (s.code, s.reasons)
             })
             .collect()
@@ -328,6 +240,22 @@ mod tests {
                     ok.clone(),
                     ok.clone(),
                 ],
+            ),
+            (
+                "an existing pod's anti-affinity counts on its own node too",
+                vec![node_with_pods(
+                    json!({"metadata": {"name": "a", "labels": {"zone": "z1"}}}),
+                    vec![
+                        labelled("other", "other", json!(null)),
+                        labelled(
+                            "loner",
+                            "loner",
+                            json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": term("web")}}),
+                        ),
+                    ],
+                )],
+                labelled("web", "web", json!(null)),
+                vec![r(Code::Unschedulable, ERR_REASON_EXISTING_ANTI_AFFINITY)],
             ),
             (
                 "pods in other namespaces do not count",

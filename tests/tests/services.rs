@@ -1,0 +1,442 @@
+//! Services end to end on real containers: `ferrokube up` with its kubelet
+//! (private containerd, CNI bridge), busybox httpd pods that answer with
+//! their own name, the EndpointSlice controller, and `ferrokube proxy` as
+//! its own process programming the host's iptables (so the test can
+//! restart it). Every host-global name (node, bridge, pod and Service
+//! ranges, chain prefix) is unique to the run; everything is removed at
+//! the end.
+//!
+//! Needs root, containerd, runc, the CNI plugins and iptables. Embedded
+//! store only: the storage backend is not what is under test here.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::{Backend, Cluster, ferrokube_binary};
+use serde_json::Value;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The run's unique host-global names.
+struct Net {
+    node: String,
+    prefix: String,
+    bridge: String,
+    cluster_cidr: String,
+    service_cidr: String,
+}
+
+impl Net {
+    fn new() -> Net {
+        let r = std::process::id() ^ Instant::now().elapsed().subsec_nanos() ^ rand_seed();
+        let a = 100 + r % 100;
+        let b = 200 + (r / 100) % 50;
+        Net {
+            node: format!("e2e-svc-{:x}", r % 0xffff),
+            prefix: format!("E{:04X}", r % 0xffff),
+            bridge: format!("fke{:x}", r % 0xfffff),
+            cluster_cidr: format!("10.{a}.0.0/16"),
+            service_cidr: format!("10.{b}.0.0/16"),
+        }
+    }
+}
+
+fn rand_seed() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+/// The proxy process, with the host cleaned after it.
+struct Proxy {
+    child: Option<Child>,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+impl Proxy {
+    fn start(cluster: &Cluster, net: &Net) -> Proxy {
+        let args = vec![
+            "proxy".to_string(),
+            "--kubeconfig".into(),
+            cluster.kubeconfig().to_string_lossy().into_owned(),
+            "--hostname-override".into(),
+            net.node.clone(),
+            "--proxy-chain-prefix".into(),
+            net.prefix.clone(),
+            "--proxy-cluster-cidr".into(),
+            net.cluster_cidr.clone(),
+            "--proxy-service-cidr".into(),
+            net.service_cidr.clone(),
+        ];
+        let mut p = Proxy {
+            child: None,
+            args,
+            log: cluster.dir().join("proxy.log"),
+        };
+        p.spawn();
+        p
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("proxy log");
+        let err = log.try_clone().expect("log");
+        self.child = Some(
+            Command::new(ferrokube_binary())
+                .args(&self.args)
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(err)
+                .spawn()
+                .expect("ferrokube proxy starts"),
+        );
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.kill();
+        let prefix_at = self.args.iter().position(|a| a == "--proxy-chain-prefix");
+        if let Some(i) = prefix_at {
+            let _ = Command::new(ferrokube_binary())
+                .args(["proxy", "--cleanup", "--proxy-chain-prefix", &self.args[i + 1]])
+                .status();
+        }
+    }
+}
+
+/// Deletes the run's pods (so the kubelet unwires them) before the
+/// cluster stops, then the bridge.
+struct Teardown<'a> {
+    cluster: &'a Cluster,
+    bridge: String,
+}
+
+impl Drop for Teardown<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .cluster
+            .kubectl(&["delete", "pods", "--all", "--grace-period=1", "--timeout=60s"]);
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// One HTTP GET on a fresh connection; the body, trimmed.
+fn get(addr: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let body = out.split("\r\n\r\n").nth(1)?;
+    Some(body.trim().to_string())
+}
+
+fn json(c: &Cluster, args: &[&str]) -> Value {
+    let mut full = args.to_vec();
+    full.extend(["-o", "json"]);
+    serde_json::from_str(&c.kubectl_ok(&full)).expect("kubectl json")
+}
+
+/// `(ready, serving, terminating)` per endpoint IP of a Service.
+fn slice_endpoints(c: &Cluster, svc: &str) -> BTreeMap<String, (bool, bool, bool)> {
+    let label = format!("kubernetes.io/service-name={svc}");
+    let list = json(c, &["get", "endpointslices", "-l", &label]);
+    let mut out = BTreeMap::new();
+    for s in list["items"].as_array().into_iter().flatten() {
+        for e in s["endpoints"].as_array().into_iter().flatten() {
+            let cond = &e["conditions"];
+            out.insert(
+                e["addresses"][0].as_str().unwrap_or_default().to_string(),
+                (
+                    cond["ready"] == true,
+                    cond["serving"] == true,
+                    cond["terminating"] == true,
+                ),
+            );
+        }
+    }
+    out
+}
+
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 4
+      containers:
+      - name: httpd
+        image: busybox
+        env:
+        - name: POD_NAME
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+        ports: [{name: http, containerPort: 8080}]
+        # sh ignores SIGTERM so a deleted pod stays terminating for its
+        # grace period.
+        command: [sh, -c, "trap '' TERM; mkdir -p /www && echo $POD_NAME > /www/index.html && httpd -f -p 8080 -h /www"]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-np}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-lb}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{name: http, port: 8081, targetPort: http}]
+"#;
+
+fn assert_spread(what: &str, answers: &[String], names: &[String]) {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in answers {
+        *counts.entry(a.as_str()).or_default() += 1;
+    }
+    assert_eq!(answers.len(), 300, "{what}: {counts:?}");
+    for n in names {
+        let got = counts.get(n.as_str()).copied().unwrap_or(0);
+        // Each replica gets about a third (100 ± 40 is far outside what
+        // a fair 1/3 coin gives over 300 draws).
+        assert!((60..=140).contains(&got), "{what}: uneven spread {counts:?}");
+    }
+    assert_eq!(counts.len(), 3, "{what}: only replicas answer: {counts:?}");
+}
+
+#[test]
+fn services_reach_ready_pods_through_the_kernel() {
+    let net = Net::new();
+    let cidr_flag = format!("--cluster-cidr={}", net.cluster_cidr);
+    let svc_flag = format!("--service-cluster-ip-range={}", net.service_cidr);
+    let cluster = Cluster::start_with_kubelet(
+        Backend::Embedded,
+        &[
+            "--node-name",
+            &net.node,
+            "--cni-bridge",
+            &net.bridge,
+            &cidr_flag,
+            &svc_flag,
+            "--disable-proxy",
+        ],
+    );
+    let _teardown = Teardown {
+        cluster: &cluster,
+        bridge: net.bridge.clone(),
+    };
+    let mut proxy = Proxy::start(&cluster, &net);
+
+    // Node IPAM gave the node the first /24 of the cluster CIDR.
+    let pod_cidr = until("the node has a podCIDR", || {
+        let n = json(&cluster, &["get", "node", &net.node]);
+        n["spec"]["podCIDR"].as_str().map(str::to_string)
+    });
+    assert_eq!(pod_cidr, net.cluster_cidr.replace(".0.0/16", ".0.0/24"));
+    let node_ip = until("the node has an InternalIP", || {
+        let n = json(&cluster, &["get", "node", &net.node]);
+        n["status"]["addresses"]
+            .as_array()?
+            .iter()
+            .find(|a| a["type"] == "InternalIP")?["address"]
+            .as_str()
+            .map(str::to_string)
+    });
+
+    cluster.kubectl_stdin_ok(&["apply", "-f", "-"], WEB);
+    let names: Vec<String> = until("three web pods are ready endpoints", || {
+        let eps = slice_endpoints(&cluster, "web");
+        let ready = eps.values().filter(|c| c.0).count();
+        if ready != 3 {
+            return None;
+        }
+        let pods = json(&cluster, &["get", "pods", "-l", "app=web"]);
+        let names: Vec<String> = pods["items"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+            .collect();
+        (names.len() == 3).then_some(names)
+    });
+    let svc = json(&cluster, &["get", "service", "web"]);
+    let cluster_ip = svc["spec"]["clusterIP"].as_str().expect("clusterIP").to_string();
+    let target = format!("{cluster_ip}:80");
+
+    // From the host.
+    let mut answers = Vec::new();
+    until("the ClusterIP answers from the host", || get(&target));
+    for _ in 0..300 {
+        answers.push(get(&target).expect("every request through the ClusterIP answers"));
+    }
+    assert_spread("from the host", &answers, &names);
+
+    // From another pod: 300 wgets, one name a line in its log.
+    let client = format!(
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"client"}},"spec":{{"restartPolicy":"Never","containers":[{{"name":"c","image":"busybox","command":["sh","-c","for i in $(seq 300); do wget -q -T 3 -O - http://{target}/ || echo FAILED; done; echo DONE; sleep 3600"]}}]}}}}"#
+    );
+    cluster.kubectl_stdin_ok(&["apply", "-f", "-"], &client);
+    let uid = until("the client pod exists", || {
+        json(&cluster, &["get", "pod", "client"])["metadata"]["uid"]
+            .as_str()
+            .map(str::to_string)
+    });
+    let log = cluster
+        .dir()
+        .join("kubelet/pods")
+        .join(format!("default_client_{uid}"))
+        .join("c/0.log");
+    let lines = until("the client pod made 300 requests", || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| log_message(l).to_string())
+            .collect();
+        lines.iter().any(|l| l == "DONE").then_some(lines)
+    });
+    let answers: Vec<String> = lines.into_iter().filter(|l| l != "DONE").collect();
+    assert_spread("from a pod", &answers, &names);
+
+    // NodePort on the node's address.
+    let np = json(&cluster, &["get", "service", "web-np"]);
+    let node_port = np["spec"]["ports"][0]["nodePort"].as_i64().expect("nodePort");
+    let answer = until("the NodePort answers", || get(&format!("{node_ip}:{node_port}")));
+    assert!(names.contains(&answer), "{answer}");
+
+    // LoadBalancer: the node's address as ingress, answering on the port.
+    let lb_ip = until("the LoadBalancer has an ingress IP", || {
+        let lb = json(&cluster, &["get", "service", "web-lb"]);
+        lb["status"]["loadBalancer"]["ingress"][0]["ip"]
+            .as_str()
+            .map(str::to_string)
+    });
+    assert_eq!(lb_ip, node_ip);
+    let answer = until("the LoadBalancer answers", || get(&format!("{lb_ip}:8081")));
+    assert!(names.contains(&answer), "{answer}");
+
+    // Hairpin: a pod reaching itself through its own Service.
+    cluster.kubectl_stdin_ok(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"self"},"spec":{"selector":{"app":"self"},"ports":[{"port":80,"targetPort":8080}]}}"#,
+    );
+    let self_ip = json(&cluster, &["get", "service", "self"])["spec"]["clusterIP"]
+        .as_str()
+        .expect("clusterIP")
+        .to_string();
+    let selfpod = format!(
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"self","labels":{{"app":"self"}}}},"spec":{{"containers":[{{"name":"c","image":"busybox","command":["sh","-c","mkdir -p /www && echo itself > /www/index.html && httpd -p 8080 -h /www && while true; do wget -q -T 2 -O - http://{self_ip}/ && echo REACHED; sleep 1; done"]}}]}}}}"#
+    );
+    cluster.kubectl_stdin_ok(&["apply", "-f", "-"], &selfpod);
+    let self_uid = until("the self pod exists", || {
+        json(&cluster, &["get", "pod", "self"])["metadata"]["uid"]
+            .as_str()
+            .map(str::to_string)
+    });
+    let self_log = cluster
+        .dir()
+        .join("kubelet/pods")
+        .join(format!("default_self_{self_uid}"))
+        .join("c/0.log");
+    until("the pod reaches itself through its Service", || {
+        let text = std::fs::read_to_string(&self_log).ok()?;
+        text.lines().any(|l| log_message(l) == "REACHED").then_some(())
+    });
+
+    // A deleted pod's endpoint goes terminating, then away; traffic goes
+    // to the others meanwhile.
+    let victim = &names[0];
+    let victim_ip = json(&cluster, &["get", "pod", victim])["status"]["podIP"]
+        .as_str()
+        .expect("podIP")
+        .to_string();
+    cluster.kubectl_ok(&["delete", "pod", victim, "--wait=false"]);
+    until("the deleted pod's endpoint is terminating", || {
+        let eps = slice_endpoints(&cluster, "web");
+        (eps.get(&victim_ip) == Some(&(false, true, true))).then_some(())
+    });
+    for _ in 0..30 {
+        let a = get(&target).expect("answers during the rollout");
+        assert_ne!(&a, victim, "a terminating pod gets no new connections");
+    }
+    until("the deleted pod's endpoint is gone", || {
+        (!slice_endpoints(&cluster, "web").contains_key(&victim_ip)).then_some(())
+    });
+
+    // Restart the proxy: a stale chain of ours and the rules of a Service
+    // deleted meanwhile are gone, and traffic keeps flowing throughout.
+    proxy.kill();
+    let stale = format!("{}-SVC-STALESTALESTALE", net.prefix);
+    let st = Command::new("iptables")
+        .args(["-w", "-t", "nat", "-N", &stale])
+        .status()
+        .expect("iptables");
+    assert!(st.success());
+    cluster.kubectl_ok(&["delete", "service", "web-np"]);
+    let answer = get(&target).expect("traffic flows while the proxy is down");
+    assert!(names.contains(&answer) || answer.starts_with("web-"), "{answer}");
+    proxy.spawn();
+    until("the restarted proxy removed the stale rules", || {
+        let out = Command::new("iptables-save").args(["-t", "nat"]).output().ok()?;
+        let save = String::from_utf8_lossy(&out.stdout).into_owned();
+        let gone = !save.contains(&stale)
+            && !save.contains(&format!("--dport {node_port} "));
+        gone.then_some(())
+    });
+    for _ in 0..30 {
+        get(&target).expect("traffic flows after the restart");
+    }
+}
+
+/// The message of a CRI log line (`TIME STREAM P|F MESSAGE`), or the line.
+fn log_message(line: &str) -> &str {
+    let mut parts = line.splitn(4, ' ');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(_), Some("stdout" | "stderr"), Some(_), Some(msg)) => msg.trim(),
+        _ => line.trim(),
+    }
+}
