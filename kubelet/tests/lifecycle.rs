@@ -391,6 +391,11 @@ async fn init_containers_run_in_order_and_hooks_run() {
 
     node.finish(&["init", "bad-init", "flaky-init", "bad-hook"])
         .await;
+    let stopping = node.events_of("init", "Killing").await;
+    assert!(
+        stopping.contains(&"Stopping container main".to_string()),
+        "{stopping:?}"
+    );
     assert_eq!(
         std::fs::read_to_string(dir.join("hooks")).expect("hooks"),
         "poststart\nprestop\n",
