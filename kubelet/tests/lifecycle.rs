@@ -137,6 +137,11 @@ async fn readiness_flips_ready_both_ways_and_failed_liveness_restarts() {
             .any(|m| m.starts_with("Liveness probe failed: cat: can't open '/data/alive'")),
         "{unhealthy:?}"
     );
+    let described = node.kubectl(&["describe", "pod", "live"]);
+    assert!(
+        described.contains("Container main failed liveness probe, will be restarted"),
+        "kubectl describe lists the kubelet's events:\n{described}"
+    );
     let uid = restarted.metadata.uid.clone().expect("uid");
     let waiting = node
         .wait_pod("live", "CrashLoopBackOff", |p| {
@@ -386,6 +391,11 @@ async fn init_containers_run_in_order_and_hooks_run() {
 
     node.finish(&["init", "bad-init", "flaky-init", "bad-hook"])
         .await;
+    let stopping = node.events_of("init", "Killing").await;
+    assert!(
+        stopping.contains(&"Stopping container main".to_string()),
+        "{stopping:?}"
+    );
     assert_eq!(
         std::fs::read_to_string(dir.join("hooks")).expect("hooks"),
         "poststart\nprestop\n",

@@ -150,7 +150,10 @@ async fn exec(target: &ProbeTarget, argv: &[String], timeout: Option<Duration>) 
         .await
     {
         Ok(ExecOutcome::Exited { code: 0, .. }) => Outcome::Success,
-        Ok(ExecOutcome::Exited { output, .. }) => Outcome::Failure(output),
+        Ok(ExecOutcome::Exited { code, output }) => {
+            tracing::debug!(container = %target.container_id, code, ?argv, %output, "exec probe failed");
+            Outcome::Failure(output)
+        }
         Ok(ExecOutcome::TimedOut) => {
             Outcome::Failure(format!("command {:?} timed out", argv.join(" ")))
         }

@@ -1,11 +1,15 @@
 //! Processes run inside a running container (containerd task Exec), the
 //! way the kubelet runs exec probes and exec lifecycle hooks: the
 //! container's own process spec (env, cwd, user, capabilities) with the
-//! argv replaced, stdout and stderr sent to a scratch file the runc shim
-//! appends to, waited on with an optional timeout, then deleted (which
-//! also waits for the shim to finish copying the output).
+//! argv replaced, waited on with an optional timeout, then deleted.
+//! stdout and stderr go to a FIFO we read until the shim closes it, as
+//! containerd's own `cio` does: a `file://` destination loses output now
+//! and then, since the shim may still be copying when the process is
+//! reported exited. The FIFO is opened (non-blocking) before the exec, as
+//! the shim opens its end while starting the process and gives up if no
+//! reader is there.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -35,9 +39,15 @@ pub enum ExecError {
     Spec { id: String, reason: String },
     #[error("exec scratch file {path}: {source}")]
     Scratch {
-        path: std::path::PathBuf,
+        path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    #[error("exec output FIFO {path}: {source}")]
+    Fifo {
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
     },
 }
 
@@ -97,13 +107,33 @@ impl Runtime {
         };
         std::fs::create_dir_all(scratch_dir).map_err(scratch)?;
         let exec_id = exec_id();
-        let output_path = scratch_dir.join(&exec_id);
-        let uri = format!("file://{}", output_path.display());
+        let fifo = scratch_dir.join(&exec_id);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).map_err(|source| {
+            ExecError::Fifo {
+                path: fifo.clone(),
+                source,
+            }
+        })?;
+        let receiver = tokio::net::unix::pipe::OpenOptions::new()
+            .open_receiver(&fifo)
+            .map_err(|source| ExecError::Scratch {
+                path: fifo.clone(),
+                source,
+            });
+        let receiver = match receiver {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_file(&fifo);
+                return Err(e);
+            }
+        };
+        let mut reader = None;
+        let path = fifo.display().to_string();
         let request = self.req(ExecProcessRequest {
             container_id: id.into(),
             exec_id: exec_id.clone(),
-            stdout: uri.clone(),
-            stderr: uri,
+            stdout: path.clone(),
+            stderr: path,
             terminal: false,
             spec: Some(prost_types::Any {
                 type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
@@ -126,6 +156,9 @@ impl Runtime {
                 .start(request)
                 .await
                 .map_err(call("exec start", id))?;
+            // The shim holds the FIFO's write end from here on, so an
+            // end of file now means it has copied everything.
+            reader = Some(tokio::spawn(read_all(receiver)));
             let wait = self.wait_process(id, &exec_id);
             match timeout {
                 None => wait.await.map(Some),
@@ -147,8 +180,11 @@ impl Runtime {
         if let Err(e) = self.delete_process(id, &exec_id).await {
             tracing::warn!(container = %id, exec = %exec_id, error = %e, "cannot delete exec process");
         }
-        let output = read_output(&output_path);
-        let _ = std::fs::remove_file(&output_path);
+        let output = match reader {
+            Some(reader) => collect(reader).await,
+            None => String::new(),
+        };
+        let _ = std::fs::remove_file(&fifo);
         Ok(match result? {
             Some(code) => ExecOutcome::Exited { code, output },
             None => ExecOutcome::TimedOut,
@@ -195,9 +231,33 @@ impl Runtime {
     }
 }
 
-/// The output, cut to [`MAX_OUTPUT`] bytes on a character boundary.
-fn read_output(path: &Path) -> String {
-    let bytes = std::fs::read(path).unwrap_or_default();
-    let cut = &bytes[..bytes.len().min(MAX_OUTPUT)];
-    String::from_utf8_lossy(cut).into_owned()
+/// Reads the FIFO until every writer has closed it, keeping the first
+/// [`MAX_OUTPUT`] bytes (and draining the rest, so the shim never blocks).
+async fn read_all(mut receiver: tokio::net::unix::pipe::Receiver) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut kept = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match receiver.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = MAX_OUTPUT.saturating_sub(kept.len());
+                kept.extend_from_slice(&chunk[..n.min(room)]);
+            }
+        }
+    }
+    kept
+}
+
+/// The output read, waiting a little for the shim to close the FIFO
+/// (a process that left children holding its stdout would keep it open).
+async fn collect(mut reader: tokio::task::JoinHandle<Vec<u8>>) -> String {
+    let bytes = match tokio::time::timeout(Duration::from_secs(5), &mut reader).await {
+        Ok(read) => read.unwrap_or_default(),
+        Err(_) => {
+            reader.abort();
+            Vec::new()
+        }
+    };
+    String::from_utf8_lossy(&bytes).into_owned()
 }

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::{Exit, RETRY, Worker};
 use crate::containers;
+use crate::events::{EventType, Involved};
 use crate::status::RunState;
 
 impl Worker {
@@ -39,6 +40,18 @@ impl Worker {
             .unwrap_or(30)
             .max(0) as u64;
         let rt = self.ctx.runtime.clone();
+        // Kubernetes announces each stop before its preStop hook runs.
+        for slot in self.slots.values() {
+            if let RunState::Running { .. } = slot.record.state {
+                let name = &slot.record.name;
+                self.events.record(
+                    Involved::container(&self.pod_ref, name, self.is_init(name)),
+                    EventType::Normal,
+                    "Killing",
+                    format!("Stopping container {name}"),
+                );
+            }
+        }
         // As `killContainer`: hooks eat into the grace period, but SIGTERM
         // still gets at least two seconds.
         let hooks_took = self.run_pre_stop_hooks(Duration::from_secs(grace)).await;
