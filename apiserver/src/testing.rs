@@ -74,8 +74,14 @@ impl TestServer {
 async fn seed_service_account_objects(app: &axum::Router) -> Result<(), TestServerError> {
     use tower::ServiceExt as _;
     let objects = [
-        ("serviceaccounts", r#"{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default"}}"#),
-        ("configmaps", r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"kube-root-ca.crt"},"data":{"ca.crt":""}}"#),
+        (
+            "serviceaccounts",
+            r#"{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default"}}"#,
+        ),
+        (
+            "configmaps",
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"kube-root-ca.crt"},"data":{"ca.crt":""}}"#,
+        ),
     ];
     for (plural, body) in objects {
         let request = http::Request::post(format!("/api/v1/namespaces/default/{plural}"))

@@ -56,11 +56,7 @@ pub fn pod_limits(pod: &Pod) -> PodLimits {
         let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref());
         let limit = |name: &str| limits.and_then(|l| l.get(name)).map(|q| q.0.clone());
         memory = memory
-            .zip(
-                limit("memory")
-                    .and_then(|q| memory_bytes(&q))
-                    .map(|b| b as i64),
-            )
+            .zip(limit("memory").and_then(|q| memory_bytes(&q)))
             .map(|(a, b)| a + b);
         let cpu_limit = limit("cpu").and_then(|q| cpu_millis(&q));
         cpu = cpu.zip(cpu_limit).map(|(a, b)| a + b);

@@ -113,13 +113,10 @@ pub fn read_signals(data_dir: &Path) -> Signals {
         .unwrap_or_default();
     let (nodefs, inodes) = nix::sys::statvfs::statvfs(data_dir)
         .map(|v| {
-            let block = v.fragment_size() as u64;
+            let block = v.fragment_size();
             (
-                (
-                    v.blocks_available() as u64 * block,
-                    v.blocks() as u64 * block,
-                ),
-                (v.files_available() as u64, v.files() as u64),
+                (v.blocks_available() * block, v.blocks() * block),
+                (v.files_available(), v.files()),
             )
         })
         .unwrap_or_default();
