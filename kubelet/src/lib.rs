@@ -263,9 +263,11 @@ async fn run_with(
         }
     };
     tracing::info!(node = %config.node_name, "node registered");
-    let pod_cidr = match &config.pod_cidr {
-        Some(c) => c.clone(),
-        None => node::wait_for_pod_cidr(&client, &config.node_name).await,
+    // Without CNI pods get a bare namespace: no pod network to wait for.
+    let pod_cidr = match (&config.pod_cidr, &config.cni_bin_dir) {
+        (Some(c), _) => c.clone(),
+        (None, None) => String::new(),
+        (None, Some(_)) => node::wait_for_pod_cidr(&client, &config.node_name).await,
     };
     tracing::info!(node = %config.node_name, %pod_cidr, bridge = %config.bridge, "pod network");
     let heartbeat = tokio::spawn(node::heartbeat(client.clone(), identity.clone(), node));

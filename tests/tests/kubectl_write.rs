@@ -445,7 +445,8 @@ fn delete_by_name_file_and_selector(backend: Backend) {
     ]);
     // Only the Deployment's pods (its controllers keep them) remain.
     assert!(
-        left.lines().all(|l| l.starts_with("pod/shop-web-")),
+        left.lines()
+            .all(|l| l.starts_with("pod/shop-web-") || l == "configmap/kube-root-ca.crt"),
         "left behind:\n{left}"
     );
     assert_eq!(cluster.kubectl_ok(&["get", "pods", "-o", "name"]), "");

@@ -458,6 +458,13 @@ where
                     if let Some(mf) = candidate["metadata"].get("managedFields") {
                         merged["metadata"]["managedFields"] = mf.clone();
                     }
+                    // Kubernetes' Deployment status strategy resets only spec
+                    // and labels: its controller records the revision
+                    // annotation through status, without bumping generation.
+                    if self.info.plural == "deployments" {
+                        merged["metadata"]["annotations"] =
+                            candidate["metadata"]["annotations"].clone();
+                    }
                     candidate = merged;
                 }
                 _ => {

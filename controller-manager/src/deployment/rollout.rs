@@ -257,7 +257,7 @@ impl Sync {
             "annotations": {REVISION: revision.to_string()},
         }});
         let updated = api
-            .patch(
+            .patch_status(
                 &self.d.name_any(),
                 &PatchParams::default(),
                 &Patch::Merge(&patch),
