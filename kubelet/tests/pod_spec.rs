@@ -75,7 +75,12 @@ fn log_of(data_dir: &Path, pod: &Pod) -> String {
         pod.metadata.name.as_deref().expect("name"),
         pod.metadata.uid.as_deref().expect("uid")
     ));
-    std::fs::read_to_string(dir.join("main/0.log")).expect("container log")
+    let raw = std::fs::read_to_string(dir.join("main/0.log")).expect("container log");
+    // CRI log format: `<time> <stream> <F|P> <text>`; the test wants the text.
+    raw.lines()
+        .map(|l| l.splitn(4, ' ').nth(3).unwrap_or_default())
+        .map(|t| format!("{t}\n"))
+        .collect()
 }
 
 async fn waiting(pods: &Api<Pod>, name: &str, reason: &str) -> String {
