@@ -211,7 +211,10 @@ async fn raw_puts(storage: Arc<dyn Storage>, args: &Args) -> anyhow::Result<f64>
                         return Ok::<_, anyhow::Error>(());
                     }
                     storage
-                        .create(&format!("/registry/pods/default/bench-{i:05}"), bodies[i].clone())
+                        .create(
+                            &format!("/registry/pods/default/bench-{i:05}"),
+                            bodies[i].clone(),
+                        )
                         .await?;
                 }
             })

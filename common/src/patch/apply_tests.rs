@@ -551,6 +551,10 @@ fn the_create_fast_path_records_what_the_general_path_records() {
         update_managed_fields(Some(&json!({})), &mut general, &r);
         assert_eq!(fast, general);
         assert!(fast["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"].is_object());
-        assert!(fast["metadata"]["managedFields"][0]["fieldsV1"].get("f:status").is_none());
+        assert!(
+            fast["metadata"]["managedFields"][0]["fieldsV1"]
+                .get("f:status")
+                .is_none()
+        );
     }
 }
