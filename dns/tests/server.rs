@@ -16,7 +16,7 @@ use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpStream, UdpSocket};
 
 async fn exchange(server: SocketAddr, name: &str, qtype: RecordType, tcp: bool) -> Message {
     let mut msg = Message::new(rand_id(), MessageType::Query, OpCode::Query);
@@ -86,9 +86,11 @@ async fn until(
 /// A resolver for everything outside the cluster: answers every A query
 /// with 192.0.2.1 (a documentation address) over UDP and TCP.
 async fn fake_upstream() -> SocketAddr {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    // The library's binder retries when UDP's port is taken for TCP.
+    let dns::Sockets { udp, tcp } = dns::Sockets::bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind upstream");
     let addr = udp.local_addr().expect("addr");
-    let tcp = TcpListener::bind(addr).await.expect("bind tcp");
     fn reply(query: &[u8]) -> Vec<u8> {
         let q = Message::from_vec(query).expect("query");
         let mut r = Message::response(q.metadata.id, OpCode::Query);

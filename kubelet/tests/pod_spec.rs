@@ -76,10 +76,19 @@ fn log_of(data_dir: &Path, pod: &Pod) -> String {
         pod.metadata.uid.as_deref().expect("uid")
     ));
     let raw = std::fs::read_to_string(dir.join("main/0.log")).expect("container log");
-    // CRI log format: `<time> <stream> <F|P> <text>`; the test wants the text.
+    // CRI log format: `<time> <stream> <F|P> <text>`; a full (F) line ended
+    // with a newline, a partial (P) one did not.
     raw.lines()
-        .map(|l| l.splitn(4, ' ').nth(3).unwrap_or_default())
-        .map(|t| format!("{t}\n"))
+        .map(|l| {
+            let mut parts = l.splitn(4, ' ').skip(2);
+            let tag = parts.next().unwrap_or_default();
+            let text = parts.next().unwrap_or_default();
+            if tag == "F" {
+                format!("{text}\n")
+            } else {
+                text.to_string()
+            }
+        })
         .collect()
 }
 
@@ -350,7 +359,7 @@ async fn volumes_tokens_security_and_waiting_reasons_on_a_private_containerd() {
     let runas = finished(&pods, "runas").await;
     assert_eq!(
         log_of(&data_dir, &runas),
-        "uid=1234 gid=5678 groups=5678 4000\ndefault"
+        "uid=1234 gid=5678 groups=5678 4000\ndefault\n"
     );
 
     let readonly = finished(&pods, "readonly").await;
