@@ -226,7 +226,8 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
     config.node_ip = Some("127.0.0.1".parse().expect("ip"));
     // The pod network is host-global: a bridge and CIDR of this run's own.
     let pid = std::process::id();
-    config.pod_cidr = Some(format!("10.{}.1.0/24", 190 + pid % 50));
+    // Second octets 140–189 are this test's (see tests/support).
+    config.pod_cidr = Some(format!("10.{}.1.0/24", 140 + pid % 50));
     config.bridge = format!("fkst{}", pid % 10_000);
     config.server_addr = "127.0.0.1:0".parse().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

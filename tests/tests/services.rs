@@ -33,8 +33,10 @@ struct Net {
 impl Net {
     fn new() -> Net {
         let r = std::process::id() ^ Instant::now().elapsed().subsec_nanos() ^ rand_seed();
-        let a = 100 + r % 100;
-        let b = 200 + (r / 100) % 50;
+        // Second octets 190–249 are this test's; the kubelet tests use
+        // 90–189 (kubelet/tests/support), so no two runs' routes overlap.
+        let a = 190 + r % 30;
+        let b = 220 + (r / 30) % 30;
         Net {
             node: format!("e2e-svc-{:x}", r % 0xffff),
             prefix: format!("E{:04X}", r % 0xffff),

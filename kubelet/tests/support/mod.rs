@@ -34,7 +34,9 @@ impl Node {
     pub async fn start(n: u8) -> Node {
         let pid = std::process::id();
         let bridge = format!("fkl{}x{n}", pid % 10000);
-        let pod_cidr = format!("10.{}.{n}.0/24", 90 + pid % 100);
+        // Host-global: test families use disjoint second octets (lifecycle
+        // tests 90–139, streaming 140–189, services 190–249).
+        let pod_cidr = format!("10.{}.{n}.0/24", 90 + pid % 50);
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
