@@ -179,6 +179,18 @@ fn json(c: &Cluster, args: &[&str]) -> Value {
     serde_json::from_str(&c.kubectl_ok(&full)).expect("kubectl json")
 }
 
+/// `json` for polls: None while kubectl fails (the object may not exist yet,
+/// e.g. a Node its kubelet has not registered).
+fn try_json(c: &Cluster, args: &[&str]) -> Option<Value> {
+    let mut full = args.to_vec();
+    full.extend(["-o", "json"]);
+    let out = c.kubectl(&full);
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
 /// `(ready, serving, terminating)` per endpoint IP of a Service.
 fn slice_endpoints(c: &Cluster, svc: &str) -> BTreeMap<String, (bool, bool, bool)> {
     let label = format!("kubernetes.io/service-name={svc}");
@@ -289,12 +301,12 @@ fn services_reach_ready_pods_through_the_kernel() {
 
     // Node IPAM gave the node the first /24 of the cluster CIDR.
     let pod_cidr = until("the node has a podCIDR", || {
-        let n = json(&cluster, &["get", "node", &net.node]);
+        let n = try_json(&cluster, &["get", "node", &net.node])?;
         n["spec"]["podCIDR"].as_str().map(str::to_string)
     });
     assert_eq!(pod_cidr, net.cluster_cidr.replace(".0.0/16", ".0.0/24"));
     let node_ip = until("the node has an InternalIP", || {
-        let n = json(&cluster, &["get", "node", &net.node]);
+        let n = try_json(&cluster, &["get", "node", &net.node])?;
         n["status"]["addresses"]
             .as_array()?
             .iter()
