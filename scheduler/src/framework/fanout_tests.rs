@@ -137,7 +137,10 @@ fn filter(
     (out, feasible, state)
 }
 
-fn comparable(s: &Scores) -> (Vec<i64>, Vec<(&'static str, Vec<i64>, Vec<i64>)>) {
+/// Per plugin: its name, raw and normalised scores.
+type PluginColumns = Vec<(&'static str, Vec<i64>, Vec<i64>)>;
+
+fn comparable(s: &Scores) -> (Vec<i64>, PluginColumns) {
     (
         s.totals.clone(),
         s.plugins

@@ -20,10 +20,15 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
-/// Below this many nodes a cycle runs on the scheduling thread alone: the
-/// hand-off to a parked helper (tens of microseconds to wake it) costs more
-/// than the helper saves. Measured with `bench scheduler
-/// --algorithm-only --parallelism 2` at several node counts (README).
+/// Cycles that look at fewer nodes than this run on the scheduling thread
+/// alone. Measured with `bench scheduler --algorithm-only --parallelism 2
+/// --parallel-min-nodes 0 --percentage-of-nodes-to-score P` on the shared
+/// 2-core machine (README): with its cores oversubscribed, two threads lost
+/// to one at every size up to 5,000 nodes per cycle (a helper preempted
+/// mid-chunk holds the cycle up). So the default profile stays on one
+/// thread below 20,000 nodes (its adaptive share looks at 781 nodes at
+/// most there); bigger clusters, and profiles asking for a larger share,
+/// use the pool.
 pub const DEFAULT_MIN_NODES: usize = 1_000;
 
 /// Work one cycle shares out: each participant calls [`Task::work`], which
