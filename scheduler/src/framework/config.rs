@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::Plugin;
+use super::parallel::{DEFAULT_MIN_NODES, Parallelizer};
 use super::runtime::Framework;
 use crate::plugins::{BUILTIN_STAGES, DEFAULT_PLUGINS, Factory, registry};
 
@@ -53,8 +54,10 @@ pub struct KubeSchedulerConfiguration {
     _leader_election: Option<serde_json::Value>,
     #[serde(default, rename = "clientConnection")]
     _client_connection: Option<serde_json::Value>,
-    #[serde(default, rename = "parallelism")]
-    _parallelism: Option<i64>,
+    /// Threads Filter and Score use per cycle (kube-scheduler's default
+    /// is 16; unset, ours is the number of cores).
+    #[serde(default)]
+    pub parallelism: Option<i64>,
     #[serde(default, rename = "podInitialBackoffSeconds")]
     pub pod_initial_backoff_seconds: Option<i64>,
     #[serde(default, rename = "podMaxBackoffSeconds")]
@@ -167,11 +170,23 @@ impl KubeSchedulerConfiguration {
         } else {
             &self.profiles[..]
         };
+        let parallelizer = Arc::new(match self.parallelism {
+            None => Parallelizer::from_available_cores(),
+            Some(p) if p > 0 => {
+                Parallelizer::new(usize::try_from(p).unwrap_or(usize::MAX), DEFAULT_MIN_NODES)
+            }
+            Some(p) => {
+                return Err(invalid(
+                    "parallelism",
+                    format!("Invalid value: {p}: should be an integer greater than 0"),
+                ));
+            }
+        });
         let factories: HashMap<&str, Factory> = registry().into_iter().collect();
         let mut out: Vec<Framework> = Vec::new();
         for (i, p) in profiles.iter().enumerate() {
             let path = format!("profiles[{i}]");
-            let fw = build_profile(p, &path, &factories, global)?;
+            let fw = build_profile(p, &path, &factories, global, &parallelizer)?;
             if out.iter().any(|f| f.scheduler_name == fw.scheduler_name) {
                 return Err(invalid(
                     format!("{path}.schedulerName"),
@@ -257,6 +272,7 @@ fn build_profile(
     path: &str,
     factories: &HashMap<&str, Factory>,
     global_pct: Option<u32>,
+    parallelizer: &Arc<Parallelizer>,
 ) -> Result<Framework, ConfigError> {
     let pct = check_percentage(
         &format!("{path}.percentageOfNodesToScore"),
@@ -373,6 +389,7 @@ fn build_profile(
         scores,
         preemption: !preemption_off,
         percentage_of_nodes_to_score: pct.or(global_pct).unwrap_or(0),
+        parallelizer: parallelizer.clone(),
     })
 }
 
@@ -453,6 +470,22 @@ profiles:
     }
 
     #[test]
+    fn parallelism_is_honoured_and_shared_by_every_profile() {
+        let fws = KubeSchedulerConfiguration::from_yaml(
+            "parallelism: 3\nprofiles:\n- {}\n- schedulerName: other\n",
+        )
+        .and_then(|c| c.build())
+        .expect("valid");
+        assert_eq!(fws[0].parallelizer.parallelism(), 3);
+        assert!(Arc::ptr_eq(&fws[0].parallelizer, &fws[1].parallelizer));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let default = KubeSchedulerConfiguration::default()
+            .build()
+            .expect("default");
+        assert_eq!(default[0].parallelizer.parallelism(), cores);
+    }
+
+    #[test]
     fn mistakes_refuse_to_start_naming_the_field() {
         let cases = [
             (
@@ -480,6 +513,7 @@ profiles:
                 "profiles[0].pluginConfig[0].name",
             ),
             ("profiles:\n- {}\n- {}\n", "profiles[1].schedulerName"),
+            ("parallelism: 0\n", "parallelism"),
         ];
         for (yaml, field) in cases {
             let err = KubeSchedulerConfiguration::from_yaml(yaml)

@@ -4,7 +4,9 @@
 //! per-cycle [`CycleState`] plugins share, and the [`NodeInfo`] they read.
 
 pub mod config;
+pub mod fanout;
 pub mod node_info;
+pub mod parallel;
 pub mod runtime;
 pub mod snapshot;
 

@@ -5,12 +5,15 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Pod;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::fanout::{FilterJob, ScoreJob, run_filter_list};
+use super::parallel::{Chunks, Parallelizer, chunk_size_for};
 use super::{
     CycleState, FilterPlugin, MAX_NODE_SCORE, NodeInfo, NodeScore, Plugin, Snapshot, Status,
 };
@@ -32,6 +35,8 @@ pub struct Framework {
     pub preemption: bool,
     /// 0 means adaptive.
     pub percentage_of_nodes_to_score: u32,
+    /// Runs Filter and Score over many nodes on several threads.
+    pub parallelizer: Arc<Parallelizer>,
 }
 
 /// How many of the best-scored nodes an explanation keeps.
@@ -165,14 +170,10 @@ impl Framework {
     /// Runs PreFilter and Filter over `nodes` starting at `*next_start`,
     /// which advances past the nodes looked at.
     ///
-    /// Filtering runs on the scheduling thread, one node after another.
-    /// kube-scheduler fans Filter out over 16 goroutines; here the work per
-    /// node is a few hundred nanoseconds (500 nodes of a 5,000-node cluster
-    /// take well under 100 µs), while handing chunks to a second thread and
-    /// joining costs tens of microseconds, and on the 2-core machines we
-    /// run on the other core is busy with the API server and the binding
-    /// tasks. Measured with `bench scheduler`: splitting the nodes over two
-    /// scoped threads lowered the algorithm-only rate, so it is not done.
+    /// When the cycle will look at enough nodes to pay for the hand-off
+    /// ([`Parallelizer::worth_it`]), Filter runs over chunks of nodes on
+    /// the parallelizer's threads; the outcome is the same as on one
+    /// thread (see [`super::fanout`]).
     pub fn find_feasible(
         &self,
         state: &mut CycleState,
@@ -217,24 +218,48 @@ impl Framework {
             explanation.pre_filter = Some(s);
             return Err(fit_error(Some(msg), Vec::new()));
         }
-        let filters: Vec<(&'static str, &dyn FilterPlugin)> = self
-            .filters
-            .iter()
-            .filter(|p| !skipped.contains(&p.name()))
-            .filter_map(|p| p.as_filter().map(|f| (p.name(), f)))
-            .collect();
         let want = self.num_feasible_nodes_to_find(n);
+        let start = *next_start % n;
+        let filter_plugins = self.filters.iter().filter(|p| !skipped.contains(&p.name()));
+        // One sequence of verdicts in rotation order, computed lazily here
+        // or ahead in parallel chunks; the loop below consumes either the
+        // same way, so both give the same outcome.
+        let verdicts: Box<dyn Iterator<Item = Option<Status>>> = if self.parallelizer.worth_it(want)
+        {
+            let p = self.parallelizer.parallelism();
+            let job = FilterJob {
+                pod: Arc::new(pod.clone()),
+                state: std::mem::take(state),
+                nodes: nodes.clone(),
+                filters: filter_plugins.cloned().collect(),
+                start,
+                want,
+                chunks: Chunks::new(n, filter_chunk_size(n, want, p)),
+                found: AtomicUsize::new(0),
+                done: Mutex::new(Vec::new()),
+            };
+            let (st, verdicts) = self.parallelizer.run(job).into_verdicts();
+            *state = st;
+            Box::new(verdicts)
+        } else {
+            let filters: Vec<(&'static str, &dyn FilterPlugin)> = filter_plugins
+                .filter_map(|p| p.as_filter().map(|f| (p.name(), f)))
+                .collect();
+            let state = &*state;
+            Box::new(
+                (0..n).map(move |i| run_filter_list(&filters, state, pod, &nodes[(start + i) % n])),
+            )
+        };
         let mut feasible = Vec::with_capacity(want.min(n));
         let mut rejected = Vec::new();
         let mut processed = 0;
-        let start = *next_start % n;
-        for i in 0..n {
+        for (i, verdict) in verdicts.enumerate() {
             if feasible.len() >= want {
                 break;
             }
             let node = &nodes[(start + i) % n];
             processed += 1;
-            match run_filter_list(&filters, state, pod, node) {
+            match verdict {
                 None => feasible.push(node.clone()),
                 Some(status) => {
                     // Only rejections are kept: with thousands of nodes a
@@ -291,17 +316,57 @@ impl Framework {
             totals: vec![0; feasible.len()],
             plugins: Vec::new(),
         };
-        for (p, weight) in &self.scores {
-            if skipped.contains(&p.name()) {
-                continue;
-            }
+        let active: Vec<(&Arc<dyn Plugin>, i64)> = self
+            .scores
+            .iter()
+            .filter(|(p, _)| !skipped.contains(&p.name()) && p.as_score().is_some())
+            .map(|(p, w)| (p, *w))
+            .collect();
+        // Raw scores of every plugin on every node, computed ahead in
+        // parallel chunks when there are enough nodes; each plugin's
+        // column is then checked and normalised in order, as on one thread.
+        let mut ahead = if self.parallelizer.worth_it(feasible.len()) {
+            let job = ScoreJob {
+                pod: Arc::new(pod.clone()),
+                state: std::mem::take(state),
+                nodes: feasible.to_vec(),
+                plugins: active.iter().map(|(p, _)| Arc::clone(p)).collect(),
+                chunks: Chunks::new(
+                    feasible.len(),
+                    chunk_size_for(feasible.len(), self.parallelizer.parallelism()),
+                ),
+                done: Mutex::new(Vec::new()),
+            };
+            let (st, raw) = self.parallelizer.run(job).into_scores();
+            *state = st;
+            raw.columns
+                .into_iter()
+                .zip(raw.errors)
+                .map(|(c, e)| Some((c, e)))
+                .collect()
+        } else {
+            vec![None; active.len()]
+        };
+        for ((p, weight), column) in active.iter().zip(ahead.iter_mut()) {
             let Some(sp) = p.as_score() else { continue };
             let mut scores = Vec::with_capacity(feasible.len());
-            for (index, n) in feasible.iter().enumerate() {
-                let score = sp
-                    .score(state, pod, n)
-                    .map_err(|s| s.with_plugin(p.name()))?;
-                scores.push(NodeScore { index, score });
+            match column.take() {
+                Some((_, Some(failed))) => return Err(failed.with_plugin(p.name())),
+                Some((raw, None)) => {
+                    scores.extend(
+                        raw.into_iter()
+                            .enumerate()
+                            .map(|(index, score)| NodeScore { index, score }),
+                    );
+                }
+                None => {
+                    for (index, n) in feasible.iter().enumerate() {
+                        let score = sp
+                            .score(state, pod, n)
+                            .map_err(|s| s.with_plugin(p.name()))?;
+                        scores.push(NodeScore { index, score });
+                    }
+                }
             }
             let raw: Vec<i64> = scores.iter().map(|s| s.score).collect();
             let s = sp.normalize(state, pod, &mut scores);
@@ -359,20 +424,14 @@ impl Framework {
     }
 }
 
-/// Runs `filters` on one node: `None` when all pass, else the first rejection.
-fn run_filter_list(
-    filters: &[(&'static str, &dyn FilterPlugin)],
-    state: &CycleState,
-    pod: &Pod,
-    node: &NodeInfo,
-) -> Option<Status> {
-    for (name, f) in filters {
-        let s = f.filter(state, pod, node);
-        if !s.is_success() {
-            return Some(s.with_plugin(name));
-        }
-    }
-    None
+/// Nodes per Filter chunk: kube-scheduler's `chunkSizeFor`, but small
+/// enough that the chunks still in flight when enough feasible nodes are
+/// found (up to one per thread) add little to the `want` nodes one thread
+/// would have filtered.
+fn filter_chunk_size(n: usize, want: usize, parallelism: usize) -> usize {
+    chunk_size_for(n, parallelism)
+        .min(want / (8 * parallelism.max(1)))
+        .max(4)
 }
 
 /// One score plugin's scores over the feasible nodes.

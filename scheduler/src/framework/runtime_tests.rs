@@ -9,6 +9,7 @@ use rand::SeedableRng;
 use serde_json::json;
 
 use super::*;
+use crate::framework::parallel::Parallelizer;
 use crate::framework::{Code, FilterPlugin, NodeScore, PreFilterPlugin, ScorePlugin};
 use crate::plugins::testutil::{node, pod};
 
@@ -96,6 +97,7 @@ fn framework(plugins: Vec<(Fake, i64)>) -> Framework {
         scores: plugins,
         preemption: true,
         percentage_of_nodes_to_score: 0,
+        parallelizer: Arc::new(Parallelizer::sequential()),
     }
 }
 
