@@ -36,11 +36,14 @@ pub struct Args {
     burst: usize,
 }
 
+/// A sleeping busybox pod; `host-*` pods use the host network (no
+/// namespace, no CNI), to show what the pod sandbox costs.
 fn bench_pod(name: &str) -> anyhow::Result<Pod> {
     Ok(serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": "default"},
         "spec": {
             "nodeName": NODE,
+            "hostNetwork": name.starts_with("host-"),
             "terminationGracePeriodSeconds": 0,
             "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "3600"]}],
         },
@@ -205,13 +208,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             singles.extend(start_pods(&pods, &name).await?);
             delete_pods(&pods, &name).await?;
         }
+        let mut host_net = Vec::new();
+        for i in 0..args.singles.max(1) {
+            let name = vec![format!("host-{i}")];
+            host_net.extend(start_pods(&pods, &name).await?);
+            delete_pods(&pods, &name).await?;
+        }
         let names: Vec<String> = (0..args.burst.max(1))
             .map(|i| format!("burst-{i}"))
             .collect();
         let burst = start_pods(&pods, &names).await?;
         delete_pods(&pods, &names).await?;
         let raw = raw_starts(&data_dir, args.singles.max(1)).await?;
-        Ok::<_, anyhow::Error>((singles, burst, raw))
+        Ok::<_, anyhow::Error>((singles, host_net, burst, raw))
     }
     .await;
     let _ = stop.send(());
@@ -220,13 +229,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .args(["link", "delete", BRIDGE])
         .stderr(std::process::Stdio::null())
         .status();
-    let (singles, burst, raw) = result?;
+    let (singles, host_net, burst, raw) = result?;
 
     let n_single = singles.len();
     let n_burst = burst.len();
     let n_raw = raw.len();
     let (s50, s99) = quantiles(singles);
     let (b50, b99) = quantiles(burst);
+    let (h50, h99) = quantiles(host_net);
     let (r50, r99) = quantiles(raw);
     let factor = s50.as_secs_f64() / r50.as_secs_f64().max(1e-9);
     let rows = [
@@ -237,6 +247,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             millis(s99),
             format!("<= {}", millis(P99_AIM)),
             s99 <= P99_AIM,
+        ),
+        Row::info(
+            "kubelet",
+            &format!("1 hostNetwork pod (x{n_single}), p50 / p99"),
+            format!("{} / {}", millis(h50), millis(h99)),
         ),
         Row::info(
             "kubelet",
