@@ -285,6 +285,10 @@ struct KubeletApiArgs {
     /// Log files kept per container, the current one included.
     #[arg(long, default_value_t = 5)]
     container_log_max_files: usize,
+    /// A registry (`host[:port]`) to pull images from over plain HTTP
+    /// (repeatable).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    insecure_registries: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -332,6 +336,7 @@ impl KubeletArgs {
             max_size: self.api.container_log_max_size,
             max_files: self.api.container_log_max_files,
         };
+        config.insecure_registries = self.api.insecure_registries.clone();
         config
     }
 }

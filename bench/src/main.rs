@@ -10,11 +10,14 @@
 //! - `controllers`: a Deployment of 1,000 replicas to 1,000 available on
 //!   hollow nodes; the ReplicaSet controller's pod create rate beside the
 //!   API server's.
+//! - `pod-startup`: pod creation to Running through the kubelet on a real
+//!   containerd, one pod and 30 at once, beside the raw container start.
 //! - `proxy`: 1,000 Services × 10 endpoints into a real iptables-restore
 //!   (in a private network namespace): from scratch, and per endpoint change.
 
 mod api;
 mod controllers;
+mod pod_startup;
 mod proxy;
 mod report;
 mod scheduler;
@@ -41,6 +44,8 @@ enum Command {
     Controllers(controllers::Args),
     /// Proxy rule programming: from scratch and per endpoint change.
     Proxy(proxy::Args),
+    /// Pod creation to Running on a real containerd against the raw start.
+    PodStartup(pod_startup::Args),
 }
 
 /// The storage backends the benchmarks run on.
@@ -78,5 +83,9 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(proxy::run(args)),
+        Command::PodStartup(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(pod_startup::run(args)),
     }
 }

@@ -1,10 +1,12 @@
-//! Image import: an OCI image layout tarball (`oci-layout`, `index.json`,
-//! `blobs/sha256/…`) goes into containerd's content store, gets an image
-//! record named by its `io.containerd.image.name` (or a full
-//! `org.opencontainers.image.ref.name`) annotation, and is unpacked layer
-//! by layer into overlayfs snapshots named by chain ID, as `ctr import`
-//! does. Also the Docker-style reference normalisation pods need
-//! (`busybox` is `docker.io/library/busybox:latest`).
+//! Images into containerd: the blobs of an image (from an OCI image
+//! layout tarball here, or from a registry in [`crate::pull`]) go into
+//! containerd's content store, get an image record, and are unpacked
+//! layer by layer into overlayfs snapshots named by chain ID, as `ctr
+//! import` and `ctr pull` do; both share [`install`]. A tarball's images
+//! are named by their `io.containerd.image.name` (or a full
+//! `org.opencontainers.image.ref.name`) annotation. Also the Docker-style
+//! reference normalisation pods need (`busybox` is
+//! `docker.io/library/busybox:latest`).
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -18,7 +20,10 @@ use crate::runtime::{Runtime, RuntimeError};
 
 /// Image label holding the chain ID of the unpacked top layer.
 pub const UNPACKED_LABEL: &str = "ferrokube.io/unpacked.overlayfs";
-const INDEX_MEDIA_TYPES: [&str; 2] = [
+/// Image label marking an image imported from a node-local archive: the
+/// node's own copy, which the kubelet never pulls over.
+pub const IMPORTED_LABEL: &str = "ferrokube.io/imported";
+pub(crate) const INDEX_MEDIA_TYPES: [&str; 2] = [
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
@@ -55,33 +60,34 @@ pub enum ImageError {
     Runtime(#[from] RuntimeError),
 }
 
+/// An OCI content descriptor.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Desc {
-    media_type: String,
-    digest: String,
-    size: i64,
+pub(crate) struct Desc {
+    pub media_type: String,
+    pub digest: String,
+    pub size: i64,
     #[serde(default)]
-    annotations: HashMap<String, String>,
+    pub annotations: HashMap<String, String>,
     #[serde(default)]
-    platform: Option<Platform>,
+    pub platform: Option<Platform>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-struct Platform {
+pub(crate) struct Platform {
     architecture: String,
     os: String,
 }
 
 #[derive(Debug, Deserialize)]
-struct Index {
-    manifests: Vec<Desc>,
+pub(crate) struct Index {
+    pub manifests: Vec<Desc>,
 }
 
 #[derive(Debug, Deserialize)]
-struct Manifest {
-    config: Desc,
-    layers: Vec<Desc>,
+pub(crate) struct Manifest {
+    pub config: Desc,
+    pub layers: Vec<Desc>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,6 +153,28 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     chain
 }
 
+/// Where a blob lives in an image layout (and in the blob maps here).
+pub(crate) fn blob_path(digest: &str) -> String {
+    format!("blobs/{}", digest.replacen(':', "/", 1))
+}
+
+/// This node's (linux, architecture) manifest of an index.
+pub(crate) fn select_platform<'a>(index: &'a Index, digest: &str) -> Result<&'a Desc, ImageError> {
+    let arch = crate::host::go_arch(std::env::consts::ARCH);
+    index
+        .manifests
+        .iter()
+        .find(|m| {
+            m.platform
+                .as_ref()
+                .is_none_or(|p| p.os == "linux" && p.architecture == arch)
+        })
+        .ok_or_else(|| ImageError::NoPlatform {
+            digest: digest.into(),
+            arch: arch.into(),
+        })
+}
+
 /// The archive's files by path. Images are read whole into memory: fine
 /// for the small images a node imports, not for multi-gigabyte ones.
 fn read_archive(reader: impl Read, path: &Path) -> Result<HashMap<String, Vec<u8>>, ImageError> {
@@ -171,7 +199,7 @@ fn read_archive(reader: impl Read, path: &Path) -> Result<HashMap<String, Vec<u8
 }
 
 fn blob<'a>(files: &'a HashMap<String, Vec<u8>>, digest: &str) -> Result<&'a Vec<u8>, ImageError> {
-    let path = format!("blobs/{}", digest.replacen(':', "/", 1));
+    let path = blob_path(digest);
     let data = files
         .get(&path)
         .ok_or_else(|| ImageError::Missing(path.clone()))?;
@@ -185,7 +213,10 @@ fn blob<'a>(files: &'a HashMap<String, Vec<u8>>, digest: &str) -> Result<&'a Vec
     Ok(data)
 }
 
-fn parse<T: serde::de::DeserializeOwned>(what: &str, data: &[u8]) -> Result<T, ImageError> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+    what: &str,
+    data: &[u8],
+) -> Result<T, ImageError> {
     serde_json::from_slice(data).map_err(|source| ImageError::Parse {
         what: what.into(),
         source,
@@ -232,12 +263,10 @@ async fn import_files(
         let Some(name) = image_name(top) else {
             continue;
         };
-        let manifest_desc = store_tree(rt, files, top).await?;
-        let top_chain = unpack(rt, files, &name, &manifest_desc).await?;
-        rt.put_image(&name, top.to_containerd()).await?;
+        install(rt, files, &name, top).await?;
         rt.label_image(
             &name,
-            HashMap::from([(UNPACKED_LABEL.to_string(), top_chain)]),
+            HashMap::from([(IMPORTED_LABEL.to_string(), "true".to_string())]),
         )
         .await?;
         tracing::info!(image = %name, "imported image");
@@ -247,6 +276,27 @@ async fn import_files(
         return Err(ImageError::Unnamed);
     }
     Ok(names)
+}
+
+/// Stores the image whose index or manifest is `top` (its blobs by
+/// [`blob_path`] in `files`; layers containerd already has may be
+/// absent), unpacks it, and points the image record `name` at it.
+/// Call under a lease so that nothing is collected half-way.
+pub(crate) async fn install(
+    rt: &Runtime,
+    files: &HashMap<String, Vec<u8>>,
+    name: &str,
+    top: &Desc,
+) -> Result<(), ImageError> {
+    let manifest_desc = store_tree(rt, files, top).await?;
+    let top_chain = unpack(rt, files, name, &manifest_desc).await?;
+    rt.put_image(name, top.to_containerd()).await?;
+    rt.label_image(
+        name,
+        HashMap::from([(UNPACKED_LABEL.to_string(), top_chain)]),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Writes the blobs reachable from `desc` (children first, each parent
@@ -260,19 +310,7 @@ async fn store_tree(
     let data = blob(files, &desc.digest)?;
     if INDEX_MEDIA_TYPES.contains(&desc.media_type.as_str()) {
         let index: Index = parse(&desc.digest, data)?;
-        let arch = crate::host::go_arch(std::env::consts::ARCH);
-        let chosen = index
-            .manifests
-            .iter()
-            .find(|m| {
-                m.platform
-                    .as_ref()
-                    .is_none_or(|p| p.os == "linux" && p.architecture == arch)
-            })
-            .ok_or_else(|| ImageError::NoPlatform {
-                digest: desc.digest.clone(),
-                arch: arch.into(),
-            })?;
+        let chosen = select_platform(&index, &desc.digest)?;
         let manifest = Box::pin(store_tree(rt, files, chosen)).await?;
         let labels = HashMap::from([(
             "containerd.io/gc.ref.content.m.0".to_string(),
@@ -287,12 +325,15 @@ async fn store_tree(
         manifest.config.digest.clone(),
     )]);
     for (i, layer) in manifest.layers.iter().enumerate() {
-        rt.write_content(
-            &layer.digest,
-            blob(files, &layer.digest)?.clone(),
-            HashMap::new(),
-        )
-        .await?;
+        // A pull does not fetch layers containerd already has.
+        if !rt.content_exists(&layer.digest).await? {
+            rt.write_content(
+                &layer.digest,
+                blob(files, &layer.digest)?.clone(),
+                HashMap::new(),
+            )
+            .await?;
+        }
         labels.insert(
             format!("containerd.io/gc.ref.content.l.{i}"),
             layer.digest.clone(),
@@ -364,6 +405,8 @@ pub struct LocalImage {
     pub name: String,
     pub top_chain: String,
     pub process: crate::spec::ImageProcess,
+    /// Imported from a node-local archive ([`IMPORTED_LABEL`]).
+    pub imported: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -372,8 +415,8 @@ struct ConfigProcess {
     config: Option<crate::spec::ImageProcess>,
 }
 
-/// Finds an imported image by its normalised name; `None` if containerd
-/// does not have it (there is no registry to pull from).
+/// Finds an imported or pulled image by its normalised name; `None` if
+/// containerd does not have it (unpacked).
 pub async fn lookup(rt: &Runtime, name: &str) -> Result<Option<LocalImage>, ImageError> {
     let Some(image) = rt.get_image(name).await? else {
         return Ok(None);
@@ -381,26 +424,17 @@ pub async fn lookup(rt: &Runtime, name: &str) -> Result<Option<LocalImage>, Imag
     let Some(top_chain) = image.labels.get(UNPACKED_LABEL).cloned() else {
         return Ok(None);
     };
+    let imported = image
+        .labels
+        .get(IMPORTED_LABEL)
+        .is_some_and(|v| v == "true");
     let Some(mut target) = image.target else {
         return Ok(None);
     };
-    let arch = crate::host::go_arch(std::env::consts::ARCH);
     let mut data = rt.read_content(&target.digest).await?;
     if INDEX_MEDIA_TYPES.contains(&target.media_type.as_str()) {
         let index: Index = parse(&target.digest, &data)?;
-        let chosen = index
-            .manifests
-            .iter()
-            .find(|m| {
-                m.platform
-                    .as_ref()
-                    .is_none_or(|p| p.os == "linux" && p.architecture == arch)
-            })
-            .ok_or_else(|| ImageError::NoPlatform {
-                digest: target.digest.clone(),
-                arch: arch.into(),
-            })?;
-        target = chosen.to_containerd();
+        target = select_platform(&index, &target.digest)?.to_containerd();
         data = rt.read_content(&target.digest).await?;
     }
     let manifest: Manifest = parse(&target.digest, &data)?;
@@ -410,6 +444,7 @@ pub async fn lookup(rt: &Runtime, name: &str) -> Result<Option<LocalImage>, Imag
         name: name.into(),
         top_chain,
         process: config.config.unwrap_or_default(),
+        imported,
     }))
 }
 

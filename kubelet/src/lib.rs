@@ -8,6 +8,7 @@ pub mod atomic_writer;
 pub mod cgroups;
 pub mod cni;
 pub mod containers;
+pub mod credentials;
 pub mod daemon;
 pub mod dns;
 pub mod env;
@@ -22,6 +23,7 @@ mod pods;
 pub mod pressure;
 pub mod prober;
 pub mod projection;
+pub mod pull;
 pub mod quantity;
 pub mod reference;
 pub mod runtime;
@@ -72,6 +74,9 @@ pub struct KubeletConfig {
     /// The node's InternalIP (`--node-ip`); by default the host's
     /// outbound address.
     pub node_ip: Option<std::net::IpAddr>,
+    /// `--insecure-registry`: registries (`host[:port]`) pulled from over
+    /// plain HTTP.
+    pub insecure_registries: Vec<String>,
 }
 
 impl KubeletConfig {
@@ -93,6 +98,7 @@ impl KubeletConfig {
             // flags default to Kubernetes' 0.0.0.0:10250).
             server_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             node_ip: None,
+            insecure_registries: Vec::new(),
         }
     }
 }
@@ -297,6 +303,10 @@ async fn run_with(
             config.data_dir.join("io"),
             config.log_rotation,
         )),
+        pulls: worker::Pulls {
+            insecure: config.insecure_registries.clone(),
+            ..worker::Pulls::default()
+        },
     });
     match rt.list_containers(&[]).await {
         Ok(existing) => ctx

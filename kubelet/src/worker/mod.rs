@@ -30,11 +30,13 @@ use crate::spec::Placement;
 use crate::status::{self, ContainerRecord, PodFacts, RunState, Terminated};
 
 mod backoff;
+mod images;
 mod init;
 mod probes;
 mod terminate;
 
 pub use backoff::{BACKOFF_INITIAL, BACKOFF_MAX, go_duration, next_backoff, should_restart};
+pub use images::Pulls;
 
 /// Retry delay for sandbox and status errors.
 const RETRY: Duration = Duration::from_secs(2);
@@ -54,6 +56,8 @@ pub struct NodeContext {
     pub host_resolv: crate::dns::ResolvConf,
     /// Container output copiers (log files, attach).
     pub logs: Arc<crate::logs::copier::Registry>,
+    /// Image pull settings (insecure registries) and serialisation.
+    pub pulls: Pulls,
 }
 
 struct Slot {
@@ -88,6 +92,8 @@ struct Worker {
     http: Option<reqwest::Client>,
     /// Every init container has succeeded.
     initialized: bool,
+    /// Images whose last pull failed, backing off.
+    pull_backoff: images::PullBackoffs,
 }
 
 /// Runs a pod until it is deleted; `updates` carries the latest Pod, or
@@ -123,6 +129,7 @@ pub async fn run(ctx: Arc<NodeContext>, mut updates: watch::Receiver<Option<Arc<
         exits_tx,
         probe_tx,
         initialized: false,
+        pull_backoff: images::PullBackoffs::new(),
     };
     worker.init_slots();
     if let Err(e) = worker.adopt().await {
@@ -483,6 +490,17 @@ impl Worker {
         attempt: i32,
         first: bool,
     ) {
+        if let Err(wait) = self.ensure_image(c).await {
+            if let Some(slot) = self.slots.get_mut(&c.name) {
+                slot.record.state = RunState::Waiting {
+                    reason: wait.reason.into(),
+                    message: Some(wait.message),
+                };
+                // The image's own back-off, not the container's.
+                slot.next_start = Some(wait.retry_at);
+            }
+            return;
+        }
         let mut place = self.placement();
 
         let pod_dir = self.pod_dir();

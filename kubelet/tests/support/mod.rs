@@ -6,6 +6,9 @@
 //! directories the test reads and writes. On a panic, the host is left
 //! clean (containers outlive their kubelet by design).
 
+// Each test binary uses part of this harness.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,6 +21,8 @@ pub const NODE: &str = "node-1";
 pub const TIMEOUT: Duration = Duration::from_secs(90);
 
 pub struct Node {
+    /// For objects beyond pods and events.
+    pub client: kube::Client,
     pub pods: Api<Pod>,
     pub events: Api<Event>,
     /// Host directories that pods mount (`host_dir(name)`).
@@ -32,6 +37,11 @@ pub struct Node {
 impl Node {
     /// `n` (1–200) tells this process's tests apart.
     pub async fn start(n: u8) -> Node {
+        Node::start_with(n, |_| {}).await
+    }
+
+    /// As [`Node::start`], with `configure` adjusting the kubelet's config.
+    pub async fn start_with(n: u8, configure: impl FnOnce(&mut kubelet::KubeletConfig)) -> Node {
         let pid = std::process::id();
         let bridge = format!("fkl{}x{n}", pid % 10000);
         // Host-global: test families use disjoint second octets (lifecycle
@@ -62,6 +72,7 @@ impl Node {
             kubelet::KubeletConfig::new(server.kubeconfig.clone(), NODE.into(), data_dir.clone());
         config.pod_cidr = Some(pod_cidr);
         config.bridge = bridge.clone();
+        configure(&mut config);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(kubelet::run(config, async {
             let _ = stopped.await;
@@ -71,7 +82,8 @@ impl Node {
             .expect("client");
         Node {
             pods: Api::namespaced(client.clone(), "default"),
-            events: Api::namespaced(client, "default"),
+            events: Api::namespaced(client.clone(), "default"),
+            client,
             host,
             stop: Some(stop),
             task: Some(task),
