@@ -10,7 +10,7 @@
 //! - `controllers`: a Deployment of 1,000 replicas to 1,000 available on
 //!   hollow nodes; the ReplicaSet controller's pod create rate beside the
 //!   API server's.
-//! - `proxy`: 1,000 Services × 10 endpoints into a real iptables-restore
+//! - `proxy`: 1,000 Services × 10 endpoints into a real `nft -f` (and fewer into iptables-restore)
 //!   (in a private network namespace): from scratch, and per endpoint change.
 
 mod api;

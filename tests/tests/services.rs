@@ -1,12 +1,12 @@
 //! Services end to end on real containers: `ferrokube up` with its kubelet
 //! (private containerd, CNI bridge), busybox httpd pods that answer with
 //! their own name, the EndpointSlice controller, and `ferrokube proxy` as
-//! its own process programming the host's iptables (so the test can
-//! restart it). Every host-global name (node, bridge, pod and Service
+//! its own process programming the host's nftables or iptables (the test
+//! runs once per proxy mode, and restarts the proxy). Every host-global name (node, bridge, pod and Service
 //! ranges, chain prefix) is unique to the run; everything is removed at
 //! the end.
 //!
-//! Needs root, containerd, runc, the CNI plugins and iptables. Embedded
+//! Needs root, containerd, runc, the CNI plugins, nft and iptables. Embedded
 //! store only: the storage backend is not what is under test here.
 
 use std::collections::BTreeMap;
@@ -60,9 +60,11 @@ struct Proxy {
 }
 
 impl Proxy {
-    fn start(cluster: &Cluster, net: &Net) -> Proxy {
+    fn start(cluster: &Cluster, net: &Net, mode: &str) -> Proxy {
         let args = vec![
             "proxy".to_string(),
+            "--proxy-mode".into(),
+            mode.into(),
             "--kubeconfig".into(),
             cluster.kubeconfig().to_string_lossy().into_owned(),
             "--hostname-override".into(),
@@ -244,6 +246,38 @@ spec:
   ports: [{name: http, port: 8081, targetPort: http}]
 "#;
 
+/// Two replicas whose readiness is a file the test can remove.
+const FLAKY: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: flaky}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: flaky}}
+  template:
+    metadata: {labels: {app: flaky}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: httpd
+        image: busybox
+        env:
+        - name: POD_NAME
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+        command: [sh, -c, "touch /tmp/ready; mkdir -p /www && echo $POD_NAME > /www/index.html && httpd -f -p 8080 -h /www"]
+        readinessProbe:
+          exec: {command: [test, -f, /tmp/ready]}
+          periodSeconds: 1
+          failureThreshold: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: flaky}
+spec:
+  selector: {app: flaky}
+  ports: [{port: 80, targetPort: 8080}]
+"#;
+
 fn assert_spread(what: &str, answers: &[String], names: &[String]) {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for a in answers {
@@ -263,7 +297,31 @@ fn assert_spread(what: &str, answers: &[String], names: &[String]) {
 }
 
 #[test]
-fn services_reach_ready_pods_through_the_kernel() {
+fn services_reach_ready_pods_through_nftables() {
+    services_reach_ready_pods("nftables");
+}
+
+#[test]
+fn services_reach_ready_pods_through_iptables() {
+    services_reach_ready_pods("iptables");
+}
+
+/// The table the proxy with this prefix programs in nftables mode.
+fn nft_table(prefix: &str) -> String {
+    format!("ferrokube-{}", prefix.to_lowercase())
+}
+
+fn nft_listing(net: &Net) -> Option<String> {
+    let out = Command::new("nft")
+        .args(["list", "table", "ip", &nft_table(&net.prefix)])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn services_reach_ready_pods(mode: &str) {
     let net = Net::new();
     let cidr_flag = format!("--cluster-cidr={}", net.cluster_cidr);
     let svc_flag = format!("--service-cluster-ip-range={}", net.service_cidr);
@@ -283,7 +341,7 @@ fn services_reach_ready_pods_through_the_kernel() {
         cluster: &cluster,
         bridge: net.bridge.clone(),
     };
-    let mut proxy = Proxy::start(&cluster, &net);
+    let mut proxy = Proxy::start(&cluster, &net, mode);
 
     // Node IPAM gave the node the first /24 of the cluster CIDR.
     let pod_cidr = until("the node has a podCIDR", || {
@@ -406,6 +464,85 @@ fn services_reach_ready_pods_through_the_kernel() {
             .then_some(())
     });
 
+    // A pod failing readiness stops getting traffic: its probe file is
+    // removed through `kubectl exec`, its endpoint turns not ready, and
+    // the Service answers only from the other replica.
+    cluster.kubectl_stdin_ok(&["apply", "-f", "-"], FLAKY);
+    let flaky: Vec<String> = until("two flaky pods are ready endpoints", || {
+        let ready = slice_endpoints(&cluster, "flaky")
+            .values()
+            .filter(|c| c.0)
+            .count();
+        let pods = json(&cluster, &["get", "pods", "-l", "app=flaky"]);
+        let names: Vec<String> = pods["items"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+            .collect();
+        (ready == 2 && names.len() == 2).then_some(names)
+    });
+    let flaky_ip = json(&cluster, &["get", "service", "flaky"])["spec"]["clusterIP"]
+        .as_str()
+        .expect("clusterIP")
+        .to_string();
+    let flaky_target = format!("{flaky_ip}:80");
+    until("the flaky Service answers", || get(&flaky_target));
+    let unready = &flaky[0];
+    let unready_ip = json(&cluster, &["get", "pod", unready])["status"]["podIP"]
+        .as_str()
+        .expect("podIP")
+        .to_string();
+    cluster.kubectl_ok(&["exec", unready, "--", "rm", "/tmp/ready"]);
+    until("the pod failing readiness is a not-ready endpoint", || {
+        let eps = slice_endpoints(&cluster, "flaky");
+        (eps.get(&unready_ip).is_some_and(|c| !c.0)).then_some(())
+    });
+    for _ in 0..30 {
+        let a = get(&flaky_target).expect("the ready replica answers");
+        assert_eq!(&a, &flaky[1], "a pod failing readiness gets no traffic");
+    }
+
+    // Cluster DNS from inside a pod: the search path resolves the short
+    // names, and `wget http://web/` reaches a replica by name.
+    let dns_pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"dns"},"spec":{"restartPolicy":"Never","containers":[{"name":"c","image":"busybox","command":["sh","-c","for n in web.default.svc.cluster.local web.default web; do nslookup $n && echo RESOLVED $n; done; wget -q -O - http://web/ && echo FETCHED; echo DONE; sleep 3600"]}]}}"#;
+    cluster.kubectl_stdin_ok(&["apply", "-f", "-"], dns_pod);
+    let dns_uid = until("the dns pod exists", || {
+        json(&cluster, &["get", "pod", "dns"])["metadata"]["uid"]
+            .as_str()
+            .map(str::to_string)
+    });
+    let dns_log = cluster
+        .dir()
+        .join("kubelet/pods")
+        .join(format!("default_dns_{dns_uid}"))
+        .join("c/0.log");
+    let dns_lines = until("the dns pod finished its lookups", || {
+        let text = std::fs::read_to_string(&dns_log).ok()?;
+        let lines: Vec<String> = text.lines().map(|l| log_message(l).to_string()).collect();
+        lines.iter().any(|l| l == "DONE").then_some(lines)
+    });
+    for n in ["web.default.svc.cluster.local", "web.default", "web"] {
+        assert!(
+            dns_lines.contains(&format!("RESOLVED {n}")),
+            "{n} does not resolve in a pod:\n{}",
+            dns_lines.join("\n")
+        );
+    }
+    assert!(
+        dns_lines.iter().any(|l| l.contains(&cluster_ip)),
+        "the lookups answer the ClusterIP {cluster_ip}:\n{}",
+        dns_lines.join("\n")
+    );
+    let fetched = dns_lines
+        .iter()
+        .position(|l| l == "FETCHED")
+        .expect("wget http://web/ answers from a pod");
+    assert!(
+        fetched > 0 && names.contains(&dns_lines[fetched - 1]),
+        "{}",
+        dns_lines.join("\n")
+    );
+
     // A deleted pod's endpoint goes terminating, then away; traffic goes
     // to the others meanwhile.
     let victim = &names[0];
@@ -429,12 +566,32 @@ fn services_reach_ready_pods_through_the_kernel() {
     // Restart the proxy: a stale chain of ours and the rules of a Service
     // deleted meanwhile are gone, and traffic keeps flowing throughout.
     proxy.kill();
-    let stale = format!("{}-SVC-STALESTALESTALE", net.prefix);
-    let st = Command::new("iptables")
-        .args(["-w", "-t", "nat", "-N", &stale])
-        .status()
-        .expect("iptables");
-    assert!(st.success());
+    let stale = match mode {
+        "nftables" => {
+            let listing = nft_listing(&net).expect("our nftables table exists");
+            assert!(
+                listing.contains(&format!("tcp . {node_port} : goto external-")),
+                "{listing}"
+            );
+            let stale = "service-STALESTA-default/gone/tcp/".to_string();
+            let st = Command::new("nft")
+                .args(["add", "chain", "ip", &nft_table(&net.prefix), &stale])
+                .status()
+                .expect("nft");
+            assert!(st.success());
+            assert!(nft_listing(&net).is_some_and(|l| l.contains(&stale)));
+            stale
+        }
+        _ => {
+            let stale = format!("{}-SVC-STALESTALESTALE", net.prefix);
+            let st = Command::new("iptables")
+                .args(["-w", "-t", "nat", "-N", &stale])
+                .status()
+                .expect("iptables");
+            assert!(st.success());
+            stale
+        }
+    };
     cluster.kubectl_ok(&["delete", "service", "web-np"]);
     let answer = get(&target).expect("traffic flows while the proxy is down");
     assert!(
@@ -443,12 +600,24 @@ fn services_reach_ready_pods_through_the_kernel() {
     );
     proxy.spawn();
     until("the restarted proxy removed the stale rules", || {
-        let out = Command::new("iptables-save")
-            .args(["-t", "nat"])
-            .output()
-            .ok()?;
-        let save = String::from_utf8_lossy(&out.stdout).into_owned();
-        let gone = !save.contains(&stale) && !save.contains(&format!("--dport {node_port} "));
+        let gone = match mode {
+            "nftables" => {
+                let listing = nft_listing(&net)?;
+                // Programmed again (the ClusterIP), without the stale chain
+                // and the deleted NodePort.
+                listing.contains(&format!("{cluster_ip} . tcp . 80 : goto service-"))
+                    && !listing.contains(&stale)
+                    && !listing.contains(&format!("tcp . {node_port} :"))
+            }
+            _ => {
+                let out = Command::new("iptables-save")
+                    .args(["-t", "nat"])
+                    .output()
+                    .ok()?;
+                let save = String::from_utf8_lossy(&out.stdout).into_owned();
+                !save.contains(&stale) && !save.contains(&format!("--dport {node_port} "))
+            }
+        };
         gone.then_some(())
     });
     for _ in 0..30 {
