@@ -251,11 +251,11 @@ pub async fn cleanup_other(
 /// The mode to run: nftables falls back to iptables, with a warning, when
 /// `nft` cannot be run here.
 pub async fn effective_mode(wanted: ProxyMode, nft: &Nft) -> ProxyMode {
-    if wanted == ProxyMode::Nftables {
-        if let Err(e) = nft.available().await {
-            tracing::warn!(error = %e, "nftables is not usable here; falling back to the iptables proxy mode");
-            return ProxyMode::Iptables;
-        }
+    if wanted == ProxyMode::Nftables
+        && let Err(e) = nft.available().await
+    {
+        tracing::warn!(error = %e, "nftables is not usable here; falling back to the iptables proxy mode");
+        return ProxyMode::Iptables;
     }
     wanted
 }
