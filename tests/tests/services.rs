@@ -173,6 +173,17 @@ fn get(addr: &str) -> Option<String> {
     Some(body.trim().to_string())
 }
 
+/// Like [`json`], `None` while kubectl fails (the object is not there yet).
+fn try_json(c: &Cluster, args: &[&str]) -> Option<Value> {
+    let mut full = args.to_vec();
+    full.extend(["-o", "json"]);
+    let out = c.kubectl(&full);
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
 fn json(c: &Cluster, args: &[&str]) -> Value {
     let mut full = args.to_vec();
     full.extend(["-o", "json"]);
@@ -266,7 +277,7 @@ spec:
           valueFrom: {fieldRef: {fieldPath: metadata.name}}
         command: [sh, -c, "touch /tmp/ready; mkdir -p /www && echo $POD_NAME > /www/index.html && httpd -f -p 8080 -h /www"]
         readinessProbe:
-          exec: {command: [test, -f, /tmp/ready]}
+          exec: {command: [sh, -c, "test -f /tmp/ready"]}
           periodSeconds: 1
           failureThreshold: 1
 ---
@@ -345,7 +356,7 @@ fn services_reach_ready_pods(mode: &str) {
 
     // Node IPAM gave the node the first /24 of the cluster CIDR.
     let pod_cidr = until("the node has a podCIDR", || {
-        let n = json(&cluster, &["get", "node", &net.node]);
+        let n = try_json(&cluster, &["get", "node", &net.node])?;
         n["spec"]["podCIDR"].as_str().map(str::to_string)
     });
     assert_eq!(pod_cidr, net.cluster_cidr.replace(".0.0/16", ".0.0/24"));
@@ -492,7 +503,7 @@ fn services_reach_ready_pods(mode: &str) {
         .as_str()
         .expect("podIP")
         .to_string();
-    cluster.kubectl_ok(&["exec", unready, "--", "rm", "/tmp/ready"]);
+    cluster.kubectl_ok(&["exec", unready, "--", "sh", "-c", "rm /tmp/ready"]);
     until("the pod failing readiness is a not-ready endpoint", || {
         let eps = slice_endpoints(&cluster, "flaky");
         (eps.get(&unready_ip).is_some_and(|c| !c.0)).then_some(())
