@@ -513,47 +513,6 @@ fn services_reach_ready_pods(mode: &str) {
         assert_eq!(&a, &flaky[1], "a pod failing readiness gets no traffic");
     }
 
-    // Cluster DNS from inside a pod: the search path resolves the short
-    // names, and `wget http://web/` reaches a replica by name.
-    let dns_pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"dns"},"spec":{"restartPolicy":"Never","containers":[{"name":"c","image":"busybox","command":["sh","-c","for n in web.default.svc.cluster.local web.default web; do nslookup $n && echo RESOLVED $n; done; wget -q -O - http://web/ && echo FETCHED; echo DONE; sleep 3600"]}]}}"#;
-    cluster.kubectl_stdin_ok(&["apply", "-f", "-"], dns_pod);
-    let dns_uid = until("the dns pod exists", || {
-        json(&cluster, &["get", "pod", "dns"])["metadata"]["uid"]
-            .as_str()
-            .map(str::to_string)
-    });
-    let dns_log = cluster
-        .dir()
-        .join("kubelet/pods")
-        .join(format!("default_dns_{dns_uid}"))
-        .join("c/0.log");
-    let dns_lines = until("the dns pod finished its lookups", || {
-        let text = std::fs::read_to_string(&dns_log).ok()?;
-        let lines: Vec<String> = text.lines().map(|l| log_message(l).to_string()).collect();
-        lines.iter().any(|l| l == "DONE").then_some(lines)
-    });
-    for n in ["web.default.svc.cluster.local", "web.default", "web"] {
-        assert!(
-            dns_lines.contains(&format!("RESOLVED {n}")),
-            "{n} does not resolve in a pod:\n{}",
-            dns_lines.join("\n")
-        );
-    }
-    assert!(
-        dns_lines.iter().any(|l| l.contains(&cluster_ip)),
-        "the lookups answer the ClusterIP {cluster_ip}:\n{}",
-        dns_lines.join("\n")
-    );
-    let fetched = dns_lines
-        .iter()
-        .position(|l| l == "FETCHED")
-        .expect("wget http://web/ answers from a pod");
-    assert!(
-        fetched > 0 && names.contains(&dns_lines[fetched - 1]),
-        "{}",
-        dns_lines.join("\n")
-    );
-
     // A deleted pod's endpoint goes terminating, then away; traffic goes
     // to the others meanwhile.
     let victim = &names[0];
