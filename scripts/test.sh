@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # any is missing (ensure_packages in scripts/lib.sh).
 ensure_packages build-essential pkg-config ca-certificates \
     containerd runc etcd-server etcd-client busybox-static containernetworking-plugins \
-    iptables protobuf-compiler docker-registry skopeo
+    iptables nftables protobuf-compiler docker-registry skopeo
 ensure_rust
 ensure_kubectl
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 . ./scripts/lib.sh
 
 ensure_packages build-essential pkg-config protobuf-compiler ca-certificates \
-    containerd runc containernetworking-plugins iptables
+    containerd runc containernetworking-plugins iptables nftables
 ensure_rust
 
 cargo build --release --bin ferrokube

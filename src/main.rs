@@ -38,7 +38,7 @@ enum Command {
     Scheduler(SchedulerArgs),
     /// Register hollow nodes: Ready nodes whose pods run without containers.
     HollowNodes(HollowNodesArgs),
-    /// Run the service proxy: program Services into iptables NAT.
+    /// Run the service proxy: program Services into nftables (or iptables) NAT.
     Proxy(ProxyArgs),
     /// Run the cluster DNS server (and register the kube-dns Service).
     Dns(DnsArgs),
@@ -55,7 +55,8 @@ struct ProxyArgs {
     hostname_override: Option<String>,
     #[command(flatten)]
     rules: ProxyRulesArgs,
-    /// Remove every chain and jump of this prefix, then exit.
+    /// Remove every chain and jump of this prefix (iptables) and its
+    /// nftables table, then exit.
     #[arg(long)]
     cleanup: bool,
 }
@@ -63,9 +64,14 @@ struct ProxyArgs {
 #[derive(Args, Clone)]
 struct ProxyRulesArgs {
     /// Prefix of the proxy's iptables chains (1-7 of A-Z, 0-9), so that
-    /// several clusters on one host do not collide.
+    /// several clusters on one host do not collide; it also names the
+    /// nftables table (`ferrokube` for FKUBE, else `ferrokube-<prefix>`).
     #[arg(long, default_value = "FKUBE")]
     proxy_chain_prefix: String,
+    /// nftables or iptables; nftables falls back to iptables (with a
+    /// warning) when `nft` cannot run here.
+    #[arg(long, default_value = "nftables")]
+    proxy_mode: proxy::ProxyMode,
     /// The pod network (traffic from outside it to a ClusterIP is
     /// masqueraded).
     #[arg(long = "proxy-cluster-cidr", default_value = "10.42.0.0/16")]
@@ -79,6 +85,7 @@ impl ProxyRulesArgs {
     fn config(&self, node: String) -> proxy::ProxyConfig {
         let mut c = proxy::ProxyConfig::new(node);
         c.rules.prefix = self.proxy_chain_prefix.clone();
+        c.mode = self.proxy_mode;
         c.rules.cluster_cidr = self.pod_network.clone();
         c.rules.service_cidr = self.service_network.clone();
         c
@@ -398,9 +405,12 @@ struct UpArgs {
     /// Run no service proxy.
     #[arg(long)]
     disable_proxy: bool,
-    /// Prefix of the proxy's iptables chains.
+    /// Prefix of the proxy's iptables chains (and of its nftables table).
     #[arg(long, default_value = "FKUBE")]
     proxy_chain_prefix: String,
+    /// The service proxy's backend: nftables or iptables.
+    #[arg(long, default_value = "nftables")]
+    proxy_mode: proxy::ProxyMode,
     /// Where the cluster DNS listens (UDP and TCP); pods reach it through
     /// the kube-dns Service, so any port works.
     #[arg(long, default_value = "0.0.0.0:10053")]
@@ -573,6 +583,7 @@ fn main() -> anyhow::Result<()> {
                     let mut config =
                         proxy::ProxyConfig::new(args.node_name.clone().unwrap_or_else(host_name));
                     config.rules.prefix = args.proxy_chain_prefix.clone();
+                    config.mode = args.proxy_mode;
                     config.rules.cluster_cidr = args.ipam.cluster_cidr.to_string();
                     config.rules.service_cidr = a.service_cluster_ip_range.to_string();
                     let kubeconfig = kubeconfig.clone();
@@ -677,7 +688,7 @@ fn main() -> anyhow::Result<()> {
                 let config = p.rules.config(node);
                 if p.cleanup {
                     config.validate()?;
-                    config.iptables.cleanup(&config.rules).await?;
+                    proxy::dataplane::cleanup(&config.rules, &config.iptables, &config.nft).await?;
                     return Ok(());
                 }
                 let c = client::connect(p.kubeconfig.as_deref()).await?;

@@ -12,7 +12,7 @@
 //!   API server's.
 //! - `pod-startup`: pod creation to Running through the kubelet on a real
 //!   containerd, one pod and 30 at once, beside the raw container start.
-//! - `proxy`: 1,000 Services × 10 endpoints into a real iptables-restore
+//! - `proxy`: 1,000 Services × 10 endpoints into a real `nft -f` (and fewer into iptables-restore)
 //!   (in a private network namespace): from scratch, and per endpoint change.
 
 mod api;

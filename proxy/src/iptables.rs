@@ -4,12 +4,11 @@
 //! run under a prefix (`nsenter --net=/run/netns/NAME`), which is how the
 //! benchmark programs a private network namespace.
 //!
-//! Why iptables and not nftables: `nft` exists on this host, but
-//! kube-proxy's iptables mode is the design every Kubernetes tool and
-//! operator knows (and can read with `iptables-save`), iptables here is
-//! the nf_tables backend anyway, and `iptables-restore --noflush` already
-//! gives atomic, per-chain incremental updates, which is what the
-//! per-change cost depends on.
+//! The iptables backend (`--proxy-mode iptables`): kube-proxy's iptables
+//! mode, which operators can read with `iptables-save`. Its per-change
+//! cost grows with the ruleset (iptables-nft reloads the table's chain
+//! list on every commit), which is why nftables ([`crate::nft`]) is the
+//! default.
 
 use std::collections::BTreeSet;
 use std::process::Stdio;

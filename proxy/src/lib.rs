@@ -1,14 +1,20 @@
 //! The ferrokube service proxy (`ferrokube proxy`): on every node it
 //! watches Services, EndpointSlices and Nodes through kube-runtime
 //! reflectors and programs the kernel's NAT so that ClusterIPs, NodePorts
-//! and load-balancer IPs reach the ready endpoints ([`rules`], after
-//! kube-proxy's iptables mode). Changes are batched (a burst of events
-//! becomes one `iptables-restore`) and incremental ([`proxier`]: a
-//! changed Service rewrites only its own chains); a start resyncs
-//! everything and removes the chains a previous run left behind.
+//! and load-balancer IPs reach the ready endpoints. One model
+//! ([`model`]) feeds two backends ([`dataplane`]): nftables ([`nftrules`],
+//! after kube-proxy's nftables mode: verdict maps, one table of our own)
+//! and iptables ([`rules`], after kube-proxy's iptables mode). Changes are
+//! batched (a burst of events becomes one transaction) and incremental (a
+//! changed Service rewrites only what it owns); a start resyncs
+//! everything and removes what a previous run left behind.
 
+pub mod dataplane;
 pub mod iptables;
 pub mod model;
+pub mod nft;
+pub mod nftproxier;
+pub mod nftrules;
 pub mod proxier;
 pub mod rules;
 pub mod servicelb;
@@ -26,8 +32,11 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::mpsc;
 
-use crate::iptables::{Iptables, IptablesError};
-use crate::proxier::Proxier;
+pub use crate::dataplane::ProxyMode;
+use crate::dataplane::{Dataplane, DataplaneError};
+use crate::iptables::Iptables;
+use crate::model::ServicePort;
+use crate::nft::Nft;
 use crate::rules::{PortRules, RulesConfig};
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -37,7 +46,7 @@ const IDLE_COLLECT: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     #[error(transparent)]
-    Iptables(#[from] IptablesError),
+    Dataplane(#[from] DataplaneError),
     #[error("chain prefix {0:?} must be 1 to 7 characters of A-Z and 0-9")]
     Prefix(String),
 }
@@ -49,7 +58,11 @@ pub struct ProxyConfig {
     /// local for the `Local` traffic policies.
     pub node_name: String,
     pub rules: RulesConfig,
+    /// The backend wanted; nftables falls back to iptables when `nft`
+    /// cannot run.
+    pub mode: ProxyMode,
     pub iptables: Iptables,
+    pub nft: Nft,
     /// How long to gather events before programming them (kube-proxy's
     /// `--iptables-min-sync-period`, much shorter here because each sync
     /// is incremental).
@@ -68,7 +81,9 @@ impl ProxyConfig {
                 service_cidr: "10.43.0.0/16".into(),
                 masq_mark: 0x4000,
             },
+            mode: ProxyMode::Nftables,
             iptables: Iptables::default(),
+            nft: Nft::default(),
             batch: Duration::from_millis(10),
             service_lb: true,
         }
@@ -91,7 +106,7 @@ impl ProxyConfig {
 /// `(namespace, name)` of a Service.
 type Key = (String, String);
 
-/// The rules of one Service from the caches.
+/// The iptables rules of one Service (the benchmark's entry point).
 pub fn service_rules(
     cfg: &RulesConfig,
     node: &str,
@@ -104,12 +119,13 @@ pub fn service_rules(
         .collect()
 }
 
-fn rules_for(
+/// The model of one Service from the caches.
+fn ports_for(
     config: &ProxyConfig,
     services: &Store<Service>,
     slices: &Store<EndpointSlice>,
     (ns, name): &Key,
-) -> Option<Vec<PortRules>> {
+) -> Option<Vec<ServicePort>> {
     let svc = services.get(&ObjectRef::new(name).within(ns))?;
     let all = slices.state();
     let mine: Vec<&EndpointSlice> = all
@@ -118,7 +134,7 @@ fn rules_for(
         .filter(|s| s.labels().get(SERVICE_NAME_LABEL) == Some(name))
         .map(|s| s.as_ref())
         .collect();
-    Some(service_rules(&config.rules, &config.node_name, &svc, &mine))
+    Some(model::service_ports(&svc, &mine, &config.node_name))
 }
 
 /// Runs the proxy until `shutdown` resolves. The rules stay in the kernel
@@ -186,13 +202,25 @@ pub async fn run(
         let _ = services.wait_until_ready().await;
         let _ = slices.wait_until_ready().await;
         let _ = nodes.wait_until_ready().await;
-        let mut proxier = Proxier::new(config.rules.clone());
+        let mode = dataplane::effective_mode(config.mode, &config.nft).await;
+        if let Err(e) =
+            dataplane::cleanup_other(mode, &config.rules, &config.iptables, &config.nft).await
+        {
+            tracing::warn!(error = %e, "cannot remove the other proxy mode's leftovers");
+        }
+        tracing::info!(%mode, "service proxy mode");
+        let mut plane = Dataplane::new(
+            mode,
+            config.rules.clone(),
+            config.iptables.clone(),
+            config.nft.clone(),
+        );
         let mut full = true;
         let mut dirty: BTreeSet<Key> = BTreeSet::new();
         let mut lb_all = true;
         loop {
             if full {
-                match full_sync(&config, &mut proxier, &services, &slices).await {
+                match full_sync(&config, &mut plane, &services, &slices).await {
                     Ok(()) => {
                         full = false;
                         dirty.clear();
@@ -204,27 +232,29 @@ pub async fn run(
                     }
                 }
             } else if !dirty.is_empty() {
-                let changed: Vec<(String, Option<Vec<PortRules>>)> = dirty
+                let changed: Vec<(String, Option<Vec<ServicePort>>)> = dirty
                     .iter()
                     .map(|k| {
                         (
                             format!("{}/{}", k.0, k.1),
-                            rules_for(&config, &services, &slices, k),
+                            ports_for(&config, &services, &slices, k),
                         )
                     })
                     .collect();
-                let payload = proxier.update(changed);
-                if let Err(e) = config.iptables.restore(&payload.text).await {
-                    tracing::warn!(error = %e, "incremental proxy sync failed; resyncing everything");
-                    full = true;
-                    continue;
+                match plane.update(changed).await {
+                    Ok(w) => tracing::debug!(
+                        services = dirty.len(),
+                        chains = w.chains,
+                        rules = w.rules,
+                        elements = w.elements,
+                        "programmed"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "incremental proxy sync failed; resyncing everything");
+                        full = true;
+                        continue;
+                    }
                 }
-                tracing::debug!(
-                    services = dirty.len(),
-                    chains = payload.chains,
-                    rules = payload.rules,
-                    "programmed"
-                );
             }
             if config.service_lb {
                 update_load_balancers(
@@ -243,8 +273,7 @@ pub async fn run(
                 match tokio::time::timeout(IDLE_COLLECT, rx.recv()).await {
                     Ok(m) => break m,
                     Err(_) => {
-                        let payload = proxier.collect();
-                        if let Err(e) = config.iptables.restore(&payload.text).await {
+                        if let Err(e) = plane.collect().await {
                             tracing::warn!(error = %e, "cannot delete unused chains; resyncing everything");
                             full = true;
                             break Some(None);
@@ -282,28 +311,24 @@ pub async fn run(
 
 async fn full_sync(
     config: &ProxyConfig,
-    proxier: &mut Proxier,
+    plane: &mut Dataplane,
     services: &Store<Service>,
     slices: &Store<EndpointSlice>,
-) -> Result<(), IptablesError> {
+) -> Result<(), DataplaneError> {
     let mut all = BTreeMap::new();
     for svc in services.state() {
         let key = (svc.namespace().unwrap_or_default(), svc.name_any());
-        if let Some(r) = rules_for(config, services, slices, &key) {
+        if let Some(r) = ports_for(config, services, slices, &key) {
             all.insert(format!("{}/{}", key.0, key.1), r);
         }
     }
-    let nat = config.iptables.chains("nat", &config.rules.prefix).await?;
-    let filter = config
-        .iptables
-        .chains("filter", &config.rules.prefix)
-        .await?;
-    let payload = proxier.full_sync(all, &nat, &filter);
-    config.iptables.restore(&payload.text).await?;
-    config.iptables.ensure_hooks(&config.rules).await?;
+    let count = all.len();
+    let w = plane.full_sync(all).await?;
     tracing::info!(
-        services = proxier.service_count(),
-        rules = payload.rules,
+        mode = %plane.mode(),
+        services = count,
+        rules = w.rules,
+        elements = w.elements,
         "proxy rules programmed from scratch"
     );
     Ok(())

@@ -63,7 +63,7 @@ impl RulesConfig {
 }
 
 /// kube-proxy's chain suffix: base32 of the SHA-256, first 16 characters.
-fn hash16(s: &str) -> String {
+pub(crate) fn hash16(s: &str) -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let digest = Sha256::digest(s.as_bytes());
     let mut out = String::with_capacity(16);

@@ -1,12 +1,12 @@
 //! Services end to end on real containers: `ferrokube up` with its kubelet
 //! (private containerd, CNI bridge), busybox httpd pods that answer with
 //! their own name, the EndpointSlice controller, and `ferrokube proxy` as
-//! its own process programming the host's iptables (so the test can
-//! restart it). Every host-global name (node, bridge, pod and Service
+//! its own process programming the host's nftables or iptables (the test
+//! runs once per proxy mode, and restarts the proxy). Every host-global name (node, bridge, pod and Service
 //! ranges, chain prefix) is unique to the run; everything is removed at
 //! the end.
 //!
-//! Needs root, containerd, runc, the CNI plugins and iptables. Embedded
+//! Needs root, containerd, runc, the CNI plugins, nft and iptables. Embedded
 //! store only: the storage backend is not what is under test here.
 
 use std::collections::BTreeMap;
@@ -62,9 +62,11 @@ struct Proxy {
 }
 
 impl Proxy {
-    fn start(cluster: &Cluster, net: &Net) -> Proxy {
+    fn start(cluster: &Cluster, net: &Net, mode: &str) -> Proxy {
         let args = vec![
             "proxy".to_string(),
+            "--proxy-mode".into(),
+            mode.into(),
             "--kubeconfig".into(),
             cluster.kubeconfig().to_string_lossy().into_owned(),
             "--hostname-override".into(),
@@ -173,6 +175,17 @@ fn get(addr: &str) -> Option<String> {
     Some(body.trim().to_string())
 }
 
+/// Like [`json`], `None` while kubectl fails (the object is not there yet).
+fn try_json(c: &Cluster, args: &[&str]) -> Option<Value> {
+    let mut full = args.to_vec();
+    full.extend(["-o", "json"]);
+    let out = c.kubectl(&full);
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
 fn json(c: &Cluster, args: &[&str]) -> Value {
     let mut full = args.to_vec();
     full.extend(["-o", "json"]);
@@ -258,6 +271,38 @@ spec:
   ports: [{name: http, port: 8081, targetPort: http}]
 "#;
 
+/// Two replicas whose readiness is a file the test can remove.
+const FLAKY: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: flaky}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: flaky}}
+  template:
+    metadata: {labels: {app: flaky}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: httpd
+        image: busybox
+        env:
+        - name: POD_NAME
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+        command: [sh, -c, "touch /tmp/ready; mkdir -p /www && echo $POD_NAME > /www/index.html && httpd -f -p 8080 -h /www"]
+        readinessProbe:
+          exec: {command: [sh, -c, "test -f /tmp/ready"]}
+          periodSeconds: 1
+          failureThreshold: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: flaky}
+spec:
+  selector: {app: flaky}
+  ports: [{port: 80, targetPort: 8080}]
+"#;
+
 fn assert_spread(what: &str, answers: &[String], names: &[String]) {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for a in answers {
@@ -277,7 +322,31 @@ fn assert_spread(what: &str, answers: &[String], names: &[String]) {
 }
 
 #[test]
-fn services_reach_ready_pods_through_the_kernel() {
+fn services_reach_ready_pods_through_nftables() {
+    services_reach_ready_pods("nftables");
+}
+
+#[test]
+fn services_reach_ready_pods_through_iptables() {
+    services_reach_ready_pods("iptables");
+}
+
+/// The table the proxy with this prefix programs in nftables mode.
+fn nft_table(prefix: &str) -> String {
+    format!("ferrokube-{}", prefix.to_lowercase())
+}
+
+fn nft_listing(net: &Net) -> Option<String> {
+    let out = Command::new("nft")
+        .args(["list", "table", "ip", &nft_table(&net.prefix)])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn services_reach_ready_pods(mode: &str) {
     let net = Net::new();
     let cidr_flag = format!("--cluster-cidr={}", net.cluster_cidr);
     let svc_flag = format!("--service-cluster-ip-range={}", net.service_cidr);
@@ -297,7 +366,7 @@ fn services_reach_ready_pods_through_the_kernel() {
         cluster: &cluster,
         bridge: net.bridge.clone(),
     };
-    let mut proxy = Proxy::start(&cluster, &net);
+    let mut proxy = Proxy::start(&cluster, &net, mode);
 
     // Node IPAM gave the node the first /24 of the cluster CIDR.
     let pod_cidr = until("the node has a podCIDR", || {
@@ -420,6 +489,44 @@ fn services_reach_ready_pods_through_the_kernel() {
             .then_some(())
     });
 
+    // A pod failing readiness stops getting traffic: its probe file is
+    // removed through `kubectl exec`, its endpoint turns not ready, and
+    // the Service answers only from the other replica.
+    cluster.kubectl_stdin_ok(&["apply", "-f", "-"], FLAKY);
+    let flaky: Vec<String> = until("two flaky pods are ready endpoints", || {
+        let ready = slice_endpoints(&cluster, "flaky")
+            .values()
+            .filter(|c| c.0)
+            .count();
+        let pods = json(&cluster, &["get", "pods", "-l", "app=flaky"]);
+        let names: Vec<String> = pods["items"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+            .collect();
+        (ready == 2 && names.len() == 2).then_some(names)
+    });
+    let flaky_ip = json(&cluster, &["get", "service", "flaky"])["spec"]["clusterIP"]
+        .as_str()
+        .expect("clusterIP")
+        .to_string();
+    let flaky_target = format!("{flaky_ip}:80");
+    until("the flaky Service answers", || get(&flaky_target));
+    let unready = &flaky[0];
+    let unready_ip = json(&cluster, &["get", "pod", unready])["status"]["podIP"]
+        .as_str()
+        .expect("podIP")
+        .to_string();
+    cluster.kubectl_ok(&["exec", unready, "--", "sh", "-c", "rm /tmp/ready"]);
+    until("the pod failing readiness is a not-ready endpoint", || {
+        let eps = slice_endpoints(&cluster, "flaky");
+        (eps.get(&unready_ip).is_some_and(|c| !c.0)).then_some(())
+    });
+    for _ in 0..30 {
+        let a = get(&flaky_target).expect("the ready replica answers");
+        assert_eq!(&a, &flaky[1], "a pod failing readiness gets no traffic");
+    }
+
     // A deleted pod's endpoint goes terminating, then away; traffic goes
     // to the others meanwhile.
     let victim = &names[0];
@@ -443,12 +550,32 @@ fn services_reach_ready_pods_through_the_kernel() {
     // Restart the proxy: a stale chain of ours and the rules of a Service
     // deleted meanwhile are gone, and traffic keeps flowing throughout.
     proxy.kill();
-    let stale = format!("{}-SVC-STALESTALESTALE", net.prefix);
-    let st = Command::new("iptables")
-        .args(["-w", "-t", "nat", "-N", &stale])
-        .status()
-        .expect("iptables");
-    assert!(st.success());
+    let stale = match mode {
+        "nftables" => {
+            let listing = nft_listing(&net).expect("our nftables table exists");
+            assert!(
+                listing.contains(&format!("tcp . {node_port} : goto external-")),
+                "{listing}"
+            );
+            let stale = "service-STALESTA-default/gone/tcp/".to_string();
+            let st = Command::new("nft")
+                .args(["add", "chain", "ip", &nft_table(&net.prefix), &stale])
+                .status()
+                .expect("nft");
+            assert!(st.success());
+            assert!(nft_listing(&net).is_some_and(|l| l.contains(&stale)));
+            stale
+        }
+        _ => {
+            let stale = format!("{}-SVC-STALESTALESTALE", net.prefix);
+            let st = Command::new("iptables")
+                .args(["-w", "-t", "nat", "-N", &stale])
+                .status()
+                .expect("iptables");
+            assert!(st.success());
+            stale
+        }
+    };
     cluster.kubectl_ok(&["delete", "service", "web-np"]);
     let answer = get(&target).expect("traffic flows while the proxy is down");
     assert!(
@@ -457,12 +584,24 @@ fn services_reach_ready_pods_through_the_kernel() {
     );
     proxy.spawn();
     until("the restarted proxy removed the stale rules", || {
-        let out = Command::new("iptables-save")
-            .args(["-t", "nat"])
-            .output()
-            .ok()?;
-        let save = String::from_utf8_lossy(&out.stdout).into_owned();
-        let gone = !save.contains(&stale) && !save.contains(&format!("--dport {node_port} "));
+        let gone = match mode {
+            "nftables" => {
+                let listing = nft_listing(&net)?;
+                // Programmed again (the ClusterIP), without the stale chain
+                // and the deleted NodePort.
+                listing.contains(&format!("{cluster_ip} . tcp . 80 : goto service-"))
+                    && !listing.contains(&stale)
+                    && !listing.contains(&format!("tcp . {node_port} :"))
+            }
+            _ => {
+                let out = Command::new("iptables-save")
+                    .args(["-t", "nat"])
+                    .output()
+                    .ok()?;
+                let save = String::from_utf8_lossy(&out.stdout).into_owned();
+                !save.contains(&stale) && !save.contains(&format!("--dport {node_port} "))
+            }
+        };
         gone.then_some(())
     });
     for _ in 0..30 {

@@ -1,0 +1,353 @@
+//! nftables rule generation, after kube-proxy's nftables mode
+//! (`pkg/proxy/nftables/proxier.go`), pure: the same [`ServicePort`] model
+//! the iptables renderer ([`crate::rules`]) reads, rendered into one
+//! `ip` table of our own.
+//!
+//! Dispatch goes through verdict maps keyed by `ip . proto . port`, so a
+//! Service is a few map elements plus its own chains, and an endpoint
+//! change rewrites only that Service's chains (no shared chain is touched):
+//! - `service-ips` (ClusterIPs, load-balancer IPs) and `service-nodeports`
+//!   (`proto . port` on local addresses) → `goto` the Service's chains,
+//!   looked up from the `services` chain (nat prerouting and output);
+//! - `service-<h>-ns/name/proto/port`: the cluster endpoints, spread evenly
+//!   by `numgen random mod N` into an inline verdict map, after the
+//!   ClientIP affinity checks; `local-<h>-...` the same over local ones;
+//! - `external-<h>-...`: NodePort and load-balancer traffic, masqueraded
+//!   (policy Cluster) or kept on local endpoints (policy Local);
+//! - `endpoint-<h>-...__ip/port`: DNAT, marking hairpin traffic for
+//!   masquerade; with ClientIP affinity it records the client in its own
+//!   `affinity-<h>-...` set (dynamic, with the affinity timeout), which is
+//!   kube-proxy's replacement for iptables' `recent`;
+//! - `no-endpoint-services` / `no-endpoint-nodeports`: filter-hook maps that
+//!   reject new connections to Service ports without endpoints.
+
+use std::fmt::Write as _;
+
+use crate::model::{Endpoint, ServicePort, usable};
+use crate::rules::{RulesConfig, hash16};
+
+pub const SERVICE_IPS: &str = "service-ips";
+pub const SERVICE_NODEPORTS: &str = "service-nodeports";
+pub const NO_ENDPOINT_SERVICES: &str = "no-endpoint-services";
+pub const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
+const MARK_MASQ: &str = "mark-for-masquerade";
+const REJECT_CHAIN: &str = "reject-chain";
+
+/// The table of a proxy with this chain prefix: `ferrokube` for the
+/// default prefix, `ferrokube-<prefix>` otherwise, so several clusters (and
+/// tests) on one host do not collide.
+pub fn table_name(cfg: &RulesConfig) -> String {
+    if cfg.prefix == "FKUBE" {
+        "ferrokube".into()
+    } else {
+        format!("ferrokube-{}", cfg.prefix.to_lowercase())
+    }
+}
+
+/// One verdict-map element: `map`, key, verdict.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Element {
+    pub map: &'static str,
+    pub key: String,
+    pub verdict: String,
+}
+
+/// What one Service port owns in the table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NftPort {
+    /// Its chains, with their rules (the text after `add rule ip T CHAIN`).
+    pub chains: Vec<(String, Vec<String>)>,
+    /// ClientIP affinity sets: name and timeout in seconds.
+    pub sets: Vec<(String, i32)>,
+    pub elements: Vec<Element>,
+}
+
+impl NftPort {
+    pub fn rule_count(&self) -> usize {
+        self.chains.iter().map(|(_, r)| r.len()).sum()
+    }
+}
+
+pub fn port_rules(cfg: &RulesConfig, sp: &ServicePort) -> NftPort {
+    let mut out = NftPort::default();
+    let Some(cluster_ip) = sp.cluster_ip else {
+        return out;
+    };
+    let id = format!("{}/{}", sp.key, sp.protocol);
+    // kube-proxy's servicePortChainNameBase: a hash for uniqueness, then
+    // `namespace/name/protocol/portname` for whoever reads the ruleset.
+    let (ns_name, port_name) = sp.key.rsplit_once(':').unwrap_or((&sp.key, ""));
+    let readable = format!("{ns_name}/{}/{port_name}", sp.protocol);
+    let base = format!("{}-{readable}", &hash16(&id)[..8]);
+    let svc_chain = format!("service-{base}");
+    let local_chain = format!("local-{base}");
+    let ext_chain = format!("external-{base}");
+    let ep_base = |e: &Endpoint| {
+        let what = format!("{id}/{}:{}", e.ip, e.port);
+        format!("{}-{readable}__{}/{}", &hash16(&what)[..8], e.ip, e.port)
+    };
+    let ep_chain = |e: &Endpoint| format!("endpoint-{}", ep_base(e));
+    // The timeout is part of the name: a changed timeout is a new set.
+    let affinity_set = |e: &Endpoint, secs: i32| {
+        let what = format!("{id}/{}:{}/{secs}", e.ip, e.port);
+        format!(
+            "affinity-{}-{readable}__{}/{}",
+            &hash16(&what)[..8],
+            e.ip,
+            e.port
+        )
+    };
+    let proto = &sp.protocol;
+    let cluster = usable(&sp.endpoints, false);
+    let local = usable(&sp.endpoints, true);
+
+    let mut eps: Vec<&Endpoint> = cluster.clone();
+    for e in &local {
+        if !eps.contains(e) {
+            eps.push(e);
+        }
+    }
+    for e in &eps {
+        let mut rules = vec![format!("ip saddr {} jump {MARK_MASQ}", e.ip)];
+        if let Some(secs) = sp.affinity_seconds {
+            let set = affinity_set(e, secs);
+            rules.push(format!("update @{set} {{ ip saddr }}"));
+            out.sets.push((set, secs));
+        }
+        rules.push(format!("meta l4proto {proto} dnat to {}:{}", e.ip, e.port));
+        out.chains.push((ep_chain(e), rules));
+    }
+    let spread = |eps: &[&Endpoint]| -> Vec<String> {
+        let mut rules = Vec::new();
+        if let Some(secs) = sp.affinity_seconds {
+            for e in eps {
+                rules.push(format!(
+                    "ip saddr @{} goto {}",
+                    affinity_set(e, secs),
+                    ep_chain(e)
+                ));
+            }
+        }
+        match eps {
+            [] => {}
+            [one] => rules.push(format!("goto {}", ep_chain(one))),
+            _ => {
+                let mut vmap = format!("numgen random mod {} vmap {{ ", eps.len());
+                for (i, e) in eps.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    let _ = write!(vmap, "{sep}{i} : goto {}", ep_chain(e));
+                }
+                vmap.push_str(" }");
+                rules.push(vmap);
+            }
+        }
+        rules
+    };
+    if !cluster.is_empty() {
+        out.chains.push((svc_chain.clone(), spread(&cluster)));
+    }
+    let wants_local = sp.internal_local || (sp.external_local && sp.has_external());
+    if wants_local && !local.is_empty() {
+        out.chains.push((local_chain.clone(), spread(&local)));
+    }
+
+    let ip_key = |ip: &dyn std::fmt::Display| format!("{ip} . {proto} . {}", sp.port);
+    let element = |map: &'static str, key: String, verdict: String| Element { map, key, verdict };
+    let reject = format!("goto {REJECT_CHAIN}");
+    // Internal (ClusterIP) traffic.
+    let internal = if sp.internal_local {
+        (!local.is_empty()).then_some(&local_chain)
+    } else {
+        (!cluster.is_empty()).then_some(&svc_chain)
+    };
+    out.elements.push(match internal {
+        Some(target) => element(SERVICE_IPS, ip_key(&cluster_ip), format!("goto {target}")),
+        None => element(NO_ENDPOINT_SERVICES, ip_key(&cluster_ip), reject.clone()),
+    });
+
+    // External traffic (NodePort, load balancer).
+    if sp.has_external() {
+        let external_ok = if sp.external_local {
+            !local.is_empty() || !cluster.is_empty()
+        } else {
+            !cluster.is_empty()
+        };
+        let np_key = |np: u16| format!("{proto} . {np}");
+        if external_ok {
+            let mut ext = Vec::new();
+            if sp.external_local {
+                // Pods and the node itself are not "external": they may use
+                // any endpoint; only true outsiders are kept local (with
+                // their source address preserved).
+                if !cluster.is_empty() {
+                    ext.push(format!("ip saddr {} goto {svc_chain}", cfg.cluster_cidr));
+                    ext.push(format!("fib saddr type local jump {MARK_MASQ}"));
+                    ext.push(format!("fib saddr type local goto {svc_chain}"));
+                }
+                if local.is_empty() {
+                    ext.push("drop".into());
+                } else {
+                    ext.push(format!("goto {local_chain}"));
+                }
+            } else {
+                ext.push(format!("jump {MARK_MASQ}"));
+                ext.push(format!("goto {svc_chain}"));
+            }
+            out.chains.push((ext_chain.clone(), ext));
+            for ip in &sp.load_balancer_ips {
+                out.elements.push(element(
+                    SERVICE_IPS,
+                    ip_key(ip),
+                    format!("goto {ext_chain}"),
+                ));
+            }
+            if let Some(np) = sp.node_port {
+                out.elements.push(element(
+                    SERVICE_NODEPORTS,
+                    np_key(np),
+                    format!("goto {ext_chain}"),
+                ));
+            }
+        } else {
+            for ip in &sp.load_balancer_ips {
+                out.elements
+                    .push(element(NO_ENDPOINT_SERVICES, ip_key(ip), reject.clone()));
+            }
+            if let Some(np) = sp.node_port {
+                out.elements
+                    .push(element(NO_ENDPOINT_NODEPORTS, np_key(np), reject.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// The fixed part of the table, as `nft -f` commands creating it in an
+/// empty table `table`: the verdict maps, the base chains hooked into
+/// netfilter and the chains they jump to.
+pub fn base_commands(cfg: &RulesConfig, table: &str) -> Vec<String> {
+    let mark = format!("{:#x}", cfg.masq_mark);
+    let t = format!("ip {table}");
+    let mut out = vec![
+        format!(
+            "add map {t} {SERVICE_IPS} {{ type ipv4_addr . inet_proto . inet_service : verdict ; }}"
+        ),
+        format!("add map {t} {SERVICE_NODEPORTS} {{ type inet_proto . inet_service : verdict ; }}"),
+        format!(
+            "add map {t} {NO_ENDPOINT_SERVICES} {{ type ipv4_addr . inet_proto . inet_service : verdict ; }}"
+        ),
+        format!(
+            "add map {t} {NO_ENDPOINT_NODEPORTS} {{ type inet_proto . inet_service : verdict ; }}"
+        ),
+    ];
+    // Filter hooks run before DNAT (dstnat is -100), as kube-proxy's, so a
+    // Service without endpoints is rejected at its own address.
+    let base = [
+        (
+            "nat-prerouting",
+            "nat",
+            "prerouting",
+            "dstnat",
+            "jump services",
+        ),
+        ("nat-output", "nat", "output", "-100", "jump services"),
+        (
+            "nat-postrouting",
+            "nat",
+            "postrouting",
+            "srcnat",
+            "jump masquerading",
+        ),
+        (
+            "filter-forward",
+            "filter",
+            "forward",
+            "-110",
+            "ct state new jump service-endpoints-check",
+        ),
+        (
+            "filter-output",
+            "filter",
+            "output",
+            "-110",
+            "ct state new jump service-endpoints-check",
+        ),
+        (
+            "filter-input",
+            "filter",
+            "input",
+            "-110",
+            "ct state new jump service-endpoints-check",
+        ),
+    ];
+    let regular: [(&str, Vec<String>); 6] = [
+        (
+            MARK_MASQ,
+            vec![format!("meta mark set meta mark or {mark}")],
+        ),
+        (
+            "masquerading",
+            vec![
+                format!("meta mark & {mark} == 0 return"),
+                // Clear the bit so a re-traversal does not masquerade again.
+                format!("meta mark set meta mark xor {mark}"),
+                "masquerade fully-random".into(),
+            ],
+        ),
+        (
+            "services",
+            vec![
+                // Clients outside the pod network reaching a ClusterIP are
+                // masqueraded, so the reply returns through this node.
+                format!(
+                    "ip saddr != {} ip daddr {} jump {MARK_MASQ}",
+                    cfg.cluster_cidr, cfg.service_cidr
+                ),
+                format!("ip daddr . meta l4proto . th dport vmap @{SERVICE_IPS}"),
+                // NodePorts on every local address but loopback (martian
+                // once DNATed to a pod without route_localnet).
+                format!(
+                    "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"
+                ),
+            ],
+        ),
+        (
+            "service-endpoints-check",
+            vec![format!(
+                "ip daddr . meta l4proto . th dport vmap @{NO_ENDPOINT_SERVICES}"
+            )],
+        ),
+        (
+            "nodeport-endpoints-check",
+            vec![format!(
+                "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @{NO_ENDPOINT_NODEPORTS}"
+            )],
+        ),
+        (REJECT_CHAIN, vec!["reject".into()]),
+    ];
+    for (name, _) in &regular {
+        out.push(format!("add chain {t} {name}"));
+    }
+    for (name, rules) in &regular {
+        for r in rules {
+            out.push(format!("add rule {t} {name} {r}"));
+        }
+    }
+    for (name, kind, hook, priority, rule) in base {
+        out.push(format!(
+            "add chain {t} {name} {{ type {kind} hook {hook} priority {priority} ; policy accept ; }}"
+        ));
+        out.push(format!("add rule {t} {name} {rule}"));
+    }
+    // A NodePort without endpoints, reached from outside or from the node.
+    for chain in ["filter-input", "filter-output"] {
+        out.push(format!(
+            "add rule {t} {chain} ct state new jump nodeport-endpoints-check"
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "nftrules_tests.rs"]
+mod tests;

@@ -1,0 +1,312 @@
+//! Table-driven tests of the nftables rendering, the twins of
+//! `rules_tests.rs`: the same cases, the same expectations in nft terms.
+
+use std::net::Ipv4Addr;
+
+use super::*;
+use crate::model::Endpoint;
+
+fn cfg() -> RulesConfig {
+    RulesConfig {
+        prefix: "FK".into(),
+        cluster_cidr: "10.42.0.0/16".into(),
+        service_cidr: "10.43.0.0/16".into(),
+        masq_mark: 0x4000,
+    }
+}
+
+fn ep(last: u8, ready: bool, local: bool) -> Endpoint {
+    Endpoint {
+        ip: Ipv4Addr::new(10, 42, 0, last),
+        port: 8080,
+        ready,
+        serving: ready,
+        terminating: false,
+        local,
+    }
+}
+
+fn port(endpoints: Vec<Endpoint>) -> ServicePort {
+    ServicePort {
+        key: "default/web:http".into(),
+        protocol: "tcp".into(),
+        cluster_ip: Some(Ipv4Addr::new(10, 43, 0, 10)),
+        port: 80,
+        node_port: None,
+        load_balancer_ips: Vec::new(),
+        external_local: false,
+        internal_local: false,
+        affinity_seconds: None,
+        endpoints,
+    }
+}
+
+/// Every rule as `CHAIN: rule` and every element as `map: key : verdict`,
+/// with the hashes in names replaced by `<kind>`, and chain names reduced
+/// to the kind, so the expectations stay readable.
+fn render(r: &NftPort) -> Vec<String> {
+    let short = |w: &str| -> String {
+        for kind in ["service", "local", "external", "endpoint", "affinity"] {
+            if let Some(rest) = w.strip_prefix(&format!("{kind}-"))
+                && rest.len() > 9
+                && rest.as_bytes()[8] == b'-'
+            {
+                return match rest.split_once("__") {
+                    Some((_, ep)) => format!("<{kind} {ep}>"),
+                    None => format!("<{kind}>"),
+                };
+            }
+            if let Some(rest) = w.strip_prefix(&format!("@{kind}-"))
+                && let Some((_, ep)) = rest.split_once("__")
+            {
+                return format!("@<{kind} {ep}>");
+            }
+        }
+        w.to_string()
+    };
+    let words = |l: &str| {
+        l.split(' ')
+            .map(|w| match w.strip_suffix(',') {
+                Some(w) => format!("{},", short(w)),
+                None => short(w),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    r.chains
+        .iter()
+        .flat_map(|(name, rules)| {
+            rules
+                .iter()
+                .map(move |l| format!("{}: {}", short(name), words(l)))
+        })
+        .chain(
+            r.elements
+                .iter()
+                .map(|e| format!("{}: {} : {}", e.map, e.key, words(&e.verdict))),
+        )
+        .collect()
+}
+
+#[test]
+fn three_ready_endpoints_are_spread_evenly_by_numgen() {
+    let r = port_rules(
+        &cfg(),
+        &port(vec![
+            ep(2, true, true),
+            ep(3, true, false),
+            ep(4, true, false),
+        ]),
+    );
+    let lines = render(&r);
+    assert!(
+        lines.contains(
+            &"<service>: numgen random mod 3 vmap { 0 : goto <endpoint 10.42.0.2/8080>, 1 : goto <endpoint 10.42.0.3/8080>, 2 : goto <endpoint 10.42.0.4/8080> }"
+                .to_string()
+        ),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(
+            &"<endpoint 10.42.0.2/8080>: ip saddr 10.42.0.2 jump mark-for-masquerade".to_string()
+        ),
+        "hairpin traffic is masqueraded: {lines:#?}"
+    );
+    assert!(lines.contains(
+        &"<endpoint 10.42.0.2/8080>: meta l4proto tcp dnat to 10.42.0.2:8080".to_string()
+    ));
+    assert!(lines.contains(&"service-ips: 10.43.0.10 . tcp . 80 : goto <service>".to_string()));
+    assert_eq!(r.elements.len(), 1, "no NodePort, no rejects");
+}
+
+#[test]
+fn rules_by_case() {
+    struct Case {
+        name: &'static str,
+        port: ServicePort,
+        has: &'static [&'static str],
+        lacks: &'static [&'static str],
+    }
+    let nodeport = |mut p: ServicePort, local: bool| {
+        p.node_port = Some(30080);
+        p.external_local = local;
+        p
+    };
+    let cases = [
+        Case {
+            name: "no endpoints: rejected from the filter map, nothing in nat",
+            port: port(vec![ep(2, false, true)]),
+            has: &["no-endpoint-services: 10.43.0.10 . tcp . 80 : goto reject-chain"],
+            lacks: &["<service>", "dnat", "service-ips"],
+        },
+        Case {
+            name: "one endpoint needs no numgen",
+            port: port(vec![ep(2, true, true)]),
+            has: &["<service>: goto <endpoint 10.42.0.2/8080>"],
+            lacks: &["numgen"],
+        },
+        Case {
+            name: "NodePort with policy Cluster masquerades external traffic",
+            port: nodeport(port(vec![ep(2, true, false)]), false),
+            has: &[
+                "service-nodeports: tcp . 30080 : goto <external>",
+                "<external>: jump mark-for-masquerade",
+                "<external>: goto <service>",
+            ],
+            lacks: &["<local>"],
+        },
+        Case {
+            name: "NodePort with policy Local keeps outsiders on local endpoints",
+            port: nodeport(port(vec![ep(2, true, true), ep(3, true, false)]), true),
+            has: &[
+                "<external>: ip saddr 10.42.0.0/16 goto <service>",
+                "<external>: fib saddr type local jump mark-for-masquerade",
+                "<external>: fib saddr type local goto <service>",
+                "<external>: goto <local>",
+                "<local>: goto <endpoint 10.42.0.2/8080>",
+            ],
+            lacks: &["<external>: jump mark-for-masquerade"],
+        },
+        Case {
+            name: "policy Local without local endpoints drops outsiders",
+            port: nodeport(port(vec![ep(3, true, false)]), true),
+            has: &["<external>: drop"],
+            lacks: &["<local>"],
+        },
+        Case {
+            name: "NodePort without endpoints is rejected from its own map",
+            port: nodeport(port(vec![]), false),
+            has: &["no-endpoint-nodeports: tcp . 30080 : goto reject-chain"],
+            lacks: &["service-nodeports", "<external>"],
+        },
+        Case {
+            name: "internalTrafficPolicy Local sends ClusterIP traffic to local endpoints",
+            port: ServicePort {
+                internal_local: true,
+                ..port(vec![ep(2, true, true), ep(3, true, false)])
+            },
+            has: &[
+                "service-ips: 10.43.0.10 . tcp . 80 : goto <local>",
+                "<local>: goto <endpoint 10.42.0.2/8080>",
+            ],
+            lacks: &["service-ips: 10.43.0.10 . tcp . 80 : goto <service>"],
+        },
+        Case {
+            name: "internalTrafficPolicy Local without local endpoints rejects",
+            port: ServicePort {
+                internal_local: true,
+                ..port(vec![ep(3, true, false)])
+            },
+            has: &["no-endpoint-services: 10.43.0.10 . tcp . 80 : goto reject-chain"],
+            lacks: &["<local>"],
+        },
+        Case {
+            name: "ClientIP affinity checks the set first and records on DNAT",
+            port: ServicePort {
+                affinity_seconds: Some(600),
+                ..port(vec![ep(2, true, true), ep(3, true, true)])
+            },
+            has: &[
+                "<service>: ip saddr @<affinity 10.42.0.2/8080> goto <endpoint 10.42.0.2/8080>",
+                "<service>: ip saddr @<affinity 10.42.0.3/8080> goto <endpoint 10.42.0.3/8080>",
+                "<endpoint 10.42.0.2/8080>: update @<affinity 10.42.0.2/8080> { ip saddr }",
+            ],
+            lacks: &[],
+        },
+        Case {
+            name: "load balancer IPs go to the external chain",
+            port: ServicePort {
+                load_balancer_ips: vec![Ipv4Addr::new(192, 168, 1, 5)],
+                ..port(vec![ep(2, true, true)])
+            },
+            has: &["service-ips: 192.168.1.5 . tcp . 80 : goto <external>"],
+            lacks: &[],
+        },
+        Case {
+            name: "terminating serving endpoints are used when none is ready",
+            port: port(vec![Endpoint {
+                terminating: true,
+                serving: true,
+                ..ep(2, false, true)
+            }]),
+            has: &["dnat to 10.42.0.2:8080"],
+            lacks: &["reject"],
+        },
+    ];
+    for c in cases {
+        let lines = render(&port_rules(&cfg(), &c.port));
+        for want in c.has {
+            assert!(
+                lines.iter().any(|l| l == want || l.contains(want)),
+                "{}: missing {want}\n{lines:#?}",
+                c.name
+            );
+        }
+        for unwanted in c.lacks {
+            assert!(
+                !lines.iter().any(|l| l == unwanted || l.contains(unwanted)),
+                "{}: has {unwanted}\n{lines:#?}",
+                c.name
+            );
+        }
+    }
+}
+
+#[test]
+fn affinity_sets_carry_the_timeout_and_change_name_with_it() {
+    let with = |secs| {
+        port_rules(
+            &cfg(),
+            &ServicePort {
+                affinity_seconds: Some(secs),
+                ..port(vec![ep(2, true, true)])
+            },
+        )
+    };
+    let (a, b) = (with(600), with(700));
+    assert_eq!(a.sets.len(), 1);
+    assert_eq!(a.sets[0].1, 600);
+    assert_ne!(a.sets[0].0, b.sets[0].0);
+}
+
+#[test]
+fn names_are_stable_readable_and_table_names_follow_the_prefix() {
+    let r = port_rules(&cfg(), &port(vec![ep(2, true, true)]));
+    assert_eq!(r, port_rules(&cfg(), &port(vec![ep(2, true, true)])));
+    let svc = &r
+        .chains
+        .iter()
+        .find(|(n, _)| n.starts_with("service-"))
+        .expect("svc")
+        .0;
+    assert!(svc.ends_with("-default/web/tcp/http"), "{svc}");
+    assert_eq!(table_name(&cfg()), "ferrokube-fk");
+    let default = RulesConfig {
+        prefix: "FKUBE".into(),
+        ..cfg()
+    };
+    assert_eq!(table_name(&default), "ferrokube");
+}
+
+#[test]
+fn the_base_table_masquerades_outsiders_and_rejects_before_dnat() {
+    let cmds = base_commands(&cfg(), "t");
+    let has = |s: &str| cmds.iter().any(|c| c == s);
+    assert!(has(
+        "add rule ip t services ip saddr != 10.42.0.0/16 ip daddr 10.43.0.0/16 jump mark-for-masquerade"
+    ));
+    assert!(has(
+        "add chain ip t filter-input { type filter hook input priority -110 ; policy accept ; }"
+    ));
+    assert!(has("add rule ip t masquerading masquerade fully-random"));
+    // Every chain named by a rule is created before the rules.
+    let first_rule = cmds
+        .iter()
+        .position(|c| c.starts_with("add rule"))
+        .expect("rules");
+    let last_plain_chain = cmds
+        .iter()
+        .rposition(|c| c.starts_with("add chain") && !c.contains("hook"))
+        .expect("chains");
+    assert!(last_plain_chain < first_rule);
+}
