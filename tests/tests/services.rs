@@ -192,18 +192,6 @@ fn json(c: &Cluster, args: &[&str]) -> Value {
     serde_json::from_str(&c.kubectl_ok(&full)).expect("kubectl json")
 }
 
-/// `json` for polls: None while kubectl fails (the object may not exist yet,
-/// e.g. a Node its kubelet has not registered).
-fn try_json(c: &Cluster, args: &[&str]) -> Option<Value> {
-    let mut full = args.to_vec();
-    full.extend(["-o", "json"]);
-    let out = c.kubectl(&full);
-    if !out.status.success() {
-        return None;
-    }
-    serde_json::from_slice(&out.stdout).ok()
-}
-
 /// `(ready, serving, terminating)` per endpoint IP of a Service.
 fn slice_endpoints(c: &Cluster, svc: &str) -> BTreeMap<String, (bool, bool, bool)> {
     let label = format!("kubernetes.io/service-name={svc}");
