@@ -15,6 +15,7 @@
 
 mod api;
 mod controllers;
+mod lean_client;
 mod proxy;
 mod report;
 mod scheduler;
