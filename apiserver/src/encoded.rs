@@ -221,7 +221,9 @@ mod tests {
             let raw = serde_json::to_vec(&object).expect("encodes");
             assert_eq!(
                 with_resource_version(&raw, 42).map(String::from_utf8),
-                Some(Ok(String::from_utf8(encoded_with_rv(&object, 42)).expect("utf8"))),
+                Some(Ok(
+                    String::from_utf8(encoded_with_rv(&object, 42)).expect("utf8")
+                )),
                 "{object}"
             );
         }

@@ -36,7 +36,11 @@ impl Connection {
     }
 
     /// POSTs a JSON body to `path`; returns the status and the whole answer.
-    pub async fn post_json(&mut self, path: &str, body: Bytes) -> anyhow::Result<(StatusCode, Bytes)> {
+    pub async fn post_json(
+        &mut self,
+        path: &str,
+        body: Bytes,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
         self.sender.ready().await?;
         let request = Request::builder()
             .method(Method::POST)

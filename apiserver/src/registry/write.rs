@@ -334,15 +334,15 @@ where
             match self.shared.storage.create(&key, bytes.clone()).await {
                 Ok(rev) => {
                     // The answer is the stored bytes with their revision.
-                    let (object, encoded) =
-                        match crate::encoded::with_resource_version(&bytes, rev) {
-                            Some(encoded) => (Value::Null, Some(Bytes::from(encoded))),
-                            None => {
-                                let mut v = decode_value(&bytes)?;
-                                v["metadata"]["resourceVersion"] = json!(rev.to_string());
-                                (v, None)
-                            }
-                        };
+                    let (object, encoded) = match crate::encoded::with_resource_version(&bytes, rev)
+                    {
+                        Some(encoded) => (Value::Null, Some(Bytes::from(encoded))),
+                        None => {
+                            let mut v = decode_value(&bytes)?;
+                            v["metadata"]["resourceVersion"] = json!(rev.to_string());
+                            (v, None)
+                        }
+                    };
                     return Ok(WriteResult {
                         object,
                         code: 201,

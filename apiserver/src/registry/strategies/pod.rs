@@ -25,7 +25,11 @@ pub fn pod_qos_class(spec: &PodSpec) -> &'static str {
     // Requests are read as defaulted from limits (a request missing for a
     // limited resource is the limit), whether or not the defaulting pass
     // has already run; read in place, since every create runs this.
-    for c in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
+    for c in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+    {
         let Some(r) = &c.resources else {
             guaranteed = false;
             continue;
@@ -336,7 +340,10 @@ impl Strategy for PodStrategy {
             .map(|ip| &ip.ip)
             .or(status.and_then(|s| s.pod_ip.as_ref()));
         vec![
-            ("spec.nodeName", text(spec.and_then(|s| s.node_name.as_ref()))),
+            (
+                "spec.nodeName",
+                text(spec.and_then(|s| s.node_name.as_ref())),
+            ),
             (
                 "spec.restartPolicy",
                 text(spec.and_then(|s| s.restart_policy.as_ref())),
