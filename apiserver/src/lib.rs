@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod discovery;
 pub mod discovery_routes;
+pub mod encoded;
 pub mod error;
 pub mod http;
 pub mod kinds;

@@ -17,6 +17,7 @@
 
 mod api;
 mod controllers;
+mod lean_client;
 mod pod_startup;
 mod proxy;
 mod report;

@@ -55,6 +55,11 @@ struct Target {
 
 fn json_response(code: u16, value: &Value, warnings: &[String]) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_default();
+    encoded_response(code, Bytes::from(body), warnings)
+}
+
+/// A JSON answer whose body is already encoded.
+fn encoded_response(code: u16, body: Bytes, warnings: &[String]) -> Response {
     let mut resp = (
         StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
         [(http::header::CONTENT_TYPE, "application/json")],
@@ -496,7 +501,10 @@ fn include_object(q: &HashMap<String, String>) -> &str {
 }
 
 fn write_response(r: WriteResult) -> Response {
-    json_response(r.code, &r.object, &r.warnings)
+    match r.encoded {
+        Some(body) => encoded_response(r.code, body, &r.warnings),
+        None => json_response(r.code, &r.object, &r.warnings),
+    }
 }
 
 fn table_response(table: &Value) -> Response {

@@ -93,10 +93,16 @@ pub enum Subresource {
 /// A write's outcome: the object (or Status) to return and its HTTP code.
 #[derive(Debug, Clone)]
 pub struct WriteResult {
+    /// The object or Status to answer with; `Value::Null` when `encoded`
+    /// holds it.
     pub object: Value,
     pub code: u16,
     /// `Warning` headers (e.g. unknown fields under fieldValidation=Warn).
     pub warnings: Vec<String>,
+    /// `object` already encoded as JSON, when the write has it at hand
+    /// (a create: the stored bytes with their resourceVersion); the answer
+    /// is then sent without encoding `object` again.
+    pub encoded: Option<Bytes>,
 }
 
 /// A list's outcome, with the items still serialized.

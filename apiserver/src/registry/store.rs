@@ -81,17 +81,24 @@ where
     }
 
     /// The decoder the cache uses for this kind: typed decode, metadata
-    /// and selectable fields extracted once, JSON re-encoded with its rv.
+    /// and selectable fields extracted once; the stored JSON is kept with
+    /// its rv written in, re-encoded only when that cannot be done in place.
     pub fn decoder(strategy: Arc<S>) -> crate::cache::Decoder {
         Box::new(move |bytes: &[u8], rv: i64| {
             let mut obj: S::Object = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-            let meta = k8s_openapi::Metadata::metadata_mut(&mut obj);
-            meta.resource_version = Some(rv.to_string());
+            let meta = k8s_openapi::Metadata::metadata(&obj);
             let namespace = meta.namespace.clone().unwrap_or_default();
             let name = meta.name.clone().unwrap_or_default();
             let labels = meta.labels.clone().unwrap_or_default();
             let fields = strategy.selectable_fields(&obj);
-            let json = serde_json::to_vec(&obj).map_err(|e| e.to_string())?;
+            let json = match crate::encoded::with_resource_version(bytes, rv) {
+                Some(json) => json,
+                None => {
+                    k8s_openapi::Metadata::metadata_mut(&mut obj).resource_version =
+                        Some(rv.to_string());
+                    serde_json::to_vec(&obj).map_err(|e| e.to_string())?
+                }
+            };
             Ok(CachedObject {
                 namespace,
                 name,

@@ -26,6 +26,21 @@ const MAX_RETRIES: usize = 16;
 /// look-alikes, so random names never spell words).
 const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
+/// Whether a namespace is being deleted: all a create needs of it, read
+/// without building the rest of the namespace (every create reads one).
+#[derive(serde::Deserialize)]
+struct NamespaceDeletion {
+    #[serde(default)]
+    metadata: DeletionMeta,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct DeletionMeta {
+    /// Set (any non-null value) once the namespace is being deleted.
+    #[serde(rename = "deletionTimestamp", default)]
+    deletion_timestamp: Option<serde::de::IgnoredAny>,
+}
+
 pub(super) fn now() -> Time {
     let now = jiff::Timestamp::now();
     Time(jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
@@ -56,6 +71,16 @@ fn spec_part(v: &Value) -> Value {
 
 fn to_json<T: serde::Serialize>(obj: &T) -> Result<Value, ApiError> {
     serde_json::to_value(obj).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+fn encode_value(v: &Value) -> Result<Bytes, ApiError> {
+    serde_json::to_vec(v)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+fn decode_value(bytes: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 impl<S> Store<S>
@@ -184,9 +209,9 @@ where
             let ns_info = common::resources::find("", "v1", "namespaces").unwrap_or(self.info);
             return Err(ApiError::not_found(ns_info, ns));
         };
-        let terminating = serde_json::from_slice::<Value>(&json)
+        let terminating = serde_json::from_slice::<NamespaceDeletion>(&json)
             .ok()
-            .is_some_and(|v| !v["metadata"]["deletionTimestamp"].is_null());
+            .is_some_and(|ns| ns.metadata.deletion_timestamp.is_some());
         if terminating {
             return Err(ApiError::forbidden(
                 self.info,
@@ -229,6 +254,7 @@ where
             object: to_json(&obj)?,
             code,
             warnings,
+            encoded: None,
         })
     }
 
@@ -268,6 +294,7 @@ where
         // From here on the object stays JSON: one encoding for managed
         // fields, hooks, storage and the answer (creates are the hot path).
         let mut v = to_json(&obj)?;
+        drop(obj);
         managed::record_value(
             self.info,
             None,
@@ -280,6 +307,7 @@ where
                 object: v,
                 code: 201,
                 warnings,
+                encoded: None,
             });
         }
         if let Some(h) = &self.hooks {
@@ -297,27 +325,43 @@ where
             .map(|g| g.chars().take(58).collect::<String>());
         let (mut key, mut name) = (key, name);
         let mut retries = if generated.is_some() { 7 } else { 0 };
+        // From here on the object is its bytes: the tree is dropped while
+        // it is still in cache (freeing it after the write's await cost as
+        // much as encoding it), and rebuilt only on the rare paths.
+        let mut bytes = encode_value(&v)?;
+        drop(v);
         loop {
-            let bytes = serde_json::to_vec(&v).map_err(|e| ApiError::internal(e.to_string()))?;
-            match self.shared.storage.create(&key, Bytes::from(bytes)).await {
+            match self.shared.storage.create(&key, bytes.clone()).await {
                 Ok(rev) => {
-                    v["metadata"]["resourceVersion"] = json!(rev.to_string());
+                    // The answer is the stored bytes with their revision.
+                    let (object, encoded) = match crate::encoded::with_resource_version(&bytes, rev)
+                    {
+                        Some(encoded) => (Value::Null, Some(Bytes::from(encoded))),
+                        None => {
+                            let mut v = decode_value(&bytes)?;
+                            v["metadata"]["resourceVersion"] = json!(rev.to_string());
+                            (v, None)
+                        }
+                    };
                     return Ok(WriteResult {
-                        object: v,
+                        object,
                         code: 201,
                         warnings,
+                        encoded,
                     });
                 }
                 Err(StorageError::AlreadyExists { .. }) if retries > 0 => {
                     retries -= 1;
                     let prefix = generated.clone().unwrap_or_default();
                     name = format!("{prefix}{}", random_suffix());
+                    let mut v = decode_value(&bytes)?;
                     v["metadata"]["name"] = json!(name);
                     key = self.key(v["metadata"]["namespace"].as_str(), &name);
+                    bytes = encode_value(&v)?;
                 }
                 Err(e) => {
                     if let Some(h) = &self.hooks {
-                        h.release(&v).await;
+                        h.release(&decode_value(&bytes)?).await;
                     }
                     return Err(ApiError::from_storage(e, self.info, &name));
                 }
@@ -825,6 +869,7 @@ where
             }),
             code: 200,
             warnings: Vec::new(),
+            encoded: None,
         })
     }
 
@@ -920,6 +965,7 @@ where
             object: json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
             code: 201,
             warnings: Vec::new(),
+            encoded: None,
         })
     }
 }

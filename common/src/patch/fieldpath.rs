@@ -121,10 +121,17 @@ impl FieldSet {
     pub(crate) fn insert(&mut self, path: &[PathElement]) {
         match path {
             [] => {}
+            // Look before inserting: `entry` wants an owned key, and a
+            // create inserts every leaf through the same few parents.
             [last] => {
-                self.members.insert(last.clone());
+                if !self.members.contains(last) {
+                    self.members.insert(last.clone());
+                }
             }
-            [first, rest @ ..] => self.children.entry(first.clone()).or_default().insert(rest),
+            [first, rest @ ..] => match self.children.get_mut(first) {
+                Some(child) => child.insert(rest),
+                None => self.children.entry(first.clone()).or_default().insert(rest),
+            },
         }
     }
 

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodCondition, PodSpec, PodStatus, Toleration};
+use k8s_openapi::api::core::v1::{Pod, PodCondition, PodSpec, PodStatus, Toleration};
 
-use super::pod_defaults::{default_pod, default_requests_to_limits};
+use super::pod_defaults::default_pod;
 use super::pod_validation::{SpecOf, validate_pod_spec, validate_tolerations};
 use super::quantity::parse_nanos;
 use super::validation::invalid_rendered;
@@ -22,30 +22,25 @@ pub fn pod_qos_class(spec: &PodSpec) -> &'static str {
     let mut requests: BTreeMap<&str, i128> = BTreeMap::new();
     let mut limits: BTreeMap<&str, i128> = BTreeMap::new();
     let mut guaranteed = true;
-    // Requests are read as defaulted from limits, whether or not the
-    // defaulting pass has already run.
-    let containers: Vec<Container> = spec
+    // Requests are read as defaulted from limits (a request missing for a
+    // limited resource is the limit), whether or not the defaulting pass
+    // has already run; read in place, since every create runs this.
+    for c in spec
         .containers
         .iter()
         .chain(spec.init_containers.iter().flatten())
-        .cloned()
-        .map(|mut c| {
-            default_requests_to_limits(&mut c);
-            c
-        })
-        .collect();
-    for c in &containers {
+    {
         let Some(r) = &c.resources else {
             guaranteed = false;
             continue;
         };
-        for (name, q) in r.requests.iter().flatten() {
-            let name = match name.as_str() {
-                "cpu" => "cpu",
-                "memory" => "memory",
-                _ => continue,
-            };
-            if let Some(v) = parse_nanos(q).filter(|v| *v > 0) {
+        for name in ["cpu", "memory"] {
+            let q = r
+                .requests
+                .as_ref()
+                .and_then(|m| m.get(name))
+                .or_else(|| r.limits.as_ref().and_then(|m| m.get(name)));
+            if let Some(v) = q.and_then(parse_nanos).filter(|v| *v > 0) {
                 *requests.entry(name).or_default() += v;
             }
         }
@@ -335,38 +330,43 @@ impl Strategy for PodStrategy {
     }
 
     fn selectable_fields(&self, pod: &Pod) -> Vec<(&'static str, String)> {
-        let spec = pod.spec.clone().unwrap_or_default();
-        let status = pod.status.clone().unwrap_or_default();
+        // Runs for every watch cache event: borrow, never clone spec/status.
+        let spec = pod.spec.as_ref();
+        let status = pod.status.as_ref();
+        let text = |v: Option<&String>| v.cloned().unwrap_or_default();
         let pod_ip = status
-            .pod_ips
-            .as_ref()
+            .and_then(|s| s.pod_ips.as_ref())
             .and_then(|ips| ips.first())
-            .map(|ip| ip.ip.clone())
-            .or(status.pod_ip)
-            .unwrap_or_default();
+            .map(|ip| &ip.ip)
+            .or(status.and_then(|s| s.pod_ip.as_ref()));
         vec![
-            ("spec.nodeName", spec.node_name.unwrap_or_default()),
+            (
+                "spec.nodeName",
+                text(spec.and_then(|s| s.node_name.as_ref())),
+            ),
             (
                 "spec.restartPolicy",
-                spec.restart_policy.unwrap_or_default(),
+                text(spec.and_then(|s| s.restart_policy.as_ref())),
             ),
             (
                 "spec.schedulerName",
-                spec.scheduler_name.unwrap_or_default(),
+                text(spec.and_then(|s| s.scheduler_name.as_ref())),
             ),
             (
                 "spec.serviceAccountName",
-                spec.service_account_name.unwrap_or_default(),
+                text(spec.and_then(|s| s.service_account_name.as_ref())),
             ),
             (
                 "spec.hostNetwork",
-                spec.host_network.unwrap_or(false).to_string(),
+                spec.and_then(|s| s.host_network)
+                    .unwrap_or(false)
+                    .to_string(),
             ),
-            ("status.phase", status.phase.unwrap_or_default()),
-            ("status.podIP", pod_ip),
+            ("status.phase", text(status.and_then(|s| s.phase.as_ref()))),
+            ("status.podIP", text(pod_ip)),
             (
                 "status.nominatedNodeName",
-                status.nominated_node_name.unwrap_or_default(),
+                text(status.and_then(|s| s.nominated_node_name.as_ref())),
             ),
         ]
     }
