@@ -102,15 +102,7 @@ impl Dataplane {
         match self {
             Dataplane::Iptables { proxier, iptables } => {
                 let cfg = proxier.config().clone();
-                let all = all
-                    .into_iter()
-                    .map(|(k, ports)| {
-                        (
-                            k,
-                            ports.iter().map(|p| rules::port_rules(&cfg, p)).collect(),
-                        )
-                    })
-                    .collect();
+                let all = render_all(all, |p| rules::port_rules(&cfg, p));
                 let nat = iptables.chains("nat", &cfg.prefix).await?;
                 let filter = iptables.chains("filter", &cfg.prefix).await?;
                 let p = proxier.full_sync(all, &nat, &filter);
@@ -123,19 +115,8 @@ impl Dataplane {
                 })
             }
             Dataplane::Nftables { proxier, nft } => {
-                let cfg = proxier.config().clone();
-                let all = all
-                    .into_iter()
-                    .map(|(k, ports)| {
-                        (
-                            k,
-                            ports
-                                .iter()
-                                .map(|p| nftrules::port_rules(&cfg, p))
-                                .collect(),
-                        )
-                    })
-                    .collect();
+                let cfg = proxier.config();
+                let all = render_all(all, |p| nftrules::port_rules(cfg, p));
                 let s = proxier.full_sync(all);
                 nft.apply(&s.text).await?;
                 Ok(Written {
@@ -154,16 +135,8 @@ impl Dataplane {
     ) -> Result<Written, DataplaneError> {
         match self {
             Dataplane::Iptables { proxier, iptables } => {
-                let cfg = proxier.config().clone();
-                let changed = changed
-                    .into_iter()
-                    .map(|(k, ports)| {
-                        (
-                            k,
-                            ports.map(|ps| ps.iter().map(|p| rules::port_rules(&cfg, p)).collect()),
-                        )
-                    })
-                    .collect();
+                let cfg = proxier.config();
+                let changed = render_changed(changed, |p| rules::port_rules(cfg, p));
                 let p = proxier.update(changed);
                 iptables.restore(&p.text).await?;
                 Ok(Written {
@@ -173,18 +146,8 @@ impl Dataplane {
                 })
             }
             Dataplane::Nftables { proxier, nft } => {
-                let cfg = proxier.config().clone();
-                let changed = changed
-                    .into_iter()
-                    .map(|(k, ports)| {
-                        (
-                            k,
-                            ports.map(|ps| {
-                                ps.iter().map(|p| nftrules::port_rules(&cfg, p)).collect()
-                            }),
-                        )
-                    })
-                    .collect();
+                let cfg = proxier.config();
+                let changed = render_changed(changed, |p| nftrules::port_rules(cfg, p));
                 let s = proxier.update(changed);
                 nft.apply(&s.text).await?;
                 Ok(Written {
@@ -258,4 +221,25 @@ pub async fn effective_mode(wanted: ProxyMode, nft: &Nft) -> ProxyMode {
         return ProxyMode::Iptables;
     }
     wanted
+}
+
+/// Every Service's ports rendered by one backend's `port_rules`.
+fn render_all<R>(
+    all: BTreeMap<String, Vec<ServicePort>>,
+    render: impl Fn(&ServicePort) -> R,
+) -> BTreeMap<String, Vec<R>> {
+    all.into_iter()
+        .map(|(k, ports)| (k, ports.iter().map(&render).collect()))
+        .collect()
+}
+
+/// The changed Services' ports rendered likewise (`None`: deleted).
+fn render_changed<R>(
+    changed: Vec<(String, Option<Vec<ServicePort>>)>,
+    render: impl Fn(&ServicePort) -> R,
+) -> Vec<(String, Option<Vec<R>>)> {
+    changed
+        .into_iter()
+        .map(|(k, ports)| (k, ports.map(|ps| ps.iter().map(&render).collect())))
+        .collect()
 }

@@ -10,6 +10,8 @@
 //! everything and removes what a previous run left behind.
 
 pub mod dataplane;
+#[cfg(test)]
+mod fixtures;
 pub mod iptables;
 pub mod model;
 pub mod nft;

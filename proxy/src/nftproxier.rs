@@ -253,42 +253,11 @@ fn add_set(text: &mut String, t: &str, name: &str, secs: i32) {
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
-
     use super::*;
-    use crate::model::{Endpoint, ServicePort};
-
-    fn cfg() -> RulesConfig {
-        RulesConfig {
-            prefix: "FK".into(),
-            cluster_cidr: "10.42.0.0/16".into(),
-            service_cidr: "10.43.0.0/16".into(),
-            masq_mark: 0x4000,
-        }
-    }
+    use crate::fixtures::{cfg, numbered};
 
     fn svc(i: u8, endpoints: u8) -> (String, Vec<NftPort>) {
-        let sp = ServicePort {
-            key: format!("default/s{i}:"),
-            protocol: "tcp".into(),
-            cluster_ip: Some(Ipv4Addr::new(10, 43, 0, i)),
-            port: 80,
-            node_port: Some(30000 + u16::from(i)),
-            load_balancer_ips: Vec::new(),
-            external_local: false,
-            internal_local: false,
-            affinity_seconds: None,
-            endpoints: (0..endpoints)
-                .map(|e| Endpoint {
-                    ip: Ipv4Addr::new(10, 42, i, e + 2),
-                    port: 8080,
-                    ready: true,
-                    serving: true,
-                    terminating: false,
-                    local: true,
-                })
-                .collect(),
-        };
+        let sp = numbered(i, endpoints, Some(30000 + u16::from(i)));
         (
             format!("default/s{i}"),
             vec![nftrules::port_rules(&cfg(), &sp)],

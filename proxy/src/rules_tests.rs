@@ -3,42 +3,8 @@
 use std::net::Ipv4Addr;
 
 use super::*;
+use crate::fixtures::{cfg, ep, port};
 use crate::model::Endpoint;
-
-fn cfg() -> RulesConfig {
-    RulesConfig {
-        prefix: "FK".into(),
-        cluster_cidr: "10.42.0.0/16".into(),
-        service_cidr: "10.43.0.0/16".into(),
-        masq_mark: 0x4000,
-    }
-}
-
-fn ep(last: u8, ready: bool, local: bool) -> Endpoint {
-    Endpoint {
-        ip: Ipv4Addr::new(10, 42, 0, last),
-        port: 8080,
-        ready,
-        serving: ready,
-        terminating: false,
-        local,
-    }
-}
-
-fn port(endpoints: Vec<Endpoint>) -> ServicePort {
-    ServicePort {
-        key: "default/web:http".into(),
-        protocol: "tcp".into(),
-        cluster_ip: Some(Ipv4Addr::new(10, 43, 0, 10)),
-        port: 80,
-        node_port: None,
-        load_balancer_ips: Vec::new(),
-        external_local: false,
-        internal_local: false,
-        affinity_seconds: None,
-        endpoints,
-    }
-}
 
 /// Every line of the port's rules with hashes replaced by the chain kind,
 /// so the expectations stay readable.
