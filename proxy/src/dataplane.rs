@@ -7,20 +7,20 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::iptables::{Iptables, IptablesError};
+use crate::iptables::Iptables;
 use crate::model::ServicePort;
-use crate::nft::{Nft, NftError};
+use crate::nft::Nft;
 use crate::nftproxier::NftProxier;
 use crate::nftrules;
 use crate::proxier::Proxier;
 use crate::rules::{self, RulesConfig};
+use crate::tool::ToolError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataplaneError {
+    /// `nft` or an iptables tool failed (the error names the command).
     #[error(transparent)]
-    Iptables(#[from] IptablesError),
-    #[error(transparent)]
-    Nft(#[from] NftError),
+    Tool(#[from] ToolError),
     #[error("unknown proxy mode {0:?} (iptables or nftables)")]
     Mode(String),
 }
@@ -179,10 +179,18 @@ pub async fn cleanup(
     iptables: &Iptables,
     nft: &Nft,
 ) -> Result<(), DataplaneError> {
+    cleanup_iptables(cfg, iptables).await?;
+    cleanup_nftables(cfg, nft).await
+}
+
+async fn cleanup_iptables(cfg: &RulesConfig, iptables: &Iptables) -> Result<(), DataplaneError> {
     match iptables.cleanup(cfg).await {
-        Ok(()) | Err(IptablesError::Spawn { .. }) => {}
-        Err(e) => return Err(e.into()),
+        Ok(()) | Err(ToolError::Spawn { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
     }
+}
+
+async fn cleanup_nftables(cfg: &RulesConfig, nft: &Nft) -> Result<(), DataplaneError> {
     if nft.available().await.is_ok() {
         nft.cleanup(&nftrules::table_name(cfg)).await?;
     }
@@ -198,16 +206,8 @@ pub async fn cleanup_other(
     nft: &Nft,
 ) -> Result<(), DataplaneError> {
     match mode {
-        ProxyMode::Nftables => match iptables.cleanup(cfg).await {
-            Ok(()) | Err(IptablesError::Spawn { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        },
-        ProxyMode::Iptables => {
-            if nft.available().await.is_ok() {
-                nft.cleanup(&nftrules::table_name(cfg)).await?;
-            }
-            Ok(())
-        }
+        ProxyMode::Nftables => cleanup_iptables(cfg, iptables).await,
+        ProxyMode::Iptables => cleanup_nftables(cfg, nft).await,
     }
 }
 

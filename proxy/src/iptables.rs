@@ -10,24 +10,9 @@
 //! list on every commit), which is why nftables ([`crate::nft`]) is the
 //! default.
 
-use std::collections::BTreeSet;
-use std::process::Stdio;
-
-use tokio::io::AsyncWriteExt;
-
 use crate::rules::{self, RulesConfig};
-
-#[derive(Debug, thiserror::Error)]
-pub enum IptablesError {
-    #[error("cannot run {command}: {source}")]
-    Spawn {
-        command: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{command} failed: {stderr}")]
-    Failed { command: String, stderr: String },
-}
+use crate::tool::{self, ToolError};
+use std::collections::BTreeSet;
 
 /// How to run the iptables tools.
 #[derive(Debug, Clone, Default)]
@@ -37,55 +22,19 @@ pub struct Iptables {
 }
 
 impl Iptables {
-    fn command(&self, tool: &str) -> tokio::process::Command {
-        let mut words = self.wrapper.iter();
-        let mut cmd = match words.next() {
-            Some(first) => {
-                let mut c = tokio::process::Command::new(first);
-                c.args(words).arg(tool);
-                c
-            }
-            None => tokio::process::Command::new(tool),
-        };
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
-    }
-
     async fn run(
         &self,
         tool: &str,
         args: &[String],
         input: Option<&str>,
-    ) -> Result<String, IptablesError> {
-        let command = format!("{tool} {}", args.join(" "));
-        let mut cmd = self.command(tool);
-        cmd.args(args);
-        if input.is_some() {
-            cmd.stdin(Stdio::piped());
-        }
-        let spawn = |source| IptablesError::Spawn {
-            command: command.clone(),
-            source,
-        };
-        let mut child = cmd.spawn().map_err(spawn)?;
-        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-            stdin.write_all(text.as_bytes()).await.map_err(spawn)?;
-        }
-        let out = child.wait_with_output().await.map_err(spawn)?;
-        if !out.status.success() {
-            return Err(IptablesError::Failed {
-                command,
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    ) -> Result<String, ToolError> {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        tool::run(&self.wrapper, tool, &args, input).await
     }
 
     /// Applies a payload atomically, leaving every chain it does not name
     /// alone.
-    pub async fn restore(&self, payload: &str) -> Result<(), IptablesError> {
+    pub async fn restore(&self, payload: &str) -> Result<(), ToolError> {
         if payload.is_empty() {
             return Ok(());
         }
@@ -95,11 +44,7 @@ impl Iptables {
     }
 
     /// The names of the chains in `table` that start with `prefix-`.
-    pub async fn chains(
-        &self,
-        table: &str,
-        prefix: &str,
-    ) -> Result<BTreeSet<String>, IptablesError> {
+    pub async fn chains(&self, table: &str, prefix: &str) -> Result<BTreeSet<String>, ToolError> {
         let out = self
             .run("iptables-save", &["-t".into(), table.into()], None)
             .await?;
@@ -107,7 +52,7 @@ impl Iptables {
     }
 
     /// The whole `iptables-save` output of a table (tests read it).
-    pub async fn save(&self, table: &str) -> Result<String, IptablesError> {
+    pub async fn save(&self, table: &str) -> Result<String, ToolError> {
         self.run("iptables-save", &["-t".into(), table.into()], None)
             .await
     }
@@ -115,7 +60,7 @@ impl Iptables {
     /// Makes sure the built-in chains jump to ours (kube-proxy's
     /// `EnsureRule`): checked first, inserted at the top when missing. The
     /// target chains must exist (a full sync creates them).
-    pub async fn ensure_hooks(&self, cfg: &RulesConfig) -> Result<(), IptablesError> {
+    pub async fn ensure_hooks(&self, cfg: &RulesConfig) -> Result<(), ToolError> {
         for (table, chain, rule) in rules::hooks(cfg) {
             let mut check = vec![
                 "-w".into(),
@@ -143,7 +88,7 @@ impl Iptables {
 
     /// Removes every trace of the proxy with this prefix: the hooks, then
     /// all its chains (`ferrokube proxy --cleanup`, and tests).
-    pub async fn cleanup(&self, cfg: &RulesConfig) -> Result<(), IptablesError> {
+    pub async fn cleanup(&self, cfg: &RulesConfig) -> Result<(), ToolError> {
         for (table, chain, rule) in rules::hooks(cfg) {
             let mut delete = vec![
                 "-w".into(),

@@ -20,6 +20,7 @@ pub mod nftrules;
 pub mod proxier;
 pub mod rules;
 pub mod servicelb;
+pub mod tool;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;

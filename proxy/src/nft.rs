@@ -3,24 +3,10 @@
 //! and `--cleanup` deletes the table. Like [`crate::iptables`], every
 //! command can run under a wrapper (`nsenter --net=/run/netns/NAME`).
 
-use std::process::Stdio;
-
-use tokio::io::AsyncWriteExt;
+use crate::tool::{self, ToolError};
 
 /// Where Debian's `nftables` package puts the tool.
 pub const NFT: &str = "/usr/sbin/nft";
-
-#[derive(Debug, thiserror::Error)]
-pub enum NftError {
-    #[error("cannot run {command}: {source}")]
-    Spawn {
-        command: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{command} failed: {stderr}")]
-    Failed { command: String, stderr: String },
-}
 
 /// How to run `nft`.
 #[derive(Debug, Clone)]
@@ -41,51 +27,18 @@ impl Default for Nft {
 }
 
 impl Nft {
-    async fn run(&self, args: &[&str], input: Option<&str>) -> Result<String, NftError> {
-        let command = format!("{} {}", self.binary, args.join(" "));
-        let mut words = self.wrapper.iter();
-        let mut cmd = match words.next() {
-            Some(first) => {
-                let mut c = tokio::process::Command::new(first);
-                c.args(words).arg(&self.binary);
-                c
-            }
-            None => tokio::process::Command::new(&self.binary),
-        };
-        cmd.args(args)
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let spawn = |source| NftError::Spawn {
-            command: command.clone(),
-            source,
-        };
-        let mut child = cmd.spawn().map_err(spawn)?;
-        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-            stdin.write_all(text.as_bytes()).await.map_err(spawn)?;
-        }
-        let out = child.wait_with_output().await.map_err(spawn)?;
-        if !out.status.success() {
-            return Err(NftError::Failed {
-                command,
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    async fn run(&self, args: &[&str], input: Option<&str>) -> Result<String, ToolError> {
+        tool::run(&self.wrapper, &self.binary, args, input).await
     }
 
     /// Whether nftables can be used here: `nft list ruleset` runs (the tool
     /// is installed and the kernel speaks nf_tables to us).
-    pub async fn available(&self) -> Result<(), NftError> {
+    pub async fn available(&self) -> Result<(), ToolError> {
         self.run(&["list", "ruleset"], None).await.map(|_| ())
     }
 
     /// Applies a script as one transaction.
-    pub async fn apply(&self, script: &str) -> Result<(), NftError> {
+    pub async fn apply(&self, script: &str) -> Result<(), ToolError> {
         if script.is_empty() {
             return Ok(());
         }
@@ -93,13 +46,13 @@ impl Nft {
     }
 
     /// `nft list table ip TABLE` (the table must exist).
-    pub async fn list_table(&self, table: &str) -> Result<String, NftError> {
+    pub async fn list_table(&self, table: &str) -> Result<String, ToolError> {
         self.run(&["list", "table", "ip", table], None).await
     }
 
     /// Removes the table and everything in it; nothing of ours stays
     /// hooked into netfilter (`ferrokube proxy --cleanup`).
-    pub async fn cleanup(&self, table: &str) -> Result<(), NftError> {
+    pub async fn cleanup(&self, table: &str) -> Result<(), ToolError> {
         self.apply(&format!("add table ip {table}\ndelete table ip {table}\n"))
             .await
     }
