@@ -368,6 +368,14 @@ struct ApiserverArgs {
     /// The range node ports are allocated from, `FIRST-LAST`.
     #[arg(long, default_value = "30000-32767", value_parser = parse_port_range)]
     service_node_port_range: (u16, u16),
+    /// Admission plugins to turn off (comma-separated), as kube-apiserver's
+    /// flag: ServiceAccount, Priority, DefaultTolerationSeconds.
+    #[arg(long, value_delimiter = ',', value_parser = parse_admission_plugin)]
+    disable_admission_plugins: Vec<&'static str>,
+}
+
+fn parse_admission_plugin(s: &str) -> Result<&'static str, String> {
+    apiserver::admission::known(s.trim()).map_err(|e| e.to_string())
 }
 
 fn parse_cidr(s: &str) -> Result<apiserver::server::Cidr, String> {
@@ -440,6 +448,11 @@ impl ApiserverArgs {
                 node_ports: self.service_node_port_range,
                 advertise: self.listen,
                 pki_dir: Some(self.data_dir.join("pki")),
+                // Every name was checked when the flag was parsed.
+                admission: apiserver::admission::Admission::disabling(
+                    &self.disable_admission_plugins,
+                )
+                .unwrap_or_default(),
             },
         }
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use common::ResourceInfo;
 
+use crate::admission::Admission;
 use crate::cache::{Cache, ResourceCache};
 use crate::registry::hooks::WriteHooks;
 use crate::registry::rest::Registry;
@@ -82,14 +83,15 @@ impl Kinds {
         ));
     }
 
-    /// Registers the caches of all served kinds.
-    pub fn register(cache: &mut Cache) -> Kinds {
+    /// Registers the caches of all served kinds; `admission` says which
+    /// admission plugins mutate new pods.
+    pub fn register(cache: &mut Cache, admission: Admission) -> Kinds {
         let mut k = Kinds {
             pending: Vec::new(),
             namespaces: None,
         };
         k.add::<NamespaceStrategy>(cache, "", "namespaces", NamespaceStrategy);
-        k.add::<PodStrategy>(cache, "", "pods", PodStrategy);
+        k.add::<PodStrategy>(cache, "", "pods", PodStrategy { admission });
         k.add::<NodeStrategy>(cache, "", "nodes", NodeStrategy);
         k.add::<ServiceStrategy>(cache, "", "services", ServiceStrategy);
         k.add::<EndpointsStrategy>(cache, "", "endpoints", EndpointsStrategy);

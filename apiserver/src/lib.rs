@@ -2,6 +2,7 @@
 //! cache and persisted through [`storage::Storage`] to etcd or to the
 //! embedded store.
 
+pub mod admission;
 pub mod cache;
 pub mod discovery;
 pub mod discovery_routes;

@@ -56,6 +56,8 @@ pub struct ApiOptions {
     /// Where the service account signing key is kept (`sa.key`); `None`
     /// keeps a fresh key in memory only.
     pub pki_dir: Option<PathBuf>,
+    /// The admission plugins that run (`--disable-admission-plugins`).
+    pub admission: crate::admission::Admission,
 }
 
 impl Default for ApiOptions {
@@ -68,6 +70,7 @@ impl Default for ApiOptions {
             node_ports: (30000, 32767),
             advertise: SocketAddr::from(([127, 0, 0, 1], 6443)),
             pki_dir: None,
+            admission: crate::admission::Admission::default(),
         }
     }
 }
@@ -104,7 +107,7 @@ pub async fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, ServerErr
 /// storage backend.
 pub async fn build(storage: Arc<dyn Storage>, options: &ApiOptions) -> Result<Router, ServerError> {
     let mut cache = Cache::new();
-    let kinds = Kinds::register(&mut cache);
+    let kinds = Kinds::register(&mut cache, options.admission);
     let namespaces = kinds
         .namespaces
         .clone()

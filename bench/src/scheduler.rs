@@ -5,6 +5,11 @@
 //! binding latency per storage backend, beside the upper bound: the
 //! scheduling algorithm alone (filter, score, assume) over the same cached
 //! cluster with no API calls.
+//!
+//! The API server runs as scheduler_perf runs kube-apiserver, with
+//! `--disable-admission-plugins=ServiceAccount,TaintNodesByCondition,Priority`
+//! (ferrokube has no TaintNodesByCondition): no service account controller
+//! runs here, and without it Kubernetes' pods carry no token volume.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +31,9 @@ use tokio::net::TcpListener;
 use crate::Backend;
 use crate::api::fresh_storage;
 use crate::report::{Row, millis, quantile, table};
+
+/// The admission plugins scheduler_perf turns off (those ferrokube has).
+const DISABLED_ADMISSION: [&str; 2] = ["ServiceAccount", "Priority"];
 
 /// Pods bound per second with the embedded store on a 2-core machine.
 const BOUND_AIM: f64 = 2_000.0;
@@ -165,8 +173,11 @@ struct EndToEnd {
 
 async fn end_to_end(args: &Args, backend: Backend) -> anyhow::Result<EndToEnd> {
     let (storage, _backing) = fresh_storage(backend).await?;
-    let router =
-        apiserver::server::build(storage, &apiserver::server::ApiOptions::default()).await?;
+    let options = apiserver::server::ApiOptions {
+        admission: apiserver::admission::Admission::disabling(&DISABLED_ADMISSION)?,
+        ..apiserver::server::ApiOptions::default()
+    };
+    let router = apiserver::server::build(storage, &options).await?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
@@ -271,8 +282,11 @@ fn percentile(samples: &[f64], q: f64) -> f64 {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     println!(
-        "scheduler benchmark: {} hollow nodes, {} pods created up front, in-process API server\n",
-        args.nodes, args.pods
+        "scheduler benchmark: {} hollow nodes, {} pods created up front, in-process API server \
+         with --disable-admission-plugins={} (as scheduler_perf)\n",
+        args.nodes,
+        args.pods,
+        DISABLED_ADMISSION.join(",")
     );
     let fw = frameworks(&args)?.remove(0);
     let threads = fw.parallelizer.parallelism();

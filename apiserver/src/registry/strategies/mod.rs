@@ -94,7 +94,11 @@ mod tests {
                 NameRule::Dns1123Label,
             ),
             ("events", EventStrategy.name_rule(), NameRule::PathSegment),
-            ("pods", PodStrategy.name_rule(), NameRule::Dns1123Subdomain),
+            (
+                "pods",
+                PodStrategy::default().name_rule(),
+                NameRule::Dns1123Subdomain,
+            ),
             (
                 "nodes",
                 NodeStrategy.name_rule(),

@@ -10,9 +10,14 @@ use super::pod_defaults::default_pod;
 use super::pod_validation::{SpecOf, validate_pod_spec, validate_tolerations};
 use super::quantity::parse_nanos;
 use super::validation::invalid_rendered;
+use crate::admission::Admission;
 use crate::registry::{FieldError, FieldPath, Strategy};
 
-pub struct PodStrategy;
+/// The Pod strategy, with the admission plugins that mutate new pods.
+#[derive(Default)]
+pub struct PodStrategy {
+    pub admission: Admission,
+}
 
 /// The text of Kubernetes' refusal of a pod spec update.
 pub const POD_UPDATE_FORBIDDEN: &str = "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
@@ -212,24 +217,33 @@ const DEFAULT_TOLERATED_TAINTS: [&str; 2] = [
 /// `kubectl get pod -o yaml` therefore shows: the `default` service account
 /// (ServiceAccount, with its token volume), priority 0 without a priority class (Priority), and
 /// 300s tolerations of unready/unreachable nodes (DefaultTolerationSeconds).
-/// Each step leaves what the pod already specifies alone.
-pub fn apply_default_admission(spec: &mut PodSpec) {
-    if spec
-        .service_account_name
-        .as_deref()
-        .unwrap_or("")
-        .is_empty()
+/// Each step leaves what the pod already specifies alone; a plugin turned
+/// off in `admission` adds nothing.
+pub fn apply_default_admission(spec: &mut PodSpec, admission: &Admission) {
+    if admission.service_account
+        && spec
+            .service_account_name
+            .as_deref()
+            .unwrap_or("")
+            .is_empty()
     {
         spec.service_account_name = Some("default".to_string());
         spec.service_account = Some("default".to_string());
     }
-    if spec.priority_class_name.as_deref().unwrap_or("").is_empty() && spec.priority.is_none() {
+    if admission.priority
+        && spec.priority_class_name.as_deref().unwrap_or("").is_empty()
+        && spec.priority.is_none()
+    {
         spec.priority = Some(0);
         spec.preemption_policy
             .get_or_insert_with(|| "PreemptLowerPriority".to_string());
     }
-    add_default_tolerations(spec);
-    super::pod_serviceaccount::mount_service_account_token(spec);
+    if admission.default_toleration_seconds {
+        add_default_tolerations(spec);
+    }
+    if admission.service_account {
+        super::pod_serviceaccount::mount_service_account_token(spec);
+    }
 }
 
 /// DefaultTolerationSeconds, which also runs on pod updates.
@@ -284,7 +298,7 @@ impl Strategy for PodStrategy {
 
     fn prepare_for_create(&self, pod: &mut Pod) {
         let spec = pod.spec.get_or_insert_with(Default::default);
-        apply_default_admission(spec);
+        apply_default_admission(spec, &self.admission);
         let mut status = PodStatus {
             phase: Some("Pending".to_string()),
             qos_class: Some(pod_qos_class(spec).to_string()),
@@ -309,7 +323,9 @@ impl Strategy for PodStrategy {
     }
 
     fn prepare_for_update(&self, new: &mut Pod, _old: &Pod) {
-        add_default_tolerations(new.spec.get_or_insert_with(Default::default));
+        if self.admission.default_toleration_seconds {
+            add_default_tolerations(new.spec.get_or_insert_with(Default::default));
+        }
     }
 
     fn validate(&self, pod: &Pod) -> Vec<FieldError> {

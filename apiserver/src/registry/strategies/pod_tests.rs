@@ -22,7 +22,7 @@ fn pod(containers: Vec<Container>) -> Pod {
 }
 
 fn defaulted(mut p: Pod) -> Pod {
-    PodStrategy.default(&mut p);
+    PodStrategy::default().default(&mut p);
     p
 }
 
@@ -92,7 +92,10 @@ fn a_minimal_pod_gets_exactly_kubernetes_defaults() {
         })
     );
     assert_eq!(defaulted(p.clone()), p, "defaulting is idempotent");
-    assert_eq!(messages(&PodStrategy.validate(&p)), Vec::<String>::new());
+    assert_eq!(
+        messages(&PodStrategy::default().validate(&p)),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -126,7 +129,7 @@ fn a_created_pod_is_pending_with_its_qos_class() {
     ];
     for (containers, want) in cases {
         let mut p = pod(containers);
-        PodStrategy.prepare_for_create(&mut p);
+        PodStrategy::default().prepare_for_create(&mut p);
         let status = p.status.expect("status");
         assert_eq!(status.phase.as_deref(), Some("Pending"));
         assert_eq!(status.qos_class.as_deref(), Some(want));
@@ -339,7 +342,7 @@ fn pod_validation_reports_kubernetes_messages() {
     for (edit, want) in cases {
         let mut p = defaulted(pod(vec![container("web", "nginx:1.27")]));
         edit(p.spec.as_mut().expect("spec"));
-        let got = messages(&PodStrategy.validate(&p));
+        let got = messages(&PodStrategy::default().validate(&p));
         assert!(got.contains(&want.to_string()), "{want}: {got:#?}");
     }
 }
@@ -349,15 +352,23 @@ fn pod_updates_may_change_only_images_deadlines_and_added_tolerations() {
     let old = defaulted(pod(vec![container("web", "nginx:1.26")]));
     let mut image = old.clone();
     image.spec.as_mut().expect("spec").containers[0].image = Some("nginx:1.27".into());
-    assert!(PodStrategy.validate_update(&image, &old).is_empty());
+    assert!(
+        PodStrategy::default()
+            .validate_update(&image, &old)
+            .is_empty()
+    );
 
     let mut added = old.clone();
     added.spec.as_mut().expect("spec").tolerations = Some(vec![Toleration {
         operator: Some("Exists".into()),
         ..Default::default()
     }]);
-    assert!(PodStrategy.validate_update(&added, &old).is_empty());
-    let got = messages(&PodStrategy.validate_update(&old, &added));
+    assert!(
+        PodStrategy::default()
+            .validate_update(&added, &old)
+            .is_empty()
+    );
+    let got = messages(&PodStrategy::default().validate_update(&old, &added));
     assert_eq!(
         got,
         vec![
@@ -371,7 +382,7 @@ fn pod_updates_may_change_only_images_deadlines_and_added_tolerations() {
         protocol: Some("TCP".into()),
         ..Default::default()
     }]);
-    let got = messages(&PodStrategy.validate_update(&port, &old));
+    let got = messages(&PodStrategy::default().validate_update(&port, &old));
     assert_eq!(got.len(), 1, "{got:#?}");
     assert!(
         got[0].starts_with(&format!("spec: Forbidden: {POD_UPDATE_FORBIDDEN}\n")),
@@ -384,17 +395,21 @@ fn pod_updates_may_change_only_images_deadlines_and_added_tolerations() {
         .as_mut()
         .expect("spec")
         .active_deadline_seconds = Some(30);
-    assert!(PodStrategy.validate_update(&deadline, &old).is_empty());
+    assert!(
+        PodStrategy::default()
+            .validate_update(&deadline, &old)
+            .is_empty()
+    );
     let mut longer = deadline.clone();
     longer.spec.as_mut().expect("spec").active_deadline_seconds = Some(60);
     assert_eq!(
-        messages(&PodStrategy.validate_update(&longer, &deadline)),
+        messages(&PodStrategy::default().validate_update(&longer, &deadline)),
         vec![
             "spec.activeDeadlineSeconds: Invalid value: 60: must be less than or equal to previous value"
         ]
     );
     assert_eq!(
-        messages(&PodStrategy.validate_update(&old, &deadline)),
+        messages(&PodStrategy::default().validate_update(&old, &deadline)),
         vec![
             "spec.activeDeadlineSeconds: Invalid value: null: must not update from a positive integer to nil value"
         ]
@@ -404,7 +419,7 @@ fn pod_updates_may_change_only_images_deadlines_and_added_tolerations() {
 #[test]
 fn created_pods_get_what_default_admission_adds() {
     let mut p = defaulted(pod(vec![container("web", "nginx")]));
-    PodStrategy.prepare_for_create(&mut p);
+    PodStrategy::default().prepare_for_create(&mut p);
     let spec = serde_json::to_value(&p.spec).expect("serializable");
     assert_eq!(spec["serviceAccountName"], "default");
     assert_eq!(spec["serviceAccount"], "default");
@@ -426,7 +441,7 @@ fn created_pods_get_what_default_admission_adds() {
     }]);
     spec.service_account_name = Some("builder".into());
     spec.priority_class_name = Some("high".into());
-    PodStrategy.prepare_for_create(&mut tolerant);
+    PodStrategy::default().prepare_for_create(&mut tolerant);
     let spec = tolerant.spec.expect("spec");
     assert_eq!(spec.tolerations.map(|t| t.len()), Some(1));
     assert_eq!(spec.service_account_name.as_deref(), Some("builder"));
@@ -436,20 +451,24 @@ fn created_pods_get_what_default_admission_adds() {
     );
 
     let mut created = defaulted(pod(vec![container("web", "nginx")]));
-    PodStrategy.prepare_for_create(&mut created);
+    PodStrategy::default().prepare_for_create(&mut created);
     let mut update = created.clone();
     update.spec.as_mut().expect("spec").tolerations = None;
-    PodStrategy.prepare_for_update(&mut update, &created);
-    assert!(PodStrategy.validate_update(&update, &created).is_empty());
+    PodStrategy::default().prepare_for_update(&mut update, &created);
+    assert!(
+        PodStrategy::default()
+            .validate_update(&update, &created)
+            .is_empty()
+    );
 }
 
 #[test]
 fn pods_expose_kubernetes_field_selectors() {
     let mut p = defaulted(pod(vec![container("web", "nginx")]));
     p.spec.as_mut().expect("spec").node_name = Some("node-1".into());
-    PodStrategy.prepare_for_create(&mut p);
+    PodStrategy::default().prepare_for_create(&mut p);
     assert_eq!(
-        PodStrategy.selectable_fields(&p),
+        PodStrategy::default().selectable_fields(&p),
         vec![
             ("spec.nodeName", "node-1".to_string()),
             ("spec.restartPolicy", "Always".to_string()),
@@ -461,4 +480,43 @@ fn pods_expose_kubernetes_field_selectors() {
             ("status.nominatedNodeName", String::new()),
         ]
     );
+}
+
+#[test]
+fn disabled_admission_plugins_add_nothing_to_new_pods() {
+    let strategy = PodStrategy {
+        admission: Admission::disabling(&[
+            "ServiceAccount",
+            "Priority",
+            "DefaultTolerationSeconds",
+        ])
+        .expect("known plugins"),
+    };
+    let mut p = defaulted(pod(vec![container("web", "nginx")]));
+    strategy.prepare_for_create(&mut p);
+    let spec = p.spec.expect("spec");
+    assert_eq!(spec.service_account_name, None);
+    assert_eq!(spec.priority, None);
+    assert_eq!(spec.tolerations.map(|t| t.len()).unwrap_or(0), 0);
+    assert!(
+        spec.volumes.unwrap_or_default().is_empty(),
+        "no token volume"
+    );
+    assert!(
+        spec.containers[0]
+            .volume_mounts
+            .as_ref()
+            .is_none_or(|m| m.is_empty())
+    );
+
+    // ServiceAccount alone off: the other plugins still run.
+    let strategy = PodStrategy {
+        admission: Admission::disabling(&["ServiceAccount"]).expect("known plugin"),
+    };
+    let mut p = defaulted(pod(vec![container("web", "nginx")]));
+    strategy.prepare_for_create(&mut p);
+    let spec = p.spec.expect("spec");
+    assert_eq!(spec.priority, Some(0));
+    assert_eq!(spec.tolerations.map(|t| t.len()), Some(2));
+    assert!(spec.volumes.unwrap_or_default().is_empty());
 }
