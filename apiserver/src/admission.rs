@@ -25,13 +25,18 @@ pub struct Admission {
     pub default_toleration_seconds: bool,
 }
 
+impl Admission {
+    /// Every plugin on, kube-apiserver's default.
+    pub const ALL: Admission = Admission {
+        service_account: true,
+        priority: true,
+        default_toleration_seconds: true,
+    };
+}
+
 impl Default for Admission {
     fn default() -> Self {
-        Admission {
-            service_account: true,
-            priority: true,
-            default_toleration_seconds: true,
-        }
+        Admission::ALL
     }
 }
 

@@ -96,7 +96,7 @@ mod tests {
             ("events", EventStrategy.name_rule(), NameRule::PathSegment),
             (
                 "pods",
-                PodStrategy::default().name_rule(),
+                PodStrategy::DEFAULT.name_rule(),
                 NameRule::Dns1123Subdomain,
             ),
             (

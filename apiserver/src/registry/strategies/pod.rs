@@ -14,9 +14,15 @@ use crate::admission::Admission;
 use crate::registry::{FieldError, FieldPath, Strategy};
 
 /// The Pod strategy, with the admission plugins that mutate new pods.
-#[derive(Default)]
 pub struct PodStrategy {
     pub admission: Admission,
+}
+
+impl PodStrategy {
+    /// Every admission plugin on, as kube-apiserver runs by default.
+    pub const DEFAULT: PodStrategy = PodStrategy {
+        admission: Admission::ALL,
+    };
 }
 
 /// The text of Kubernetes' refusal of a pod spec update.

@@ -22,7 +22,7 @@ fn pod(containers: Vec<Container>) -> Pod {
 }
 
 fn defaulted(mut p: Pod) -> Pod {
-    PodStrategy::default().default(&mut p);
+    PodStrategy::DEFAULT.default(&mut p);
     p
 }
 
@@ -93,7 +93,7 @@ fn a_minimal_pod_gets_exactly_kubernetes_defaults() {
     );
     assert_eq!(defaulted(p.clone()), p, "defaulting is idempotent");
     assert_eq!(
-        messages(&PodStrategy::default().validate(&p)),
+        messages(&PodStrategy::DEFAULT.validate(&p)),
         Vec::<String>::new()
     );
 }
@@ -129,7 +129,7 @@ fn a_created_pod_is_pending_with_its_qos_class() {
     ];
     for (containers, want) in cases {
         let mut p = pod(containers);
-        PodStrategy::default().prepare_for_create(&mut p);
+        PodStrategy::DEFAULT.prepare_for_create(&mut p);
         let status = p.status.expect("status");
         assert_eq!(status.phase.as_deref(), Some("Pending"));
         assert_eq!(status.qos_class.as_deref(), Some(want));
@@ -342,7 +342,7 @@ fn pod_validation_reports_kubernetes_messages() {
     for (edit, want) in cases {
         let mut p = defaulted(pod(vec![container("web", "nginx:1.27")]));
         edit(p.spec.as_mut().expect("spec"));
-        let got = messages(&PodStrategy::default().validate(&p));
+        let got = messages(&PodStrategy::DEFAULT.validate(&p));
         assert!(got.contains(&want.to_string()), "{want}: {got:#?}");
     }
 }
@@ -353,7 +353,7 @@ fn pod_updates_may_change_only_images_deadlines_and_added_tolerations() {
     let mut image = old.clone();
     image.spec.as_mut().expect("spec").containers[0].image = Some("nginx:1.27".into());
     assert!(
-        PodStrategy::default()
+        PodStrategy::DEFAULT
             .validate_update(&image, &old)
             .is_empty()
     );
@@ -364,11 +364,11 @@ fn pod_updates_may_change_only_images_deadlines_and_added_tolerations() {
         ..Default::default()
     }]);
     assert!(
-        PodStrategy::default()
+        PodStrategy::DEFAULT
             .validate_update(&added, &old)
             .is_empty()
     );
-    let got = messages(&PodStrategy::default().validate_update(&old, &added));
+    let got = messages(&PodStrategy::DEFAULT.validate_update(&old, &added));
     assert_eq!(
         got,
         vec![
@@ -382,7 +382,7 @@ fn pod_updates_may_change_only_images_deadlines_and_added_tolerations() {
         protocol: Some("TCP".into()),
         ..Default::default()
     }]);
-    let got = messages(&PodStrategy::default().validate_update(&port, &old));
+    let got = messages(&PodStrategy::DEFAULT.validate_update(&port, &old));
     assert_eq!(got.len(), 1, "{got:#?}");
     assert!(
         got[0].starts_with(&format!("spec: Forbidden: {POD_UPDATE_FORBIDDEN}\n")),
@@ -396,20 +396,20 @@ fn pod_updates_may_change_only_images_deadlines_and_added_tolerations() {
         .expect("spec")
         .active_deadline_seconds = Some(30);
     assert!(
-        PodStrategy::default()
+        PodStrategy::DEFAULT
             .validate_update(&deadline, &old)
             .is_empty()
     );
     let mut longer = deadline.clone();
     longer.spec.as_mut().expect("spec").active_deadline_seconds = Some(60);
     assert_eq!(
-        messages(&PodStrategy::default().validate_update(&longer, &deadline)),
+        messages(&PodStrategy::DEFAULT.validate_update(&longer, &deadline)),
         vec![
             "spec.activeDeadlineSeconds: Invalid value: 60: must be less than or equal to previous value"
         ]
     );
     assert_eq!(
-        messages(&PodStrategy::default().validate_update(&old, &deadline)),
+        messages(&PodStrategy::DEFAULT.validate_update(&old, &deadline)),
         vec![
             "spec.activeDeadlineSeconds: Invalid value: null: must not update from a positive integer to nil value"
         ]
@@ -419,7 +419,7 @@ fn pod_updates_may_change_only_images_deadlines_and_added_tolerations() {
 #[test]
 fn created_pods_get_what_default_admission_adds() {
     let mut p = defaulted(pod(vec![container("web", "nginx")]));
-    PodStrategy::default().prepare_for_create(&mut p);
+    PodStrategy::DEFAULT.prepare_for_create(&mut p);
     let spec = serde_json::to_value(&p.spec).expect("serializable");
     assert_eq!(spec["serviceAccountName"], "default");
     assert_eq!(spec["serviceAccount"], "default");
@@ -441,7 +441,7 @@ fn created_pods_get_what_default_admission_adds() {
     }]);
     spec.service_account_name = Some("builder".into());
     spec.priority_class_name = Some("high".into());
-    PodStrategy::default().prepare_for_create(&mut tolerant);
+    PodStrategy::DEFAULT.prepare_for_create(&mut tolerant);
     let spec = tolerant.spec.expect("spec");
     assert_eq!(spec.tolerations.map(|t| t.len()), Some(1));
     assert_eq!(spec.service_account_name.as_deref(), Some("builder"));
@@ -451,12 +451,12 @@ fn created_pods_get_what_default_admission_adds() {
     );
 
     let mut created = defaulted(pod(vec![container("web", "nginx")]));
-    PodStrategy::default().prepare_for_create(&mut created);
+    PodStrategy::DEFAULT.prepare_for_create(&mut created);
     let mut update = created.clone();
     update.spec.as_mut().expect("spec").tolerations = None;
-    PodStrategy::default().prepare_for_update(&mut update, &created);
+    PodStrategy::DEFAULT.prepare_for_update(&mut update, &created);
     assert!(
-        PodStrategy::default()
+        PodStrategy::DEFAULT
             .validate_update(&update, &created)
             .is_empty()
     );
@@ -466,9 +466,9 @@ fn created_pods_get_what_default_admission_adds() {
 fn pods_expose_kubernetes_field_selectors() {
     let mut p = defaulted(pod(vec![container("web", "nginx")]));
     p.spec.as_mut().expect("spec").node_name = Some("node-1".into());
-    PodStrategy::default().prepare_for_create(&mut p);
+    PodStrategy::DEFAULT.prepare_for_create(&mut p);
     assert_eq!(
-        PodStrategy::default().selectable_fields(&p),
+        PodStrategy::DEFAULT.selectable_fields(&p),
         vec![
             ("spec.nodeName", "node-1".to_string()),
             ("spec.restartPolicy", "Always".to_string()),
