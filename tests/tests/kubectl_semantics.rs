@@ -311,3 +311,28 @@ both_backends!(
     edit_goes_through_the_editor,
     version_raw_and_api_versions,
 );
+
+/// `--disable-admission-plugins=ServiceAccount`, as scheduler_perf runs
+/// kube-apiserver: new pods get no service account and no token volume,
+/// while the other plugins still run.
+#[test]
+fn disabled_service_account_admission_leaves_new_pods_without_a_token() {
+    let cluster = Cluster::start_with_args(
+        Backend::Embedded,
+        &["--disable-admission-plugins=ServiceAccount"],
+    );
+    cluster.kubectl_stdin_ok(
+        &["create", "-f", "-"],
+        r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"plain"},"spec":{"containers":[{"name":"c","image":"busybox"}]}}"#,
+    );
+    let pod = json(&cluster.kubectl_ok(&["get", "pod", "plain", "-o", "json"]));
+    let spec = &pod["spec"];
+    assert!(spec["serviceAccountName"].is_null(), "{spec}");
+    assert!(
+        spec["volumes"].as_array().is_none_or(|v| v.is_empty()),
+        "{spec}"
+    );
+    assert!(spec["containers"][0]["volumeMounts"].is_null(), "{spec}");
+    assert_eq!(spec["priority"], 0, "Priority admission still runs");
+    assert_eq!(spec["tolerations"].as_array().map(Vec::len), Some(2));
+}
