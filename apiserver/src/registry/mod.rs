@@ -122,6 +122,17 @@ pub trait Strategy: Send + Sync + 'static {
     /// For kinds with a `scale` subresource: sets `spec.replicas`.
     fn set_replicas(&self, _obj: &mut Self::Object, _replicas: i32) {}
 
+    /// For kinds with a `binding` subresource: the node the object is
+    /// already assigned to, if any.
+    fn bound_node<'a>(&self, _obj: &'a Self::Object) -> Option<&'a str> {
+        None
+    }
+
+    /// For kinds with a `binding` subresource: assigns `node` (Kubernetes'
+    /// `assignPod`), on the typed object so a binding costs one decode and
+    /// one encode.
+    fn bind(&self, _obj: &mut Self::Object, _node: &str) {}
+
     /// Graceful deletion (Kubernetes' `CheckGracefulDelete`): the grace
     /// period to wait before the object is really removed, given the one the
     /// client asked for; `None` or `Some(0)` deletes at once. Only pods

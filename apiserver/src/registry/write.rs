@@ -232,12 +232,15 @@ where
         )
     }
 
-    fn serialize_for_storage(obj: &S::Object) -> Result<Bytes, ApiError> {
-        let mut obj = obj.clone();
-        obj.metadata_mut().resource_version = None;
-        serde_json::to_vec(&obj)
+    /// The stored form: the object without its resourceVersion (the
+    /// store's revision is the version), which is put back afterwards.
+    fn serialize_for_storage(obj: &mut S::Object) -> Result<Bytes, ApiError> {
+        let rv = obj.metadata_mut().resource_version.take();
+        let bytes = serde_json::to_vec(&*obj)
             .map(Bytes::from)
-            .map_err(|e| ApiError::internal(e.to_string()))
+            .map_err(|e| ApiError::internal(e.to_string()));
+        obj.metadata_mut().resource_version = rv;
+        bytes
     }
 
     fn respond(
@@ -605,7 +608,7 @@ where
         let result = self
             .shared
             .storage
-            .update(key, Self::serialize_for_storage(&new)?, kv.mod_revision)
+            .update(key, Self::serialize_for_storage(&mut new)?, kv.mod_revision)
             .await;
         if let Some(h) = &self.hooks {
             let attempted = to_json(&new)?;
@@ -831,7 +834,11 @@ where
             match self
                 .shared
                 .storage
-                .update(&key, Self::serialize_for_storage(&obj)?, kv.mod_revision)
+                .update(
+                    &key,
+                    Self::serialize_for_storage(&mut obj)?,
+                    kv.mod_revision,
+                )
                 .await
             {
                 Ok(rev) => {
@@ -909,9 +916,10 @@ where
             let Some(kv) = self.read(&key, name).await? else {
                 return Err(ApiError::not_found(self.info, name));
             };
-            let mut pod = to_json(&self.decode_kv(&kv)?)?;
+            let mut obj = self.decode_kv(&kv)?;
+            let meta = obj.metadata();
             if let Some(uid) = binding["metadata"]["uid"].as_str()
-                && pod["metadata"]["uid"].as_str() != Some(uid)
+                && meta.uid.as_deref() != Some(uid)
             {
                 return Err(ApiError::conflict_msg(
                     &binding_info,
@@ -919,33 +927,21 @@ where
                     "the UID in the binding does not match the pod",
                 ));
             }
-            if !pod["metadata"]["deletionTimestamp"].is_null() {
+            if meta.deletion_timestamp.is_some() {
                 return Err(ApiError::conflict_msg(
                     &binding_info,
                     name,
                     &format!("pod {name} is being deleted, cannot be assigned to a host"),
                 ));
             }
-            if let Some(existing) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+            if let Some(existing) = self.strategy.bound_node(&obj) {
                 return Err(ApiError::conflict_msg(
                     &binding_info,
                     name,
                     &format!("pod {name} is already assigned to node {existing:?}"),
                 ));
             }
-            pod["spec"]["nodeName"] = json!(node);
-            let now = to_json(&now())?;
-            let conditions = pod["status"]["conditions"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let mut conditions: Vec<Value> = conditions
-                .into_iter()
-                .filter(|c| c["type"] != "PodScheduled")
-                .collect();
-            conditions.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
-            pod["status"]["conditions"] = Value::Array(conditions);
-            let mut obj = self.parse(pod)?;
+            self.strategy.bind(&mut obj, &node);
             obj.metadata_mut().resource_version = None;
             if opts.dry_run {
                 break;
@@ -953,7 +949,11 @@ where
             match self
                 .shared
                 .storage
-                .update(&key, Self::serialize_for_storage(&obj)?, kv.mod_revision)
+                .update(
+                    &key,
+                    Self::serialize_for_storage(&mut obj)?,
+                    kv.mod_revision,
+                )
                 .await
             {
                 Ok(_) => break,

@@ -328,6 +328,30 @@ impl Strategy for PodStrategy {
         pod.status = Some(status);
     }
 
+    fn bound_node<'a>(&self, pod: &'a Pod) -> Option<&'a str> {
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .filter(|n| !n.is_empty())
+    }
+
+    /// `assignPod`: the node name and a true PodScheduled condition.
+    fn bind(&self, pod: &mut Pod, node: &str) {
+        pod.spec.get_or_insert_with(Default::default).node_name = Some(node.to_string());
+        let conditions = pod
+            .status
+            .get_or_insert_with(Default::default)
+            .conditions
+            .get_or_insert_with(Vec::new);
+        conditions.retain(|c| c.type_ != "PodScheduled");
+        conditions.push(PodCondition {
+            type_: "PodScheduled".to_string(),
+            status: "True".to_string(),
+            last_transition_time: Some(crate::registry::write::now()),
+            ..Default::default()
+        });
+    }
+
     fn prepare_for_update(&self, new: &mut Pod, _old: &Pod) {
         if self.admission.default_toleration_seconds {
             add_default_tolerations(new.spec.get_or_insert_with(Default::default));
