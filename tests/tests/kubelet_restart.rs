@@ -142,7 +142,9 @@ impl Drop for Kubelet {
             }
         }
         for pid in pids_whose_cmdline_contains(&data) {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
         let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
         for target in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)) {
