@@ -64,6 +64,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Off unless asked (`RUST_LOG=kubelet=debug` times the pod start's stages).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match cli.command {
         Command::Api(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -3,8 +3,11 @@
 //! pull), time from a pod's creation to `Running` as a watch sees it, for
 //! one pod at a time and for a burst created at once; beside it, the raw
 //! container start on the same containerd and image through the kubelet's
-//! own container module (snapshot, spec, container, task, start: no API,
-//! no sandbox) as the limit. Needs root.
+//! own container module (image look-up, snapshot, spec, container, task,
+//! start: no API, no sandbox) as the limit, one at a time and as many at
+//! once as the burst (on a small host the burst is CPU-bound: runc and a
+//! shim per container). Needs root. `RUST_LOG=kubelet=debug` logs each
+//! pod start's stages with their times.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -114,14 +117,17 @@ async fn delete_pods(pods: &Api<Pod>, names: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Raw starts: the kubelet's container module straight on containerd.
-async fn raw_starts(data_dir: &Path, runs: usize) -> anyhow::Result<Vec<Duration>> {
-    let containerd = kubelet::Containerd::attach(None, "containerd", data_dir).await?;
-    let rt = &containerd.runtime;
-    let logs = Arc::new(kubelet::logs::copier::Registry::new(
-        data_dir.join("raw-io"),
-        kubelet::logs::writer::Rotation::default(),
-    ));
+/// One raw start of attempt `attempt` of the bench container in pod
+/// `uid`: the image look-up the kubelet makes once per start, then the
+/// kubelet's container module straight on containerd; the time it took
+/// and the container ID.
+async fn raw_start(
+    rt: &kubelet::runtime::Runtime,
+    logs: &Arc<kubelet::logs::copier::Registry>,
+    data_dir: &Path,
+    uid: &str,
+    attempt: i32,
+) -> anyhow::Result<(Duration, String)> {
     let pod = bench_pod("raw")?;
     let container = pod
         .spec
@@ -130,39 +136,70 @@ async fn raw_starts(data_dir: &Path, runs: usize) -> anyhow::Result<Vec<Duration
         .cloned()
         .context("bench pod has a container")?;
     let pod_ref = kubelet::containers::PodRef {
-        uid: "bench-raw".into(),
+        uid: uid.into(),
         namespace: "default".into(),
         name: "raw".into(),
     };
-    let mut took = Vec::new();
+    let place = kubelet::spec::Placement {
+        netns: None,
+        cgroups_path: format!("/ferrokube/pod{uid}"),
+        hostname: "raw".into(),
+        extra_env: Vec::new(),
+        mounts: Vec::new(),
+        resolv_conf: None,
+    };
+    let log_dir = data_dir.join("raw-logs").join(uid);
+    let started = Instant::now();
+    let image = kubelet::image::lookup(rt, "docker.io/library/busybox:latest")
+        .await?
+        .context("the busybox image is imported")?;
+    let (id, _) = kubelet::containers::start(
+        rt, &pod, &pod_ref, &container, &image, attempt, place, log_dir, logs,
+    )
+    .await?;
+    Ok((started.elapsed(), id))
+}
+
+/// Raw starts: `runs` one after another, then `burst` at once (each
+/// timed from the burst's start), all removed again.
+async fn raw_starts(
+    data_dir: &Path,
+    runs: usize,
+    burst: usize,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let containerd = kubelet::Containerd::attach(None, "containerd", data_dir).await?;
+    let rt = &containerd.runtime;
+    let logs = Arc::new(kubelet::logs::copier::Registry::new(
+        data_dir.join("raw-io"),
+        kubelet::logs::writer::Rotation::default(),
+    ));
+    let mut singles = Vec::new();
     for attempt in 0..runs {
-        let place = kubelet::spec::Placement {
-            netns: None,
-            cgroups_path: "/ferrokube/podbench-raw".into(),
-            hostname: "raw".into(),
-            extra_env: Vec::new(),
-            mounts: Vec::new(),
-            resolv_conf: None,
-        };
-        let log_dir = data_dir.join("raw-logs");
-        let started = Instant::now();
-        let (id, _) = kubelet::containers::start(
-            rt,
-            &pod,
-            &pod_ref,
-            &container,
-            attempt as i32,
-            place,
-            log_dir,
-            &logs,
-        )
-        .await?;
-        took.push(started.elapsed());
+        let (took, id) = raw_start(rt, &logs, data_dir, "bench-raw", attempt as i32).await?;
+        singles.push(took);
         kubelet::containers::remove(rt, &id).await?;
     }
-    kubelet::cgroups::remove_pod_now("/ferrokube", "bench-raw");
+    let uids: Vec<String> = (0..burst).map(|i| format!("bench-raw-{i}")).collect();
+    let began = Instant::now();
+    let started = futures::future::join_all(uids.iter().map(|uid| {
+        let logs = &logs;
+        async move {
+            let (_, id) = raw_start(rt, logs, data_dir, uid, 0).await?;
+            Ok::<_, anyhow::Error>((began.elapsed(), id))
+        }
+    }))
+    .await;
+    let mut bursts = Vec::new();
+    for result in started {
+        let (took, id) = result?;
+        bursts.push(took);
+        kubelet::containers::remove(rt, &id).await?;
+    }
+    for uid in std::iter::once("bench-raw").chain(uids.iter().map(String::as_str)) {
+        kubelet::cgroups::remove_pod_now("/ferrokube", uid);
+    }
     containerd.close().await;
-    Ok(took)
+    Ok((singles, bursts))
 }
 
 fn quantiles(mut d: Vec<Duration>) -> (Duration, Duration) {
@@ -219,7 +256,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .collect();
         let burst = start_pods(&pods, &names).await?;
         delete_pods(&pods, &names).await?;
-        let raw = raw_starts(&data_dir, args.singles.max(1)).await?;
+        let raw = raw_starts(&data_dir, args.singles.max(1), args.burst.max(1)).await?;
         Ok::<_, anyhow::Error>((singles, host_net, burst, raw))
     }
     .await;
@@ -229,7 +266,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .args(["link", "delete", BRIDGE])
         .stderr(std::process::Stdio::null())
         .status();
-    let (singles, host_net, burst, raw) = result?;
+    let (singles, host_net, burst, (raw, raw_burst)) = result?;
 
     let n_single = singles.len();
     let n_burst = burst.len();
@@ -238,6 +275,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let (b50, b99) = quantiles(burst);
     let (h50, h99) = quantiles(host_net);
     let (r50, r99) = quantiles(raw);
+    let (rb50, rb99) = quantiles(raw_burst);
     let factor = s50.as_secs_f64() / r50.as_secs_f64().max(1e-9);
     let rows = [
         Row::info("kubelet", &format!("1 pod (x{n_single}), p50"), millis(s50)),
@@ -271,6 +309,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             millis(r50),
         ),
         Row::info("raw", "container start, p99", millis(r99)),
+        Row::info(
+            "raw",
+            &format!("{n_burst} container starts at once, p50 / p99"),
+            format!("{} / {}", millis(rb50), millis(rb99)),
+        ),
         Row::aim(
             "kubelet",
             "1 pod p50 / raw p50",

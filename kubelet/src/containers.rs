@@ -12,7 +12,9 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use sha2::{Digest as _, Sha256};
 
-use crate::image::{self, ImageError};
+use containerd_client::tonic::Code;
+
+use crate::image::LocalImage;
 use crate::runtime::{Runtime, RuntimeError, TaskState};
 use crate::spec::{self, Placement, SpecError};
 use crate::status::Terminated;
@@ -29,20 +31,12 @@ pub const LABEL_OOM_KILLED: &str = "io.ferrokube.oomKilled";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
-    /// No registry here: an image must have been imported.
-    #[error("image {image} is not present on the node (import it with `ferrokube image import`)")]
-    ImageNotPresent { image: String },
-    #[error(transparent)]
-    Image(#[from] ImageError),
     #[error(transparent)]
     Spec(#[from] SpecError),
     #[error(transparent)]
     Volume(#[from] crate::volumes::VolumeError),
     #[error(transparent)]
     Env(#[from] crate::env::EnvError),
-    /// The reference does not parse (the kubelet's message).
-    #[error("{message}")]
-    InvalidImageName { message: String },
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error("cannot write the pod's resolv.conf {path}: {source}")]
@@ -69,10 +63,6 @@ impl ContainerError {
     /// The waiting reason Kubernetes shows for this failure.
     pub fn reason(&self) -> &'static str {
         match self {
-            ContainerError::ImageNotPresent { .. } => "ErrImageNeverPull",
-            ContainerError::Image(_) | ContainerError::InvalidImageName { .. } => {
-                "InvalidImageName"
-            }
             ContainerError::Start { .. } => "RunContainerError",
             ContainerError::Spec(_)
             | ContainerError::Volume(_)
@@ -180,59 +170,65 @@ pub async fn find(rt: &Runtime, pod_uid: &str) -> Result<Vec<Found>, RuntimeErro
     Ok(found)
 }
 
-/// Starts attempt `attempt` of `container`; returns its ID and start time.
+/// Starts attempt `attempt` of `container` from `local`, its image as the
+/// image manager found it on the node; returns its ID and start time.
 #[allow(clippy::too_many_arguments)]
 pub async fn start(
     rt: &Runtime,
     pod: &Pod,
     pod_ref: &PodRef,
     container: &Container,
+    local: &LocalImage,
     attempt: i32,
     place: Placement,
     log_dir: PathBuf,
     logs: &Arc<crate::logs::copier::Registry>,
 ) -> Result<(String, Timestamp), ContainerError> {
-    let spec_image = container.image.clone().unwrap_or_default();
-    crate::reference::validate(&spec_image).map_err(|e| ContainerError::InvalidImageName {
-        message: crate::reference::invalid_image_message(&spec_image, &e),
-    })?;
-    let image_name = image::normalize_reference(&spec_image);
-    let local = image::lookup(rt, &image_name)
-        .await?
-        .ok_or(ContainerError::ImageNotPresent {
-            image: spec_image.clone(),
-        })?;
+    let id = create(
+        rt, pod, pod_ref, container, local, attempt, place, log_dir, logs,
+    )
+    .await?;
+    let started = start_created(rt, &id).await?;
+    Ok((id, started))
+}
+
+/// Creates attempt `attempt` of `container` up to its task: snapshot,
+/// container record, output FIFOs, and the task, whose process runc has
+/// set up in the pod's namespaces and cgroup but not yet run (the pod's
+/// network may still be wiring meanwhile). Returns the container ID;
+/// [`start_created`] runs it.
+#[allow(clippy::too_many_arguments)]
+pub async fn create(
+    rt: &Runtime,
+    pod: &Pod,
+    pod_ref: &PodRef,
+    container: &Container,
+    local: &LocalImage,
+    attempt: i32,
+    place: Placement,
+    log_dir: PathBuf,
+    logs: &Arc<crate::logs::copier::Registry>,
+) -> Result<String, ContainerError> {
     let id = container_id(&pod_ref.uid, &container.name, attempt);
     let place = Placement {
         cgroups_path: format!("{}/{id}", place.cgroups_path),
         ..place
     };
     let spec = spec::build(pod, container, &local.process, &place)?;
-    // A kubelet that died mid-start may have left this attempt behind.
-    remove(rt, &id).await?;
     let labels = labels(pod_ref, &container.name, attempt);
-    // The snapshot is unreferenced until the container record exists.
-    let leased = rt.begin_lease("container").await?;
-    let created = async {
-        let mounts = leased
-            .prepare_snapshot(&id, &local.top_chain, HashMap::new())
-            .await?;
-        leased
-            .create_container(&id, &image_name, &spec, labels)
-            .await?;
-        Ok::<_, RuntimeError>(mounts)
-    }
-    .await;
-    if let Err(e) = leased.end_lease().await {
-        tracing::warn!(error = %e, "cannot end container lease");
-    }
-    let mounts = created?;
+    let mounts = match create_record(rt, &id, local, &spec, labels.clone()).await {
+        // A kubelet that died mid-start left this attempt behind.
+        Err(RuntimeError::Call { status, .. }) if status.code() == Code::AlreadyExists => {
+            remove(rt, &id).await?;
+            create_record(rt, &id, local, &spec, labels).await?
+        }
+        created => created?,
+    };
     std::fs::create_dir_all(&log_dir).map_err(|source| ContainerError::Log {
         path: log_dir.clone(),
         source,
     })?;
     let log = crate::logs::log_path(&log_dir, attempt);
-    let started = Timestamp::now();
     let (io, keepalive) = match logs.start(&id, log, container.stdin.unwrap_or(false)) {
         Ok(started) => started,
         Err(e) => {
@@ -240,24 +236,67 @@ pub async fn start(
             return Err(e.into());
         }
     };
-    let result = rt.start_task(&id, mounts, &io).await;
+    let result = rt.create_task(&id, mounts, &io).await;
     // The shim holds its write ends now (or never will): EOF means exit.
     drop(keepalive);
     if let Err(e) = result {
         let _ = remove(rt, &id).await;
-        return Err(match e {
-            RuntimeError::Call { status, .. } => ContainerError::Start {
-                message: status.message().to_string(),
-            },
-            other => other.into(),
-        });
+        return Err(start_error(e));
+    }
+    Ok(id)
+}
+
+/// The snapshot and the container record, under a lease until the record
+/// references the snapshot; returns the rootfs mounts.
+async fn create_record(
+    rt: &Runtime,
+    id: &str,
+    local: &LocalImage,
+    spec: &oci_spec::runtime::Spec,
+    labels: HashMap<String, String>,
+) -> Result<Vec<containerd_client::types::Mount>, RuntimeError> {
+    let leased = rt.begin_lease("container").await?;
+    let created = async {
+        let mounts = leased
+            .prepare_snapshot(id, &local.top_chain, HashMap::new())
+            .await?;
+        leased
+            .create_container(id, &local.name, spec, labels)
+            .await?;
+        Ok::<_, RuntimeError>(mounts)
+    }
+    .await;
+    if let Err(e) = leased.end_lease().await {
+        tracing::warn!(error = %e, "cannot end container lease");
+    }
+    created
+}
+
+/// Runs a [`create`]d attempt's process; returns its start time. A
+/// failure removes the attempt.
+pub async fn start_created(rt: &Runtime, id: &str) -> Result<Timestamp, ContainerError> {
+    let started = Timestamp::now();
+    if let Err(e) = rt.start_task(id).await {
+        let _ = remove(rt, id).await;
+        return Err(start_error(e));
     }
     rt.label_container(
-        &id,
+        id,
         HashMap::from([(LABEL_STARTED_AT.to_string(), started.to_string())]),
     )
     .await?;
-    Ok((id, started))
+    Ok(started)
+}
+
+/// The runtime's own message for a process it could not set up or run
+/// (a missing executable, a bad working directory), as the CRI reports it.
+fn start_error(e: RuntimeError) -> ContainerError {
+    match e {
+        RuntimeError::Call { status, .. } => ContainerError::Start {
+            message: status.message().to_string(),
+        },
+        other => other.into(),
+    }
 }
 
 /// Records an exit in the container's labels (so it survives the task's

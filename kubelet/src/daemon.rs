@@ -3,6 +3,10 @@
 //! socket all under the data dir, the CRI plugin off since we speak the
 //! containerd API ourselves), starts `containerd` on it, waits for the
 //! socket, and stops it (SIGTERM, then SIGKILL) when dropped or shut down.
+//! A kubelet that was SIGKILLed leaves its containerd running (holding the
+//! metadata database's lock, so a second daemon on the same root would
+//! hang): the next start stops that one first. The shims, and so the
+//! containers, outlive both; the new daemon reconnects to them.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -101,6 +105,7 @@ impl Daemon {
         std::fs::create_dir_all(&paths.dir).map_err(io(&paths.dir))?;
         std::fs::create_dir_all(paths.runc_root()).map_err(io(&paths.runc_root()))?;
         std::fs::write(paths.config(), config_toml(&paths)).map_err(io(&paths.config()))?;
+        stop_stale(&paths.config()).await;
         let socket = paths.socket();
         // A socket file left by a crashed daemon would fool the wait below.
         match std::fs::remove_file(&socket) {
@@ -157,6 +162,77 @@ impl Daemon {
     }
 }
 
+/// Whether `argv` (NUL-separated, as `/proc/<pid>/cmdline`) runs a
+/// daemon on `config`: `--config <config>` among its arguments.
+pub fn runs_config(cmdline: &[u8], config: &Path) -> bool {
+    let config = config.as_os_str().as_encoded_bytes();
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    args.windows(2)
+        .any(|pair| pair[0] == b"--config" && pair[1] == config)
+}
+
+/// Live (not zombie) processes whose command line runs on `config`.
+fn daemons_on(config: &Path) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            (runs_config(&cmdline, config) && !has_exited(pid)).then_some(pid)
+        })
+        .collect()
+}
+
+/// Gone, or a zombie: exited (its locks released) but awaiting a reaper
+/// that may never come (PID 1 of a container need not reap).
+fn has_exited(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            Some(state == 'Z')
+        })
+        .unwrap_or(true)
+}
+
+/// Stops a daemon a previous kubelet left on `config`: SIGTERM, up to
+/// 10 s, then SIGKILL.
+async fn stop_stale(config: &Path) {
+    let stale = daemons_on(config);
+    if stale.is_empty() {
+        return;
+    }
+    tracing::info!(pids = ?stale, "stopping the containerd a previous kubelet left running");
+    for pid in &stale {
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
+    }
+    let exited = |limit: Duration| {
+        let stale = &stale;
+        async move {
+            let deadline = tokio::time::Instant::now() + limit;
+            while tokio::time::Instant::now() < deadline {
+                if stale.iter().all(|pid| has_exited(*pid)) {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+    if exited(Duration::from_secs(10)).await {
+        return;
+    }
+    for pid in &stale {
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+    }
+    if !exited(Duration::from_secs(5)).await {
+        tracing::warn!(pids = ?stale, "a stale containerd survived SIGKILL");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +249,23 @@ mod tests {
             paths.socket(),
             Path::new("/var/lib/fk/containerd/containerd.sock")
         );
+    }
+
+    #[test]
+    fn a_stale_daemon_is_recognised_by_its_config_argument_only() {
+        let config = Path::new("/var/lib/fk/containerd/config.toml");
+        assert!(runs_config(
+            b"containerd\0--config\0/var/lib/fk/containerd/config.toml\0",
+            config
+        ));
+        assert!(!runs_config(
+            b"containerd\0--config\0/var/lib/other/containerd/config.toml\0",
+            config
+        ));
+        // Another process merely naming the file is not the daemon.
+        assert!(!runs_config(
+            b"cat\0/var/lib/fk/containerd/config.toml\0",
+            config
+        ));
     }
 }

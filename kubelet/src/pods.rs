@@ -29,6 +29,7 @@ fn deliver(ctx: &Arc<NodeContext>, workers: &mut Workers, tasks: &mut JoinSet<St
         let _ = tx.send(Some(pod));
         return;
     }
+    tracing::debug!(pod = ?pod.metadata.name, "pod delivered to a new worker");
     let (tx, rx) = watch::channel(Some(pod));
     workers.insert(uid.clone(), tx);
     let ctx = ctx.clone();

@@ -402,3 +402,73 @@ async fn init_containers_run_in_order_and_hooks_run() {
         "preStop ran before the container stopped"
     );
 }
+
+/// Deleting a pod whose process ignores SIGTERM waits out the grace
+/// period, then SIGKILLs it and removes the pod object together with its
+/// network namespace, its cgroups and its host-side veth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_ignoring_sigterm_is_killed_after_its_grace_period_and_fully_removed() {
+    const GRACE: u64 = 3;
+    let mut node = Node::start(4).await;
+    let dir = node.host_dir("stubborn");
+    // SIG_IGN is inherited through exec: `sleep` ignores SIGTERM too.
+    let marker = format!("sleep 36{}", std::process::id() % 100);
+    let mut spec = pod(
+        "stubborn",
+        &dir,
+        json!({"containers": [container("main", &format!("trap '' TERM; {marker}"), json!({}))]}),
+    );
+    spec["spec"]["terminationGracePeriodSeconds"] = json!(GRACE);
+    node.create(spec).await;
+    let running = node
+        .wait_pod("stubborn", "Running", |p| {
+            (p.status.as_ref()?.phase.as_deref() == Some("Running")).then(|| p.clone())
+        })
+        .await;
+    let uid = running.metadata.uid.clone().expect("uid");
+    let netns = node.data_dir().join("netns").join(&uid);
+    assert!(netns.exists(), "the pod has a network namespace");
+    let cgroups: Vec<_> = kubelet::cgroups::Hierarchy::detect()
+        .pod_dirs("/ferrokube", &uid)
+        .into_iter()
+        .filter(|d| d.exists())
+        .collect();
+    assert!(!cgroups.is_empty(), "the pod has cgroups");
+    let veths = node.bridge_ports();
+    assert_eq!(veths.len(), 1, "one veth on the bridge: {veths:?}");
+    assert!(support::process_running(&marker), "the pod's process runs");
+
+    let asked = std::time::Instant::now();
+    node.pods
+        .delete("stubborn", &kube::api::DeleteParams::default())
+        .await
+        .expect("delete pod");
+    support::eventually("the pod object to be removed", || async {
+        node.pods
+            .get_opt("stubborn")
+            .await
+            .expect("get pod")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let took = asked.elapsed();
+    assert!(
+        took >= std::time::Duration::from_secs(GRACE),
+        "the grace period was honoured: {took:?}"
+    );
+    // SIGKILL, teardown and the final delete take well under this.
+    assert!(
+        took < std::time::Duration::from_secs(GRACE + 12),
+        "the pod was killed once its grace period ran out: {took:?}"
+    );
+    assert!(!support::process_running(&marker), "the process is gone");
+    assert!(!netns.exists(), "the network namespace is removed");
+    let left: Vec<_> = cgroups.iter().filter(|d| d.exists()).collect();
+    assert!(left.is_empty(), "pod cgroups left: {left:?}");
+    let veths = node.bridge_ports();
+    assert!(veths.is_empty(), "veths left on the bridge: {veths:?}");
+    let killed = node.events_of("stubborn", "Killing").await;
+    assert_eq!(killed, ["Stopping container main"], "{killed:?}");
+    node.finish(&[]).await;
+}

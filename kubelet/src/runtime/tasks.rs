@@ -101,29 +101,22 @@ impl Runtime {
         }
     }
 
-    /// Merges `labels` into a container's labels.
+    /// Sets `labels` on a container, leaving its other labels alone: one
+    /// update whose field paths name each key (`labels.<key>`), so
+    /// concurrent writers of different keys never lose each other's.
     pub async fn label_container(
         &self,
         id: &str,
         labels: HashMap<String, String>,
     ) -> Result<(), RuntimeError> {
-        let request =
-            self.req(containerd_client::services::v1::GetContainerRequest { id: id.into() });
-        let mut container = self
-            .client
-            .containers()
-            .get(request)
-            .await
-            .map_err(call("container get", id))?
-            .into_inner()
-            .container
-            .unwrap_or_default();
-        container.labels.extend(labels);
+        let paths = labels.keys().map(|k| format!("labels.{k}")).collect();
         let request = self.req(UpdateContainerRequest {
-            container: Some(container),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["labels".into()],
+            container: Some(Container {
+                id: id.into(),
+                labels,
+                ..Container::default()
             }),
+            update_mask: Some(prost_types::FieldMask { paths }),
         });
         self.client
             .containers()
@@ -135,9 +128,10 @@ impl Runtime {
 
     // ---- tasks ----
 
-    /// Creates and starts the container's task with its stdio on `io`'s
-    /// FIFOs (the shim opens them). Returns the pid.
-    pub async fn start_task(
+    /// Creates the container's task with its stdio on `io`'s FIFOs (the
+    /// shim opens them): runc sets the process up, stopped before it runs
+    /// the container's command. Returns the pid.
+    pub async fn create_task(
         &self,
         id: &str,
         rootfs: Vec<Mount>,
@@ -156,7 +150,12 @@ impl Runtime {
             .tasks()
             .create(request)
             .await
-            .map_err(call("task create", id))?;
+            .map(|r| r.into_inner().pid)
+            .map_err(call("task create", id))
+    }
+
+    /// Starts a created task's process. Returns the pid.
+    pub async fn start_task(&self, id: &str) -> Result<u32, RuntimeError> {
         let request = self.req(StartRequest {
             container_id: id.into(),
             ..StartRequest::default()

@@ -80,27 +80,40 @@ impl Worker {
         self.events.record(about, kind, reason, message);
     }
 
-    /// Ok once `c`'s image is on the node (pulling it if the policy says
-    /// so); otherwise the waiting state to show.
-    pub(super) async fn ensure_image(&mut self, c: &Container) -> Result<(), ImageWait> {
+    /// A failed look-up of `spec_image` in containerd.
+    fn inspect_failed(&self, c: &Container, spec_image: &str, error: String) -> ImageWait {
+        let message = format!("Failed to inspect image \"{spec_image}\": {error}");
+        self.image_event(c, EventType::Warning, "InspectFailed", message.clone());
+        ImageWait {
+            reason: "ImageInspectError",
+            message,
+            retry_at: Instant::now() + BACKOFF_INITIAL,
+        }
+    }
+
+    /// The node's copy of `c`'s image once it is there (pulling it if the
+    /// policy says so), looked up once for the start to use; otherwise the
+    /// waiting state to show.
+    pub(super) async fn ensure_image(
+        &mut self,
+        c: &Container,
+    ) -> Result<image::LocalImage, ImageWait> {
         let spec_image = c.image.clone().unwrap_or_default();
-        // A bad reference is the start's InvalidImageName.
-        if crate::reference::validate(&spec_image).is_err() {
-            return Ok(());
+        // As the image manager: an unparsable reference is never looked up.
+        if let Err(e) = crate::reference::validate(&spec_image) {
+            let message = crate::reference::invalid_image_message(&spec_image, &e);
+            self.image_event(c, EventType::Warning, "InspectFailed", message.clone());
+            return Err(ImageWait {
+                reason: "InvalidImageName",
+                message,
+                retry_at: Instant::now() + BACKOFF_INITIAL,
+            });
         }
         let name = image::normalize_reference(&spec_image);
         let rt = &self.ctx.runtime;
         let local = match image::lookup(rt, &name).await {
             Ok(local) => local,
-            Err(e) => {
-                let message = format!("Failed to inspect image \"{spec_image}\": {e}");
-                self.image_event(c, EventType::Warning, "InspectFailed", message.clone());
-                return Err(ImageWait {
-                    reason: "ImageInspectError",
-                    message,
-                    retry_at: Instant::now() + BACKOFF_INITIAL,
-                });
-            }
+            Err(e) => return Err(self.inspect_failed(c, &spec_image, e.to_string())),
         };
         let policy = pull_policy(c);
         let pull = match (&local, policy.as_str()) {
@@ -109,11 +122,11 @@ impl Worker {
             (present, _) => present.is_none(),
         };
         if !pull {
-            if local.is_some() {
+            if let Some(local) = local {
                 let message =
                     format!("Container image \"{spec_image}\" already present on machine");
                 self.image_event(c, EventType::Normal, "Pulled", message);
-                return Ok(());
+                return Ok(local);
             }
             let message = format!(
                 "Container image \"{spec_image}\" is not present with pull policy of Never"
@@ -206,7 +219,15 @@ impl Worker {
                 );
                 tracing::info!(pod = %self.pod_ref.name, image = %name, "pulled image");
                 self.image_event(c, EventType::Normal, "Pulled", message);
-                Ok(())
+                match image::lookup(&self.ctx.runtime, &name).await {
+                    Ok(Some(local)) => Ok(local),
+                    Ok(None) => Err(self.inspect_failed(
+                        c,
+                        &spec_image,
+                        "not present after its pull".into(),
+                    )),
+                    Err(e) => Err(self.inspect_failed(c, &spec_image, e.to_string())),
+                }
             }
             Some(Err(e)) => {
                 let error = e.to_string();
@@ -244,7 +265,7 @@ impl Worker {
                 })
             }
             // Unreachable: the loop runs at least once.
-            None => Ok(()),
+            None => Err(self.inspect_failed(c, &spec_image, "no pull attempted".into())),
         }
     }
 }

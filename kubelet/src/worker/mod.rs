@@ -33,6 +33,7 @@ mod backoff;
 mod images;
 mod init;
 mod probes;
+mod sandbox;
 mod terminate;
 
 pub use backoff::{BACKOFF_INITIAL, BACKOFF_MAX, go_duration, next_backoff, should_restart};
@@ -84,6 +85,10 @@ struct Worker {
     netns: Option<PathBuf>,
     pod_ip: Option<String>,
     sandbox_ready: bool,
+    /// CNI ADD under way while the first container is created.
+    wiring: Option<sandbox::Wiring>,
+    /// Why the pod network could not be wired this sync.
+    sandbox_error: Option<String>,
     start_time: Timestamp,
     last_status: Option<PodStatus>,
     exits_tx: mpsc::UnboundedSender<Exit>,
@@ -126,6 +131,8 @@ pub async fn run(ctx: Arc<NodeContext>, mut updates: watch::Receiver<Option<Arc<
         slots: BTreeMap::new(),
         netns: None,
         sandbox_ready: false,
+        wiring: None,
+        sandbox_error: None,
         exits_tx,
         probe_tx,
         initialized: false,
@@ -346,55 +353,6 @@ impl Worker {
         slot.record.state = RunState::Terminated(exit.terminated);
     }
 
-    /// Network namespace and CNI; `hostNetwork` pods need neither.
-    async fn ensure_sandbox(&mut self) -> Result<(), String> {
-        if self.sandbox_ready {
-            return Ok(());
-        }
-        // The pod cgroup with its limits; runc puts the containers inside.
-        let limits = crate::cgroups::pod_limits(&self.pod);
-        if let Err(e) = crate::cgroups::Hierarchy::detect().ensure_pod(
-            &self.ctx.cgroup_parent,
-            &self.pod_ref.uid,
-            &limits,
-        ) {
-            tracing::warn!(pod = %self.pod_ref.name, error = %e, "cannot set the pod cgroup limits");
-        }
-        if self.host_network() {
-            self.pod_ip = Some(self.ctx.host_ip.clone());
-            self.sandbox_ready = true;
-            return Ok(());
-        }
-        let path = self.ctx.data_dir.join("netns").join(&self.pod_ref.uid);
-        // A previous kubelet wired this namespace: keep it and its address.
-        if crate::netns::is_pinned(&path) && self.pod_ip.is_some() {
-            self.netns = Some(path);
-            self.sandbox_ready = true;
-            return Ok(());
-        }
-        if let Some(cni) = &self.ctx.cni
-            && crate::netns::is_pinned(&path)
-        {
-            // Half-wired by a kubelet that died mid-setup: start over.
-            let _ = cni.del(&self.pod_ref.uid, &path).await;
-        }
-        let create_path = path.clone();
-        tokio::task::spawn_blocking(move || crate::netns::create(&create_path))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        if let Some(cni) = &self.ctx.cni {
-            let ip = cni
-                .add(&self.pod_ref.uid, &path)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.pod_ip = ip.map(|ip| ip.to_string());
-        }
-        self.netns = Some(path);
-        self.sandbox_ready = true;
-        Ok(())
-    }
-
     /// `DATA_DIR/pods/<namespace>_<name>_<uid>`: logs and volumes.
     fn pod_dir(&self) -> PathBuf {
         self.ctx.data_dir.join("pods").join(format!(
@@ -452,28 +410,33 @@ impl Worker {
     /// for the next back-off expiry.
     async fn sync(&mut self) -> Option<Instant> {
         let mut wake: Option<Instant> = None;
-        match self.ensure_sandbox().await {
-            Ok(()) => {
-                if self.sync_init(&mut wake).await {
-                    let containers: Vec<_> = self
-                        .pod
-                        .spec
-                        .iter()
-                        .flat_map(|s| s.containers.iter().cloned())
-                        .collect();
-                    for c in containers {
-                        self.start_if_due(&c, &mut wake).await;
-                    }
+        let mut sandbox = self.ensure_sandbox().await;
+        if sandbox.is_ok() {
+            if self.sync_init(&mut wake).await {
+                let containers: Vec<_> = self
+                    .pod
+                    .spec
+                    .iter()
+                    .flat_map(|s| s.containers.iter().cloned())
+                    .collect();
+                for c in containers {
+                    self.start_if_due(&c, &mut wake).await;
                 }
-                self.show_crash_loops();
             }
+            // Nothing may have waited for the network (an image pull backing off).
+            sandbox = self.finish_wiring().await;
+        }
+        match sandbox {
+            Ok(()) => self.show_crash_loops(),
             Err(message) => {
                 tracing::warn!(pod = %self.pod_ref.name, error = %message, "sandbox setup failed");
                 for slot in self.slots.values_mut() {
-                    slot.record.state = RunState::Waiting {
-                        reason: "ContainerCreating".into(),
-                        message: Some(message.clone()),
-                    };
+                    if !matches!(slot.record.state, RunState::Running { .. }) {
+                        slot.record.state = RunState::Waiting {
+                            reason: "ContainerCreating".into(),
+                            message: Some(message.clone()),
+                        };
+                    }
                 }
                 earliest(&mut wake, Instant::now() + RETRY);
             }
@@ -490,19 +453,30 @@ impl Worker {
         attempt: i32,
         first: bool,
     ) {
-        if let Err(wait) = self.ensure_image(c).await {
-            if let Some(slot) = self.slots.get_mut(&c.name) {
-                slot.record.state = RunState::Waiting {
-                    reason: wait.reason.into(),
-                    message: Some(wait.message),
-                };
-                // The image's own back-off, not the container's.
-                slot.next_start = Some(wait.retry_at);
+        // The pod network failed this sync: nothing could run in it.
+        if self.sandbox_error.is_some() {
+            return;
+        }
+        let began = Instant::now();
+        let local = match self.ensure_image(c).await {
+            Ok(local) => local,
+            Err(wait) => {
+                if let Some(slot) = self.slots.get_mut(&c.name) {
+                    slot.record.state = RunState::Waiting {
+                        reason: wait.reason.into(),
+                        message: Some(wait.message),
+                    };
+                    // The image's own back-off, not the container's.
+                    slot.next_start = Some(wait.retry_at);
+                }
+                return;
             }
+        };
+        tracing::debug!(pod = %self.pod_ref.name, container = %c.name, took = ?began.elapsed(), "image ready");
+        if sandbox::needs_pod_ip(c) && self.finish_wiring().await.is_err() {
             return;
         }
         let mut place = self.placement();
-
         let pod_dir = self.pod_dir();
         let log_dir = pod_dir.join(&c.name);
         let env = crate::env::resolve(
@@ -523,19 +497,38 @@ impl Worker {
                 place.resolv_conf = resolv;
                 place.extra_env.extend(env);
                 place.mounts = mounts;
-                containers::start(
-                    &self.ctx.runtime,
+                let rt = &self.ctx.runtime;
+                match containers::create(
+                    rt,
                     &self.pod,
                     &self.pod_ref,
                     c,
+                    &local,
                     attempt,
                     place,
                     log_dir,
                     &self.ctx.logs,
                 )
                 .await
+                {
+                    Ok(id) => {
+                        tracing::debug!(pod = %self.pod_ref.name, container = %c.name, took = ?began.elapsed(), "container created");
+                        // Its process runs only in a wired network.
+                        if self.finish_wiring().await.is_err() {
+                            if let Err(e) = containers::remove(&self.ctx.runtime, &id).await {
+                                tracing::warn!(container = %id, error = %e, "cannot remove container");
+                            }
+                            return;
+                        }
+                        tracing::debug!(pod = %self.pod_ref.name, took = ?began.elapsed(), "network wired");
+                        let started = containers::start_created(&self.ctx.runtime, &id).await;
+                        started.map(|at| (id, at))
+                    }
+                    Err(e) => Err(e),
+                }
             }
         };
+        tracing::debug!(pod = %self.pod_ref.name, container = %c.name, took = ?began.elapsed(), "container started");
         let Some(slot) = self.slots.get_mut(&c.name) else {
             return;
         };
@@ -621,6 +614,7 @@ impl Worker {
             .await
         {
             Ok(_) => {
+                tracing::debug!(pod = %self.pod_ref.name, phase = ?status.phase, "status patched");
                 self.last_status = Some(status);
                 true
             }

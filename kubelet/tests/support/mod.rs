@@ -111,6 +111,30 @@ impl Node {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The kubelet's data directory (netns files, pod dirs, containerd).
+    pub fn data_dir(&self) -> &Path {
+        &self._cleanup.data_dir
+    }
+
+    /// This node's CNI bridge (pods' host-side veths are its ports).
+    pub fn bridge(&self) -> &str {
+        &self._cleanup.bridge
+    }
+
+    /// The host-side veths on this node's bridge.
+    pub fn bridge_ports(&self) -> Vec<String> {
+        let out = std::process::Command::new("ip")
+            .args(["-o", "link", "show", "master", self.bridge()])
+            .output()
+            .expect("run ip link");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            // `7: vethabc@if2: <...>`
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|name| name.split('@').next().unwrap_or(name).to_string())
+            .collect()
+    }
+
     /// A host directory for one pod, created empty.
     pub fn host_dir(&self, name: &str) -> PathBuf {
         let dir = self.host.join(name);
@@ -230,6 +254,19 @@ pub fn container(name: &str, script: &str, extra: Value) -> Value {
         target.extend(extra);
     }
     c
+}
+
+/// Whether a host process's command line contains `marker`.
+pub fn process_running(marker: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .any(|cmdline| {
+            String::from_utf8_lossy(&cmdline)
+                .replace('\0', " ")
+                .contains(marker)
+        })
 }
 
 pub fn condition(pod: &Pod, type_: &str) -> Option<(String, Option<String>)> {
