@@ -167,12 +167,7 @@ async fn nftables(args: &Args) -> anyhow::Result<Figures> {
     let table = proxy::nftrules::table_name(&cfg);
     let services: Vec<Service> = (0..args.services).map(service).collect();
     let mut gens = vec![0u32; args.services];
-    let mut plane = Dataplane::new(
-        ProxyMode::Nftables,
-        cfg,
-        Iptables::default(),
-        nft.clone(),
-    );
+    let mut plane = Dataplane::new(ProxyMode::Nftables, cfg, Iptables::default(), nft.clone());
     let started = Instant::now();
     let all = services
         .iter()

@@ -260,9 +260,7 @@ impl Socket {
             return Ok(());
         }
         let n = batch.len() as u32 + 2;
-        let seq = self
-            .seq
-            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        let seq = self.seq.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         self.drain();
         let bytes = batch.frame(seq);
         sendto(

@@ -196,10 +196,7 @@ impl Compiler<'_> {
                         return None;
                     }
                     let value = words.next()?;
-                    out.push(Expr::Payload {
-                        len: 4,
-                        offset: 12,
-                    });
+                    out.push(Expr::Payload { len: 4, offset: 12 });
                     if let Some(set) = value.strip_prefix('@') {
                         out.push(Expr::Lookup {
                             set: set.to_string(),
@@ -214,7 +211,7 @@ impl Compiler<'_> {
                         }
                         let mask = u32::MAX << (32 - prefix);
                         let net = (u32::from(addr) & mask).to_be_bytes();
-                        if prefix % 8 == 0 {
+                        if prefix.is_multiple_of(8) {
                             // nft loads just the prefix's bytes.
                             let n = (prefix / 8) as usize;
                             out.pop();
@@ -276,10 +273,7 @@ impl Compiler<'_> {
                     if rest != ["{", "ip", "saddr", "}"] {
                         return None;
                     }
-                    out.push(Expr::Payload {
-                        len: 4,
-                        offset: 12,
-                    });
+                    out.push(Expr::Payload { len: 4, offset: 12 });
                     out.push(Expr::DynsetUpdate(set));
                     return Some(out);
                 }
@@ -355,7 +349,10 @@ impl Compiler<'_> {
 /// One rule expression, as nft 1.0.6 emits it.
 enum Expr {
     /// `ip` header bytes into register 1.
-    Payload { len: u32, offset: u32 },
+    Payload {
+        len: u32,
+        offset: u32,
+    },
     /// Register 1 equals the bytes.
     Cmp(Vec<u8>),
     /// Register 1 masked (4 bytes, xor 0).
@@ -397,7 +394,10 @@ impl Expr {
             }
             Expr::Cmp(bytes) => {
                 // sreg, op (eq), data
-                m.str(EXPR_NAME, "cmp").nest(EXPR_DATA).u32(1, REG_1).u32(2, 0);
+                m.str(EXPR_NAME, "cmp")
+                    .nest(EXPR_DATA)
+                    .u32(1, REG_1)
+                    .u32(2, 0);
                 data(m, 3, bytes);
                 m.end();
             }
@@ -504,7 +504,10 @@ fn verdict(m: &mut Msg, code: i32, chain: Option<&str>) {
 
 /// One element of a set-element list: its key and, for a vmap, verdict.
 fn element(m: &mut Msg, key: &[u8], data: Option<(i32, &str)>) {
-    m.nest(LIST_ELEM).nest(ELEM_KEY).bytes(DATA_VALUE, key).end();
+    m.nest(LIST_ELEM)
+        .nest(ELEM_KEY)
+        .bytes(DATA_VALUE, key)
+        .end();
     if let Some((code, chain)) = data {
         m.nest(ELEM_DATA);
         verdict(m, code, Some(chain));

@@ -68,7 +68,10 @@ fn after() -> BTreeMap<u8, ServicePort> {
     m
 }
 
-fn rendered(cfg: &RulesConfig, ports: &BTreeMap<u8, ServicePort>) -> BTreeMap<String, Vec<NftPort>> {
+fn rendered(
+    cfg: &RulesConfig,
+    ports: &BTreeMap<u8, ServicePort>,
+) -> BTreeMap<String, Vec<NftPort>> {
     ports
         .iter()
         .map(|(i, p)| (format!("default/s{i}"), vec![nftrules::port_rules(cfg, p)]))
@@ -261,7 +264,10 @@ async fn an_update_over_netlink_leaves_the_table_nft_would_have_written() {
         };
         let got = normalized(&list(updated.nft()).await);
         let want = normalized(&list(scratch.nft()).await);
-        assert!(got.keys().any(|k| k.starts_with("set affinity-")), "{got:?}");
+        assert!(
+            got.keys().any(|k| k.starts_with("set affinity-")),
+            "{got:?}"
+        );
         assert_eq!(got, want, "cluster CIDR /{what}");
     }
 }

@@ -207,7 +207,7 @@ impl NftProxier {
         }
         for (map, key) in &del_elements {
             ops.push(Op::DeleteElement {
-                map: *map,
+                map,
                 key: key.clone(),
             });
             self.elements.remove(&(*map, key.clone()));
@@ -226,7 +226,7 @@ impl NftProxier {
         }
         for ((map, key), verdict) in &add_elements {
             ops.push(Op::AddElement {
-                map: *map,
+                map,
                 key: key.clone(),
                 verdict: verdict.clone(),
             });
@@ -270,13 +270,22 @@ impl NftProxier {
 /// syntax, [`crate::nftcompile`] turns it into netlink messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    AddSet { name: String, timeout: i32 },
+    AddSet {
+        name: String,
+        timeout: i32,
+    },
     AddChain(String),
-    DeleteElement { map: &'static str, key: String },
+    DeleteElement {
+        map: &'static str,
+        key: String,
+    },
     /// Deletes every rule of the chain.
     FlushChain(String),
     /// `rule` is the text after `add rule ip T CHAIN`.
-    AddRule { chain: String, rule: String },
+    AddRule {
+        chain: String,
+        rule: String,
+    },
     AddElement {
         map: &'static str,
         key: String,
