@@ -177,11 +177,11 @@ async fn nftables(args: &Args) -> anyhow::Result<Figures> {
     let script = plane.full_sync(all).await.context("full nft script")?;
     let full = started.elapsed();
     let listing = nft.list_table(&table).await?;
-    // Our per-Service chains plus the 12 fixed ones.
+    // Our per-Service chains plus the 13 fixed ones.
     let in_kernel = chains_in_listing(&listing).len();
-    if in_kernel != script.chains + 12 {
+    if in_kernel != script.chains + 13 {
         bail!(
-            "the kernel holds {in_kernel} chains, {} + 12 were written",
+            "the kernel holds {in_kernel} chains, {} + 13 were written",
             script.chains
         );
     }
