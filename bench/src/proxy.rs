@@ -1,5 +1,6 @@
-//! The proxy benchmark: 1,000 Services × 10 endpoints programmed through
-//! the real `nft -f` (nftables backend) and, for comparison, fewer
+//! The proxy benchmark: 1,000 Services × 10 endpoints programmed by the
+//! nftables backend as the proxy does it (from scratch through the real
+//! `nft -f`, changes over its netlink socket) and, for comparison, fewer
 //! Services through the real `iptables-restore` (iptables backend; its full
 //! programming of 1,000 takes minutes), each inside a network namespace
 //! this benchmark creates (the host's tables are never touched). Reports
@@ -15,9 +16,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use proxy::dataplane::{Dataplane, ProxyMode};
 use proxy::iptables::Iptables;
 use proxy::nft::{Nft, chains_in_listing};
-use proxy::nftproxier::NftProxier;
 use proxy::proxier::Proxier;
 use proxy::rules::RulesConfig;
 use rand::Rng;
@@ -148,40 +149,39 @@ struct Figures {
     written: Vec<(usize, String)>,
     /// The ruleset's size after the changes, described.
     total: String,
+    /// How the changes were applied, described.
+    path: String,
 }
 
 async fn nftables(args: &Args) -> anyhow::Result<Figures> {
     let ns = Netns::create("nft")?;
+    let path = format!("/run/netns/{}", ns.0);
     let nft = Nft {
-        wrapper: vec!["nsenter".into(), format!("--net=/run/netns/{}", ns.0)],
+        wrapper: vec!["nsenter".into(), format!("--net={path}")],
+        // Incremental updates over the proxy's own netlink socket, opened
+        // in the namespace, as the proxy does on its host.
+        netns: Some(path),
         ..Nft::default()
     };
     let cfg = config();
+    let table = proxy::nftrules::table_name(&cfg);
     let services: Vec<Service> = (0..args.services).map(service).collect();
     let mut gens = vec![0u32; args.services];
+    let mut plane = Dataplane::new(ProxyMode::Nftables, cfg, Iptables::default(), nft.clone());
     let started = Instant::now();
     let all = services
         .iter()
         .enumerate()
-        .map(|(i, svc)| {
-            let ports = ports(i, svc, args.endpoints, 0);
-            let rendered = ports
-                .iter()
-                .map(|p| proxy::nftrules::port_rules(&cfg, p))
-                .collect();
-            (format!("bench/svc-{i}"), rendered)
-        })
+        .map(|(i, svc)| (format!("bench/svc-{i}"), ports(i, svc, args.endpoints, 0)))
         .collect();
-    let mut proxier = NftProxier::new(cfg.clone());
-    let script = proxier.full_sync(all);
-    nft.apply(&script.text).await.context("full nft script")?;
+    let script = plane.full_sync(all).await.context("full nft script")?;
     let full = started.elapsed();
-    let listing = nft.list_table(proxier.table()).await?;
-    // Our per-Service chains plus the 12 fixed ones.
+    let listing = nft.list_table(&table).await?;
+    // Our per-Service chains plus the 13 fixed ones.
     let in_kernel = chains_in_listing(&listing).len();
-    if in_kernel != script.chains + 12 {
+    if in_kernel != script.chains + 13 {
         bail!(
-            "the kernel holds {in_kernel} chains, {} + 12 were written",
+            "the kernel holds {in_kernel} chains, {} + 13 were written",
             script.chains
         );
     }
@@ -189,18 +189,19 @@ async fn nftables(args: &Args) -> anyhow::Result<Figures> {
     let mut rng = rand::rng();
     let mut times = Vec::with_capacity(args.changes);
     let mut written = Vec::with_capacity(args.changes);
+    let mut over_netlink = 0;
     let cpu_before = children_cpu();
     for _ in 0..args.changes {
         let i = rng.random_range(0..args.services);
         gens[i] += 1;
         let t = Instant::now();
-        let rendered = ports(i, &services[i], args.endpoints, gens[i])
-            .iter()
-            .map(|p| proxy::nftrules::port_rules(&cfg, p))
-            .collect();
-        let s = proxier.update(vec![(format!("bench/svc-{i}"), Some(rendered))]);
-        nft.apply(&s.text).await.context("incremental nft script")?;
+        let ports = ports(i, &services[i], args.endpoints, gens[i]);
+        let s = plane
+            .update(vec![(format!("bench/svc-{i}"), Some(ports))])
+            .await
+            .context("incremental nft update")?;
         times.push(t.elapsed());
+        over_netlink += usize::from(s.netlink);
         written.push((
             s.rules + s.elements,
             format!(
@@ -210,7 +211,7 @@ async fn nftables(args: &Args) -> anyhow::Result<Figures> {
         ));
     }
     let tool_cpu = (children_cpu() - cpu_before) / args.changes.max(1) as u32;
-    let listing = nft.list_table(proxier.table()).await?;
+    let listing = nft.list_table(&table).await?;
     let chains = chains_in_listing(&listing).len();
     if chains != in_kernel {
         bail!("{chains} chains after the changes, {in_kernel} before");
@@ -226,6 +227,7 @@ async fn nftables(args: &Args) -> anyhow::Result<Figures> {
         tool_cpu,
         written,
         total: format!("{} rules", script.rules),
+        path: format!("{over_netlink} of {} over netlink", args.changes),
     })
 }
 
@@ -291,6 +293,7 @@ async fn iptables(args: &Args) -> anyhow::Result<Figures> {
         tool_cpu,
         written,
         total: format!("{ours} rules"),
+        path: "iptables-restore".into(),
     })
 }
 
@@ -328,6 +331,7 @@ fn rows(backend: &str, f: &mut Figures) -> Vec<Row> {
             format!("< {}", millis(CHANGE_AIM)),
             p99 < CHANGE_AIM,
         ),
+        Row::info(backend, "changes applied", f.path.clone()),
         Row::info(
             backend,
             "CPU of the tool's processes per change (mean)",
@@ -343,7 +347,7 @@ fn rows(backend: &str, f: &mut Figures) -> Vec<Row> {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     println!(
-        "proxy benchmark: {} Services × {} endpoints through nft -f, {} through iptables-restore, each in a private netns\n",
+        "proxy benchmark: {} Services × {} endpoints through nftables (nft -f, then netlink), {} through iptables-restore, each in a private netns\n",
         args.services, args.endpoints, args.iptables_services
     );
     let mut out = rows("nftables", &mut nftables(&args).await?);

@@ -6,11 +6,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::iptables::Iptables;
 use crate::model::ServicePort;
+use crate::netlink::{self, NetlinkError, Socket};
 use crate::nft::Nft;
-use crate::nftproxier::NftProxier;
+use crate::nftcompile;
+use crate::nftproxier::{NftProxier, Script};
 use crate::nftrules;
 use crate::proxier::Proxier;
 use crate::rules::{self, RulesConfig};
@@ -21,6 +24,11 @@ pub enum DataplaneError {
     /// `nft` or an iptables tool failed (the error names the command).
     #[error(transparent)]
     Tool(#[from] ToolError),
+    /// The kernel refused an incremental nftables update.
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error("the netlink task died: {0}")]
+    Task(String),
     #[error("unknown proxy mode {0:?} (iptables or nftables)")]
     Mode(String),
 }
@@ -57,6 +65,20 @@ pub struct Written {
     pub rules: usize,
     pub chains: usize,
     pub elements: usize,
+    /// Applied over the proxy's netlink socket rather than by `nft`.
+    pub netlink: bool,
+}
+
+/// The nftables backend's socket for incremental updates, opened at the
+/// first one.
+#[derive(Debug, Default)]
+pub enum NetlinkState {
+    #[default]
+    Unopened,
+    Open(Arc<Socket>),
+    /// Cannot be opened (or `nft` runs under a wrapper alone): updates
+    /// run `nft -f`.
+    Unavailable,
 }
 
 /// A backend with its memory of what is programmed.
@@ -69,6 +91,7 @@ pub enum Dataplane {
     Nftables {
         proxier: NftProxier,
         nft: Nft,
+        netlink: NetlinkState,
     },
 }
 
@@ -82,6 +105,7 @@ impl Dataplane {
             ProxyMode::Nftables => Dataplane::Nftables {
                 proxier: NftProxier::new(cfg),
                 nft,
+                netlink: NetlinkState::default(),
             },
         }
     }
@@ -112,9 +136,10 @@ impl Dataplane {
                     rules: p.rules,
                     chains: p.chains,
                     elements: 0,
+                    netlink: false,
                 })
             }
-            Dataplane::Nftables { proxier, nft } => {
+            Dataplane::Nftables { proxier, nft, .. } => {
                 let cfg = proxier.config();
                 let all = render_all(all, |p| nftrules::port_rules(cfg, p));
                 let s = proxier.full_sync(all);
@@ -123,6 +148,7 @@ impl Dataplane {
                     rules: s.rules,
                     chains: s.chains,
                     elements: s.elements,
+                    netlink: false,
                 })
             }
         }
@@ -143,17 +169,23 @@ impl Dataplane {
                     rules: p.rules,
                     chains: p.chains,
                     elements: 0,
+                    netlink: false,
                 })
             }
-            Dataplane::Nftables { proxier, nft } => {
+            Dataplane::Nftables {
+                proxier,
+                nft,
+                netlink,
+            } => {
                 let cfg = proxier.config();
                 let changed = render_changed(changed, |p| nftrules::port_rules(cfg, p));
                 let s = proxier.update(changed);
-                nft.apply(&s.text).await?;
+                let over_netlink = apply_update(proxier.table(), &s, nft, netlink).await?;
                 Ok(Written {
                     rules: s.rules,
                     chains: s.chains,
                     elements: s.elements,
+                    netlink: over_netlink,
                 })
             }
         }
@@ -168,6 +200,54 @@ impl Dataplane {
         }
         Ok(())
     }
+}
+
+/// Applies an incremental nftables update over the netlink socket when it
+/// can (answers true), else through `nft -f`: when the socket cannot be
+/// opened, when a rule is of a form the compiler does not know, or when
+/// the batch is too large for one send.
+async fn apply_update(
+    table: &str,
+    s: &Script,
+    nft: &Nft,
+    state: &mut NetlinkState,
+) -> Result<bool, DataplaneError> {
+    if s.is_empty() {
+        return Ok(false);
+    }
+    if let NetlinkState::Unopened = state {
+        *state = match nft.netlink_netns() {
+            None => NetlinkState::Unavailable,
+            Some(netns) => match Socket::open(netns) {
+                Ok(socket) => NetlinkState::Open(Arc::new(socket)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no nf_tables netlink socket; updates run nft");
+                    NetlinkState::Unavailable
+                }
+            },
+        };
+    }
+    let NetlinkState::Open(socket) = state else {
+        nft.apply(&s.text).await?;
+        return Ok(false);
+    };
+    let batch = match nftcompile::compile(table, &s.ops) {
+        Ok(b) if b.size() <= netlink::MAX_BATCH => b,
+        Ok(_) => {
+            nft.apply(&s.text).await?;
+            return Ok(false);
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "update runs nft");
+            nft.apply(&s.text).await?;
+            return Ok(false);
+        }
+    };
+    let socket = Arc::clone(socket);
+    tokio::task::spawn_blocking(move || socket.apply(&batch))
+        .await
+        .map_err(|e| DataplaneError::Task(e.to_string()))??;
+    Ok(true)
 }
 
 /// Removes every trace of a proxy with this configuration from both

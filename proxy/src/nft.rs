@@ -15,6 +15,10 @@ pub struct Nft {
     pub binary: String,
     /// Words put before every command (empty: run directly).
     pub wrapper: Vec<String>,
+    /// Incremental updates go over a netlink socket of our own, in this
+    /// process's network namespace, or in the one at this path (which
+    /// must be the one `wrapper` enters). `None` with a wrapper: `nft`.
+    pub netns: Option<String>,
 }
 
 impl Default for Nft {
@@ -22,6 +26,7 @@ impl Default for Nft {
         Nft {
             binary: NFT.into(),
             wrapper: Vec::new(),
+            netns: None,
         }
     }
 }
@@ -48,6 +53,22 @@ impl Nft {
     /// `nft list table ip TABLE` (the table must exist).
     pub async fn list_table(&self, table: &str) -> Result<String, ToolError> {
         self.run(&["list", "table", "ip", table], None).await
+    }
+
+    /// The same as JSON (`nft -j`).
+    pub async fn list_table_json(&self, table: &str) -> Result<String, ToolError> {
+        self.run(&["-j", "list", "table", "ip", table], None).await
+    }
+
+    /// Where a netlink socket for this `nft` must live: `Some(None)` here,
+    /// `Some(Some(path))` in that namespace, `None` when only the wrapper
+    /// knows (then every update runs `nft`).
+    pub fn netlink_netns(&self) -> Option<Option<&std::path::Path>> {
+        match (&self.netns, self.wrapper.is_empty()) {
+            (Some(path), _) => Some(Some(std::path::Path::new(path))),
+            (None, true) => Some(None),
+            (None, false) => None,
+        }
     }
 
     /// Removes the table and everything in it; nothing of ours stays

@@ -1,5 +1,7 @@
 //! The nftables proxier's memory of what is programmed, and the smallest
-//! `nft -f` script that brings our table to the new wanted state.
+//! transaction that brings our table to the new wanted state: a list of
+//! [`Op`]s, also rendered as an `nft -f` script. The dataplane sends the
+//! ops over netlink ([`crate::nftcompile`]), or the script to `nft`.
 //!
 //! A changed Service touches only what it owns: its chains (rewritten by
 //! `flush chain` + `add rule`), its affinity sets and its verdict-map
@@ -28,6 +30,8 @@ pub struct Script {
     pub elements: usize,
     /// Chains written or deleted.
     pub chains: usize,
+    /// The commands of an incremental update (empty for a full sync).
+    pub ops: Vec<Op>,
 }
 
 impl Script {
@@ -187,32 +191,45 @@ impl NftProxier {
             }
         }
 
-        let t = format!("ip {}", self.table);
         let mut s = Script::default();
+        let mut ops = Vec::new();
         for (name, secs) in &new_sets {
-            add_set(&mut s.text, &t, name, *secs);
+            ops.push(Op::AddSet {
+                name: name.clone(),
+                timeout: *secs,
+            });
             self.sets.insert(name.clone());
         }
         for name in write.keys() {
             if !self.chains.contains_key(name) {
-                let _ = writeln!(s.text, "add chain {t} {name}");
+                ops.push(Op::AddChain(name.clone()));
             }
         }
         for (map, key) in &del_elements {
-            let _ = writeln!(s.text, "delete element {t} {map} {{ {key} }}");
+            ops.push(Op::DeleteElement {
+                map,
+                key: key.clone(),
+            });
             self.elements.remove(&(*map, key.clone()));
         }
         for (name, rules) in &write {
             if self.chains.contains_key(name) {
-                let _ = writeln!(s.text, "flush chain {t} {name}");
+                ops.push(Op::FlushChain(name.clone()));
             }
             for r in rules {
-                let _ = writeln!(s.text, "add rule {t} {name} {r}");
+                ops.push(Op::AddRule {
+                    chain: name.clone(),
+                    rule: r.clone(),
+                });
             }
             s.rules += rules.len();
         }
         for ((map, key), verdict) in &add_elements {
-            let _ = writeln!(s.text, "add element {t} {map} {{ {key} : {verdict} }}");
+            ops.push(Op::AddElement {
+                map,
+                key: key.clone(),
+                verdict: verdict.clone(),
+            });
             self.elements.insert((*map, key.clone()), verdict.clone());
         }
         // The removed chains may name each other (a Service chain its
@@ -224,15 +241,15 @@ impl NftProxier {
             .filter(|n| self.chains.remove(*n).is_some())
             .collect();
         for name in &removed {
-            let _ = writeln!(s.text, "flush chain {t} {name}");
+            ops.push(Op::FlushChain((*name).clone()));
         }
         for name in &removed {
-            let _ = writeln!(s.text, "delete chain {t} {name}");
+            ops.push(Op::DeleteChain((*name).clone()));
         }
         s.chains += removed.len();
         for name in &old_sets {
             if self.sets.remove(name) {
-                let _ = writeln!(s.text, "delete set {t} {name}");
+                ops.push(Op::DeleteSet(name.clone()));
             }
         }
         s.chains += write.len();
@@ -240,7 +257,64 @@ impl NftProxier {
         for (name, rules) in write {
             self.chains.insert(name, rules);
         }
+        let t = format!("ip {}", self.table);
+        for op in &ops {
+            op.render(&mut s.text, &t);
+        }
+        s.ops = ops;
         s
+    }
+}
+
+/// One command of an incremental update: [`Script::text`] has it as `nft`
+/// syntax, [`crate::nftcompile`] turns it into netlink messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    AddSet {
+        name: String,
+        timeout: i32,
+    },
+    AddChain(String),
+    DeleteElement {
+        map: &'static str,
+        key: String,
+    },
+    /// Deletes every rule of the chain.
+    FlushChain(String),
+    /// `rule` is the text after `add rule ip T CHAIN`.
+    AddRule {
+        chain: String,
+        rule: String,
+    },
+    AddElement {
+        map: &'static str,
+        key: String,
+        verdict: String,
+    },
+    DeleteChain(String),
+    DeleteSet(String),
+}
+
+impl Op {
+    /// The `nft -f` line of this command in table `t` (`ip NAME`).
+    fn render(&self, text: &mut String, t: &str) {
+        let _ = match self {
+            Op::AddSet { name, timeout } => {
+                add_set(text, t, name, *timeout);
+                Ok(())
+            }
+            Op::AddChain(name) => writeln!(text, "add chain {t} {name}"),
+            Op::DeleteElement { map, key } => {
+                writeln!(text, "delete element {t} {map} {{ {key} }}")
+            }
+            Op::FlushChain(name) => writeln!(text, "flush chain {t} {name}"),
+            Op::AddRule { chain, rule } => writeln!(text, "add rule {t} {chain} {rule}"),
+            Op::AddElement { map, key, verdict } => {
+                writeln!(text, "add element {t} {map} {{ {key} : {verdict} }}")
+            }
+            Op::DeleteChain(name) => writeln!(text, "delete chain {t} {name}"),
+            Op::DeleteSet(name) => writeln!(text, "delete set {t} {name}"),
+        };
     }
 }
 

@@ -8,7 +8,8 @@
 //! change rewrites only that Service's chains (no shared chain is touched):
 //! - `service-ips` (ClusterIPs, load-balancer IPs) and `service-nodeports`
 //!   (`proto . port` on local addresses) → `goto` the Service's chains,
-//!   looked up from the `services` chain (nat prerouting and output);
+//!   looked up from the `services` chain (nat prerouting and output), the
+//!   first through a `service-ip-dispatch` chain;
 //! - `service-<h>-ns/name/proto/port`: the cluster endpoints, spread evenly
 //!   by `numgen random mod N` into an inline verdict map, after the
 //!   ClientIP affinity checks; `local-<h>-...` the same over local ones;
@@ -31,6 +32,8 @@ pub const SERVICE_NODEPORTS: &str = "service-nodeports";
 pub const NO_ENDPOINT_SERVICES: &str = "no-endpoint-services";
 pub const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
 const MARK_MASQ: &str = "mark-for-masquerade";
+/// The chain looking up `service-ips`, jumped to from `services`.
+const SERVICE_IPS_CHAIN: &str = "service-ip-dispatch";
 const REJECT_CHAIN: &str = "reject-chain";
 
 /// The table of a proxy with this chain prefix: `ferrokube` for the
@@ -280,7 +283,7 @@ pub fn base_commands(cfg: &RulesConfig, table: &str) -> Vec<String> {
             "ct state new jump service-endpoints-check",
         ),
     ];
-    let regular: [(&str, Vec<String>); 6] = [
+    let regular: [(&str, Vec<String>); 7] = [
         (
             MARK_MASQ,
             vec![format!("meta mark set meta mark or {mark}")],
@@ -303,13 +306,25 @@ pub fn base_commands(cfg: &RulesConfig, table: &str) -> Vec<String> {
                     "ip saddr != {} ip daddr {} jump {MARK_MASQ}",
                     cfg.cluster_cidr, cfg.service_cidr
                 ),
-                format!("ip daddr . meta l4proto . th dport vmap @{SERVICE_IPS}"),
+                // Through a chain of its own, so that a Service chain is
+                // as deep here as behind its `external-` chain: the
+                // kernel's validation of every commit then walks each
+                // Service's chains once per hook instead of twice (it
+                // remembers a chain validated at a depth, not above it).
+                // The same verdicts: every Service chain ends in one.
+                format!("jump {SERVICE_IPS_CHAIN}"),
                 // NodePorts on every local address but loopback (martian
                 // once DNATed to a pod without route_localnet).
                 format!(
                     "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"
                 ),
             ],
+        ),
+        (
+            SERVICE_IPS_CHAIN,
+            vec![format!(
+                "ip daddr . meta l4proto . th dport vmap @{SERVICE_IPS}"
+            )],
         ),
         (
             "service-endpoints-check",

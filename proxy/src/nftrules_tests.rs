@@ -264,6 +264,22 @@ fn the_base_table_masquerades_outsiders_and_rejects_before_dnat() {
         "add chain ip t filter-input { type filter hook input priority -110 ; policy accept ; }"
     ));
     assert!(has("add rule ip t masquerading masquerade fully-random"));
+    // ClusterIPs first, through their dispatch chain, then NodePorts.
+    let services: Vec<&String> = cmds
+        .iter()
+        .filter(|c| c.starts_with("add rule ip t services "))
+        .collect();
+    assert!(
+        services[1].ends_with("jump service-ip-dispatch"),
+        "{services:?}"
+    );
+    assert!(
+        services[2].ends_with("vmap @service-nodeports"),
+        "{services:?}"
+    );
+    assert!(has(
+        "add rule ip t service-ip-dispatch ip daddr . meta l4proto . th dport vmap @service-ips"
+    ));
     // Every chain named by a rule is created before the rules.
     let first_rule = cmds
         .iter()

@@ -595,6 +595,10 @@ fn services_reach_ready_pods(mode: &str) {
     for _ in 0..30 {
         get(&target).expect("traffic flows after the restart");
     }
+    // Every incremental update was applied (in nftables mode over the
+    // proxy's netlink socket): a refused one resyncs everything and says so.
+    let log = std::fs::read_to_string(&proxy.log).expect("proxy log");
+    assert!(!log.contains("incremental proxy sync failed"), "{log}");
 }
 
 /// The message of a CRI log line (`TIME STREAM P|F MESSAGE`), or the line.
