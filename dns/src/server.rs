@@ -9,10 +9,10 @@ use std::time::Duration;
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
+use hickory_server::proto::op::Query;
 use hickory_server::proto::op::{
     Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
 };
-use hickory_server::proto::op::Query;
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
@@ -122,7 +122,12 @@ impl Handler {
 
     /// The upstream's answers for `name`; none when it fails (the client
     /// still gets the CNAME and may ask for the target itself).
-    async fn upstream_answers(&self, request: &Request, name: Name, qtype: RecordType) -> Vec<Record> {
+    async fn upstream_answers(
+        &self,
+        request: &Request,
+        name: Name,
+        qtype: RecordType,
+    ) -> Vec<Record> {
         if self.upstreams.servers.is_empty() {
             return Vec::new();
         }

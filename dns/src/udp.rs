@@ -73,9 +73,9 @@ async fn receive(socket: &UdpSocket, buf: &mut [u8], cmsg: &mut [u8]) -> io::Res
             })?;
             let dst = msg.cmsgs().ok().and_then(|mut all| {
                 all.find_map(|c| match c {
-                    ControlMessageOwned::Ipv4PacketInfo(p) => Some(IpAddr::V4(Ipv4Addr::from(
-                        u32::from_be(p.ipi_addr.s_addr),
-                    ))),
+                    ControlMessageOwned::Ipv4PacketInfo(p) => {
+                        Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(p.ipi_addr.s_addr))))
+                    }
                     ControlMessageOwned::Ipv6PacketInfo(p) => {
                         Some(IpAddr::V6(Ipv6Addr::from(p.ipi6_addr.s6_addr)))
                     }
@@ -238,7 +238,10 @@ mod tests {
         let node: IpAddr = "192.0.2.2".parse().expect("ip");
         assert_eq!(reply_source(Some(node)), Some(node));
         assert_eq!(reply_source(None), None);
-        assert_eq!(reply_source(Some("255.255.255.255".parse().expect("ip"))), None);
+        assert_eq!(
+            reply_source(Some("255.255.255.255".parse().expect("ip"))),
+            None
+        );
         assert_eq!(reply_source(Some("224.0.0.251".parse().expect("ip"))), None);
         assert_eq!(reply_source(Some("ff02::fb".parse().expect("ip"))), None);
         assert_eq!(
