@@ -429,6 +429,11 @@ struct UpArgs {
     /// Run no cluster DNS.
     #[arg(long)]
     disable_dns: bool,
+    /// The host's resolv.conf (k3s's `--resolv-conf`): the cluster DNS
+    /// forwards other names to its nameservers, Default pods get it, and
+    /// ClusterFirst pods its search domains.
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
     /// Run no ingress controller.
     #[arg(long)]
     disable_ingress: bool,
@@ -482,6 +487,7 @@ async fn spawn_addons(
         let c = client::connect(Some(kubeconfig)).await?;
         let mut config = dns::Config::new(args.dns_listen);
         config.register = Some((cluster_dns, node_ip()));
+        config.resolv_conf = args.resolv_conf.clone();
         let stop = stopped(stop_rx.clone());
         tasks.push(tokio::spawn(async move {
             api_up().await;
@@ -576,7 +582,7 @@ fn main() -> anyhow::Result<()> {
                             vec![cluster_dns]
                         },
                         cluster_domain: "cluster.local".into(),
-                        resolv_conf: "/etc/resolv.conf".into(),
+                        resolv_conf: args.resolv_conf.clone(),
                         api: args.kubelet_api.clone(),
                     }
                     .config();

@@ -8,6 +8,7 @@ pub mod index;
 pub mod kube_dns;
 pub mod resolve;
 pub mod server;
+pub mod udp;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

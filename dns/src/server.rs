@@ -1,22 +1,27 @@
-//! The DNS server: hickory-server's UDP and TCP listeners with a request
-//! handler that answers cluster names from the [`Index`] and relays the
+//! The DNS server: our UDP listener and hickory-server's TCP one, with a
+//! request handler that answers cluster names from the [`Index`] and relays the
 //! rest to the upstream resolvers.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_server::Server;
 use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
+use hickory_server::proto::op::Query;
 use hickory_server::proto::op::{
     Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode,
 };
-use hickory_server::proto::rr::Record;
+use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use tokio::net::{TcpListener, UdpSocket};
 
 use crate::feed::Shared;
+
+/// How many CNAMEs an answer follows (CoreDNS's limit is similar).
+const MAX_CNAME_CHAIN: usize = 8;
 use crate::forward::Upstreams;
 use crate::resolve::{Outcome, Zone, resolve};
 
@@ -87,6 +92,62 @@ impl Handler {
         }
     }
 
+    /// Follows a CNAME answer (an ExternalName Service) to the target's
+    /// records, in the cluster zone or upstream, as CoreDNS's kubernetes
+    /// plugin does: stub resolvers such as glibc's and busybox's do not chase
+    /// CNAMEs themselves and would find no address.
+    async fn chase(&self, request: &Request, answers: &mut Vec<Record>, qtype: RecordType) {
+        if matches!(qtype, RecordType::CNAME | RecordType::ANY) {
+            return;
+        }
+        let index = self.index.load_full();
+        for _ in 0..MAX_CNAME_CHAIN {
+            let Some(RData::CNAME(target)) = answers.last().map(|r| &r.data) else {
+                return;
+            };
+            let target = target.0.clone();
+            if answers.iter().any(|r| r.name == target) {
+                return; // a loop
+            }
+            match resolve(&index, &self.zone, &target.to_string(), qtype) {
+                Outcome::Answer { answers: more, .. } => answers.extend(more),
+                Outcome::Forward => {
+                    answers.extend(self.upstream_answers(request, target, qtype).await);
+                    return;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// The upstream's answers for `name`; none when it fails (the client
+    /// still gets the CNAME and may ask for the target itself).
+    async fn upstream_answers(
+        &self,
+        request: &Request,
+        name: Name,
+        qtype: RecordType,
+    ) -> Vec<Record> {
+        if self.upstreams.servers.is_empty() {
+            return Vec::new();
+        }
+        let mut query = Message::new(request.metadata.id, MessageType::Query, OpCode::Query);
+        query.metadata.recursion_desired = true;
+        query.add_query(Query::query(name.clone(), qtype));
+        let Ok(bytes) = query.to_vec() else {
+            return Vec::new();
+        };
+        match self.upstreams.forward(&bytes, false).await {
+            Ok(raw) => Message::from_vec(&raw)
+                .map(|m| m.answers)
+                .unwrap_or_default(),
+            Err(e) => {
+                tracing::debug!(error = %e, %name, "cannot resolve a CNAME target upstream");
+                Vec::new()
+            }
+        }
+    }
+
     async fn forward<R: ResponseHandler>(&self, request: &Request, handle: R) -> ResponseInfo {
         if self.upstreams.servers.is_empty() {
             return self.error(request, handle, ResponseCode::Refused).await;
@@ -152,9 +213,10 @@ impl RequestHandler for Handler {
         let outcome_is_nx = outcome == Outcome::NxDomain;
         match outcome {
             Outcome::Answer {
-                answers,
+                mut answers,
                 additionals,
             } => {
+                self.chase(request, &mut answers, qtype).await;
                 let sections = Sections {
                     answers: &answers,
                     additionals: &additionals,
@@ -228,17 +290,35 @@ impl Sockets {
     }
 }
 
-/// Serves DNS on `sockets` until `shutdown` resolves.
+/// The handler shared by the UDP loop and hickory's TCP listener.
+struct SharedHandler(Arc<Handler>);
+
+#[async_trait::async_trait]
+impl RequestHandler for SharedHandler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        handle: R,
+    ) -> ResponseInfo {
+        self.0.handle_request::<R, T>(request, handle).await
+    }
+}
+
+/// Serves DNS on `sockets` until `shutdown` resolves: UDP with the answer
+/// sent from the query's destination address ([`crate::udp`]), TCP (whose
+/// connected sockets get that right by themselves) through hickory.
 pub async fn serve(
     sockets: Sockets,
     handler: Handler,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let mut server = Server::new(handler);
-    server.register_socket(sockets.udp);
+    let handler = Arc::new(handler);
+    let udp = tokio::spawn(crate::udp::serve(sockets.udp, handler.clone()));
+    let mut server = Server::new(SharedHandler(handler));
     // Idle TCP clients are dropped after this long (CoreDNS: 10 s).
     server.register_listener(sockets.tcp, Duration::from_secs(10), 64);
     shutdown.await;
+    udp.abort();
     if let Err(e) = server.shutdown_gracefully().await {
         tracing::warn!(error = %e, "DNS server stopped with an error");
     }

@@ -34,12 +34,15 @@ async fn exchange(server: SocketAddr, name: &str, qtype: RecordType, tcp: bool) 
         stream.read_exact(&mut buf).await.expect("read");
         buf
     } else {
+        // Connected, as stub resolvers are: an answer from any other
+        // address than the one asked is not received.
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-        socket.send_to(&bytes, server).await.expect("send");
+        socket.connect(server).await.expect("connect");
+        socket.send(&bytes).await.expect("send");
         let mut buf = vec![0u8; 4096];
-        let (n, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
+        let n = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buf))
             .await
-            .expect("answer in time")
+            .expect("an answer from the address asked, in time")
             .expect("recv");
         buf.truncate(n);
         buf
@@ -132,7 +135,11 @@ async fn fake_upstream() -> SocketAddr {
 }
 
 async fn start_dns(client: Client, config: dns::Config) -> SocketAddr {
-    let sockets = dns::Sockets::bind("127.0.0.1:0".parse().expect("addr"))
+    start_dns_on(client, config, "127.0.0.1:0").await
+}
+
+async fn start_dns_on(client: Client, config: dns::Config, listen: &str) -> SocketAddr {
+    let sockets = dns::Sockets::bind(listen.parse().expect("addr"))
         .await
         .expect("bind dns");
     let addr = sockets.local_addr().expect("local addr");
@@ -365,4 +372,82 @@ async fn without_upstreams_other_names_are_refused() {
         rendered(&kubernetes),
         ["kubernetes.default.svc.cluster.local. A 10.43.0.1"]
     );
+}
+
+/// Bound to every address, as `ferrokube up` binds it, the server answers
+/// a query sent to 127.0.0.2 from 127.0.0.2: the route back to 127.0.0.1
+/// would pick 127.0.0.1, as the route back to a pod picks the bridge's
+/// address for a query DNATed to the node's. And an ExternalName answers
+/// with its CNAME and the target's address, from the cluster zone or
+/// upstream, as CoreDNS does.
+#[tokio::test]
+async fn a_wildcard_server_answers_from_the_address_asked_and_chases_external_names() {
+    let server = apiserver::testing::TestServer::start()
+        .await
+        .expect("test server");
+    let client = client::connect(Some(&server.kubeconfig))
+        .await
+        .expect("client");
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    for (name, target) in [
+        ("outside", "db.example.org"),
+        ("inside", "kubernetes.default.svc.cluster.local"),
+    ] {
+        let svc: Service = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"type": "ExternalName", "externalName": target},
+        }))
+        .expect("service");
+        services
+            .create(&PostParams::default(), &svc)
+            .await
+            .expect("create ExternalName");
+    }
+    let upstream = fake_upstream().await;
+    let mut config = dns::Config::new("0.0.0.0:0".parse().expect("addr"));
+    config.upstreams = vec![upstream];
+    let bound = start_dns_on(client, config, "0.0.0.0:0").await;
+    let asked = SocketAddr::from(([127, 0, 0, 2], bound.port()));
+    for tcp in [false, true] {
+        let outside = until(
+            asked,
+            "outside.default.svc.cluster.local.",
+            RecordType::A,
+            tcp,
+            |r| !r.answers.is_empty(),
+        )
+        .await;
+        assert_eq!(
+            rendered(&outside),
+            [
+                "outside.default.svc.cluster.local. CNAME db.example.org.",
+                "db.example.org. A 192.0.2.1"
+            ],
+            "tcp={tcp}"
+        );
+    }
+    let inside = until(
+        asked,
+        "inside.default.svc.cluster.local.",
+        RecordType::A,
+        false,
+        |r| !r.answers.is_empty(),
+    )
+    .await;
+    assert_eq!(
+        rendered(&inside),
+        [
+            "inside.default.svc.cluster.local. CNAME kubernetes.default.svc.cluster.local.",
+            "kubernetes.default.svc.cluster.local. A 10.43.0.1"
+        ]
+    );
+    // Asked for the CNAME itself, it is not followed.
+    let cname = exchange(
+        asked,
+        "outside.default.svc.cluster.local.",
+        RecordType::CNAME,
+        false,
+    )
+    .await;
+    assert_eq!(cname.answers.len(), 1);
 }

@@ -9,7 +9,10 @@
 //! Needs root, containerd, runc, the CNI plugins, nft and iptables. Embedded
 //! store only: the storage backend is not what is under test here.
 
-use std::collections::BTreeMap;
+#[path = "services/dns.rs"]
+mod dns;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -28,6 +31,8 @@ struct Net {
     bridge: String,
     cluster_cidr: String,
     service_cidr: String,
+    /// Where the run's stand-in for the host's resolver listens.
+    dns_upstream: std::net::Ipv4Addr,
 }
 
 impl Net {
@@ -43,6 +48,12 @@ impl Net {
             bridge: format!("fke{:x}", r % 0xfffff),
             cluster_cidr: format!("10.{a}.0.0/16"),
             service_cidr: format!("10.{b}.0.0/16"),
+            dns_upstream: std::net::Ipv4Addr::new(
+                127,
+                53,
+                (r % 250) as u8,
+                (r / 250 % 250) as u8 + 1,
+            ),
         }
     }
 }
@@ -289,6 +300,14 @@ metadata: {name: flaky}
 spec:
   selector: {app: flaky}
   ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: flaky-headless}
+spec:
+  clusterIP: None
+  selector: {app: flaky}
+  ports: [{port: 80, targetPort: 8080}]
 "#;
 
 fn assert_spread(what: &str, answers: &[String], names: &[String]) {
@@ -336,6 +355,9 @@ fn nft_listing(net: &Net) -> Option<String> {
 
 fn services_reach_ready_pods(mode: &str) {
     let net = Net::new();
+    let upstream = dns::Upstream::start(net.dns_upstream);
+    let resolv_dir = tempfile::tempdir().expect("tempdir");
+    let resolv_conf = upstream.resolv_conf(resolv_dir.path());
     let cidr_flag = format!("--cluster-cidr={}", net.cluster_cidr);
     let svc_flag = format!("--service-cluster-ip-range={}", net.service_cidr);
     let cluster = Cluster::start_with_kubelet(
@@ -348,6 +370,8 @@ fn services_reach_ready_pods(mode: &str) {
             &cidr_flag,
             &svc_flag,
             "--disable-proxy",
+            "--resolv-conf",
+            resolv_conf.to_str().expect("utf-8 path"),
         ],
     );
     let _teardown = Teardown {
@@ -425,6 +449,8 @@ fn services_reach_ready_pods(mode: &str) {
     });
     let answers: Vec<String> = lines.into_iter().filter(|l| l != "DONE").collect();
     assert_spread("from a pod", &answers, &names);
+
+    check_dns(&cluster, &net, &upstream, &cluster_ip, &names);
 
     // NodePort on the node's address.
     let np = json(&cluster, &["get", "service", "web-np"]);
@@ -514,6 +540,22 @@ fn services_reach_ready_pods(mode: &str) {
         let a = get(&flaky_target).expect("the ready replica answers");
         assert_eq!(&a, &flaky[1], "a pod failing readiness gets no traffic");
     }
+    // Nor is it in the headless Service's answer.
+    let ready_ip = json(&cluster, &["get", "pod", &flaky[1]])["status"]["podIP"]
+        .as_str()
+        .expect("podIP")
+        .to_string();
+    until(
+        "the headless Service resolves to the ready pod only",
+        || {
+            let out = dns::exec(
+                &cluster,
+                "dns-client",
+                "timeout 10 nslookup flaky-headless.default.svc.cluster.local",
+            );
+            (dns::nslookup_addresses(&out) == BTreeSet::from([ready_ip.clone()])).then_some(())
+        },
+    );
 
     // A deleted pod's endpoint goes terminating, then away; traffic goes
     // to the others meanwhile.
@@ -608,4 +650,133 @@ fn log_message(line: &str) -> &str {
         (Some(_), Some("stdout" | "stderr"), Some(_), Some(msg)) => msg.trim(),
         _ => line.trim(),
     }
+}
+
+/// Two clients: one resolving over UDP, one with `options use-vc` (glibc
+/// then asks over TCP), both through the kube-dns ClusterIP.
+const DNS_OBJECTS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: dns-client}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: c, image: busybox, command: [sleep, "3600"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: dns-client-tcp}
+spec:
+  terminationGracePeriodSeconds: 1
+  dnsConfig:
+    options: [{name: use-vc}]
+  containers:
+  - {name: c, image: busybox, command: [sleep, "3600"]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-headless}
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: outside}
+spec:
+  type: ExternalName
+  externalName: web.upstream.test
+"#;
+
+/// Cluster DNS from inside pods: the kubelet's resolv.conf names the
+/// kube-dns ClusterIP, the proxy DNATs it (UDP and TCP) to the server on
+/// the node, and the server answers from the address asked.
+fn check_dns(
+    cluster: &Cluster,
+    net: &Net,
+    upstream: &dns::Upstream,
+    cluster_ip: &str,
+    names: &[String],
+) {
+    // Only the run's upstream knows this name: it stands for the host's
+    // resolver, and answers with the web Service's address so that a wget
+    // through the ExternalName answers too.
+    upstream.answer("web.upstream.test", cluster_ip);
+    cluster.kubectl_stdin_ok(&["apply", "-f", "-"], DNS_OBJECTS);
+    let kube_dns = net.service_cidr.replace(".0.0/16", ".0.10");
+    for pod in ["dns-client", "dns-client-tcp"] {
+        let resolv = until("the DNS client pod runs", || {
+            let out = dns::exec(cluster, pod, "cat /etc/resolv.conf");
+            out.contains("nameserver").then_some(out)
+        });
+        let options = if pod == "dns-client" {
+            "ndots:5"
+        } else {
+            "ndots:5 use-vc"
+        };
+        assert_eq!(
+            resolv,
+            format!(
+                "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver {kube_dns}\noptions {options}\n"
+            )
+        );
+    }
+    let wget = |pod: &str, name: &str| {
+        let out = dns::exec(
+            cluster,
+            pod,
+            &format!("timeout 10 wget -q -O - http://{name}/"),
+        );
+        let answer = out.trim().to_string();
+        names.contains(&answer).then_some(answer)
+    };
+    let nslookup = |name: &str| {
+        let out = dns::exec(
+            cluster,
+            "dns-client",
+            &format!("timeout 10 nslookup {name}"),
+        );
+        dns::nslookup_addresses(&out)
+    };
+    // busybox nslookup applies the search path only to names without a
+    // dot, so it is asked full names; the short forms go through glibc's
+    // resolver (search path, ndots:5) in wget, as applications' do.
+    let got = until("the Service's name resolves in a pod", || {
+        Some(nslookup("web.default.svc.cluster.local")).filter(|a| !a.is_empty())
+    });
+    assert_eq!(got, BTreeSet::from([cluster_ip.to_string()]));
+    for name in ["web.default.svc.cluster.local", "web.default", "web"] {
+        until(&format!("a wget to {name} answers"), || {
+            wget("dns-client", name)
+        });
+        until(
+            &format!("a wget to {name} answers, resolved over TCP"),
+            || wget("dns-client-tcp", name),
+        );
+    }
+
+    // Headless: the ready pods' own addresses.
+    let pods = json(cluster, &["get", "pods", "-l", "app=web"]);
+    let pod_ips: BTreeSet<String> = pods["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(pod_ips.len(), 3, "{pods}");
+    let got = until("the headless Service resolves to three pods", || {
+        Some(nslookup("web-headless.default.svc.cluster.local"))
+            .filter(|a| a.len() == pod_ips.len())
+    });
+    assert_eq!(got, pod_ips);
+
+    // ExternalName: a CNAME the server follows through the upstream.
+    let got = until("the ExternalName resolves through the upstream", || {
+        Some(nslookup("outside.default.svc.cluster.local")).filter(|a| !a.is_empty())
+    });
+    assert_eq!(got, BTreeSet::from([cluster_ip.to_string()]));
+    until("a wget through the ExternalName answers", || {
+        wget("dns-client", "outside")
+    });
 }
