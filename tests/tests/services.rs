@@ -141,8 +141,10 @@ impl Drop for Proxy {
     }
 }
 
-/// Deletes the run's pods (so the kubelet unwires them) before the
-/// cluster stops, then the bridge.
+/// Deletes the run's workloads and pods (so the kubelet stops and unwires
+/// them; the containers would outlive the cluster) before the cluster
+/// stops, then the bridge. Deployments go first, or their ReplicaSets
+/// would replace the deleted pods.
 struct Teardown<'a> {
     cluster: &'a Cluster,
     bridge: String,
@@ -150,6 +152,13 @@ struct Teardown<'a> {
 
 impl Drop for Teardown<'_> {
     fn drop(&mut self) {
+        let _ = self.cluster.kubectl(&[
+            "delete",
+            "deployments",
+            "--all",
+            "--cascade=foreground",
+            "--timeout=60s",
+        ]);
         let _ = self.cluster.kubectl(&[
             "delete",
             "pods",
