@@ -72,6 +72,18 @@ pub struct ServiceAllocator {
     ports: (u16, u16),
 }
 
+/// Kubernetes' `calculateRangeOffset` (KEP-3070): the first
+/// min(max(16, size/16), 256) addresses of a Service range are a static
+/// band that random allocation uses last, so addresses that are asked for
+/// by number (the cluster DNS's tenth) stay free.
+fn static_band(size: u32) -> u32 {
+    if size < 16 {
+        0
+    } else {
+        (size / 16).clamp(16, 256)
+    }
+}
+
 fn needs_node_ports(spec: &Value) -> bool {
     match spec["type"].as_str() {
         Some("NodePort") => true,
@@ -192,13 +204,21 @@ impl ServiceAllocator {
             }
             None => {
                 // The network address and the first IP (the `kubernetes`
-                // Service's) are never handed out at random.
-                let hi = self.range.base + self.range.size() - 2;
-                let got = self
-                    .claim_any(IP_PREFIX, self.range.base + 2, hi, owner, |v| {
-                        Ipv4Addr::from(v).to_string()
-                    })
-                    .await?;
+                // Service's) are never handed out at random, and the
+                // static band only once the rest is taken.
+                let (first, band, hi) = (
+                    self.range.base + 2,
+                    static_band(self.range.size()),
+                    self.range.base + self.range.size() - 2,
+                );
+                let split = (self.range.base + 1 + band).max(first);
+                let render = |v: u32| Ipv4Addr::from(v).to_string();
+                let mut got = self.claim_any(IP_PREFIX, split, hi, owner, render).await?;
+                if got.is_none() && split > first {
+                    got = self
+                        .claim_any(IP_PREFIX, first, split - 1, owner, render)
+                        .await?;
+                }
                 match got {
                     Some(v) => Ipv4Addr::from(v).to_string(),
                     None => {
@@ -412,6 +432,39 @@ mod tests {
         assert!(c.contains(Ipv4Addr::new(10, 43, 255, 254)));
         assert!(!c.contains(Ipv4Addr::new(10, 44, 0, 1)));
         assert!(Cidr::parse("10.43.0.0").is_none());
+    }
+
+    #[test]
+    fn the_static_band_is_a_sixteenth_between_16_and_256_addresses() {
+        assert_eq!(static_band(8), 0);
+        assert_eq!(static_band(64), 16);
+        assert_eq!(static_band(1024), 64);
+        assert_eq!(static_band(65536), 256);
+    }
+
+    #[tokio::test]
+    async fn random_ips_come_from_above_the_static_band_until_it_is_all_that_is_left() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A /26: .2–.16 is the static band, .17–.62 the dynamic part.
+        let a = allocator(dir.path(), "10.0.0.0/26");
+        let last_octet = |s: &Value| -> u8 {
+            let ip: Ipv4Addr = s["spec"]["clusterIP"]
+                .as_str()
+                .expect("ip")
+                .parse()
+                .expect("an IP");
+            ip.octets()[3]
+        };
+        for i in 0..46 {
+            let mut s = svc(&format!("s{i}"), "ClusterIP");
+            a.before_create(&mut s).await.expect("allocate");
+            assert!((17..=62).contains(&last_octet(&s)), "{s}");
+        }
+        let mut s = svc("low", "ClusterIP");
+        a.before_create(&mut s)
+            .await
+            .expect("the static band is used last");
+        assert!((2..=16).contains(&last_octet(&s)), "{s}");
     }
 
     #[tokio::test]
