@@ -75,16 +75,22 @@ impl Cni {
         ]
     }
 
-    /// Wires the namespace; returns the pod IP `bridge` assigned.
+    /// Wires the namespace; returns the pod IP `bridge` assigned. The
+    /// networks touch different interfaces, so they are set up at once, as
+    /// containerd's go-cni `Setup` does (its `SetupSerially` is the opt-in).
     pub async fn add(&self, id: &str, netns: &Path) -> Result<Option<IpAddr>, CniError> {
-        let mut ip = None;
-        for (config, ifname) in self.plugins() {
-            let result = self.invoke("ADD", &config, id, netns, ifname).await?;
-            if ifname == "eth0" {
-                ip = first_ip(&result);
-            }
-        }
-        Ok(ip)
+        let plugins = self.plugins();
+        let results = futures::future::try_join_all(
+            plugins
+                .iter()
+                .map(|(config, ifname)| self.invoke("ADD", config, id, netns, ifname)),
+        )
+        .await?;
+        Ok(plugins
+            .iter()
+            .zip(&results)
+            .find(|((_, ifname), _)| *ifname == "eth0")
+            .and_then(|(_, result)| first_ip(result)))
     }
 
     /// Unwires it (releases the address); safe to repeat.
