@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
+use kubelet::testing::process_running;
 
 const NODE: &str = "node-1";
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -134,22 +135,12 @@ fn oom_pod() -> Pod {
     p
 }
 
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    kubelet::testing::eventually(what, TIMEOUT, check).await
 }
 
 async fn phase_of(pods: &Api<Pod>, name: &str, want: &str) -> Pod {
@@ -169,18 +160,6 @@ fn try_main_status(pod: &Pod) -> Option<k8s_openapi::api::core::v1::ContainerSta
 
 fn main_status(pod: &Pod) -> k8s_openapi::api::core::v1::ContainerStatus {
     try_main_status(pod).expect("a container status")
-}
-
-fn process_running(marker: &str) -> bool {
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .any(|cmdline| {
-            String::from_utf8_lossy(&cmdline)
-                .replace('\0', " ")
-                .contains(marker)
-        })
 }
 
 /// Leaves the host clean when the test fails midway: containers outlive

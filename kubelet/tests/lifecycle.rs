@@ -436,7 +436,10 @@ async fn a_pod_ignoring_sigterm_is_killed_after_its_grace_period_and_fully_remov
     assert!(!cgroups.is_empty(), "the pod has cgroups");
     let veths = node.bridge_ports();
     assert_eq!(veths.len(), 1, "one veth on the bridge: {veths:?}");
-    assert!(support::process_running(&marker), "the pod's process runs");
+    assert!(
+        kubelet::testing::process_running(&marker),
+        "the pod's process runs"
+    );
 
     let asked = std::time::Instant::now();
     node.pods
@@ -462,7 +465,10 @@ async fn a_pod_ignoring_sigterm_is_killed_after_its_grace_period_and_fully_remov
         took < std::time::Duration::from_secs(GRACE + 12),
         "the pod was killed once its grace period ran out: {took:?}"
     );
-    assert!(!support::process_running(&marker), "the process is gone");
+    assert!(
+        !kubelet::testing::process_running(&marker),
+        "the process is gone"
+    );
     assert!(!netns.exists(), "the network namespace is removed");
     let left: Vec<_> = cgroups.iter().filter(|d| d.exists()).collect();
     assert!(left.is_empty(), "pod cgroups left: {left:?}");

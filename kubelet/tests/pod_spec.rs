@@ -17,22 +17,12 @@ use serde_json::json;
 const NODE: &str = "kvolumes-node";
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    kubelet::testing::eventually(what, TIMEOUT, check).await
 }
 
 fn pod(name: &str, script: &str, extra: serde_json::Value) -> Pod {

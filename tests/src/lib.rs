@@ -118,19 +118,8 @@ impl Cluster {
     /// Stops `ferrokube up` with SIGTERM (a clean shutdown: the kubelet
     /// stops its containerd) and waits for it.
     pub fn terminate(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            terminate(child);
         }
     }
 
@@ -438,6 +427,22 @@ fn kubectl_binary() -> PathBuf {
 /// The `ferrokube` binary: `$FERROKUBE_BIN`, else the one cargo built next
 /// to this test executable (`target/debug/deps/e2e-… → target/debug/`),
 /// else built now with `cargo build --bin ferrokube`.
+/// SIGTERM (a clean shutdown), up to 30 s to exit, then SIGKILL.
+pub fn terminate(mut child: std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 pub fn ferrokube_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {

@@ -9,12 +9,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams, WatchEvent, WatchParams};
+use kubelet::testing::pids_whose_cmdline_contains;
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -97,19 +98,8 @@ impl Kubelet {
 
     /// SIGTERM (the kubelet stops its containerd) and wait.
     fn terminate(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            e2e::terminate(child);
         }
     }
 
@@ -163,22 +153,6 @@ impl Drop for Kubelet {
     }
 }
 
-fn pids_whose_cmdline_contains(text: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let pid: u32 = e.file_name().to_string_lossy().parse().ok()?;
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            String::from_utf8_lossy(&cmdline)
-                .replace('\0', " ")
-                .contains(text)
-                .then_some(pid)
-        })
-        .collect()
-}
-
 /// The parent PID from `/proc/<pid>/stat` (the field after the `(comm)`).
 fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -209,22 +183,12 @@ fn containerds(data_dir: &Path) -> Vec<u32> {
         .collect()
 }
 
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    kubelet::testing::eventually(what, TIMEOUT, check).await
 }
 
 /// Phase, Ready condition, restart count and container ID.

@@ -206,22 +206,12 @@ impl Node {
     }
 }
 
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    kubelet::testing::eventually(what, TIMEOUT, check).await
 }
 
 /// A pod on [`NODE`] with a `data` hostPath volume at `host` and a short
@@ -254,19 +244,6 @@ pub fn container(name: &str, script: &str, extra: Value) -> Value {
         target.extend(extra);
     }
     c
-}
-
-/// Whether a host process's command line contains `marker`.
-pub fn process_running(marker: &str) -> bool {
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .any(|cmdline| {
-            String::from_utf8_lossy(&cmdline)
-                .replace('\0', " ")
-                .contains(marker)
-        })
 }
 
 pub fn condition(pod: &Pod, type_: &str) -> Option<(String, Option<String>)> {
