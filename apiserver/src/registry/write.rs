@@ -942,7 +942,6 @@ where
                 ));
             }
             self.strategy.bind(&mut obj, &node);
-            obj.metadata_mut().resource_version = None;
             if opts.dry_run {
                 break;
             }
