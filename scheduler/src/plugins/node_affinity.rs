@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, Pod};
+use k8s_openapi::api::core::v1::{
+    NodeSelectorRequirement, NodeSelectorTerm, Pod, PreferredSchedulingTerm,
+};
 
 use super::ArgsError;
 use crate::framework::{
-    CycleState, FilterPlugin, MAX_NODE_SCORE, NodeInfo, NodeScore, Plugin, ScorePlugin, Status,
-    default_normalize_score,
+    CycleState, FilterPlugin, MAX_NODE_SCORE, NodeInfo, NodeScore, Plugin, PreFilterPlugin,
+    PreScorePlugin, ScorePlugin, Snapshot, Status, default_normalize_score,
 };
 
 pub const NAME: &str = "NodeAffinity";
@@ -73,20 +75,9 @@ pub fn required_matches(pod: &Pod, node: &NodeInfo) -> bool {
     {
         return false;
     }
-    let required = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| {
-            na.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        });
-    match required {
+    match required_affinity(pod) {
         None => true,
-        Some(r) => r
-            .node_selector_terms
-            .iter()
-            .any(|t| term_matches(t, labels, node.name())),
+        Some(terms) => terms.iter().any(|t| term_matches(t, labels, node.name())),
     }
 }
 
@@ -94,11 +85,70 @@ impl Plugin for NodeAffinity {
     fn name(&self) -> &'static str {
         NAME
     }
+    fn as_pre_filter(&self) -> Option<&dyn PreFilterPlugin> {
+        Some(self)
+    }
     fn as_filter(&self) -> Option<&dyn FilterPlugin> {
+        Some(self)
+    }
+    fn as_pre_score(&self) -> Option<&dyn PreScorePlugin> {
         Some(self)
     }
     fn as_score(&self) -> Option<&dyn ScorePlugin> {
         Some(self)
+    }
+}
+
+/// The pod's required node affinity terms, if it has any.
+fn required_affinity(pod: &Pod) -> Option<&[NodeSelectorTerm]> {
+    pod.spec
+        .as_ref()?
+        .affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()
+        .map(|r| r.node_selector_terms.as_slice())
+}
+
+fn preferred_affinity(pod: &Pod) -> &[PreferredSchedulingTerm] {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|na| {
+            na.preferred_during_scheduling_ignored_during_execution
+                .as_deref()
+        })
+        .unwrap_or_default()
+}
+
+impl PreFilterPlugin for NodeAffinity {
+    /// As Kubernetes: a pod with neither a nodeSelector nor required node
+    /// affinity skips the Filter, which then reads no node's labels.
+    fn pre_filter(&self, _: &mut CycleState, pod: &Pod, _: &Snapshot) -> Status {
+        let selector = pod.spec.as_ref().and_then(|s| s.node_selector.as_ref());
+        if selector.is_none() && required_affinity(pod).is_none() {
+            return Status::skip();
+        }
+        Status::success()
+    }
+}
+
+impl PreScorePlugin for NodeAffinity {
+    /// As Kubernetes: no preferred terms, nothing to score.
+    fn pre_score(
+        &self,
+        _: &mut CycleState,
+        pod: &Pod,
+        _: &[Arc<NodeInfo>],
+        _: &Snapshot,
+    ) -> Status {
+        if preferred_affinity(pod).is_empty() {
+            return Status::skip();
+        }
+        Status::success()
     }
 }
 
@@ -114,20 +164,10 @@ impl FilterPlugin for NodeAffinity {
 
 impl ScorePlugin for NodeAffinity {
     fn score(&self, _: &CycleState, pod: &Pod, node: &NodeInfo) -> Result<i64, Status> {
-        let preferred = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.affinity.as_ref())
-            .and_then(|a| a.node_affinity.as_ref())
-            .and_then(|na| {
-                na.preferred_during_scheduling_ignored_during_execution
-                    .as_ref()
-            });
         let empty = BTreeMap::new();
         let labels = node.node.metadata.labels.as_ref().unwrap_or(&empty);
-        Ok(preferred
-            .into_iter()
-            .flatten()
+        Ok(preferred_affinity(pod)
+            .iter()
             .filter(|t| t.weight != 0 && term_matches(&t.preference, labels, node.name()))
             .map(|t| i64::from(t.weight))
             .sum())
@@ -262,5 +302,30 @@ mod tests {
         assert_eq!(run_score(&NodeAffinity, &p, &nodes), vec![100, 50, 0]);
         let none = pod(json!({"spec": {"containers": []}}));
         assert_eq!(run_score(&NodeAffinity, &none, &nodes), vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn pods_without_node_constraints_skip_the_filter_and_without_preferences_the_score() {
+        let mut state = CycleState::default();
+        let all = Snapshot::from_nodes(vec![labelled("a", json!({"zone": "a"}))]);
+        let code_pre_filter =
+            |p: &Pod, state: &mut CycleState| NodeAffinity.pre_filter(state, p, &all).code;
+        let none = pod(json!({"spec": {"containers": []}}));
+        assert_eq!(code_pre_filter(&none, &mut state), Code::Skip);
+        let selector = pod(json!({"spec": {"containers": [], "nodeSelector": {"zone": "a"}}}));
+        assert_eq!(code_pre_filter(&selector, &mut state), Code::Success);
+        let req = required(json!([{"matchExpressions": [{"key": "zone", "operator": "Exists"}]}]));
+        assert_eq!(code_pre_filter(&req, &mut state), Code::Success);
+
+        let pre_score =
+            |p: &Pod, state: &mut CycleState| NodeAffinity.pre_score(state, p, &all, &all).code;
+        assert_eq!(pre_score(&none, &mut state), Code::Skip);
+        assert_eq!(pre_score(&req, &mut state), Code::Skip);
+        let preferred = pod(
+            json!({"spec": {"containers": [], "affinity": {"nodeAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 1, "preference": {"matchExpressions": [{"key": "zone", "operator": "Exists"}]}}]}}}}),
+        );
+        assert_eq!(pre_score(&preferred, &mut state), Code::Success);
     }
 }

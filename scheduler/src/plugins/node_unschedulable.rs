@@ -31,13 +31,7 @@ impl Plugin for NodeUnschedulable {
 
 impl FilterPlugin for NodeUnschedulable {
     fn filter(&self, _: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
-        let cordoned = node
-            .node
-            .spec
-            .as_ref()
-            .and_then(|s| s.unschedulable)
-            .unwrap_or(false);
-        if !cordoned {
+        if !node.unschedulable {
             return Status::success();
         }
         let taint = Taint {
@@ -101,5 +95,33 @@ mod tests {
                 assert_eq!(s.reasons, vec![ERR_REASON_UNSCHEDULABLE], "{name}");
             }
         }
+    }
+
+    #[test]
+    fn a_node_cordoned_or_tainted_after_it_was_cached_is_filtered_on_its_new_spec() {
+        use crate::plugins::taint_toleration::TaintToleration;
+        let plain = pod(json!({"spec": {"containers": []}}));
+        let mut info = (*node(json!({"metadata": {"name": "n"}, "spec": {}}))).clone();
+        let filter =
+            |info: &NodeInfo, p: &dyn Plugin| run_filter(p, &plain, &Arc::new(info.clone())).code;
+        assert_eq!(filter(&info, &NodeUnschedulable), Code::Success);
+        let updated: k8s_openapi::api::core::v1::Node = serde_json::from_value(json!({
+            "metadata": {"name": "n"},
+            "spec": {"unschedulable": true, "taints": [{"key": "k", "effect": "NoSchedule"}]}}))
+        .expect("node");
+        info.set_node(Arc::new(updated));
+        assert_eq!(
+            filter(&info, &NodeUnschedulable),
+            Code::UnschedulableAndUnresolvable
+        );
+        assert_eq!(
+            filter(&info, &TaintToleration),
+            Code::UnschedulableAndUnresolvable
+        );
+        let uncordoned: k8s_openapi::api::core::v1::Node =
+            serde_json::from_value(json!({"metadata": {"name": "n"}, "spec": {}})).expect("node");
+        info.set_node(Arc::new(uncordoned));
+        assert_eq!(filter(&info, &NodeUnschedulable), Code::Success);
+        assert_eq!(filter(&info, &TaintToleration), Code::Success);
     }
 }
