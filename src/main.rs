@@ -310,6 +310,20 @@ enum ImageCommand {
         #[arg(long, default_value = "/var/lib/ferrokube/kubelet")]
         data_dir: PathBuf,
     },
+    /// Build an OCI image layout tarball from the host's static busybox
+    /// (Debian's busybox-static), so an offline node runs the example
+    /// manifests: put it in the kubelet's DATA_DIR/images, or import it.
+    Busybox {
+        /// Where to write the tarball.
+        #[arg(long)]
+        out: PathBuf,
+        /// The image name it is imported as.
+        #[arg(long, default_value = "docker.io/library/busybox:latest")]
+        name: String,
+        /// A statically linked busybox binary.
+        #[arg(long, default_value = "/bin/busybox")]
+        busybox: PathBuf,
+    },
 }
 
 fn host_name() -> String {
@@ -734,6 +748,18 @@ fn main() -> anyhow::Result<()> {
                 for name in result? {
                     println!("imported {name}");
                 }
+            }
+            Command::Image(ImageCommand::Busybox { out, name, busybox }) => {
+                kubelet::busybox_image::write_busybox_image(&busybox, &name, &out).with_context(
+                    || {
+                        format!(
+                            "cannot build {name} from {} into {}",
+                            busybox.display(),
+                            out.display()
+                        )
+                    },
+                )?;
+                println!("wrote {name} to {}", out.display());
             }
             Command::Scheduler(s) => {
                 scheduler::scheduler::run_component(

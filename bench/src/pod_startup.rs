@@ -215,7 +215,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .tempdir()?;
     let data_dir: PathBuf = dir.path().join("data");
     std::fs::create_dir_all(data_dir.join("images"))?;
-    kubelet::testing::write_busybox_image(
+    kubelet::busybox_image::write_busybox_image(
         Path::new("/bin/busybox"),
         "docker.io/library/busybox:latest",
         &data_dir.join("images/busybox.tar"),

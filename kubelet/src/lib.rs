@@ -5,6 +5,7 @@
 //! of the cluster.
 
 pub mod atomic_writer;
+pub mod busybox_image;
 pub mod cgroups;
 pub mod cni;
 pub mod containers;

@@ -267,7 +267,7 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
         data_dir: data_dir.clone(),
     };
     std::fs::create_dir_all(data_dir.join("images")).expect("images dir");
-    kubelet::testing::write_busybox_image(
+    kubelet::busybox_image::write_busybox_image(
         std::path::Path::new("/bin/busybox"),
         "docker.io/library/busybox:latest",
         &data_dir.join("images/busybox.tar"),

@@ -142,7 +142,7 @@ async fn volumes_tokens_security_and_waiting_reasons_on_a_private_containerd() {
     let data_dir = dir.path().join("data");
     let _cleanup = Cleanup(data_dir.clone());
     std::fs::create_dir_all(data_dir.join("images")).expect("images dir");
-    kubelet::testing::write_busybox_image(
+    kubelet::busybox_image::write_busybox_image(
         Path::new("/bin/busybox"),
         "docker.io/library/busybox:latest",
         &data_dir.join("images/busybox.tar"),

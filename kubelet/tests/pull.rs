@@ -123,7 +123,7 @@ impl Drop for Registry {
 
 fn busybox_archive(dir: &Path) -> PathBuf {
     let path = dir.join("busybox.tar");
-    kubelet::testing::write_busybox_image(
+    kubelet::busybox_image::write_busybox_image(
         Path::new("/bin/busybox"),
         "docker.io/library/busybox:latest",
         &path,

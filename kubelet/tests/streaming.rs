@@ -204,7 +204,7 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
         data_dir: data_dir.clone(),
     };
     std::fs::create_dir_all(data_dir.join("images")).expect("images dir");
-    kubelet::testing::write_busybox_image(
+    kubelet::busybox_image::write_busybox_image(
         Path::new("/bin/busybox"),
         "docker.io/library/busybox:latest",
         &data_dir.join("images/busybox.tar"),

@@ -94,7 +94,7 @@ impl Cluster {
             .expect("a temporary data dir");
         let images = data_dir.path().join("kubelet").join("images");
         std::fs::create_dir_all(&images).expect("images dir");
-        kubelet::testing::write_busybox_image(
+        kubelet::busybox_image::write_busybox_image(
             Path::new("/bin/busybox"),
             "docker.io/library/busybox:latest",
             &images.join("busybox.tar"),

@@ -87,7 +87,11 @@ fn apply_multi_document_manifest_creates_every_object(backend: Backend) {
     );
     assert_eq!(
         row(&wide, "shop-web")[5..],
-        ["web", "docker.io/library/nginx:1.27", "app=shop,tier=web"]
+        [
+            "web",
+            "docker.io/library/busybox:latest",
+            "app=shop,tier=web"
+        ]
     );
 
     let svc = cluster.kubectl_ok(&["get", "services", "-n", "shop"]);
@@ -193,7 +197,8 @@ fn get_defaults_what_kubernetes_defaults(backend: Backend) {
     assert_eq!(pod_spec["restartPolicy"], "Always");
     assert_eq!(pod_spec["dnsPolicy"], "ClusterFirst");
     assert_eq!(pod_spec["terminationGracePeriodSeconds"], 30);
-    assert_eq!(pod_spec["containers"][0]["imagePullPolicy"], "IfNotPresent");
+    // The shop runs `busybox:latest`, and `:latest` defaults to Always.
+    assert_eq!(pod_spec["containers"][0]["imagePullPolicy"], "Always");
     assert_eq!(
         pod_spec["containers"][0]["terminationMessagePath"],
         "/dev/termination-log"

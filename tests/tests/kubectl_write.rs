@@ -163,7 +163,7 @@ fn patch_merge_json_and_strategic(backend: Backend) {
         cm["data"].get("CART_TTL_SECONDS").is_none(),
         "null removes a key: {cm}"
     );
-    assert!(cm["data"]["nginx.conf"].is_string());
+    assert!(cm["data"]["index.html"].is_string());
 
     let unchanged = cluster.kubectl_ok(&[
         "patch",
@@ -218,7 +218,7 @@ fn patch_merge_json_and_strategic(backend: Backend) {
     // Strategic merge: containers merge by name, so the env and ports stay.
     let strategic = cluster.kubectl_ok(&[
         "patch", "deployment", "shop-web", "-n", "shop",
-        "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"docker.io/library/nginx:1.28"}]}}}}"#,
+        "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"docker.io/library/busybox:1.37"}]}}}}"#,
     ]);
     assert_eq!(strategic, "deployment.apps/shop-web patched\n");
     let deploy =
@@ -227,7 +227,7 @@ fn patch_merge_json_and_strategic(backend: Backend) {
         .as_array()
         .expect("containers");
     assert_eq!(containers.len(), 1);
-    assert_eq!(containers[0]["image"], "docker.io/library/nginx:1.28");
+    assert_eq!(containers[0]["image"], "docker.io/library/busybox:1.37");
     assert_eq!(
         containers[0]["env"].as_array().map(Vec::len),
         Some(2),

@@ -221,7 +221,7 @@ async fn a_sigkilled_kubelet_restarts_without_touching_running_containers() {
     let mut kubelet = Kubelet::new(&server.kubeconfig, dir.path());
     let images = kubelet.data_dir.join("images");
     std::fs::create_dir_all(&images).expect("images dir");
-    kubelet::testing::write_busybox_image(
+    kubelet::busybox_image::write_busybox_image(
         Path::new("/bin/busybox"),
         "docker.io/library/busybox:latest",
         &images.join("busybox.tar"),

@@ -62,7 +62,7 @@ impl Node {
         let host = dir.path().join("host");
         std::fs::create_dir_all(data_dir.join("images")).expect("images dir");
         std::fs::create_dir_all(&host).expect("host dir");
-        kubelet::testing::write_busybox_image(
+        kubelet::busybox_image::write_busybox_image(
             Path::new("/bin/busybox"),
             "docker.io/library/busybox:latest",
             &data_dir.join("images/busybox.tar"),
