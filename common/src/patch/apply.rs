@@ -449,18 +449,12 @@ fn record_create(new: &mut Value, root: Field, req: &ManagerRequest<'_>) {
     if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
     }
-    let mut set = typed::compare(&json!({}), new, root).added;
-    set.remove_top(&PathElement::Field(reset_field(None).to_string()));
-    managed::strip_in_place(&mut set);
-    let entry = Entry {
-        manager: req.manager.to_string(),
-        operation: Operation::Update,
-        api_version: req.api_version.to_string(),
-        time: Some(req.now.to_string()),
-        subresource: String::new(),
-        set,
-    };
-    managed::encode(new, vec![entry]);
+    // Everything the object sets, minus the reset field and what no
+    // manager owns: `compare(&{}, new).added`, built straight as JSON.
+    let mut fields = typed::added_fields_v1(new, root);
+    fields.remove(&format!("f:{}", reset_field(None)));
+    managed::strip_fields_v1(&mut fields);
+    managed::encode_created(new, req.manager, req.api_version, req.now, fields);
 }
 
 #[cfg(test)]

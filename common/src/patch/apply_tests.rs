@@ -558,3 +558,82 @@ fn the_create_fast_path_records_what_the_general_path_records() {
         );
     }
 }
+
+/// The managed fields of a create as the general comparison computes them:
+/// every added path, minus status and what no manager owns.
+fn created_fields_through_the_set(obj: &Value) -> Value {
+    let root = kind_root(&[Some(obj)]);
+    let added = typed::compare(&json!({}), obj, root).added;
+    let set = managed::strip(&added.without_top(&PathElement::Field("status".into())));
+    set.to_fields_v1()
+}
+
+#[test]
+fn a_creates_managed_fields_equal_what_the_general_comparison_gives() {
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "d", "uid": "u", "generation": 1,
+                     "labels": {"app": "web", "tier": "x"}, "annotations": {},
+                     "finalizers": ["a/b", "c/d", "a/b"],
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                          "name": "rs", "uid": "rsu", "controller": true}]},
+        "spec": {
+            "containers": [{
+                "name": "app", "image": "x:1", "command": ["sh", "-c", "sleep 1"],
+                // Duplicate env names happen in stored objects.
+                "env": [{"name": "A", "value": "1"}, {"name": "B", "valueFrom":
+                         {"fieldRef": {"fieldPath": "status.podIP"}}}, {"name": "A", "value": "2"}],
+                "ports": [{"containerPort": 80, "protocol": "TCP"}, {"containerPort": 53, "protocol": "UDP"}],
+                "resources": {"requests": {"cpu": "100m"}, "limits": {}},
+                "volumeMounts": [{"name": "v", "mountPath": "/v"}]
+            }, {"name": "side", "image": "y"}],
+            "tolerations": [{"key": "k", "operator": "Exists"}],
+            "volumes": [{"name": "v", "emptyDir": {}}],
+            "nodeSelector": {"zone": "a"},
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+                {"nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]}}},
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
+                "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "web"}}}]
+        },
+        "status": {"phase": "Pending"}
+    });
+    let deployment = manifest(Some(3), true);
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "s", "namespace": "d"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+                 "clusterIPs": [], "type": "ClusterIP"}
+    });
+    let configmap = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "d", "managedFields": [{"manager": "old"}]},
+        "data": {"a": "1", "b": ""}
+    });
+    let unknown = json!({
+        "apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w"}, "spec": {"list": [1, 2], "nested": {"x": {"y": null}}}
+    });
+    let bare = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}});
+    for obj in [pod, deployment, service, configmap, unknown, bare] {
+        let want = created_fields_through_the_set(&obj);
+        let mut created = obj.clone();
+        update_managed_fields(None, &mut created, &req("kubectl", T1));
+        let got = created
+            .pointer("/metadata/managedFields/0/fieldsV1")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        assert_eq!(got, want, "{obj}");
+        if want != json!({}) {
+            let entry = &created["metadata"]["managedFields"][0];
+            assert_eq!(entry["manager"], "kubectl");
+            assert_eq!(entry["operation"], "Update");
+            assert_eq!(entry["time"], T1);
+            assert_eq!(
+                created["metadata"]["managedFields"]
+                    .as_array()
+                    .map(Vec::len),
+                Some(1)
+            );
+        }
+    }
+}

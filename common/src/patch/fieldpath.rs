@@ -41,7 +41,7 @@ impl PathElement {
         PathElement::Key(out)
     }
 
-    fn serialize(&self) -> String {
+    pub(crate) fn serialize(&self) -> String {
         match self {
             PathElement::Field(f) => format!("f:{f}"),
             PathElement::Key(k) => format!("k:{k}"),
@@ -161,27 +161,6 @@ impl FieldSet {
         out.members.remove(pe);
         out.children.remove(pe);
         out
-    }
-
-    /// Removes everything at or below the top-level element `pe`.
-    pub(crate) fn remove_top(&mut self, pe: &PathElement) {
-        self.members.remove(pe);
-        self.children.remove(pe);
-    }
-
-    /// Removes the member `pe` (not the paths below it).
-    pub(crate) fn remove_member(&mut self, pe: &PathElement) {
-        self.members.remove(pe);
-    }
-
-    /// Changes the subtree under `pe` in place, dropping it if it empties.
-    pub(crate) fn edit_child(&mut self, pe: &PathElement, edit: impl FnOnce(&mut FieldSet)) {
-        if let Some(child) = self.children.get_mut(pe) {
-            edit(child);
-            if child.is_empty() {
-                self.children.remove(pe);
-            }
-        }
     }
 
     pub(crate) fn union(&self, other: &FieldSet) -> FieldSet {
