@@ -17,6 +17,7 @@ pub mod model;
 pub mod netlink;
 pub mod nft;
 pub mod nftcompile;
+pub mod nftlayout;
 pub mod nftproxier;
 pub mod nftrules;
 pub mod proxier;
