@@ -312,3 +312,34 @@ fn a_refused_transaction_names_the_command_and_changes_nothing() {
     let err = socket.apply(&batch).expect_err("refused").to_string();
     assert!(err.contains("AddChain"), "{err}");
 }
+
+#[tokio::test]
+async fn a_full_sync_replaces_the_single_table_layout_and_stale_shards() {
+    let ns = TestNetns::new("layout");
+    let nft = ns.nft();
+    let cfg = cfg();
+    // What an earlier version left: Services in the one table, and a shard
+    // of a build with more shards.
+    let old = "add table ip ferrokube-fk\n\
+        add map ip ferrokube-fk service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; }\n\
+        add chain ip ferrokube-fk service-OLDOLDOL-default/old/tcp/\n\
+        add element ip ferrokube-fk service-ips { 10.43.0.99 . tcp . 80 : goto service-OLDOLDOL-default/old/tcp/ }\n\
+        add table ip ferrokube-fk.shard40\n\
+        add table ip ferrokube-other\n";
+    nft.apply(old).await.expect("old layout");
+    let existing = nft.list_tables().await.expect("tables");
+    let mut p = NftProxier::new(cfg.clone());
+    let s = p.full_sync(rendered(&cfg, &before()), &existing);
+    nft.apply(&s.text).await.expect("full sync");
+
+    let mut want: Vec<String> = p.populated().iter().map(|t| t.to_string()).collect();
+    want.push("ferrokube-fk".into());
+    want.push("ferrokube-other".into());
+    want.sort();
+    let mut got = nft.list_tables().await.expect("tables");
+    got.sort();
+    assert_eq!(got, want);
+    let common = nft.list_table("ferrokube-fk").await.expect("common");
+    assert!(!common.contains("OLDOLDOL"), "{common}");
+    assert!(!common.contains("service-ips"), "{common}");
+}

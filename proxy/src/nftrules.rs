@@ -1,7 +1,9 @@
 //! nftables rule generation, after kube-proxy's nftables mode
 //! (`pkg/proxy/nftables/proxier.go`), pure: the same [`ServicePort`] model
-//! the iptables renderer ([`crate::rules`]) reads, rendered into one
-//! `ip` table of our own.
+//! the iptables renderer ([`crate::rules`]) reads, rendered into the
+//! `ip` tables of our own laid out by [`crate::nftlayout`]: a Service's
+//! chains and dispatch elements in its shard table, the reject maps in the
+//! common one.
 //!
 //! Dispatch goes through verdict maps keyed by `ip . proto . port`, so a
 //! Service is a few map elements plus its own chains, and an endpoint
