@@ -343,3 +343,39 @@ async fn a_full_sync_replaces_the_single_table_layout_and_stale_shards() {
     assert!(!common.contains("OLDOLDOL"), "{common}");
     assert!(!common.contains("service-ips"), "{common}");
 }
+
+#[tokio::test]
+async fn a_shard_goes_over_netlink_with_its_last_service_and_comes_back_with_its_first() {
+    let ns = TestNetns::new("shard");
+    let nft = ns.nft();
+    let cfg = cfg();
+    let one = |i: u8| {
+        let mut m = BTreeMap::new();
+        m.insert(i, numbered(i, 2, Some(30000 + u16::from(i))));
+        rendered(&cfg, &m)
+    };
+    let mut p = NftProxier::new(cfg.clone());
+    nft.apply(&p.full_sync(one(1), &[]).text)
+        .await
+        .expect("full sync");
+    let shard = p.populated()[0].to_string();
+    let socket = Socket::open(Some(std::path::Path::new(&ns.path()))).expect("socket");
+
+    let s = p.update(vec![("default/s1".into(), None)]);
+    socket
+        .apply(&compile_script(&s).expect("compiles"))
+        .expect("applied");
+    assert_eq!(nft.list_tables().await.expect("tables"), ["ferrokube-fk"]);
+
+    let (key, ports) = one(1).into_iter().next().expect("one");
+    let s = p.update(vec![(key, Some(ports))]);
+    nft.apply(&s.prepare).await.expect("shard created");
+    socket
+        .apply(&compile_script(&s).expect("compiles"))
+        .expect("applied");
+    let listing = nft.list_table(&shard).await.expect("shard");
+    assert!(
+        listing.contains("10.43.0.1 . tcp . 80 : goto service-"),
+        "{listing}"
+    );
+}
