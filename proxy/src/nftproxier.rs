@@ -72,7 +72,7 @@ pub struct NftProxier {
     elements: HashMap<ElementKey, String>,
     sets: BTreeSet<String>,
     /// Services per shard: a shard's table exists while it has one.
-    per_shard: [usize; SHARDS],
+    per_shard: Vec<usize>,
 }
 
 impl NftProxier {
@@ -85,7 +85,7 @@ impl NftProxier {
             chains: HashMap::new(),
             elements: HashMap::new(),
             sets: BTreeSet::new(),
-            per_shard: [0; SHARDS],
+            per_shard: vec![0; SHARDS],
         }
     }
 
@@ -122,7 +122,7 @@ impl NftProxier {
         self.chains.clear();
         self.elements.clear();
         self.sets.clear();
-        self.per_shard = [0; SHARDS];
+        self.per_shard = vec![0; SHARDS];
         for key in self.services.keys() {
             self.per_shard[shard_of(key)] += 1;
         }
@@ -198,7 +198,7 @@ impl NftProxier {
     /// Applies changed Services (`None`: deleted) and returns the script
     /// that programs just that.
     pub fn update(&mut self, changed: Vec<(String, Option<Vec<NftPort>>)>) -> Script {
-        let before = self.per_shard;
+        let before = self.per_shard.clone();
         let mut old_chains: BTreeMap<String, Table> = BTreeMap::new();
         let mut old_sets: BTreeMap<String, Table> = BTreeMap::new();
         let mut old_elements: BTreeSet<ElementKey> = BTreeSet::new();
@@ -349,13 +349,13 @@ impl NftProxier {
         }
         // A shard that lost its last Service goes as a whole (with it
         // its nat hooks); one that gains its first is created beforehand.
-        for shard in 0..SHARDS {
+        for (shard, (&was, &now)) in before.iter().zip(&self.per_shard).enumerate() {
             let table = Table::Shard(shard);
             let name = self.tables.name(table);
-            if before[shard] > 0 && self.per_shard[shard] == 0 {
+            if was > 0 && now == 0 {
                 ops.retain(|(t, _)| *t != table);
                 ops.push((table, Op::DeleteTable));
-            } else if before[shard] == 0 && self.per_shard[shard] > 0 {
+            } else if was == 0 && now > 0 {
                 let mut commands = Vec::new();
                 recreate_commands(&mut commands, name);
                 commands.extend(nftlayout::shard_commands(&self.cfg, name));
