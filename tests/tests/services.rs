@@ -529,6 +529,23 @@ fn services_reach_ready_pods(mode: &str) {
             .then_some(())
     });
 
+    // A Service without endpoints refuses connections at once (a reject in
+    // the filter hooks, before DNAT) rather than letting them time out.
+    cluster.kubectl_stdin_ok(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"nobody"},"spec":{"selector":{"app":"nobody"},"ports":[{"port":80,"targetPort":8080}]}}"#,
+    );
+    let nobody = json(&cluster, &["get", "service", "nobody"])["spec"]["clusterIP"]
+        .as_str()
+        .expect("clusterIP")
+        .to_string();
+    let nobody: std::net::SocketAddr = format!("{nobody}:80").parse().expect("address");
+    until("a Service without endpoints refuses connections", || {
+        let refused = TcpStream::connect_timeout(&nobody, Duration::from_secs(2))
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+        refused.then_some(())
+    });
+
     // A pod failing readiness stops getting traffic: its probe file is
     // removed through `kubectl exec`, its endpoint turns not ready, and
     // the Service answers only from the other replica.
