@@ -164,7 +164,7 @@ async fn nftables(args: &Args) -> anyhow::Result<Figures> {
         ..Nft::default()
     };
     let cfg = config();
-    let table = proxy::nftrules::table_name(&cfg);
+    let tables = proxy::nftlayout::Tables::new(&cfg);
     let services: Vec<Service> = (0..args.services).map(service).collect();
     let mut gens = vec![0u32; args.services];
     let mut plane = Dataplane::new(ProxyMode::Nftables, cfg, Iptables::default(), nft.clone());
@@ -176,13 +176,13 @@ async fn nftables(args: &Args) -> anyhow::Result<Figures> {
         .collect();
     let script = plane.full_sync(all).await.context("full nft script")?;
     let full = started.elapsed();
-    let listing = nft.list_table(&table).await?;
-    // Our per-Service chains plus the 13 fixed ones.
-    let in_kernel = chains_in_listing(&listing).len();
-    if in_kernel != script.chains + 13 {
+    // Our per-Service chains plus the fixed ones (common and shards').
+    let (in_kernel, shards) = our_chains(&nft, &tables).await?;
+    if in_kernel != script.chains + script.fixed_chains {
         bail!(
-            "the kernel holds {in_kernel} chains, {} + 13 were written",
-            script.chains
+            "the kernel holds {in_kernel} chains, {} + {} were written",
+            script.chains,
+            script.fixed_chains
         );
     }
 
@@ -211,8 +211,7 @@ async fn nftables(args: &Args) -> anyhow::Result<Figures> {
         ));
     }
     let tool_cpu = (children_cpu() - cpu_before) / args.changes.max(1) as u32;
-    let listing = nft.list_table(&table).await?;
-    let chains = chains_in_listing(&listing).len();
+    let (chains, _) = our_chains(&nft, &tables).await?;
     if chains != in_kernel {
         bail!("{chains} chains after the changes, {in_kernel} before");
     }
@@ -220,7 +219,7 @@ async fn nftables(args: &Args) -> anyhow::Result<Figures> {
         services: args.services,
         full,
         full_size: format!(
-            "{} rules in {} chains, {} map elements",
+            "{} rules in {} chains, {} map elements, {shards} shard tables",
             script.rules, script.chains, script.elements
         ),
         times,
@@ -229,6 +228,22 @@ async fn nftables(args: &Args) -> anyhow::Result<Figures> {
         total: format!("{} rules", script.rules),
         path: format!("{over_netlink} of {} over netlink", args.changes),
     })
+}
+
+/// The chains in our tables, and how many shard tables there are.
+async fn our_chains(
+    nft: &Nft,
+    tables: &proxy::nftlayout::Tables,
+) -> anyhow::Result<(usize, usize)> {
+    let mut chains = 0;
+    let mut shards = 0;
+    for t in nft.list_tables().await? {
+        if tables.is_ours(&t) {
+            chains += chains_in_listing(&nft.list_table(&t).await?).len();
+            shards += usize::from(t != tables.common());
+        }
+    }
+    Ok((chains, shards))
 }
 
 async fn iptables(args: &Args) -> anyhow::Result<Figures> {

@@ -13,6 +13,7 @@ use crate::model::ServicePort;
 use crate::netlink::{self, NetlinkError, Socket};
 use crate::nft::Nft;
 use crate::nftcompile;
+use crate::nftlayout::Tables;
 use crate::nftproxier::{NftProxier, Script};
 use crate::nftrules;
 use crate::proxier::Proxier;
@@ -65,6 +66,9 @@ pub struct Written {
     pub rules: usize,
     pub chains: usize,
     pub elements: usize,
+    /// The fixed chains a full nftables sync created besides the
+    /// Services' (0 otherwise).
+    pub fixed_chains: usize,
     /// Applied over the proxy's netlink socket rather than by `nft`.
     pub netlink: bool,
 }
@@ -135,19 +139,27 @@ impl Dataplane {
                 Ok(Written {
                     rules: p.rules,
                     chains: p.chains,
-                    elements: 0,
                     netlink: false,
+                    ..Written::default()
                 })
             }
             Dataplane::Nftables { proxier, nft, .. } => {
                 let cfg = proxier.config();
                 let all = render_all(all, |p| nftrules::port_rules(cfg, p));
-                let s = proxier.full_sync(all);
+                // The kernel's tables, for shard tables no layout of ours
+                // creates any more; without a listing the sync still
+                // replaces every table of the current layout.
+                let existing = nft.list_tables().await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot list the nftables tables");
+                    Vec::new()
+                });
+                let s = proxier.full_sync(all, &existing);
                 nft.apply(&s.text).await?;
                 Ok(Written {
                     rules: s.rules,
                     chains: s.chains,
                     elements: s.elements,
+                    fixed_chains: s.fixed_chains,
                     netlink: false,
                 })
             }
@@ -168,8 +180,8 @@ impl Dataplane {
                 Ok(Written {
                     rules: p.rules,
                     chains: p.chains,
-                    elements: 0,
                     netlink: false,
+                    ..Written::default()
                 })
             }
             Dataplane::Nftables {
@@ -180,12 +192,13 @@ impl Dataplane {
                 let cfg = proxier.config();
                 let changed = render_changed(changed, |p| nftrules::port_rules(cfg, p));
                 let s = proxier.update(changed);
-                let over_netlink = apply_update(proxier.table(), &s, nft, netlink).await?;
+                let over_netlink = apply_update(&s, nft, netlink).await?;
                 Ok(Written {
                     rules: s.rules,
                     chains: s.chains,
                     elements: s.elements,
                     netlink: over_netlink,
+                    ..Written::default()
                 })
             }
         }
@@ -205,9 +218,9 @@ impl Dataplane {
 /// Applies an incremental nftables update over the netlink socket when it
 /// can (answers true), else through `nft -f`: when the socket cannot be
 /// opened, when a rule is of a form the compiler does not know, or when
-/// the batch is too large for one send.
+/// the batch is too large for one send. Shard tables it populates first
+/// are created by `nft` (rare: a shard's first Service).
 async fn apply_update(
-    table: &str,
     s: &Script,
     nft: &Nft,
     state: &mut NetlinkState,
@@ -215,6 +228,7 @@ async fn apply_update(
     if s.is_empty() {
         return Ok(false);
     }
+    nft.apply(&s.prepare).await?;
     if let NetlinkState::Unopened = state {
         *state = match nft.netlink_netns() {
             None => NetlinkState::Unavailable,
@@ -231,7 +245,7 @@ async fn apply_update(
         nft.apply(&s.text).await?;
         return Ok(false);
     };
-    let batch = match nftcompile::compile(table, &s.ops) {
+    let batch = match nftcompile::compile(s.ops.iter().map(|(t, op)| (t.as_str(), op))) {
         Ok(b) if b.size() <= netlink::MAX_BATCH => b,
         Ok(_) => {
             nft.apply(&s.text).await?;
@@ -270,10 +284,21 @@ async fn cleanup_iptables(cfg: &RulesConfig, iptables: &Iptables) -> Result<(), 
     }
 }
 
+/// Every table of ours: those the kernel lists (a shard of another
+/// layout too) and every name of the current layout.
 async fn cleanup_nftables(cfg: &RulesConfig, nft: &Nft) -> Result<(), DataplaneError> {
-    if nft.available().await.is_ok() {
-        nft.cleanup(&nftrules::table_name(cfg)).await?;
+    let Ok(listed) = nft.list_tables().await else {
+        // nft cannot run here: nothing of ours can be in nftables.
+        return Ok(());
+    };
+    let ours = Tables::new(cfg);
+    let mut tables: Vec<String> = listed.into_iter().filter(|t| ours.is_ours(t)).collect();
+    for t in std::iter::once(ours.common()).chain(ours.shards().iter().map(String::as_str)) {
+        if !tables.iter().any(|l| l == t) {
+            tables.push(t.to_string());
+        }
     }
+    nft.cleanup(&tables).await?;
     Ok(())
 }
 

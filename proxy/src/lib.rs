@@ -3,7 +3,8 @@
 //! reflectors and programs the kernel's NAT so that ClusterIPs, NodePorts
 //! and load-balancer IPs reach the ready endpoints. One model
 //! ([`model`]) feeds two backends ([`dataplane`]): nftables ([`nftrules`],
-//! after kube-proxy's nftables mode: verdict maps, one table of our own)
+//! after kube-proxy's nftables mode: verdict maps, tables of our own
+//! sharded by Service, [`nftlayout`])
 //! and iptables ([`rules`], after kube-proxy's iptables mode). Changes are
 //! batched (a burst of events becomes one transaction) and incremental (a
 //! changed Service rewrites only what it owns); a start resyncs
@@ -17,6 +18,7 @@ pub mod model;
 pub mod netlink;
 pub mod nft;
 pub mod nftcompile;
+pub mod nftlayout;
 pub mod nftproxier;
 pub mod nftrules;
 pub mod proxier;

@@ -1,6 +1,6 @@
 //! The kernel side of the nftables backend: `nft -f -` applies a script as
-//! one transaction, `nft list` reads our table back (tests, the benchmark),
-//! and `--cleanup` deletes the table. Like [`crate::iptables`], every
+//! one transaction, `nft list` reads our tables back (tests, the benchmark),
+//! and `--cleanup` deletes the tables. Like [`crate::iptables`], every
 //! command can run under a wrapper (`nsenter --net=/run/netns/NAME`).
 
 use crate::tool::{self, ToolError};
@@ -50,6 +50,12 @@ impl Nft {
         self.run(&["-f", "-"], Some(script)).await.map(|_| ())
     }
 
+    /// The names of the `ip` family's tables.
+    pub async fn list_tables(&self) -> Result<Vec<String>, ToolError> {
+        let out = self.run(&["list", "tables", "ip"], None).await?;
+        Ok(tables_in_listing(&out))
+    }
+
     /// `nft list table ip TABLE` (the table must exist).
     pub async fn list_table(&self, table: &str) -> Result<String, ToolError> {
         self.run(&["list", "table", "ip", table], None).await
@@ -71,11 +77,15 @@ impl Nft {
         }
     }
 
-    /// Removes the table and everything in it; nothing of ours stays
-    /// hooked into netfilter (`ferrokube proxy --cleanup`).
-    pub async fn cleanup(&self, table: &str) -> Result<(), ToolError> {
-        self.apply(&format!("add table ip {table}\ndelete table ip {table}\n"))
-            .await
+    /// Removes the tables and everything in them, whether or not they
+    /// exist; nothing of ours stays hooked into netfilter (`ferrokube
+    /// proxy --cleanup`).
+    pub async fn cleanup(&self, tables: &[String]) -> Result<(), ToolError> {
+        let script: String = tables
+            .iter()
+            .map(|t| format!("add table ip {t}\ndelete table ip {t}\n"))
+            .collect();
+        self.apply(&script).await
     }
 }
 
@@ -89,9 +99,27 @@ pub fn chains_in_listing(listing: &str) -> Vec<String> {
         .collect()
 }
 
+/// The table names in `nft list tables` output (`table ip NAME`).
+pub fn tables_in_listing(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("table ip "))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_names_are_read_from_a_listing() {
+        let listing = "table ip ferrokube\ntable ip ferrokube.shard03\n";
+        assert_eq!(
+            tables_in_listing(listing),
+            ["ferrokube", "ferrokube.shard03"]
+        );
+    }
 
     #[test]
     fn chain_names_are_read_from_a_listing() {

@@ -15,6 +15,7 @@ use crate::netlink::{Batch, FAMILY_IP, Msg, NLM_F_APPEND, NLM_F_CREATE};
 use crate::nftproxier::Op;
 
 // nf_tables message types and attributes (linux/netfilter/nf_tables.h).
+const DELTABLE: u16 = 2;
 const NEWCHAIN: u16 = 3;
 const DELCHAIN: u16 = 5;
 const NEWRULE: u16 = 6;
@@ -81,14 +82,17 @@ const IPV4_SET_USERDATA: [u8; 6] = [0x00, 0x04, 0x02, 0x00, 0x00, 0x00];
 #[error("cannot compile `{0}` into netlink messages")]
 pub struct CompileError(String);
 
-/// The batch applying `ops` to the `ip` table `table`.
-pub fn compile(table: &str, ops: &[Op]) -> Result<Batch, CompileError> {
+/// The batch applying `ops`, each to the `ip` table named with it.
+pub fn compile<'a>(
+    ops: impl IntoIterator<Item = (&'a str, &'a Op)>,
+) -> Result<Batch, CompileError> {
     let mut c = Compiler {
-        table,
+        table: "",
         batch: Batch::default(),
         next_set_id: 1,
     };
-    for op in ops {
+    for (table, op) in ops {
+        c.table = table;
         c.op(op)?;
     }
     Ok(c.batch)
@@ -116,6 +120,7 @@ impl Compiler<'_> {
                 m.str(CHAIN_NAME, name);
                 m
             }
+            Op::DeleteTable => self.msg(DELTABLE, 0),
             Op::DeleteChain(name) => {
                 let mut m = self.msg(DELCHAIN, 0);
                 m.str(CHAIN_NAME, name);

@@ -7,7 +7,7 @@ use crate::fixtures::{cfg, numbered};
 use crate::model::ServicePort;
 use crate::netlink::Socket;
 use crate::nft::Nft;
-use crate::nftproxier::NftProxier;
+use crate::nftproxier::{NftProxier, Script};
 use crate::nftrules::{self, NftPort};
 use crate::rules::RulesConfig;
 
@@ -81,7 +81,7 @@ fn rendered(
 /// The update from `before()` to `after()`.
 fn update(cfg: &RulesConfig) -> (NftProxier, crate::nftproxier::Script) {
     let mut p = NftProxier::new(cfg.clone());
-    p.full_sync(rendered(cfg, &before()));
+    p.full_sync(rendered(cfg, &before()), &[]);
     let new = rendered(cfg, &after());
     let changed = (1..=7)
         .map(|i| {
@@ -94,6 +94,15 @@ fn update(cfg: &RulesConfig) -> (NftProxier, crate::nftproxier::Script) {
     (p, s)
 }
 
+/// Every op in the one table `t`.
+fn compile_in(t: &str, ops: &[Op]) -> Result<crate::netlink::Batch, CompileError> {
+    compile(ops.iter().map(|o| (t, o)))
+}
+
+fn compile_script(s: &Script) -> Result<crate::netlink::Batch, CompileError> {
+    compile(s.ops.iter().map(|(t, o)| (t.as_str(), o)))
+}
+
 fn wide_cidr() -> RulesConfig {
     RulesConfig {
         cluster_cidr: "10.32.0.0/12".into(),
@@ -104,8 +113,8 @@ fn wide_cidr() -> RulesConfig {
 #[test]
 fn every_rule_form_the_renderer_writes_compiles() {
     for cfg in [cfg(), wide_cidr()] {
-        let (p, s) = update(&cfg);
-        let batch = compile(p.table(), &s.ops).expect("compiles");
+        let (_, s) = update(&cfg);
+        let batch = compile_script(&s).expect("compiles");
         assert!(batch.len() >= s.ops.len(), "{}", s.text);
         // And the from-scratch state too, rule by rule.
         for port in rendered(&cfg, &after()).values().flatten() {
@@ -117,7 +126,7 @@ fn every_rule_form_the_renderer_writes_compiles() {
                         rule: r.clone(),
                     })
                     .collect();
-                compile(p.table(), &ops).expect("compiles");
+                compile_in("t", &ops).expect("compiles");
             }
         }
     }
@@ -138,7 +147,7 @@ fn a_rule_form_it_does_not_know_is_refused() {
             chain: "c".into(),
             rule: rule.into(),
         }];
-        assert!(compile("t", &ops).is_err(), "{rule}");
+        assert!(compile_in("t", &ops).is_err(), "{rule}");
     }
 }
 
@@ -161,7 +170,7 @@ fn a_numgen_vmap_creates_its_anonymous_map_before_the_rule() {
         chain: "c".into(),
         rule: "numgen random mod 2 vmap { 0 : goto a, 1 : goto b }".into(),
     }];
-    let batch = compile("t", &ops).expect("compiles");
+    let batch = compile_in("t", &ops).expect("compiles");
     // The map, its elements, the rule.
     assert_eq!(batch.len(), 3);
 }
@@ -242,32 +251,44 @@ fn normalized(json: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// Every table in the namespace, normalized, keys prefixed with the table.
+async fn listed(nft: &Nft) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for table in nft.list_tables().await.expect("tables") {
+        let json = nft.list_table_json(&table).await.expect("list");
+        for (k, v) in normalized(&json) {
+            out.insert(format!("{table} {k}"), v);
+        }
+    }
+    out
+}
+
 #[tokio::test]
-async fn an_update_over_netlink_leaves_the_table_nft_would_have_written() {
+async fn an_update_over_netlink_leaves_the_tables_nft_would_have_written() {
     for (what, cfg) in [("16", cfg()), ("12", wide_cidr())] {
         let updated = TestNetns::new(&format!("u{what}"));
         let scratch = TestNetns::new(&format!("s{what}"));
-        let full = NftProxier::new(cfg.clone()).full_sync(rendered(&cfg, &before()));
+        let full = NftProxier::new(cfg.clone()).full_sync(rendered(&cfg, &before()), &[]);
         updated.nft().apply(&full.text).await.expect("full sync");
-        let (p, s) = update(&cfg);
-        let batch = compile(p.table(), &s.ops).expect("compiles");
+        let (_, s) = update(&cfg);
+        // New shards are created by nft first, as the dataplane does.
+        updated
+            .nft()
+            .apply(&s.prepare)
+            .await
+            .expect("shards created");
+        let batch = compile_script(&s).expect("compiles");
         let socket = Socket::open(Some(std::path::Path::new(&updated.path()))).expect("socket");
         socket.apply(&batch).expect("applied");
 
         let mut fresh = NftProxier::new(cfg.clone());
-        let full = fresh.full_sync(rendered(&cfg, &after()));
+        let full = fresh.full_sync(rendered(&cfg, &after()), &[]);
         scratch.nft().apply(&full.text).await.expect("full sync");
 
-        let list = |n: Nft| {
-            let table = p.table().to_string();
-            async move { n.list_table_json(&table).await.expect("list") }
-        };
-        let got = normalized(&list(updated.nft()).await);
-        let want = normalized(&list(scratch.nft()).await);
-        assert!(
-            got.keys().any(|k| k.starts_with("set affinity-")),
-            "{got:?}"
-        );
+        let got = listed(&updated.nft()).await;
+        let want = listed(&scratch.nft()).await;
+        assert!(got.keys().any(|k| k.contains(".shard")), "{got:?}");
+        assert!(got.keys().any(|k| k.contains(" set affinity-")), "{got:?}");
         assert_eq!(got, want, "cluster CIDR /{what}");
     }
 }
@@ -284,10 +305,77 @@ fn a_refused_transaction_names_the_command_and_changes_nothing() {
             rule: "drop".into(),
         },
     ];
-    let batch = compile("ferrokube-nothere", &ops).expect("compiles");
+    let batch = compile_in("ferrokube-nothere", &ops).expect("compiles");
     let err = socket.apply(&batch).expect_err("refused").to_string();
     assert!(err.contains("AddChain(\"a\")"), "{err}");
     // The socket is still usable afterwards.
     let err = socket.apply(&batch).expect_err("refused").to_string();
     assert!(err.contains("AddChain"), "{err}");
+}
+
+#[tokio::test]
+async fn a_full_sync_replaces_the_single_table_layout_and_stale_shards() {
+    let ns = TestNetns::new("layout");
+    let nft = ns.nft();
+    let cfg = cfg();
+    // What an earlier version left: Services in the one table, and a shard
+    // of a build with more shards.
+    let old = "add table ip ferrokube-fk\n\
+        add map ip ferrokube-fk service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; }\n\
+        add chain ip ferrokube-fk service-OLDOLDOL-default/old/tcp/\n\
+        add element ip ferrokube-fk service-ips { 10.43.0.99 . tcp . 80 : goto service-OLDOLDOL-default/old/tcp/ }\n\
+        add table ip ferrokube-fk.shard40\n\
+        add table ip ferrokube-other\n";
+    nft.apply(old).await.expect("old layout");
+    let existing = nft.list_tables().await.expect("tables");
+    let mut p = NftProxier::new(cfg.clone());
+    let s = p.full_sync(rendered(&cfg, &before()), &existing);
+    nft.apply(&s.text).await.expect("full sync");
+
+    let mut want: Vec<String> = p.populated().iter().map(|t| t.to_string()).collect();
+    want.push("ferrokube-fk".into());
+    want.push("ferrokube-other".into());
+    want.sort();
+    let mut got = nft.list_tables().await.expect("tables");
+    got.sort();
+    assert_eq!(got, want);
+    let common = nft.list_table("ferrokube-fk").await.expect("common");
+    assert!(!common.contains("OLDOLDOL"), "{common}");
+    assert!(!common.contains("service-ips"), "{common}");
+}
+
+#[tokio::test]
+async fn a_shard_goes_over_netlink_with_its_last_service_and_comes_back_with_its_first() {
+    let ns = TestNetns::new("shard");
+    let nft = ns.nft();
+    let cfg = cfg();
+    let one = |i: u8| {
+        let mut m = BTreeMap::new();
+        m.insert(i, numbered(i, 2, Some(30000 + u16::from(i))));
+        rendered(&cfg, &m)
+    };
+    let mut p = NftProxier::new(cfg.clone());
+    nft.apply(&p.full_sync(one(1), &[]).text)
+        .await
+        .expect("full sync");
+    let shard = p.populated()[0].to_string();
+    let socket = Socket::open(Some(std::path::Path::new(&ns.path()))).expect("socket");
+
+    let s = p.update(vec![("default/s1".into(), None)]);
+    socket
+        .apply(&compile_script(&s).expect("compiles"))
+        .expect("applied");
+    assert_eq!(nft.list_tables().await.expect("tables"), ["ferrokube-fk"]);
+
+    let (key, ports) = one(1).into_iter().next().expect("one");
+    let s = p.update(vec![(key, Some(ports))]);
+    nft.apply(&s.prepare).await.expect("shard created");
+    socket
+        .apply(&compile_script(&s).expect("compiles"))
+        .expect("applied");
+    let listing = nft.list_table(&shard).await.expect("shard");
+    assert!(
+        listing.contains("10.43.0.1 . tcp . 80 : goto service-"),
+        "{listing}"
+    );
 }

@@ -1,72 +1,96 @@
 //! The nftables proxier's memory of what is programmed, and the smallest
-//! transaction that brings our table to the new wanted state: a list of
-//! [`Op`]s, also rendered as an `nft -f` script. The dataplane sends the
-//! ops over netlink ([`crate::nftcompile`]), or the script to `nft`.
+//! transaction that brings our tables to the new wanted state: a list of
+//! [`Op`]s, each in its table, also rendered as an `nft -f` script. The
+//! dataplane sends the ops over netlink ([`crate::nftcompile`]), or the
+//! script to `nft`.
 //!
-//! A changed Service touches only what it owns: its chains (rewritten by
-//! `flush chain` + `add rule`), its affinity sets and its verdict-map
-//! elements. No shared chain is ever rewritten after the start, so an
-//! endpoint change costs the same with 10 or 10,000 Services. A script is
-//! one transaction: elements leave the maps before the chains they name are
-//! flushed and deleted, and new chains exist before elements name them.
+//! A changed Service touches only what it owns, in its shard table
+//! ([`crate::nftlayout`]): its chains (rewritten by `flush chain` +
+//! `add rule`), its affinity sets and its verdict-map elements (and the
+//! common table's reject maps when it has no endpoints). No fixed chain is
+//! rewritten after the start, and the kernel validates only the tables a
+//! transaction touches, so an endpoint change costs the same with 10 or
+//! 10,000 Services. A script is one transaction: elements leave the maps
+//! before the chains they name are flushed and deleted, and new chains
+//! exist before elements name them.
 //!
-//! A full sync (start, or after a failed update) deletes and recreates the
-//! whole table in one transaction: nothing stale survives a restart, and
-//! traffic never sees a half-programmed table.
+//! A full sync (start, or after a failed update) deletes and recreates
+//! every table of ours in one transaction: nothing stale survives a
+//! restart, and traffic never sees a half-programmed table.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
-use crate::nftrules::{self, Element, NftPort};
+use crate::nftlayout::{self, SHARDS, Table, Tables, shard_of};
+use crate::nftrules::NftPort;
 use crate::rules::RulesConfig;
 
 /// One `nft -f` script, with what it touches.
 #[derive(Debug, Default, Clone)]
 pub struct Script {
     pub text: String,
+    /// Commands creating the (empty) shard tables an update populates,
+    /// applied by `nft -f` before the update: an empty shard changes no
+    /// traffic, and the update proper still goes over netlink.
+    pub prepare: String,
     /// Rules written.
     pub rules: usize,
     /// Map elements added or deleted.
     pub elements: usize,
-    /// Chains written or deleted.
+    /// Per-Service chains written or deleted.
     pub chains: usize,
-    /// The commands of an incremental update (empty for a full sync).
-    pub ops: Vec<Op>,
+    /// The fixed chains a full sync creates (common and shard tables).
+    pub fixed_chains: usize,
+    /// The commands of an incremental update, each with the name of its
+    /// table (empty for a full sync).
+    pub ops: Vec<(String, Op)>,
 }
 
 impl Script {
     pub fn is_empty(&self) -> bool {
-        self.text.is_empty()
+        self.text.is_empty() && self.prepare.is_empty()
+    }
+
+    /// The tables an update's ops touch.
+    pub fn tables(&self) -> BTreeSet<&str> {
+        self.ops.iter().map(|(t, _)| t.as_str()).collect()
     }
 }
+
+/// A map element's identity: its table, map and key.
+type ElementKey = (Table, &'static str, String);
 
 #[derive(Debug)]
 pub struct NftProxier {
     cfg: RulesConfig,
-    table: String,
+    tables: Tables,
     services: BTreeMap<String, Vec<NftPort>>,
-    /// Per-Service chains as programmed.
+    /// Per-Service chains as programmed (names are unique across shards:
+    /// they carry the Service's name).
     chains: HashMap<String, Vec<String>>,
-    /// `(map, key)` → verdict, as programmed.
-    elements: HashMap<(&'static str, String), String>,
+    /// Element → verdict, as programmed.
+    elements: HashMap<ElementKey, String>,
     sets: BTreeSet<String>,
+    /// Services per shard: a shard's table exists while it has one.
+    per_shard: Vec<usize>,
 }
 
 impl NftProxier {
     pub fn new(cfg: RulesConfig) -> NftProxier {
-        let table = nftrules::table_name(&cfg);
+        let tables = Tables::new(&cfg);
         NftProxier {
             cfg,
-            table,
+            tables,
             services: BTreeMap::new(),
             chains: HashMap::new(),
             elements: HashMap::new(),
             sets: BTreeSet::new(),
+            per_shard: vec![0; SHARDS],
         }
     }
 
-    pub fn table(&self) -> &str {
-        &self.table
+    pub fn tables(&self) -> &Tables {
+        &self.tables
     }
 
     pub fn config(&self) -> &RulesConfig {
@@ -77,56 +101,94 @@ impl NftProxier {
         self.services.len()
     }
 
-    /// Everything from scratch: the table deleted (if any) and recreated
-    /// with every Service, atomically.
-    pub fn full_sync(&mut self, all: BTreeMap<String, Vec<NftPort>>) -> Script {
+    /// The shard tables holding Services now.
+    pub fn populated(&self) -> Vec<&str> {
+        (0..SHARDS)
+            .filter(|&i| self.per_shard[i] > 0)
+            .map(|i| self.tables.name(Table::Shard(i)))
+            .collect()
+    }
+
+    /// Everything from scratch, atomically: every table of ours deleted
+    /// (those of `existing`, the kernel's `ip` tables, too: a shard
+    /// emptied while we were down, or left by a build with other shards)
+    /// and the common table and the populated shards recreated.
+    pub fn full_sync(
+        &mut self,
+        all: BTreeMap<String, Vec<NftPort>>,
+        existing: &[String],
+    ) -> Script {
         self.services = all;
         self.chains.clear();
         self.elements.clear();
         self.sets.clear();
-        let t = format!("ip {}", self.table);
+        self.per_shard = vec![0; SHARDS];
+        for key in self.services.keys() {
+            self.per_shard[shard_of(key)] += 1;
+        }
         let mut s = Script::default();
+        let populated: Vec<String> = self.populated().into_iter().map(String::from).collect();
+        for name in existing {
+            let known = name == self.tables.common() || self.tables.shards().contains(name);
+            if self.tables.is_ours(name) && !known {
+                let _ = writeln!(s.text, "delete table ip {name}");
+            }
+        }
         // `add` first so that `delete` cannot fail on a fresh host.
-        let _ = writeln!(s.text, "add table {t}\ndelete table {t}\nadd table {t}");
-        for c in nftrules::base_commands(&self.cfg, &self.table) {
-            s.text.push_str(&c);
-            s.text.push('\n');
+        for name in self.tables.shards() {
+            if !populated.contains(name) {
+                let _ = writeln!(s.text, "add table ip {name}\ndelete table ip {name}");
+            }
         }
-        let ports: Vec<NftPort> = self.services.values().flatten().cloned().collect();
-        for p in &ports {
-            for (name, secs) in &p.sets {
-                if self.sets.insert(name.clone()) {
-                    add_set(&mut s.text, &t, name, *secs);
+        let common = self.tables.common().to_string();
+        recreate(
+            &mut s,
+            &common,
+            nftlayout::common_commands(&self.cfg, &common),
+        );
+        for name in &populated {
+            recreate(&mut s, name, nftlayout::shard_commands(&self.cfg, name));
+        }
+        let mut by_map: BTreeMap<(Table, &'static str), Vec<(&str, &str)>> = BTreeMap::new();
+        for (key, ports) in &self.services {
+            let shard = shard_of(key);
+            let t = format!("ip {}", self.tables.name(Table::Shard(shard)));
+            for p in ports {
+                for (name, secs) in &p.sets {
+                    if self.sets.insert(name.clone()) {
+                        add_set(&mut s.text, &t, name, *secs);
+                    }
+                }
+                for (name, _) in &p.chains {
+                    let _ = writeln!(s.text, "add chain {t} {name}");
                 }
             }
-            for (name, _) in &p.chains {
-                let _ = writeln!(s.text, "add chain {t} {name}");
-            }
-        }
-        for p in &ports {
-            for (name, rules) in &p.chains {
-                for r in rules {
-                    let _ = writeln!(s.text, "add rule {t} {name} {r}");
+            for p in ports {
+                for (name, rules) in &p.chains {
+                    for r in rules {
+                        let _ = writeln!(s.text, "add rule {t} {name} {r}");
+                    }
+                    s.rules += rules.len();
+                    s.chains += 1;
+                    self.chains.insert(name.clone(), rules.clone());
                 }
-                s.rules += rules.len();
-                s.chains += 1;
-                self.chains.insert(name.clone(), rules.clone());
+                for e in &p.elements {
+                    let table = nftlayout::map_table(e.map, shard);
+                    by_map
+                        .entry((table, e.map))
+                        .or_default()
+                        .push((&e.key, &e.verdict));
+                    self.elements
+                        .insert((table, e.map, e.key.clone()), e.verdict.clone());
+                }
             }
         }
-        let mut by_map: BTreeMap<&'static str, Vec<&Element>> = BTreeMap::new();
-        for e in ports.iter().flat_map(|p| &p.elements) {
-            by_map.entry(e.map).or_default().push(e);
-            self.elements
-                .insert((e.map, e.key.clone()), e.verdict.clone());
-        }
-        for (map, elements) in by_map {
+        for ((table, map), elements) in by_map {
+            let t = self.tables.name(table);
             // Batches keep the script short and nft's parsing fast.
             for chunk in elements.chunks(1000) {
-                let list: Vec<String> = chunk
-                    .iter()
-                    .map(|e| format!("{} : {}", e.key, e.verdict))
-                    .collect();
-                let _ = writeln!(s.text, "add element {t} {map} {{ {} }}", list.join(", "));
+                let list: Vec<String> = chunk.iter().map(|(k, v)| format!("{k} : {v}")).collect();
+                let _ = writeln!(s.text, "add element ip {t} {map} {{ {} }}", list.join(", "));
                 s.elements += chunk.len();
             }
         }
@@ -136,50 +198,64 @@ impl NftProxier {
     /// Applies changed Services (`None`: deleted) and returns the script
     /// that programs just that.
     pub fn update(&mut self, changed: Vec<(String, Option<Vec<NftPort>>)>) -> Script {
-        let mut old_chains: BTreeSet<String> = BTreeSet::new();
-        let mut old_sets: BTreeSet<String> = BTreeSet::new();
-        let mut old_elements: BTreeSet<(&'static str, String)> = BTreeSet::new();
-        let mut new_ports: Vec<NftPort> = Vec::new();
+        let before = self.per_shard.clone();
+        let mut old_chains: BTreeMap<String, Table> = BTreeMap::new();
+        let mut old_sets: BTreeMap<String, Table> = BTreeMap::new();
+        let mut old_elements: BTreeSet<ElementKey> = BTreeSet::new();
+        let mut new_ports: Vec<(usize, NftPort)> = Vec::new();
         for (key, new) in changed {
-            let old = match &new {
-                Some(n) => self.services.insert(key, n.clone()),
+            let shard = shard_of(&key);
+            let here = Table::Shard(shard);
+            let now = new.is_some();
+            let old = match new.clone() {
+                Some(n) => self.services.insert(key, n),
                 None => self.services.remove(&key),
+            };
+            match (old.is_some(), now) {
+                (false, true) => self.per_shard[shard] += 1,
+                (true, false) => self.per_shard[shard] -= 1,
+                _ => {}
             }
-            .unwrap_or_default();
-            for p in old {
-                old_chains.extend(p.chains.into_iter().map(|(n, _)| n));
-                old_sets.extend(p.sets.into_iter().map(|(n, _)| n));
-                old_elements.extend(p.elements.into_iter().map(|e| (e.map, e.key)));
+            for p in old.unwrap_or_default() {
+                old_chains.extend(p.chains.into_iter().map(|(n, _)| (n, here)));
+                old_sets.extend(p.sets.into_iter().map(|(n, _)| (n, here)));
+                old_elements.extend(
+                    p.elements
+                        .into_iter()
+                        .map(|e| (nftlayout::map_table(e.map, shard), e.map, e.key)),
+                );
             }
-            new_ports.extend(new.unwrap_or_default());
+            new_ports.extend(new.unwrap_or_default().into_iter().map(|p| (shard, p)));
         }
-        let mut write: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut new_sets: BTreeMap<String, i32> = BTreeMap::new();
-        let mut wanted: BTreeMap<(&'static str, String), String> = BTreeMap::new();
-        for p in new_ports {
+        let mut write: BTreeMap<String, (Table, Vec<String>)> = BTreeMap::new();
+        let mut new_sets: BTreeMap<String, (Table, i32)> = BTreeMap::new();
+        let mut wanted: BTreeMap<ElementKey, String> = BTreeMap::new();
+        for (shard, p) in new_ports {
+            let here = Table::Shard(shard);
             for (name, rules) in p.chains {
                 old_chains.remove(&name);
                 if self.chains.get(&name) != Some(&rules) {
-                    write.insert(name, rules);
+                    write.insert(name, (here, rules));
                 }
             }
             for (name, secs) in p.sets {
                 old_sets.remove(&name);
                 if !self.sets.contains(&name) {
-                    new_sets.insert(name, secs);
+                    new_sets.insert(name, (here, secs));
                 }
             }
             for e in p.elements {
-                wanted.insert((e.map, e.key), e.verdict);
+                let table = nftlayout::map_table(e.map, shard);
+                wanted.insert((table, e.map, e.key), e.verdict);
             }
         }
-        let mut del_elements: Vec<(&'static str, String)> = Vec::new();
+        let mut del_elements: Vec<ElementKey> = Vec::new();
         for k in old_elements {
             if !wanted.contains_key(&k) && self.elements.contains_key(&k) {
                 del_elements.push(k);
             }
         }
-        let mut add_elements: Vec<((&'static str, String), String)> = Vec::new();
+        let mut add_elements: Vec<(ElementKey, String)> = Vec::new();
         for (k, v) in wanted {
             match self.elements.get(&k) {
                 Some(cur) if *cur == v => {}
@@ -192,77 +268,129 @@ impl NftProxier {
         }
 
         let mut s = Script::default();
-        let mut ops = Vec::new();
-        for (name, secs) in &new_sets {
-            ops.push(Op::AddSet {
-                name: name.clone(),
-                timeout: *secs,
-            });
+        let mut ops: Vec<(Table, Op)> = Vec::new();
+        for (name, (table, secs)) in &new_sets {
+            ops.push((
+                *table,
+                Op::AddSet {
+                    name: name.clone(),
+                    timeout: *secs,
+                },
+            ));
             self.sets.insert(name.clone());
         }
-        for name in write.keys() {
+        for (name, (table, _)) in &write {
             if !self.chains.contains_key(name) {
-                ops.push(Op::AddChain(name.clone()));
+                ops.push((*table, Op::AddChain(name.clone())));
             }
         }
-        for (map, key) in &del_elements {
-            ops.push(Op::DeleteElement {
-                map,
-                key: key.clone(),
-            });
-            self.elements.remove(&(*map, key.clone()));
+        for (table, map, key) in &del_elements {
+            ops.push((
+                *table,
+                Op::DeleteElement {
+                    map,
+                    key: key.clone(),
+                },
+            ));
+            self.elements.remove(&(*table, *map, key.clone()));
         }
-        for (name, rules) in &write {
+        for (name, (table, rules)) in &write {
             if self.chains.contains_key(name) {
-                ops.push(Op::FlushChain(name.clone()));
+                ops.push((*table, Op::FlushChain(name.clone())));
             }
             for r in rules {
-                ops.push(Op::AddRule {
-                    chain: name.clone(),
-                    rule: r.clone(),
-                });
+                ops.push((
+                    *table,
+                    Op::AddRule {
+                        chain: name.clone(),
+                        rule: r.clone(),
+                    },
+                ));
             }
             s.rules += rules.len();
         }
-        for ((map, key), verdict) in &add_elements {
-            ops.push(Op::AddElement {
-                map,
-                key: key.clone(),
-                verdict: verdict.clone(),
-            });
-            self.elements.insert((*map, key.clone()), verdict.clone());
+        for ((table, map, key), verdict) in &add_elements {
+            ops.push((
+                *table,
+                Op::AddElement {
+                    map,
+                    key: key.clone(),
+                    verdict: verdict.clone(),
+                },
+            ));
+            self.elements
+                .insert((*table, *map, key.clone()), verdict.clone());
         }
         // The removed chains may name each other (a Service chain its
         // endpoint chains): all are flushed before any is deleted, and no
         // rewritten chain or element names them any more, so they can go
         // in the same transaction.
-        let removed: Vec<&String> = old_chains
+        let removed: Vec<(&String, Table)> = old_chains
             .iter()
-            .filter(|n| self.chains.remove(*n).is_some())
+            .filter(|(n, _)| self.chains.remove(*n).is_some())
+            .map(|(n, t)| (n, *t))
             .collect();
-        for name in &removed {
-            ops.push(Op::FlushChain((*name).clone()));
+        for (name, table) in &removed {
+            ops.push((*table, Op::FlushChain((*name).clone())));
         }
-        for name in &removed {
-            ops.push(Op::DeleteChain((*name).clone()));
+        for (name, table) in &removed {
+            ops.push((*table, Op::DeleteChain((*name).clone())));
         }
         s.chains += removed.len();
-        for name in &old_sets {
+        for (name, table) in &old_sets {
             if self.sets.remove(name) {
-                ops.push(Op::DeleteSet(name.clone()));
+                ops.push((*table, Op::DeleteSet(name.clone())));
             }
         }
         s.chains += write.len();
         s.elements = del_elements.len() + add_elements.len();
-        for (name, rules) in write {
+        for (name, (_, rules)) in write {
             self.chains.insert(name, rules);
         }
-        let t = format!("ip {}", self.table);
-        for op in &ops {
-            op.render(&mut s.text, &t);
+        // A shard that lost its last Service goes as a whole (with it
+        // its nat hooks); one that gains its first is created beforehand.
+        for (shard, (&was, &now)) in before.iter().zip(&self.per_shard).enumerate() {
+            let table = Table::Shard(shard);
+            let name = self.tables.name(table);
+            if was > 0 && now == 0 {
+                ops.retain(|(t, _)| *t != table);
+                ops.push((table, Op::DeleteTable));
+            } else if was == 0 && now > 0 {
+                let mut commands = Vec::new();
+                recreate_commands(&mut commands, name);
+                commands.extend(nftlayout::shard_commands(&self.cfg, name));
+                for c in commands {
+                    s.prepare.push_str(&c);
+                    s.prepare.push('\n');
+                }
+            }
         }
-        s.ops = ops;
+        for (table, op) in ops {
+            let name = self.tables.name(table).to_string();
+            op.render(&mut s.text, &format!("ip {name}"));
+            s.ops.push((name, op));
+        }
         s
+    }
+}
+
+/// `add`, `delete` and `add` of a table: gone with all it held, whether or
+/// not it existed, then empty.
+fn recreate_commands(out: &mut Vec<String>, table: &str) {
+    out.push(format!("add table ip {table}"));
+    out.push(format!("delete table ip {table}"));
+    out.push(format!("add table ip {table}"));
+}
+
+/// A table recreated in a full sync, with its fixed content.
+fn recreate(s: &mut Script, table: &str, fixed: Vec<String>) {
+    let mut commands = Vec::new();
+    recreate_commands(&mut commands, table);
+    s.fixed_chains += fixed.iter().filter(|c| c.starts_with("add chain")).count();
+    commands.extend(fixed);
+    for c in commands {
+        s.text.push_str(&c);
+        s.text.push('\n');
     }
 }
 
@@ -293,6 +421,8 @@ pub enum Op {
     },
     DeleteChain(String),
     DeleteSet(String),
+    /// The table with everything in it (an emptied shard).
+    DeleteTable,
 }
 
 impl Op {
@@ -314,6 +444,7 @@ impl Op {
             }
             Op::DeleteChain(name) => writeln!(text, "delete chain {t} {name}"),
             Op::DeleteSet(name) => writeln!(text, "delete set {t} {name}"),
+            Op::DeleteTable => writeln!(text, "delete table {t}"),
         };
     }
 }
@@ -326,110 +457,5 @@ fn add_set(text: &mut String, t: &str, name: &str, secs: i32) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fixtures::{cfg, numbered};
-
-    fn svc(i: u8, endpoints: u8) -> (String, Vec<NftPort>) {
-        let sp = numbered(i, endpoints, Some(30000 + u16::from(i)));
-        (
-            format!("default/s{i}"),
-            vec![nftrules::port_rules(&cfg(), &sp)],
-        )
-    }
-
-    #[test]
-    fn a_full_sync_recreates_the_table_in_one_script() {
-        let mut p = NftProxier::new(cfg());
-        let s = p.full_sync((1..=3).map(|i| svc(i, 2)).collect());
-        assert!(s.text.starts_with(
-            "add table ip ferrokube-fk\ndelete table ip ferrokube-fk\nadd table ip ferrokube-fk\n"
-        ));
-        // Per Service: the SVC, EXT and two endpoint chains.
-        assert_eq!(s.chains, 3 * 4);
-        assert_eq!(s.elements, 3 * 2, "a ClusterIP and a NodePort each");
-        assert!(s.text.contains(
-            "add element ip ferrokube-fk service-ips { 10.43.0.1 . tcp . 80 : goto service-"
-        ));
-    }
-
-    #[test]
-    fn an_endpoint_change_rewrites_only_that_services_chains() {
-        let mut p = NftProxier::new(cfg());
-        p.full_sync((1..=50).map(|i| svc(i, 3)).collect());
-        let (key, ports) = svc(7, 4);
-        let s = p.update(vec![(key, Some(ports))]);
-        // The service chain (one numgen rule) and the new endpoint chain.
-        assert_eq!((s.chains, s.rules, s.elements), (2, 1 + 2, 0), "{}", s.text);
-        assert_eq!(s.text.lines().count(), 1 + 1 + 1 + 2, "{}", s.text);
-        assert!(s.text.contains("numgen random mod 4 vmap"));
-        assert!(!s.text.contains("services "), "{}", s.text);
-        // The same state again writes nothing.
-        let (key, ports) = svc(7, 4);
-        assert!(p.update(vec![(key, Some(ports))]).is_empty());
-    }
-
-    #[test]
-    fn a_lost_endpoint_chain_is_flushed_and_deleted_after_the_rewrite() {
-        let mut p = NftProxier::new(cfg());
-        p.full_sync([svc(1, 3)].into());
-        let (key, ports) = svc(1, 2);
-        let s = p.update(vec![(key, Some(ports))]);
-        let rewrite = s
-            .text
-            .find("flush chain ip ferrokube-fk service-")
-            .expect("rewrite");
-        let delete = s
-            .text
-            .find("delete chain ip ferrokube-fk endpoint-")
-            .expect("delete");
-        assert!(rewrite < delete, "{}", s.text);
-        assert_eq!(s.text.matches("delete chain").count(), 1);
-    }
-
-    #[test]
-    fn a_removed_service_chain_is_flushed_before_its_endpoint_chains_go() {
-        let mut p = NftProxier::new(cfg());
-        p.full_sync([svc(1, 3)].into());
-        let s = p.update(vec![("default/s1".into(), None)]);
-        let last_flush = s.text.rfind("flush chain").expect("flush");
-        let first_delete = s.text.find("delete chain").expect("delete");
-        assert!(last_flush < first_delete, "{}", s.text);
-    }
-
-    #[test]
-    fn losing_every_endpoint_moves_the_elements_to_the_reject_maps() {
-        let mut p = NftProxier::new(cfg());
-        p.full_sync([svc(1, 2)].into());
-        let (key, ports) = svc(1, 0);
-        let s = p.update(vec![(key, Some(ports))]);
-        let text = &s.text;
-        assert!(
-            text.contains("delete element ip ferrokube-fk service-ips { 10.43.0.1 . tcp . 80 }")
-        );
-        assert!(text.contains("delete element ip ferrokube-fk service-nodeports { tcp . 30001 }"));
-        assert!(text.contains(
-            "add element ip ferrokube-fk no-endpoint-services { 10.43.0.1 . tcp . 80 : goto reject-chain }"
-        ));
-        assert!(text.contains(
-            "add element ip ferrokube-fk no-endpoint-nodeports { tcp . 30001 : goto reject-chain }"
-        ));
-        // The elements leave before the chains they name are deleted.
-        let del_el = text.find("delete element").expect("element");
-        let del_chain = text.find("delete chain").expect("chain");
-        assert!(del_el < del_chain, "{text}");
-        assert_eq!(text.matches("delete chain").count(), 4, "{text}");
-    }
-
-    #[test]
-    fn removing_a_service_removes_everything_it_owned() {
-        let mut p = NftProxier::new(cfg());
-        p.full_sync((1..=3).map(|i| svc(i, 2)).collect());
-        let s = p.update(vec![("default/s2".into(), None)]);
-        assert_eq!(s.text.matches("delete chain").count(), 4, "{}", s.text);
-        assert_eq!(s.text.matches("delete element").count(), 2, "{}", s.text);
-        assert!(!s.text.contains("add "), "{}", s.text);
-        assert_eq!(p.service_count(), 2);
-        assert!(p.update(vec![("default/s2".into(), None)]).is_empty());
-    }
-}
+#[path = "nftproxier_tests.rs"]
+mod tests;

@@ -1,7 +1,9 @@
 //! nftables rule generation, after kube-proxy's nftables mode
 //! (`pkg/proxy/nftables/proxier.go`), pure: the same [`ServicePort`] model
-//! the iptables renderer ([`crate::rules`]) reads, rendered into one
-//! `ip` table of our own.
+//! the iptables renderer ([`crate::rules`]) reads, rendered into the
+//! `ip` tables of our own laid out by [`crate::nftlayout`]: a Service's
+//! chains and dispatch elements in its shard table, the reject maps in the
+//! common one.
 //!
 //! Dispatch goes through verdict maps keyed by `ip . proto . port`, so a
 //! Service is a few map elements plus its own chains, and an endpoint
@@ -31,10 +33,10 @@ pub const SERVICE_IPS: &str = "service-ips";
 pub const SERVICE_NODEPORTS: &str = "service-nodeports";
 pub const NO_ENDPOINT_SERVICES: &str = "no-endpoint-services";
 pub const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
-const MARK_MASQ: &str = "mark-for-masquerade";
+pub(crate) const MARK_MASQ: &str = "mark-for-masquerade";
 /// The chain looking up `service-ips`, jumped to from `services`.
-const SERVICE_IPS_CHAIN: &str = "service-ip-dispatch";
-const REJECT_CHAIN: &str = "reject-chain";
+pub(crate) const SERVICE_IPS_CHAIN: &str = "service-ip-dispatch";
+pub(crate) const REJECT_CHAIN: &str = "reject-chain";
 
 /// The table of a proxy with this chain prefix: `ferrokube` for the
 /// default prefix, `ferrokube-<prefix>` otherwise, so several clusters (and
@@ -221,144 +223,6 @@ pub fn port_rules(cfg: &RulesConfig, sp: &ServicePort) -> NftPort {
                     .push(element(NO_ENDPOINT_NODEPORTS, np_key(np), reject.clone()));
             }
         }
-    }
-    out
-}
-
-/// The fixed part of the table, as `nft -f` commands creating it in an
-/// empty table `table`: the verdict maps, the base chains hooked into
-/// netfilter and the chains they jump to.
-pub fn base_commands(cfg: &RulesConfig, table: &str) -> Vec<String> {
-    let mark = format!("{:#x}", cfg.masq_mark);
-    let t = format!("ip {table}");
-    let mut out = vec![
-        format!(
-            "add map {t} {SERVICE_IPS} {{ type ipv4_addr . inet_proto . inet_service : verdict ; }}"
-        ),
-        format!("add map {t} {SERVICE_NODEPORTS} {{ type inet_proto . inet_service : verdict ; }}"),
-        format!(
-            "add map {t} {NO_ENDPOINT_SERVICES} {{ type ipv4_addr . inet_proto . inet_service : verdict ; }}"
-        ),
-        format!(
-            "add map {t} {NO_ENDPOINT_NODEPORTS} {{ type inet_proto . inet_service : verdict ; }}"
-        ),
-    ];
-    // Filter hooks run before DNAT (dstnat is -100), as kube-proxy's, so a
-    // Service without endpoints is rejected at its own address.
-    let base = [
-        (
-            "nat-prerouting",
-            "nat",
-            "prerouting",
-            "dstnat",
-            "jump services",
-        ),
-        ("nat-output", "nat", "output", "-100", "jump services"),
-        (
-            "nat-postrouting",
-            "nat",
-            "postrouting",
-            "srcnat",
-            "jump masquerading",
-        ),
-        (
-            "filter-forward",
-            "filter",
-            "forward",
-            "-110",
-            "ct state new jump service-endpoints-check",
-        ),
-        (
-            "filter-output",
-            "filter",
-            "output",
-            "-110",
-            "ct state new jump service-endpoints-check",
-        ),
-        (
-            "filter-input",
-            "filter",
-            "input",
-            "-110",
-            "ct state new jump service-endpoints-check",
-        ),
-    ];
-    let regular: [(&str, Vec<String>); 7] = [
-        (
-            MARK_MASQ,
-            vec![format!("meta mark set meta mark or {mark}")],
-        ),
-        (
-            "masquerading",
-            vec![
-                format!("meta mark & {mark} == 0 return"),
-                // Clear the bit so a re-traversal does not masquerade again.
-                format!("meta mark set meta mark xor {mark}"),
-                "masquerade fully-random".into(),
-            ],
-        ),
-        (
-            "services",
-            vec![
-                // Clients outside the pod network reaching a ClusterIP are
-                // masqueraded, so the reply returns through this node.
-                format!(
-                    "ip saddr != {} ip daddr {} jump {MARK_MASQ}",
-                    cfg.cluster_cidr, cfg.service_cidr
-                ),
-                // Through a chain of its own, so that a Service chain is
-                // as deep here as behind its `external-` chain: the
-                // kernel's validation of every commit then walks each
-                // Service's chains once per hook instead of twice (it
-                // remembers a chain validated at a depth, not above it).
-                // The same verdicts: every Service chain ends in one.
-                format!("jump {SERVICE_IPS_CHAIN}"),
-                // NodePorts on every local address but loopback (martian
-                // once DNATed to a pod without route_localnet).
-                format!(
-                    "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"
-                ),
-            ],
-        ),
-        (
-            SERVICE_IPS_CHAIN,
-            vec![format!(
-                "ip daddr . meta l4proto . th dport vmap @{SERVICE_IPS}"
-            )],
-        ),
-        (
-            "service-endpoints-check",
-            vec![format!(
-                "ip daddr . meta l4proto . th dport vmap @{NO_ENDPOINT_SERVICES}"
-            )],
-        ),
-        (
-            "nodeport-endpoints-check",
-            vec![format!(
-                "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @{NO_ENDPOINT_NODEPORTS}"
-            )],
-        ),
-        (REJECT_CHAIN, vec!["reject".into()]),
-    ];
-    for (name, _) in &regular {
-        out.push(format!("add chain {t} {name}"));
-    }
-    for (name, rules) in &regular {
-        for r in rules {
-            out.push(format!("add rule {t} {name} {r}"));
-        }
-    }
-    for (name, kind, hook, priority, rule) in base {
-        out.push(format!(
-            "add chain {t} {name} {{ type {kind} hook {hook} priority {priority} ; policy accept ; }}"
-        ));
-        out.push(format!("add rule {t} {name} {rule}"));
-    }
-    // A NodePort without endpoints, reached from outside or from the node.
-    for chain in ["filter-input", "filter-output"] {
-        out.push(format!(
-            "add rule {t} {chain} ct state new jump nodeport-endpoints-check"
-        ));
     }
     out
 }

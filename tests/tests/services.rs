@@ -352,14 +352,31 @@ fn nft_table(prefix: &str) -> String {
     format!("ferrokube-{}", prefix.to_lowercase())
 }
 
+/// Every table of the proxy's (the common one and its shards), listed
+/// one after the other; `None` without the common table.
 fn nft_listing(net: &Net) -> Option<String> {
-    let out = Command::new("nft")
-        .args(["list", "table", "ip", &nft_table(&net.prefix)])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    let common = nft_table(&net.prefix);
+    let nft = |args: &[&str]| {
+        let out = Command::new("nft").args(args).output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let tables = nft(&["list", "tables", "ip"])?;
+    let shard = format!("{common}.shard");
+    let ours: Vec<&str> = tables
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("table ip "))
+        .filter(|t| *t == common || t.starts_with(&shard))
+        .collect();
+    if !ours.contains(&common.as_str()) {
+        return None;
+    }
+    let mut listing = String::new();
+    for t in ours {
+        listing.push_str(&nft(&["list", "table", "ip", t])?);
+    }
+    Some(listing)
 }
 
 fn services_reach_ready_pods(mode: &str) {
@@ -512,6 +529,23 @@ fn services_reach_ready_pods(mode: &str) {
             .then_some(())
     });
 
+    // A Service without endpoints refuses connections at once (a reject in
+    // the filter hooks, before DNAT) rather than letting them time out.
+    cluster.kubectl_stdin_ok(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"nobody"},"spec":{"selector":{"app":"nobody"},"ports":[{"port":80,"targetPort":8080}]}}"#,
+    );
+    let nobody = json(&cluster, &["get", "service", "nobody"])["spec"]["clusterIP"]
+        .as_str()
+        .expect("clusterIP")
+        .to_string();
+    let nobody: std::net::SocketAddr = format!("{nobody}:80").parse().expect("address");
+    until("a Service without endpoints refuses connections", || {
+        let refused = TcpStream::connect_timeout(&nobody, Duration::from_secs(2))
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+        refused.then_some(())
+    });
+
     // A pod failing readiness stops getting traffic: its probe file is
     // removed through `kubectl exec`, its endpoint turns not ready, and
     // the Service answers only from the other replica.
@@ -589,6 +623,7 @@ fn services_reach_ready_pods(mode: &str) {
     // Restart the proxy: a stale chain of ours and the rules of a Service
     // deleted meanwhile are gone, and traffic keeps flowing throughout.
     proxy.kill();
+    let stale_shard = format!("{}.shard99", nft_table(&net.prefix));
     let stale = match mode {
         "nftables" => {
             let listing = nft_listing(&net).expect("our nftables table exists");
@@ -602,7 +637,15 @@ fn services_reach_ready_pods(mode: &str) {
                 .status()
                 .expect("nft");
             assert!(st.success());
-            assert!(nft_listing(&net).is_some_and(|l| l.contains(&stale)));
+            // And a shard table of a layout with more shards.
+            let st = Command::new("nft")
+                .args(["add", "table", "ip", &stale_shard])
+                .status()
+                .expect("nft");
+            assert!(st.success());
+            assert!(nft_listing(&net).is_some_and(
+                |l| l.contains(&stale) && l.contains(&format!("table ip {stale_shard} "))
+            ));
             stale
         }
         _ => {
@@ -630,6 +673,7 @@ fn services_reach_ready_pods(mode: &str) {
                 // and the deleted NodePort.
                 listing.contains(&format!("{cluster_ip} . tcp . 80 : goto service-"))
                     && !listing.contains(&stale)
+                    && !listing.contains(&stale_shard)
                     && !listing.contains(&format!("tcp . {node_port} :"))
             }
             _ => {
