@@ -94,7 +94,7 @@ struct Source {
 
 fn shared<K: Kind>(informer: Informer<K>) -> Source {
     let store = informer.store();
-    let ready = informer.store();
+    let ready = informer.ready();
     Source {
         state: Box::new(move || {
             store
@@ -103,10 +103,7 @@ fn shared<K: Kind>(informer: Informer<K>) -> Source {
                 .map(|o| o as Arc<dyn Meta>)
                 .collect()
         }),
-        ready: async move {
-            let _ = ready.wait_until_ready().await;
-        }
-        .boxed(),
+        ready: ready.map(|_| ()).boxed(),
         changes: informer.subscribe().map(|_| ()).boxed(),
     }
 }

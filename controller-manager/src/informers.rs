@@ -16,6 +16,7 @@
 use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures::channel::mpsc;
@@ -67,6 +68,10 @@ type Subscribers<K> = Option<Vec<mpsc::UnboundedSender<Change<K>>>>;
 pub struct Informer<K: Kind> {
     store: Store<K>,
     subscribers: Arc<Mutex<Subscribers<K>>>,
+    /// True once listed. `Store::wait_until_ready` is not used for this:
+    /// its one-shot channel keeps one waker, so of several tasks waiting
+    /// on a shared store only the last one would ever be woken.
+    synced: watch::Receiver<bool>,
 }
 
 impl<K: Kind> Clone for Informer<K> {
@@ -74,7 +79,29 @@ impl<K: Kind> Clone for Informer<K> {
         Informer {
             store: self.store.clone(),
             subscribers: self.subscribers.clone(),
+            synced: self.synced.clone(),
         }
+    }
+}
+
+/// Why an informer's cache will never be ready.
+#[derive(Debug, thiserror::Error)]
+#[error("the {kind} informer stopped before its first list")]
+pub struct Stopped {
+    pub kind: String,
+}
+
+/// Waits for `synced` unless `stop` resolves first (then false): a
+/// controller being stopped must not hang on a cache that cannot be
+/// listed (on leader loss the API server may be unreachable).
+pub async fn wait_synced<S, F>(stop: &mut S, synced: F) -> bool
+where
+    S: Future + Unpin,
+    F: Future,
+{
+    tokio::select! {
+        _ = stop => false,
+        _ = synced => true,
     }
 }
 
@@ -84,10 +111,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<K: Kind> Informer<K> {
-    /// The shared cache; `wait_until_ready` resolves after the first list
-    /// (or fails once the informer has stopped without one).
+    /// The shared cache. Wait for [`Informer::ready`], not for its
+    /// `wait_until_ready`, before reading it.
     pub fn store(&self) -> Store<K> {
         self.store.clone()
+    }
+
+    /// Resolves once the cache holds a first complete list.
+    pub fn ready(&self) -> impl Future<Output = Result<(), Stopped>> + Send + 'static {
+        let mut synced = self.synced.clone();
+        async move {
+            match synced.wait_for(|s| *s).await {
+                Ok(_) => Ok(()),
+                Err(_) => Err(Stopped {
+                    kind: K::kind(&()).into_owned(),
+                }),
+            }
+        }
     }
 
     /// Every change from now on, preceded by the cache's current content
@@ -131,6 +171,7 @@ async fn run<K: Kind>(
     api: Api<K>,
     mut writer: Writer<K>,
     subscribers: Arc<Mutex<Subscribers<K>>>,
+    synced: watch::Sender<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut events = watcher(api, watcher::Config::default())
@@ -152,7 +193,11 @@ async fn run<K: Kind>(
         };
         let mut subs = lock(&subscribers);
         let changes = match &event {
-            watcher::Event::InitDone => relisted(&mut writer, &reader, &event),
+            watcher::Event::InitDone => {
+                let changes = relisted(&mut writer, &reader, &event);
+                synced.send_replace(true);
+                changes
+            }
             _ => {
                 writer.apply_watcher_event(&event);
                 match event {
@@ -206,7 +251,8 @@ fn relisted<K: Kind>(
 }
 
 /// The informers of one controller-manager run: created on first use,
-/// stopped together by [`Informers::stop`].
+/// stopped together by [`Informers::stop`] (or once every handle to them
+/// is dropped).
 #[derive(Clone)]
 pub struct Informers {
     client: Client,
@@ -241,14 +287,17 @@ impl Informers {
             return i.clone();
         }
         let writer = Writer::<K>::default();
+        let (synced_tx, synced) = watch::channel(false);
         let informer = Informer {
             store: writer.as_reader(),
             subscribers: Arc::new(Mutex::new(Some(Vec::new()))),
+            synced,
         };
         let task = tokio::spawn(run(
             Api::<K>::all(self.client.clone()),
             writer,
             informer.subscribers.clone(),
+            synced_tx,
             self.stop.subscribe(),
         ));
         reg.tasks.push(task);

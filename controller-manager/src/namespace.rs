@@ -20,7 +20,7 @@ use kube::runtime::controller::Action;
 use kube::{Api, Client, ResourceExt};
 
 use crate::gc::dynamic_api;
-use crate::informers::Informers;
+use crate::informers::{Informers, wait_synced};
 use crate::{Error, RESYNC, RETRY};
 
 /// The finalizer the namespace controller owns.
@@ -36,6 +36,10 @@ pub async fn run(
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let namespaces = informers.get::<Namespace>();
+    let mut stop = Box::pin(stop);
+    if !wait_synced(&mut stop, namespaces.ready()).await {
+        return;
+    }
     Controller::for_shared_stream(namespaces.applied(), namespaces.store())
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, Arc::new(Ctx { client }))

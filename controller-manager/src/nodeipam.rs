@@ -134,13 +134,14 @@ pub async fn run(
 ) {
     let informer = informers.get::<Node>();
     let nodes = informer.store();
+    let ready = informer.ready();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let feed = informer.subscribe().for_each(move |_| {
         let _ = tx.send(());
         async {}
     });
     let work = async {
-        let _ = nodes.wait_until_ready().await;
+        let _ = ready.await;
         let mut pending = HashMap::new();
         loop {
             // One pass per burst of Node events.

@@ -63,12 +63,12 @@ pub async fn run_with(
     // Read on a timer, so the caches are enough. Leases come from the
     // shared cluster-wide informer (the collector watches them all too);
     // only those in `kube-node-lease` are heartbeats.
-    let nodes = informers.get::<Node>().store();
-    let leases = informers.get::<Lease>().store();
+    let (node_informer, lease_informer) = (informers.get::<Node>(), informers.get::<Lease>());
+    let (nodes, leases) = (node_informer.store(), lease_informer.store());
     let recorder = Recorder::new(client.clone(), "node-controller");
     let monitor = async {
-        let _ = nodes.wait_until_ready().await;
-        let _ = leases.wait_until_ready().await;
+        let _ = node_informer.ready().await;
+        let _ = lease_informer.ready().await;
         let mut known = HashSet::new();
         loop {
             for node in nodes.state() {

@@ -20,7 +20,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 
-use crate::informers::Informers;
+use crate::informers::{Informers, wait_synced};
 use crate::{Error, RESYNC, RETRY};
 
 pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
@@ -53,6 +53,10 @@ pub async fn run_with_root_ca(
     // The ConfigMap and ServiceAccount watches are filtered to one name:
     // cheap, and no other controller wants them.
     let namespaces = informers.get::<Namespace>();
+    let mut stop = Box::pin(stop);
+    if !wait_synced(&mut stop, namespaces.ready()).await {
+        return;
+    }
     Controller::for_shared_stream(namespaces.applied(), namespaces.store())
         // A deleted or edited ConfigMap / ServiceAccount is put back.
         .watches(

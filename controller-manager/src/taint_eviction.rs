@@ -79,12 +79,12 @@ pub async fn run(
     stop: impl Future<Output = ()> + Send + 'static,
 ) {
     // Read on a timer, so the caches are enough: no events needed.
-    let pods = informers.get::<Pod>().store();
-    let nodes = informers.get::<Node>().store();
+    let (pod_informer, node_informer) = (informers.get::<Pod>(), informers.get::<Node>());
+    let (pods, nodes) = (pod_informer.store(), node_informer.store());
     let recorder = Recorder::new(client.clone(), "taint-eviction-controller");
     let work = async {
-        let _ = pods.wait_until_ready().await;
-        let _ = nodes.wait_until_ready().await;
+        let _ = pod_informer.ready().await;
+        let _ = node_informer.ready().await;
         // When we first saw a NoExecute taint without `timeAdded`.
         let mut first_seen: HashMap<(String, String), jiff::Timestamp> = HashMap::new();
         loop {

@@ -26,7 +26,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
-use crate::informers::Informers;
+use crate::informers::{Informers, wait_synced};
 use crate::{Error, RESYNC, RETRY};
 
 pub const ANN_BIND_COMPLETED: &str = "pv.kubernetes.io/bind-completed";
@@ -150,6 +150,10 @@ pub async fn run(
 ) {
     let pvs = informers.get::<PersistentVolume>();
     let pvcs = informers.get::<PersistentVolumeClaim>();
+    let mut stop = Box::pin(stop);
+    if !wait_synced(&mut stop, futures::future::join(pvs.ready(), pvcs.ready())).await {
+        return;
+    }
     let volume_controller = Controller::for_shared_stream(pvs.applied(), pvs.store());
     let volumes = pvs.store();
     let claims = Controller::for_shared_stream(pvcs.applied(), pvcs.store());

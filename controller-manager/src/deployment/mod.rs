@@ -24,7 +24,7 @@ use serde_json::json;
 
 use crate::claim::{Owner, claim, controller_of};
 use crate::events::Recorder;
-use crate::informers::Informers;
+use crate::informers::{Informers, wait_synced};
 use crate::{Error, RESYNC, RETRY};
 
 pub struct Ctx {
@@ -55,6 +55,11 @@ pub async fn run(
 ) {
     let sets = informers.get::<ReplicaSet>();
     let deployments = informers.get::<Deployment>();
+    let mut stop = Box::pin(stop);
+    let synced = futures::future::join(sets.ready(), deployments.ready());
+    if !wait_synced(&mut stop, synced).await {
+        return;
+    }
     let controller = Controller::for_shared_stream(deployments.applied(), deployments.store());
     let rs_events = sets.objects();
     let sets = sets.store();

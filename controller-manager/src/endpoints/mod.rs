@@ -115,8 +115,8 @@ pub async fn run(
     let resync_tx = tx.clone();
     let resync_services = services.clone();
     let worker = async move {
-        let _ = services.wait_until_ready().await;
-        let _ = pods.wait_until_ready().await;
+        let _ = service_informer.ready().await;
+        let _ = pod_informer.ready().await;
         let resync = async {
             loop {
                 for svc in resync_services.state() {

@@ -23,7 +23,7 @@ use kube::{Api, Client, ResourceExt};
 use crate::claim::{Owner, claim, controller_of};
 use crate::events::{NORMAL, Recorder, WARNING, api_message};
 use crate::expectations::Expectations;
-use crate::informers::Informers;
+use crate::informers::{Informers, wait_synced};
 use crate::pods::{is_active, sort_for_deletion};
 use crate::{Error, RESYNC, RETRY};
 
@@ -61,6 +61,10 @@ pub async fn run(
 ) {
     let pods = informers.get::<Pod>();
     let sets = informers.get::<ReplicaSet>();
+    let mut stop = Box::pin(stop);
+    if !wait_synced(&mut stop, futures::future::join(pods.ready(), sets.ready())).await {
+        return;
+    }
     let controller = Controller::for_shared_stream(sets.applied(), sets.store());
     let pod_events = pods.objects();
     let pods = pods.store();
