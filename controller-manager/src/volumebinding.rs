@@ -194,7 +194,7 @@ pub async fn run(
                 .as_ref()
                 .and_then(|s| s.volume_name.as_deref())
                 .filter(|n| !n.is_empty())
-                .map(|n| ObjectRef::<PersistentVolume>::new(n))
+                .map(ObjectRef::<PersistentVolume>::new)
         })
         .graceful_shutdown_on(stopped())
         .run(reconcile_volume, error_policy, ctx)
