@@ -315,3 +315,102 @@ impl Informers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Pod;
+
+    fn pod(name: &str) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = Some(name.into());
+        p.metadata.namespace = Some("default".into());
+        p
+    }
+
+    fn names(changes: &[Change<Pod>]) -> Vec<String> {
+        changes
+            .iter()
+            .map(|c| {
+                let verb = match c {
+                    Change::Apply(_) => "apply",
+                    Change::Delete(_) => "delete",
+                };
+                format!(
+                    "{verb} {}",
+                    c.object().metadata.name.as_deref().unwrap_or("")
+                )
+            })
+            .collect()
+    }
+
+    fn list(writer: &mut Writer<Pod>, reader: &Store<Pod>, pods: &[&str]) -> Vec<Change<Pod>> {
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for p in pods {
+            writer.apply_watcher_event(&watcher::Event::InitApply(pod(p)));
+        }
+        let mut changes = relisted(writer, reader, &watcher::Event::InitDone);
+        changes.sort_by_key(|c| c.object().metadata.name.clone());
+        changes
+    }
+
+    #[test]
+    fn a_relist_applies_what_it_lists_and_deletes_what_vanished_meanwhile() {
+        let mut writer = Writer::<Pod>::default();
+        let reader = writer.as_reader();
+        assert_eq!(
+            names(&list(&mut writer, &reader, &["a", "b"])),
+            ["apply a", "apply b"]
+        );
+        assert_eq!(
+            names(&list(&mut writer, &reader, &["b", "c"])),
+            ["delete a", "apply b", "apply c"]
+        );
+        assert_eq!(reader.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_late_subscriber_is_first_handed_the_cache_then_ends_with_the_informer() {
+        let mut writer = Writer::<Pod>::default();
+        let informer = Informer {
+            store: writer.as_reader(),
+            subscribers: Arc::new(Mutex::new(Some(Vec::new()))),
+            synced: watch::channel(true).1,
+        };
+        writer.apply_watcher_event(&watcher::Event::Apply(pod("a")));
+        let late = informer.subscribe();
+        *lock(&informer.subscribers) = None;
+        let seen: Vec<Change<Pod>> = late.collect().await;
+        assert_eq!(names(&seen), ["apply a"]);
+        let after_stop: Vec<Change<Pod>> = informer.subscribe().collect().await;
+        assert!(after_stop.is_empty());
+    }
+
+    #[tokio::test]
+    async fn every_controller_waiting_for_the_cache_is_woken() {
+        let (tx, rx) = watch::channel(false);
+        let informer = Informer::<Pod> {
+            store: Writer::default().as_reader(),
+            subscribers: Arc::new(Mutex::new(Some(Vec::new()))),
+            synced: rx,
+        };
+        let waiters: Vec<_> = (0..3).map(|_| tokio::spawn(informer.ready())).collect();
+        tokio::task::yield_now().await;
+        tx.send_replace(true);
+        for w in waiters {
+            assert!(w.await.expect("waiter").is_ok());
+        }
+    }
+
+    #[tokio::test]
+    async fn readiness_fails_once_the_informer_stopped_without_a_list() {
+        let (tx, rx) = watch::channel(false);
+        let informer = Informer::<Pod> {
+            store: Writer::default().as_reader(),
+            subscribers: Arc::new(Mutex::new(Some(Vec::new()))),
+            synced: rx,
+        };
+        drop(tx);
+        assert!(informer.ready().await.is_err());
+    }
+}
