@@ -15,17 +15,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::resources::{RESOURCES, ResourceInfo, find_kind};
-use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{
+    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, Preconditions,
 };
-use kube::runtime::reflector::{self, Store, store::Writer};
+use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 use serde_json::json;
 
 use crate::Error;
+use crate::informers::{Informer, Informers, Kind};
 
 /// Finalizers the API server adds for non-background propagation.
 pub const ORPHAN: &str = "orphan";
@@ -59,38 +67,122 @@ fn tracked() -> impl Iterator<Item = &'static ResourceInfo> {
     RESOURCES.iter().filter(|r| r.plural != "events")
 }
 
-pub async fn run(client: Client, stop: impl Future<Output = ()> + Send + 'static) {
-    let notify = Arc::new(tokio::sync::Notify::new());
-    let mut caches = Vec::new();
-    let mut feeds = Vec::new();
-    for info in tracked() {
-        let writer = Writer::new(api_resource(info));
-        caches.push((info, writer.as_reader()));
-        let api = dynamic_api(&client, info, None);
-        let n = notify.clone();
-        feeds.push(tokio::spawn(async move {
-            // The collector reads only metadata: keep nothing else, so its
-            // cache costs a fraction of the objects it tracks.
-            let stripped =
-                watcher(api, watcher::Config::default()).modify(|o: &mut DynamicObject| {
-                    o.data = serde_json::Value::Null;
-                    o.metadata.managed_fields = None;
-                    o.metadata.annotations = None;
-                    o.metadata.labels = None;
-                });
-            let mut s = reflector::reflector(writer, stripped)
-                .default_backoff()
-                .boxed();
-            while s.next().await.is_some() {
-                n.notify_one();
-            }
-        }));
+/// What the collector reads of an object: its metadata, whichever cache
+/// holds it (a shared typed informer or its own metadata-only one).
+pub trait Meta: Send + Sync {
+    fn meta(&self) -> &ObjectMeta;
+}
+
+impl<K: kube::Resource + Send + Sync> Meta for K {
+    fn meta(&self) -> &ObjectMeta {
+        kube::Resource::meta(self)
     }
+}
+
+type Entry = (&'static ResourceInfo, Arc<dyn Meta>);
+
+/// The content of one tracked kind's cache.
+type Snapshot = Box<dyn Fn() -> Vec<Arc<dyn Meta>> + Send + Sync>;
+
+/// One tracked kind: its cache's content, a future resolving once it has
+/// been listed, and its changes.
+struct Source {
+    state: Snapshot,
+    ready: BoxFuture<'static, ()>,
+    changes: BoxStream<'static, ()>,
+}
+
+fn shared<K: Kind>(informer: Informer<K>) -> Source {
+    let store = informer.store();
+    let ready = informer.ready();
+    Source {
+        state: Box::new(move || {
+            store
+                .state()
+                .into_iter()
+                .map(|o| o as Arc<dyn Meta>)
+                .collect()
+        }),
+        ready: ready.map(|_| ()).boxed(),
+        changes: informer.subscribe().map(|_| ()).boxed(),
+    }
+}
+
+/// The kinds other controllers watch come from the shared informers, so
+/// their events are not sent twice; the rest from a metadata-only watch
+/// of the collector's own.
+fn source(client: &Client, informers: &Informers, info: &'static ResourceInfo) -> Source {
+    match (info.group, info.plural) {
+        ("", "pods") => shared(informers.get::<Pod>()),
+        ("", "nodes") => shared(informers.get::<Node>()),
+        ("", "services") => shared(informers.get::<Service>()),
+        ("apps", "replicasets") => shared(informers.get::<ReplicaSet>()),
+        ("apps", "deployments") => shared(informers.get::<Deployment>()),
+        ("", "namespaces") => shared(informers.get::<Namespace>()),
+        ("", "persistentvolumes") => shared(informers.get::<PersistentVolume>()),
+        ("", "persistentvolumeclaims") => shared(informers.get::<PersistentVolumeClaim>()),
+        ("coordination.k8s.io", "leases") => shared(informers.get::<Lease>()),
+        _ => metadata_only(client, info),
+    }
+}
+
+fn metadata_only(client: &Client, info: &'static ResourceInfo) -> Source {
+    let writer = Writer::new(api_resource(info));
+    let store = writer.as_reader();
+    let ready = writer.as_reader();
+    // The collector reads only metadata: keep nothing else, so its cache
+    // costs a fraction of the objects it tracks.
+    let stripped = watcher(dynamic_api(client, info, None), watcher::Config::default()).modify(
+        |o: &mut DynamicObject| {
+            o.data = serde_json::Value::Null;
+            o.metadata.managed_fields = None;
+            o.metadata.annotations = None;
+            o.metadata.labels = None;
+        },
+    );
+    Source {
+        state: Box::new(move || {
+            store
+                .state()
+                .into_iter()
+                .map(|o| o as Arc<dyn Meta>)
+                .collect()
+        }),
+        ready: async move {
+            let _ = ready.wait_until_ready().await;
+        }
+        .boxed(),
+        changes: reflector::reflector(writer, stripped)
+            .default_backoff()
+            .map(|_| ())
+            .boxed(),
+    }
+}
+
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
+    let notify = tokio::sync::Notify::new();
+    let mut caches = Vec::new();
+    let mut ready = Vec::new();
+    let mut changes = Vec::new();
+    for info in tracked() {
+        let s = source(&client, &informers, info);
+        caches.push((info, s.state));
+        ready.push(s.ready);
+        changes.push(s.changes);
+    }
+    // Driven here, with the scans: a watch of our own only advances when
+    // polled, and a shared informer's events only need counting.
+    let feed = futures::stream::select_all(changes).for_each(|()| {
+        notify.notify_one();
+        async {}
+    });
     let gc = Collector { client, caches };
     let scan_loop = async {
-        for (_, c) in &gc.caches {
-            let _ = c.wait_until_ready().await;
-        }
+        futures::future::join_all(ready).await;
         loop {
             if let Err(e) = gc.scan().await {
                 tracing::info!(error = %e, "garbage collection pass failed; retrying");
@@ -102,21 +194,29 @@ pub async fn run(client: Client, stop: impl Future<Output = ()> + Send + 'static
     tokio::select! {
         _ = stop => {}
         _ = scan_loop => {}
-    }
-    for f in feeds {
-        f.abort();
+        _ = feed => {}
     }
 }
 
 struct Collector {
     client: Client,
-    caches: Vec<(&'static ResourceInfo, Store<DynamicObject>)>,
+    caches: Vec<(&'static ResourceInfo, Snapshot)>,
 }
 
-type Entry = (&'static ResourceInfo, Arc<DynamicObject>);
+fn has_finalizer(o: &dyn Meta, f: &str) -> bool {
+    o.meta().finalizers.iter().flatten().any(|x| x == f)
+}
 
-fn has_finalizer(o: &DynamicObject, f: &str) -> bool {
-    o.metadata.finalizers.iter().flatten().any(|x| x == f)
+fn owner_refs(o: &dyn Meta) -> &[OwnerReference] {
+    o.meta().owner_references.as_deref().unwrap_or_default()
+}
+
+fn name(o: &dyn Meta) -> String {
+    o.meta().name.clone().unwrap_or_default()
+}
+
+fn namespace(o: &dyn Meta) -> Option<String> {
+    o.meta().namespace.clone()
 }
 
 impl Collector {
@@ -124,22 +224,23 @@ impl Collector {
         let all: Vec<Entry> = self
             .caches
             .iter()
-            .flat_map(|(info, store)| store.state().into_iter().map(move |o| (*info, o)))
+            .flat_map(|(info, state)| state().into_iter().map(move |o| (*info, o)))
             .collect();
         let live: HashSet<&str> = all
             .iter()
-            .filter_map(|(_, o)| o.metadata.uid.as_deref())
+            .filter_map(|(_, o)| o.meta().uid.as_deref())
             .collect();
         let mut dependents: HashMap<&str, Vec<&Entry>> = HashMap::new();
         for e in &all {
-            for r in e.1.owner_references() {
+            for r in owner_refs(&*e.1) {
                 dependents.entry(r.uid.as_str()).or_default().push(e);
             }
         }
         let mut absent: HashMap<String, bool> = HashMap::new();
         for (info, o) in &all {
-            if o.metadata.deletion_timestamp.is_some() {
-                let uid = o.metadata.uid.as_deref().unwrap_or_default();
+            let o: &dyn Meta = &**o;
+            if o.meta().deletion_timestamp.is_some() {
+                let uid = o.meta().uid.as_deref().unwrap_or_default();
                 let deps = dependents.get(uid).map(Vec::as_slice).unwrap_or_default();
                 if has_finalizer(o, ORPHAN) {
                     self.orphan(info, o, deps).await?;
@@ -148,7 +249,7 @@ impl Collector {
                 }
                 continue;
             }
-            let refs = o.owner_references();
+            let refs = owner_refs(o);
             if refs.is_empty() || refs.iter().all(|r| live.contains(r.uid.as_str())) {
                 continue;
             }
@@ -160,7 +261,7 @@ impl Collector {
                 let known = match absent.get(&r.uid) {
                     Some(a) => *a,
                     None => {
-                        let a = self.owner_absent(r, o.namespace().as_deref()).await?;
+                        let a = self.owner_absent(r, namespace(o).as_deref()).await?;
                         absent.insert(r.uid.clone(), a);
                         a
                     }
@@ -198,30 +299,25 @@ impl Collector {
         }
         match dynamic_api(&self.client, info, ns).get_opt(&r.name).await? {
             None => Ok(true),
-            Some(o) => Ok(o.metadata.uid.as_deref() != Some(r.uid.as_str())),
+            Some(o) => Ok(o.meta().uid.as_deref() != Some(r.uid.as_str())),
         }
     }
 
-    async fn delete(
-        &self,
-        info: &ResourceInfo,
-        o: &DynamicObject,
-        policy: &str,
-    ) -> Result<(), Error> {
+    async fn delete(&self, info: &ResourceInfo, o: &dyn Meta, policy: &str) -> Result<(), Error> {
         let dp = DeleteParams {
             propagation_policy: Some(match policy {
                 "Foreground" => kube::api::PropagationPolicy::Foreground,
                 _ => kube::api::PropagationPolicy::Background,
             }),
             preconditions: Some(Preconditions {
-                uid: o.metadata.uid.clone(),
+                uid: o.meta().uid.clone(),
                 resource_version: None,
             }),
             ..DeleteParams::default()
         };
-        tracing::debug!(kind = info.kind, name = %o.name_any(), "garbage collecting");
-        match dynamic_api(&self.client, info, o.namespace().as_deref())
-            .delete(&o.name_any(), &dp)
+        tracing::debug!(kind = info.kind, name = %name(o), "garbage collecting");
+        match dynamic_api(&self.client, info, namespace(o).as_deref())
+            .delete(&name(o), &dp)
             .await
         {
             Ok(_) => Ok(()),
@@ -233,15 +329,15 @@ impl Collector {
     async fn patch_meta(
         &self,
         info: &ResourceInfo,
-        o: &DynamicObject,
+        o: &dyn Meta,
         meta: serde_json::Value,
     ) -> Result<(), Error> {
         let mut meta = meta;
-        meta["resourceVersion"] = json!(o.metadata.resource_version);
-        let api = dynamic_api(&self.client, info, o.namespace().as_deref());
+        meta["resourceVersion"] = json!(o.meta().resource_version);
+        let api = dynamic_api(&self.client, info, namespace(o).as_deref());
         match api
             .patch(
-                &o.name_any(),
+                &name(o),
                 &PatchParams::default(),
                 &Patch::Merge(&json!({"metadata": meta})),
             )
@@ -256,7 +352,7 @@ impl Collector {
     async fn set_owner_refs(
         &self,
         info: &ResourceInfo,
-        o: &DynamicObject,
+        o: &dyn Meta,
         refs: Vec<OwnerReference>,
     ) -> Result<(), Error> {
         self.patch_meta(info, o, json!({"ownerReferences": refs}))
@@ -266,11 +362,11 @@ impl Collector {
     async fn remove_finalizer(
         &self,
         info: &ResourceInfo,
-        o: &DynamicObject,
+        o: &dyn Meta,
         f: &str,
     ) -> Result<(), Error> {
         let rest: Vec<&String> = o
-            .metadata
+            .meta()
             .finalizers
             .iter()
             .flatten()
@@ -284,13 +380,13 @@ impl Collector {
     async fn orphan(
         &self,
         info: &ResourceInfo,
-        o: &DynamicObject,
+        o: &dyn Meta,
         deps: &[&Entry],
     ) -> Result<(), Error> {
-        let uid = o.metadata.uid.as_deref().unwrap_or_default();
+        let uid = o.meta().uid.as_deref().unwrap_or_default();
         for (dinfo, d) in deps {
-            let keep: Vec<OwnerReference> = d
-                .owner_references()
+            let d: &dyn Meta = &**d;
+            let keep: Vec<OwnerReference> = owner_refs(d)
                 .iter()
                 .filter(|r| r.uid != uid)
                 .cloned()
@@ -308,16 +404,16 @@ impl Collector {
     async fn foreground(
         &self,
         info: &ResourceInfo,
-        o: &DynamicObject,
+        o: &dyn Meta,
         deps: &[&Entry],
     ) -> Result<(), Error> {
-        let uid = o.metadata.uid.as_deref().unwrap_or_default();
+        let uid = o.meta().uid.as_deref().unwrap_or_default();
         for (dinfo, d) in deps {
-            if d.metadata.deletion_timestamp.is_some() {
+            let d: &dyn Meta = &**d;
+            if d.meta().deletion_timestamp.is_some() {
                 continue;
             }
-            let blocking = d
-                .owner_references()
+            let blocking = owner_refs(d)
                 .iter()
                 .any(|r| r.uid == uid && r.block_owner_deletion == Some(true));
             self.delete(dinfo, d, if blocking { "Foreground" } else { "Background" })

@@ -12,6 +12,7 @@ pub mod endpoints;
 pub mod events;
 pub mod expectations;
 pub mod gc;
+pub mod informers;
 pub mod leader;
 pub mod namespace;
 pub mod nodeipam;
@@ -84,23 +85,32 @@ pub async fn run_with(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
+    // One watch per kind for every controller, stopped with them.
+    let informers = informers::Informers::new(client.clone());
+    let i = || informers.clone();
     let tasks = vec![
-        tokio::spawn(replicaset::run(client.clone(), stop())),
-        tokio::spawn(deployment::run(client.clone(), stop())),
-        tokio::spawn(gc::run(client.clone(), stop())),
-        tokio::spawn(namespace::run(client.clone(), stop())),
-        tokio::spawn(nodelifecycle::run(client.clone(), stop())),
-        tokio::spawn(taint_eviction::run(client.clone(), stop())),
-        tokio::spawn(endpoints::run(client.clone(), stop())),
-        tokio::spawn(nodeipam::run(client.clone(), options.node_ipam, stop())),
-        tokio::spawn(volumebinding::run(client.clone(), stop())),
-        tokio::spawn(serviceaccounts::run(client.clone(), stop())),
+        tokio::spawn(replicaset::run(client.clone(), i(), stop())),
+        tokio::spawn(deployment::run(client.clone(), i(), stop())),
+        tokio::spawn(gc::run(client.clone(), i(), stop())),
+        tokio::spawn(namespace::run(client.clone(), i(), stop())),
+        tokio::spawn(nodelifecycle::run(client.clone(), i(), stop())),
+        tokio::spawn(taint_eviction::run(client.clone(), i(), stop())),
+        tokio::spawn(endpoints::run(client.clone(), i(), stop())),
+        tokio::spawn(nodeipam::run(
+            client.clone(),
+            i(),
+            options.node_ipam,
+            stop(),
+        )),
+        tokio::spawn(volumebinding::run(client.clone(), i(), stop())),
+        tokio::spawn(serviceaccounts::run(client.clone(), i(), stop())),
     ];
     shutdown.await;
     let _ = tx.send(true);
     for t in tasks {
         let _ = t.await;
     }
+    informers.stop().await;
 }
 
 /// Runs the controllers only while this process holds the leader Lease

@@ -15,11 +15,12 @@ use common::resources::RESOURCES;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 
 use crate::gc::dynamic_api;
+use crate::informers::{Informers, wait_synced};
 use crate::{Error, RESYNC, RETRY};
 
 /// The finalizer the namespace controller owns.
@@ -29,19 +30,25 @@ pub struct Ctx {
     pub client: Client,
 }
 
-pub async fn run(client: Client, stop: impl Future<Output = ()> + Send + Sync + 'static) {
-    Controller::new(
-        Api::<Namespace>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .graceful_shutdown_on(stop)
-    .run(reconcile, error_policy, Arc::new(Ctx { client }))
-    .for_each(|r| async move {
-        if let Err(e) = r {
-            tracing::debug!(error = %e, "namespace controller");
-        }
-    })
-    .await;
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let namespaces = informers.get::<Namespace>();
+    let mut stop = Box::pin(stop);
+    if !wait_synced(&mut stop, namespaces.ready()).await {
+        return;
+    }
+    Controller::for_shared_stream(namespaces.applied(), namespaces.store())
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, Arc::new(Ctx { client }))
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "namespace controller");
+            }
+        })
+        .await;
 }
 
 fn error_policy(ns: Arc<Namespace>, err: &Error, _ctx: Arc<Ctx>) -> Action {

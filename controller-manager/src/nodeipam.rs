@@ -11,11 +11,11 @@ use std::net::Ipv4Addr;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
+use crate::informers::Informers;
 use crate::{Error, RETRY};
 
 /// An IPv4 network, `10.42.0.0/16`.
@@ -126,20 +126,22 @@ impl Allocator {
     }
 }
 
-pub async fn run(client: Client, config: Config, stop: impl Future<Output = ()> + Send + 'static) {
-    let (nodes, writer) = reflector::store::<Node>();
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    config: Config,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
+    let informer = informers.get::<Node>();
+    let nodes = informer.store();
+    let ready = informer.ready();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let feed = reflector::reflector(
-        writer,
-        watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .for_each(move |_| {
+    let feed = informer.subscribe().for_each(move |_| {
         let _ = tx.send(());
         async {}
     });
     let work = async {
-        let _ = nodes.wait_until_ready().await;
+        let _ = ready.await;
         let mut pending = HashMap::new();
         loop {
             // One pass per burst of Node events.

@@ -10,18 +10,17 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use crate::Error;
 use crate::events::{NORMAL, Recorder, WARNING};
+use crate::informers::Informers;
 
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
@@ -47,36 +46,29 @@ impl Default for Config {
     }
 }
 
-pub async fn run(client: Client, stop: impl Future<Output = ()> + Send + 'static) {
-    run_with(client, Config::default(), stop).await;
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
+    run_with(client, informers, Config::default(), stop).await;
 }
 
 pub async fn run_with(
     client: Client,
+    informers: Informers,
     config: Config,
     stop: impl Future<Output = ()> + Send + 'static,
 ) {
-    let (nodes, nw) = reflector::store();
-    let (leases, lw) = reflector::store();
-    let node_feed = reflector::reflector(
-        nw,
-        watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .for_each(|_| async {});
-    let lease_feed = reflector::reflector(
-        lw,
-        watcher(
-            Api::<Lease>::namespaced(client.clone(), LEASE_NAMESPACE),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .for_each(|_| async {});
+    // Read on a timer, so the caches are enough. Leases come from the
+    // shared cluster-wide informer (the collector watches them all too);
+    // only those in `kube-node-lease` are heartbeats.
+    let (node_informer, lease_informer) = (informers.get::<Node>(), informers.get::<Lease>());
+    let (nodes, leases) = (node_informer.store(), lease_informer.store());
     let recorder = Recorder::new(client.clone(), "node-controller");
     let monitor = async {
-        let _ = nodes.wait_until_ready().await;
-        let _ = leases.wait_until_ready().await;
+        let _ = node_informer.ready().await;
+        let _ = lease_informer.ready().await;
         let mut known = HashSet::new();
         loop {
             for node in nodes.state() {
@@ -98,8 +90,6 @@ pub async fn run_with(
     };
     tokio::select! {
         _ = stop => {}
-        _ = node_feed => {}
-        _ = lease_feed => {}
         _ = monitor => {}
     }
 }
@@ -115,10 +105,7 @@ async fn monitor_pass(
     let now = jiff::Timestamp::now();
     for node in nodes.state() {
         let name = node.name_any();
-        let lease = leases
-            .state()
-            .into_iter()
-            .find(|l| l.metadata.name.as_deref() == Some(name.as_str()));
+        let lease = leases.get(&ObjectRef::new(&name).within(LEASE_NAMESPACE));
         let mut node = (*node).clone();
         if let Some(conditions) = stale_conditions(&node, lease.as_deref(), config.grace, now) {
             let was_ready = ready_status(&node) == Some("True");

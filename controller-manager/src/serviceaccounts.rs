@@ -20,6 +20,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 
+use crate::informers::{Informers, wait_synced};
 use crate::{Error, RESYNC, RETRY};
 
 pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
@@ -35,38 +36,47 @@ pub struct Ctx {
 }
 
 /// Runs both publishers with an empty CA bundle (a plain-HTTP cluster).
-pub async fn run(client: Client, stop: impl Future<Output = ()> + Send + Sync + 'static) {
-    run_with_root_ca(client, String::new(), stop).await;
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    run_with_root_ca(client, informers, String::new(), stop).await;
 }
 
 pub async fn run_with_root_ca(
     client: Client,
+    informers: Informers,
     root_ca: String,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    Controller::new(
-        Api::<Namespace>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    // A deleted or edited ConfigMap / ServiceAccount is put back.
-    .watches(
-        Api::<ConfigMap>::all(client.clone()),
-        watcher::Config::default().fields(&format!("metadata.name={ROOT_CA_CONFIG_MAP}")),
-        |cm: ConfigMap| Some(ObjectRef::new(&cm.namespace().unwrap_or_default())),
-    )
-    .watches(
-        Api::<ServiceAccount>::all(client.clone()),
-        watcher::Config::default().fields(&format!("metadata.name={DEFAULT_SERVICE_ACCOUNT}")),
-        |sa: ServiceAccount| Some(ObjectRef::new(&sa.namespace().unwrap_or_default())),
-    )
-    .graceful_shutdown_on(stop)
-    .run(reconcile, error_policy, Arc::new(Ctx { client, root_ca }))
-    .for_each(|r| async move {
-        if let Err(e) = r {
-            tracing::debug!(error = %e, "serviceaccounts controller");
-        }
-    })
-    .await;
+    // The ConfigMap and ServiceAccount watches are filtered to one name:
+    // cheap, and no other controller wants them.
+    let namespaces = informers.get::<Namespace>();
+    let mut stop = Box::pin(stop);
+    if !wait_synced(&mut stop, namespaces.ready()).await {
+        return;
+    }
+    Controller::for_shared_stream(namespaces.applied(), namespaces.store())
+        // A deleted or edited ConfigMap / ServiceAccount is put back.
+        .watches(
+            Api::<ConfigMap>::all(client.clone()),
+            watcher::Config::default().fields(&format!("metadata.name={ROOT_CA_CONFIG_MAP}")),
+            |cm: ConfigMap| Some(ObjectRef::new(&cm.namespace().unwrap_or_default())),
+        )
+        .watches(
+            Api::<ServiceAccount>::all(client.clone()),
+            watcher::Config::default().fields(&format!("metadata.name={DEFAULT_SERVICE_ACCOUNT}")),
+            |sa: ServiceAccount| Some(ObjectRef::new(&sa.namespace().unwrap_or_default())),
+        )
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, Arc::new(Ctx { client, root_ca }))
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "serviceaccounts controller");
+            }
+        })
+        .await;
 }
 
 fn error_policy(ns: Arc<Namespace>, err: &Error, _ctx: Arc<Ctx>) -> Action {

@@ -8,15 +8,14 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint, Toleration};
 use kube::api::{DeleteParams, Preconditions};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt};
 
 use crate::Error;
 use crate::events::Recorder;
+use crate::informers::Informers;
 use crate::pods::is_active;
 
 const PERIOD: Duration = Duration::from_millis(500);
@@ -74,25 +73,18 @@ pub fn eviction(pod: &Pod, taints: &[Taint]) -> Eviction {
     }
 }
 
-pub async fn run(client: Client, stop: impl Future<Output = ()> + Send + 'static) {
-    let (pods, pw) = reflector::store();
-    let (nodes, nw) = reflector::store();
-    let pod_feed = reflector::reflector(
-        pw,
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .for_each(|_| async {});
-    let node_feed = reflector::reflector(
-        nw,
-        watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .for_each(|_| async {});
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
+    // Read on a timer, so the caches are enough: no events needed.
+    let (pod_informer, node_informer) = (informers.get::<Pod>(), informers.get::<Node>());
+    let (pods, nodes) = (pod_informer.store(), node_informer.store());
     let recorder = Recorder::new(client.clone(), "taint-eviction-controller");
     let work = async {
-        let _ = pods.wait_until_ready().await;
-        let _ = nodes.wait_until_ready().await;
+        let _ = pod_informer.ready().await;
+        let _ = node_informer.ready().await;
         // When we first saw a NoExecute taint without `timeAdded`.
         let mut first_seen: HashMap<(String, String), jiff::Timestamp> = HashMap::new();
         loop {
@@ -104,8 +96,6 @@ pub async fn run(client: Client, stop: impl Future<Output = ()> + Send + 'static
     };
     tokio::select! {
         _ = stop => {}
-        _ = pod_feed => {}
-        _ = node_feed => {}
         _ = work => {}
     }
 }

@@ -20,12 +20,13 @@ use std::sync::Arc;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolume, PersistentVolumeClaim};
 use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
+use crate::informers::{Informers, wait_synced};
 use crate::{Error, RESYNC, RETRY};
 
 pub const ANN_BIND_COMPLETED: &str = "pv.kubernetes.io/bind-completed";
@@ -142,15 +143,21 @@ pub fn best_match<'a>(
         .min_by_key(|pv| storage(pv.spec.as_ref().and_then(|s| s.capacity.as_ref())))
 }
 
-pub async fn run(client: Client, stop: impl Future<Output = ()> + Send + Sync + 'static) {
-    let volumes_api = Api::<PersistentVolume>::all(client.clone());
-    let volume_controller = Controller::new(volumes_api.clone(), watcher::Config::default());
-    let volumes = volume_controller.store();
-    let claims = Controller::new(
-        Api::<PersistentVolumeClaim>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let claim_store = claims.store();
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let pvs = informers.get::<PersistentVolume>();
+    let pvcs = informers.get::<PersistentVolumeClaim>();
+    let mut stop = Box::pin(stop);
+    if !wait_synced(&mut stop, futures::future::join(pvs.ready(), pvcs.ready())).await {
+        return;
+    }
+    let volume_controller = Controller::for_shared_stream(pvs.applied(), pvs.store());
+    let volumes = pvs.store();
+    let claims = Controller::for_shared_stream(pvcs.applied(), pvcs.store());
+    let claim_store = pvcs.store();
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         volumes,
@@ -164,7 +171,7 @@ pub async fn run(client: Client, stop: impl Future<Output = ()> + Send + Sync + 
     };
     // A new or freed volume may fit any pending claim.
     let claim_loop = claims
-        .watches(volumes_api, watcher::Config::default(), move |_pv| {
+        .watches_shared_stream(pvs.objects(), move |_pv| {
             claim_store
                 .state()
                 .into_iter()
@@ -181,17 +188,14 @@ pub async fn run(client: Client, stop: impl Future<Output = ()> + Send + Sync + 
         });
     // A deleted claim releases its volume.
     let volume_loop = volume_controller
-        .watches(
-            Api::<PersistentVolumeClaim>::all(client.clone()),
-            watcher::Config::default(),
-            |claim: PersistentVolumeClaim| {
-                claim
-                    .spec
-                    .and_then(|s| s.volume_name)
-                    .filter(|n| !n.is_empty())
-                    .map(|n| ObjectRef::<PersistentVolume>::new(&n))
-            },
-        )
+        .watches_shared_stream(pvcs.objects(), |claim: Arc<PersistentVolumeClaim>| {
+            claim
+                .spec
+                .as_ref()
+                .and_then(|s| s.volume_name.as_deref())
+                .filter(|n| !n.is_empty())
+                .map(ObjectRef::<PersistentVolume>::new)
+        })
         .graceful_shutdown_on(stopped())
         .run(reconcile_volume, error_policy, ctx)
         .for_each(|r| async move {

@@ -132,21 +132,26 @@ async fn a_silent_node_goes_not_ready_and_its_pods_are_replaced_on_another() {
         grace: Duration::from_secs(2),
         period: Duration::from_millis(200),
     };
+    let informers = controller_manager::informers::Informers::new(client.clone());
     tasks.push(tokio::spawn(nodelifecycle::run_with(
         client.clone(),
+        informers.clone(),
         config,
         stop(),
     )));
     tasks.push(tokio::spawn(controller_manager::taint_eviction::run(
         client.clone(),
+        informers.clone(),
         stop(),
     )));
     tasks.push(tokio::spawn(controller_manager::replicaset::run(
         client.clone(),
+        informers.clone(),
         stop(),
     )));
     tasks.push(tokio::spawn(controller_manager::deployment::run(
         client.clone(),
+        informers.clone(),
         stop(),
     )));
     let frameworks = KubeSchedulerConfiguration::default()

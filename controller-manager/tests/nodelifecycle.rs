@@ -65,7 +65,8 @@ async fn a_node_with_a_stale_lease_is_marked_unknown_and_tainted_until_it_heartb
         grace: Duration::from_secs(2),
         period: Duration::from_millis(200),
     };
-    tokio::spawn(run_with(client.clone(), config, async move {
+    let informers = controller_manager::informers::Informers::new(client.clone());
+    tokio::spawn(run_with(client.clone(), informers, config, async move {
         let _ = rx.await;
     }));
     let nodes: Api<Node> = Api::all(client.clone());

@@ -16,14 +16,15 @@ use common::selector::LabelSel;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Patch, PatchParams};
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use crate::claim::{Owner, claim, controller_of};
 use crate::events::Recorder;
+use crate::informers::{Informers, wait_synced};
 use crate::{Error, RESYNC, RETRY};
 
 pub struct Ctx {
@@ -47,29 +48,29 @@ pub fn selector_of(d: &Deployment) -> Result<LabelSel, Error> {
     })
 }
 
-pub async fn run(client: Client, stop: impl Future<Output = ()> + Send + Sync + 'static) {
-    let (sets, writer) = reflector::store();
-    let rs_events = reflector::reflector(
-        writer,
-        watcher(
-            Api::<ReplicaSet>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects();
-    let controller = Controller::new(
-        Api::<Deployment>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let deployments = controller.store();
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let sets = informers.get::<ReplicaSet>();
+    let deployments = informers.get::<Deployment>();
+    let mut stop = Box::pin(stop);
+    let synced = futures::future::join(sets.ready(), deployments.ready());
+    if !wait_synced(&mut stop, synced).await {
+        return;
+    }
+    let controller = Controller::for_shared_stream(deployments.applied(), deployments.store());
+    let rs_events = sets.objects();
+    let sets = sets.store();
+    let deployments = deployments.store();
     let ctx = Arc::new(Ctx {
         recorder: Recorder::new(client.clone(), "deployment-controller"),
         client,
         sets,
     });
     controller
-        .watches_stream(rs_events, move |rs: ReplicaSet| {
+        .watches_shared_stream(rs_events, move |rs: Arc<ReplicaSet>| {
             owners_of(&deployments, &rs)
         })
         .graceful_shutdown_on(stop)

@@ -25,11 +25,12 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::mpsc;
 
+use crate::informers::{Change, Informers};
 use crate::{Error, RESYNC, RETRY};
 
 /// A Service's `(namespace, name)`.
@@ -42,9 +43,15 @@ struct Ctx {
 }
 
 /// Runs both controllers until `stop` resolves.
-pub async fn run(client: Client, stop: impl Future<Output = ()> + Send + 'static) {
-    let (services, sw) = reflector::store::<Service>();
-    let (pods, pw) = reflector::store::<Pod>();
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
+    let service_informer = informers.get::<Service>();
+    let pod_informer = informers.get::<Pod>();
+    let services = service_informer.store();
+    let pods = pod_informer.store();
     let (tx, mut rx) = mpsc::unbounded_channel::<Key>();
     let ctx = Arc::new(Ctx {
         client: client.clone(),
@@ -53,50 +60,30 @@ pub async fn run(client: Client, stop: impl Future<Output = ()> + Send + 'static
     });
 
     let svc_tx = tx.clone();
-    let service_feed = reflector::reflector(
-        sw,
-        watcher(
-            Api::<Service>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .for_each(move |ev| {
-        if let Ok(ev) = ev {
-            for svc in event_objects(&ev) {
-                let _ = svc_tx.send(key_of(svc));
-            }
-        }
+    let service_feed = service_informer.objects().for_each(move |svc| {
+        let _ = svc_tx.send(key_of(svc.as_ref()));
         async {}
     });
 
     let pod_tx = tx.clone();
     let pod_services = services.clone();
     let mut last: HashMap<Key, Vec<Key>> = HashMap::new();
-    let pod_feed = reflector::reflector(
-        pw,
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .for_each(move |ev| {
-        if let Ok(ev) = ev {
-            let deleted = matches!(ev, watcher::Event::Delete(_));
-            for pod in event_objects(&ev) {
-                let pod_key = key_of(pod);
-                let now = selecting(&pod_services, pod);
-                let before = if deleted {
-                    last.remove(&pod_key)
-                } else {
-                    last.insert(pod_key, now.clone())
-                };
-                let all: BTreeSet<Key> = now
-                    .into_iter()
-                    .chain(before.into_iter().flatten())
-                    .collect();
-                for k in all {
-                    let _ = pod_tx.send(k);
-                }
-            }
+    let pod_feed = pod_informer.subscribe().for_each(move |change| {
+        let deleted = matches!(change, Change::Delete(_));
+        let pod = change.object();
+        let pod_key = key_of(pod.as_ref());
+        let now = selecting(&pod_services, pod);
+        let before = if deleted {
+            last.remove(&pod_key)
+        } else {
+            last.insert(pod_key, now.clone())
+        };
+        let all: BTreeSet<Key> = now
+            .into_iter()
+            .chain(before.into_iter().flatten())
+            .collect();
+        for k in all {
+            let _ = pod_tx.send(k);
         }
         async {}
     });
@@ -128,8 +115,8 @@ pub async fn run(client: Client, stop: impl Future<Output = ()> + Send + 'static
     let resync_tx = tx.clone();
     let resync_services = services.clone();
     let worker = async move {
-        let _ = services.wait_until_ready().await;
-        let _ = pods.wait_until_ready().await;
+        let _ = service_informer.ready().await;
+        let _ = pod_informer.ready().await;
         let resync = async {
             loop {
                 for svc in resync_services.state() {

@@ -15,14 +15,15 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ObjectMeta, PostParams, Preconditions};
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 
 use crate::claim::{Owner, claim, controller_of};
 use crate::events::{NORMAL, Recorder, WARNING, api_message};
 use crate::expectations::Expectations;
+use crate::informers::{Informers, wait_synced};
 use crate::pods::{is_active, sort_for_deletion};
 use crate::{Error, RESYNC, RETRY};
 
@@ -53,19 +54,21 @@ pub fn selector_of(rs: &ReplicaSet) -> Result<LabelSel, Error> {
     })
 }
 
-pub async fn run(client: Client, stop: impl Future<Output = ()> + Send + Sync + 'static) {
-    let (pods, writer) = reflector::store();
-    let pod_events = reflector::reflector(
-        writer,
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects();
-    let controller = Controller::new(
-        Api::<ReplicaSet>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let sets = controller.store();
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let pods = informers.get::<Pod>();
+    let sets = informers.get::<ReplicaSet>();
+    let mut stop = Box::pin(stop);
+    if !wait_synced(&mut stop, futures::future::join(pods.ready(), sets.ready())).await {
+        return;
+    }
+    let controller = Controller::for_shared_stream(sets.applied(), sets.store());
+    let pod_events = pods.objects();
+    let pods = pods.store();
+    let sets = sets.store();
     let ctx = Arc::new(Ctx {
         recorder: Recorder::new(client.clone(), "replicaset-controller"),
         client,
@@ -73,7 +76,7 @@ pub async fn run(client: Client, stop: impl Future<Output = ()> + Send + Sync + 
         expectations: Expectations::default(),
     });
     controller
-        .watches_stream(pod_events, move |pod: Pod| owners_of(&sets, &pod))
+        .watches_shared_stream(pod_events, move |pod: Arc<Pod>| owners_of(&sets, &pod))
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|r| async move {
