@@ -294,6 +294,9 @@ impl Cluster {
         // (and its containerd) has tests of its own.
         if !self.kubelet {
             command.arg("--disable-kubelet");
+        } else {
+            // The Node advertises the port the kubelet API got.
+            command.args(["--kubelet-port", "0"]);
         }
         // Concurrent clusters must not fight over fixed ports. DNS listens
         // on every address: pods reach it at the node address the kube-dns

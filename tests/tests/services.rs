@@ -407,9 +407,17 @@ fn services_reach_ready_pods(mode: &str) {
     let mut proxy = Proxy::start(&cluster, &net, mode);
 
     // Node IPAM gave the node the first /24 of the cluster CIDR.
-    let pod_cidr = until("the node has a podCIDR", || {
+    let pod_cidr = e2e::eventually(TIMEOUT, || {
         let n = try_json(&cluster, &["get", "node", &net.node])?;
         n["spec"]["podCIDR"].as_str().map(str::to_string)
+    })
+    .unwrap_or_else(|| {
+        let log = cluster.log();
+        let tail: Vec<&str> = log.lines().rev().take(200).collect();
+        panic!(
+            "timed out waiting until the node has a podCIDR; the cluster's last log lines:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
     });
     assert_eq!(pod_cidr, net.cluster_cidr.replace(".0.0/16", ".0.0/24"));
     let node_ip = until("the node has an InternalIP", || {
