@@ -148,6 +148,18 @@ impl Cluster {
         std::fs::read_to_string(self.data_dir.path().join("ferrokube.log")).unwrap_or_default()
     }
 
+    /// `kubectl ARGS -o json`, parsed; `None` while kubectl fails (the
+    /// object is not there yet).
+    pub fn kubectl_json(&self, args: &[&str]) -> Option<serde_json::Value> {
+        let mut full = args.to_vec();
+        full.extend(["-o", "json"]);
+        let out = self.kubectl(&full);
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
     /// Runs the real kubectl against this server and waits for it.
     pub fn kubectl(&self, args: &[&str]) -> Output {
         self.kubectl_with_stdin(args, None)

@@ -44,16 +44,6 @@ impl Drop for Teardown<'_> {
     }
 }
 
-fn json(c: &Cluster, args: &[&str]) -> Option<Value> {
-    let mut full = args.to_vec();
-    full.extend(["-o", "json"]);
-    let out = c.kubectl(&full);
-    if !out.status.success() {
-        return None;
-    }
-    serde_json::from_slice(&out.stdout).ok()
-}
-
 fn until<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
     eventually(TIMEOUT, check).unwrap_or_else(|| panic!("timed out waiting until {what}"))
 }
@@ -131,11 +121,12 @@ fn the_example_manifests_run_offline() {
 
     // Ready means the readiness probe got the page from busybox's httpd.
     until("the shop's three web replicas are ready", || {
-        let d = json(&cluster, &["get", "deployment", "shop-web", "-n", "shop"])?;
+        let d = cluster.kubectl_json(&["get", "deployment", "shop-web", "-n", "shop"])?;
         (d["status"]["readyReplicas"] == 3).then_some(())
     });
-    let pods =
-        json(&cluster, &["get", "pods", "-n", "shop", "-l", "tier=web"]).expect("the shop's pods");
+    let pods = cluster
+        .kubectl_json(&["get", "pods", "-n", "shop", "-l", "tier=web"])
+        .expect("the shop's pods");
     let ip = pods["items"][0]["status"]["podIP"]
         .as_str()
         .expect("a pod IP")

@@ -197,13 +197,7 @@ fn get(addr: &str) -> Option<String> {
 
 /// Like [`json`], `None` while kubectl fails (the object is not there yet).
 fn try_json(c: &Cluster, args: &[&str]) -> Option<Value> {
-    let mut full = args.to_vec();
-    full.extend(["-o", "json"]);
-    let out = c.kubectl(&full);
-    if !out.status.success() {
-        return None;
-    }
-    serde_json::from_slice(&out.stdout).ok()
+    c.kubectl_json(args)
 }
 
 fn json(c: &Cluster, args: &[&str]) -> Value {
