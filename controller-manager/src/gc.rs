@@ -27,7 +27,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, Preconditions,
 };
-use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::reflector::{self, Store, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::json;
@@ -84,6 +84,21 @@ type Entry = (&'static ResourceInfo, Arc<dyn Meta>);
 /// The content of one tracked kind's cache.
 type Snapshot = Box<dyn Fn() -> Vec<Arc<dyn Meta>> + Send + Sync>;
 
+/// The objects of `store`, seen through [`Meta`].
+fn snapshot<K>(store: Store<K>) -> Snapshot
+where
+    K: kube::Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    Box::new(move || {
+        store
+            .state()
+            .into_iter()
+            .map(|o| o as Arc<dyn Meta>)
+            .collect()
+    })
+}
+
 /// One tracked kind: its cache's content, a future resolving once it has
 /// been listed, and its changes.
 struct Source {
@@ -96,13 +111,7 @@ fn shared<K: Kind>(informer: Informer<K>) -> Source {
     let store = informer.store();
     let ready = informer.ready();
     Source {
-        state: Box::new(move || {
-            store
-                .state()
-                .into_iter()
-                .map(|o| o as Arc<dyn Meta>)
-                .collect()
-        }),
+        state: snapshot(store),
         ready: ready.map(|_| ()).boxed(),
         changes: informer.subscribe().map(|_| ()).boxed(),
     }
@@ -141,13 +150,7 @@ fn metadata_only(client: &Client, info: &'static ResourceInfo) -> Source {
         },
     );
     Source {
-        state: Box::new(move || {
-            store
-                .state()
-                .into_iter()
-                .map(|o| o as Arc<dyn Meta>)
-                .collect()
-        }),
+        state: snapshot(store),
         ready: async move {
             let _ = ready.wait_until_ready().await;
         }

@@ -43,3 +43,63 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// The UIDs of the pods a kubelet under `data_dir` ran: its network
+/// namespaces are named by UID, its pod directories `ns_name_uid`.
+fn pod_uids(data_dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let names = |dir: &str| -> Vec<String> {
+        std::fs::read_dir(data_dir.join(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let from_pods = names("pods")
+        .into_iter()
+        .filter_map(|n| n.rsplit('_').next().map(str::to_string));
+    names("netns").into_iter().chain(from_pods).collect()
+}
+
+/// Leaves the host clean after a test's kubelet under `data_dir`, whatever
+/// happened to the test: kills its pods' processes (by their cgroups) and
+/// every process naming the data dir (the private containerd, the shims),
+/// unmounts what lies under the data dir, then removes the pod cgroups.
+pub fn clean_host(data_dir: &std::path::Path) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let data = data_dir.to_string_lossy().into_owned();
+    let uids = pod_uids(data_dir);
+    let hierarchy = crate::cgroups::Hierarchy::detect();
+    let sigkill = |pid: u32| {
+        if let Ok(pid) = i32::try_from(pid) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    };
+    for uid in &uids {
+        for dir in hierarchy.pod_dirs("/ferrokube", uid) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let procs = std::fs::read_to_string(entry.path().join("cgroup.procs"));
+                procs
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .for_each(sigkill);
+            }
+        }
+    }
+    pids_whose_cmdline_contains(&data)
+        .into_iter()
+        .for_each(sigkill);
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    for target in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)) {
+        if target.starts_with(&data) {
+            let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    // The killed processes leave their cgroups only once reaped.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for uid in &uids {
+        hierarchy.remove_pod_now("/ferrokube", uid);
+    }
+}

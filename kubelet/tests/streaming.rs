@@ -48,48 +48,7 @@ struct HostCleanup {
 
 impl Drop for HostCleanup {
     fn drop(&mut self) {
-        let data = self.data_dir.display().to_string();
-        let uids: Vec<String> = std::fs::read_dir(self.data_dir.join("netns"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        let kill = |pid: i32| {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        };
-        for uid in &uids {
-            let pods = Path::new("/sys/fs/cgroup/pids/ferrokube").join(format!("pod{uid}"));
-            for c in std::fs::read_dir(pods).into_iter().flatten().flatten() {
-                let procs =
-                    std::fs::read_to_string(c.path().join("cgroup.procs")).unwrap_or_default();
-                procs
-                    .lines()
-                    .filter_map(|l| l.trim().parse().ok())
-                    .for_each(kill);
-            }
-        }
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmdline).contains(&data)
-                && let Ok(pid) = entry.file_name().to_string_lossy().parse()
-            {
-                kill(pid);
-            }
-        }
-        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-        for target in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)) {
-            if target.starts_with(&data) {
-                let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        for uid in &uids {
-            kubelet::cgroups::remove_pod_now("/ferrokube", uid);
-        }
+        kubelet::testing::clean_host(&self.data_dir);
     }
 }
 

@@ -114,38 +114,7 @@ impl Drop for Kubelet {
     /// by their cgroups, mounts, and the bridge.
     fn drop(&mut self) {
         self.terminate();
-        let data = self.data_dir.to_string_lossy().into_owned();
-        let uids: Vec<String> = std::fs::read_dir(self.data_dir.join("netns"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        for uid in &uids {
-            for dir in kubelet::cgroups::Hierarchy::detect().pod_dirs("/ferrokube", uid) {
-                for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                    let procs = std::fs::read_to_string(entry.path().join("cgroup.procs"));
-                    for pid in procs.unwrap_or_default().lines() {
-                        let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
-                    }
-                }
-            }
-        }
-        for pid in pids_whose_cmdline_contains(&data) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-        for target in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)) {
-            if target.starts_with(&data) {
-                let _ = Command::new("umount").args(["-l", target]).status();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        for uid in &uids {
-            kubelet::cgroups::remove_pod_now("/ferrokube", uid);
-        }
+        kubelet::testing::clean_host(&self.data_dir);
         let _ = Command::new("ip")
             .args(["link", "delete", &self.bridge])
             .stderr(Stdio::null())

@@ -290,50 +290,7 @@ impl Drop for HostCleanup {
             self.delete_bridge();
             return;
         }
-        let data = self.data_dir.to_string_lossy().into_owned();
-        let uids: Vec<String> = std::fs::read_dir(self.data_dir.join("pods"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.rsplit('_').next().map(str::to_string)
-            })
-            .collect();
-        let kill = |pid: i32| {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        };
-        for uid in &uids {
-            let pod = Path::new("/sys/fs/cgroup/pids/ferrokube").join(format!("pod{uid}"));
-            for entry in std::fs::read_dir(pod).into_iter().flatten().flatten() {
-                let procs = std::fs::read_to_string(entry.path().join("cgroup.procs"));
-                for pid in procs.unwrap_or_default().lines() {
-                    if let Ok(pid) = pid.trim().parse() {
-                        kill(pid);
-                    }
-                }
-            }
-        }
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let ours = String::from_utf8_lossy(&cmdline).contains(&data);
-            if let (true, Ok(pid)) = (ours, entry.file_name().to_string_lossy().parse()) {
-                kill(pid);
-            }
-        }
-        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-        for target in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)) {
-            if target.starts_with(&data) {
-                let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        for uid in &uids {
-            kubelet::cgroups::remove_pod_now("/ferrokube", uid);
-        }
+        kubelet::testing::clean_host(&self.data_dir);
         self.delete_bridge();
     }
 }
