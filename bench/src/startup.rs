@@ -27,13 +27,26 @@ pub struct Args {
     binary: Option<PathBuf>,
 }
 
-/// Kills the server when the measurement ends, however it ends.
-struct Server(Child);
+/// Stops the server when the measurement ends, however it ends: with
+/// SIGTERM, so that its kubelet stops the private containerd (a SIGKILL
+/// left one running per run).
+struct Server(Option<Child>);
+
+impl Server {
+    fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+
+    fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        self.0.as_mut().map_or(Ok(None), Child::try_wait)
+    }
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(child) = self.0.take() {
+            kubelet::testing::terminate(child);
+        }
     }
 }
 
@@ -61,11 +74,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        let mut server = Server(child);
+        let mut server = Server(Some(child));
         wait_ready(&mut server, addr)?;
         ready_times.push(started.elapsed());
         std::thread::sleep(IDLE);
-        rss.push(rss_mib(server.0.id())?);
+        rss.push(rss_mib(server.id())?);
     }
     ready_times.sort();
     rss.sort_by(f64::total_cmp);
@@ -125,7 +138,7 @@ fn find_binary() -> anyhow::Result<PathBuf> {
 fn wait_ready(server: &mut Server, addr: SocketAddr) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Some(status) = server.0.try_wait()? {
+        if let Some(status) = server.try_wait()? {
             bail!("ferrokube exited during startup: {status}");
         }
         if ready(addr) {

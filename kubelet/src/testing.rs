@@ -103,3 +103,24 @@ pub fn clean_host(data_dir: &std::path::Path) {
         hierarchy.remove_pod_now("/ferrokube", uid);
     }
 }
+
+/// Stops a child as an operator would: SIGTERM (a clean shutdown, in which
+/// `ferrokube up` also stops its kubelet's containerd), up to 30 s to exit,
+/// then SIGKILL.
+pub fn terminate(mut child: std::process::Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -439,25 +439,12 @@ fn kubectl_binary() -> PathBuf {
     std::env::var_os("KUBECTL").map_or_else(|| PathBuf::from("kubectl"), PathBuf::from)
 }
 
+/// SIGTERM (a clean shutdown), up to 30 s to exit, then SIGKILL.
+pub use kubelet::testing::terminate;
+
 /// The `ferrokube` binary: `$FERROKUBE_BIN`, else the one cargo built next
 /// to this test executable (`target/debug/deps/e2e-… → target/debug/`),
 /// else built now with `cargo build --bin ferrokube`.
-/// SIGTERM (a clean shutdown), up to 30 s to exit, then SIGKILL.
-pub fn terminate(mut child: std::process::Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 pub fn ferrokube_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
