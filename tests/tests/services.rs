@@ -195,6 +195,21 @@ fn get(addr: &str) -> Option<String> {
     Some(body.trim().to_string())
 }
 
+/// The proxy programs the kernel a moment after the EndpointSlice changes:
+/// wait until ten answers in a row satisfy `ok` (the rules were applied),
+/// then every one of thirty more must.
+fn settled_traffic(what: &str, target: &str, ok: impl Fn(&str) -> bool) {
+    until(&format!("{what} (the proxy applied the change)"), || {
+        (0..10)
+            .all(|_| get(target).is_some_and(|a| ok(&a)))
+            .then_some(())
+    });
+    for _ in 0..30 {
+        let a = get(target).unwrap_or_else(|| panic!("{what}: {target} stopped answering"));
+        assert!(ok(&a), "{what}: answered by {a}");
+    }
+}
+
 /// Like [`json`], `None` while kubectl fails (the object is not there yet).
 fn try_json(c: &Cluster, args: &[&str]) -> Option<Value> {
     c.kubectl_json(args)
@@ -448,7 +463,12 @@ fn services_reach_ready_pods(mode: &str) {
 
     // From the host.
     let mut answers = Vec::new();
-    until("the ClusterIP answers from the host", || get(&target));
+    // The proxy may still be adding the last endpoint when the slice shows
+    // all three: start counting once every replica has answered.
+    until("every replica answers through the ClusterIP", || {
+        let seen: BTreeSet<String> = (0..30).filter_map(|_| get(&target)).collect();
+        names.iter().all(|n| seen.contains(n)).then_some(())
+    });
     for _ in 0..300 {
         answers.push(get(&target).expect("every request through the ClusterIP answers"));
     }
@@ -581,10 +601,11 @@ fn services_reach_ready_pods(mode: &str) {
         let eps = slice_endpoints(&cluster, "flaky");
         (eps.get(&unready_ip).is_some_and(|c| !c.0)).then_some(())
     });
-    for _ in 0..30 {
-        let a = get(&flaky_target).expect("the ready replica answers");
-        assert_eq!(&a, &flaky[1], "a pod failing readiness gets no traffic");
-    }
+    settled_traffic(
+        "a pod failing readiness gets no traffic",
+        &flaky_target,
+        |a| a == flaky[1],
+    );
     // Nor is it in the headless Service's answer.
     let ready_ip = json(&cluster, &["get", "pod", &flaky[1]])["status"]["podIP"]
         .as_str()
@@ -614,10 +635,11 @@ fn services_reach_ready_pods(mode: &str) {
         let eps = slice_endpoints(&cluster, "web");
         (eps.get(&victim_ip) == Some(&(false, true, true))).then_some(())
     });
-    for _ in 0..30 {
-        let a = get(&target).expect("answers during the rollout");
-        assert_ne!(&a, victim, "a terminating pod gets no new connections");
-    }
+    settled_traffic(
+        "a terminating pod gets no new connections",
+        &target,
+        |a| a != victim,
+    );
     until("the deleted pod's endpoint is gone", || {
         (!slice_endpoints(&cluster, "web").contains_key(&victim_ip)).then_some(())
     });
