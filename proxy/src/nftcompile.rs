@@ -6,7 +6,8 @@
 //! Only the rule forms [`crate::nftrules`] renders are understood:
 //! matches on `ip saddr` (address, prefix, `@set`), `meta l4proto` and
 //! `fib saddr type local`, then `jump`/`goto`/`drop`, `dnat to A:P`,
-//! `update @set { ip saddr }` or a `numgen random mod N vmap { … }`.
+//! `dnat to numgen random mod N map { … }`, `update @set { ip saddr }` or
+//! a `numgen random mod N vmap { … }`.
 //! Anything else is a [`CompileError`], and the caller uses `nft -f`.
 
 use std::net::Ipv4Addr;
@@ -60,6 +61,9 @@ const NFT_GOTO: i32 = -4;
 const REG_VERDICT: u32 = 0;
 const REG_1: u32 = 1;
 const REG_2: u32 = 2;
+/// The second 32-bit register of register 1, where a concatenation's
+/// second part lands.
+const REG32_01: u32 = 9;
 const SET_ANONYMOUS: u32 = 0x1;
 const SET_CONSTANT: u32 = 0x2;
 const SET_MAP: u32 = 0x8;
@@ -68,6 +72,8 @@ const SET_EVAL: u32 = 0x20;
 /// nft's datatype ids, kept in the set for `nft list`.
 const TYPE_INTEGER: u32 = 4;
 const TYPE_IPADDR: u32 = 7;
+/// `ipv4_addr . inet_service` (nft's concatenated type: 7 << 6 | 13).
+const TYPE_ADDR_PORT: u32 = 461;
 const RTN_LOCAL: u32 = 2;
 /// nft's set user data (libnftnl's `NFTNL_UDATA_SET_*` TLVs), byte for
 /// byte as nft 1.0.6 writes it: an anonymous `numgen` vmap (key in host
@@ -77,6 +83,11 @@ const NUMGEN_MAP_USERDATA: [u8; 28] = [
     0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x06, 0x04, 0x00, 0x00, 0x00, 0x00,
 ];
 const IPV4_SET_USERDATA: [u8; 6] = [0x00, 0x04, 0x02, 0x00, 0x00, 0x00];
+/// The anonymous `numgen` map of a `dnat to numgen … map`.
+const NUMGEN_DNAT_MAP_USERDATA: [u8; 18] = [
+    0x00, 0x04, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x00, 0x00, 0x00, 0x00, 0x06, 0x04, 0x00, 0x00,
+    0x00, 0x00,
+];
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot compile `{0}` into netlink messages")]
@@ -157,7 +168,15 @@ impl Compiler<'_> {
                     parse_verdict(verdict).ok_or_else(|| CompileError(what.clone()))?;
                 let mut m = self.msg(NEWSETELEM, NLM_F_CREATE);
                 m.str(ELEM_LIST_SET, map).nest(ELEM_LIST_ELEMENTS);
-                element(&mut m, &key, Some((code, &chain)));
+                element(&mut m, &key, Data::Verdict(code, &chain));
+                m.end();
+                m
+            }
+            Op::AddMember { set, key } => {
+                let key = element_key(key).ok_or_else(|| CompileError(what.clone()))?;
+                let mut m = self.msg(NEWSETELEM, NLM_F_CREATE);
+                m.str(ELEM_LIST_SET, set).nest(ELEM_LIST_ELEMENTS);
+                element(&mut m, &key, Data::None);
                 m.end();
                 m
             }
@@ -165,7 +184,7 @@ impl Compiler<'_> {
                 let key = element_key(key).ok_or_else(|| CompileError(what.clone()))?;
                 let mut m = self.msg(DELSETELEM, 0);
                 m.str(ELEM_LIST_SET, map).nest(ELEM_LIST_ELEMENTS);
-                element(&mut m, &key, None);
+                element(&mut m, &key, Data::None);
                 m.end();
                 m
             }
@@ -206,7 +225,7 @@ impl Compiler<'_> {
                         out.push(Expr::Lookup {
                             set: set.to_string(),
                             set_id: None,
-                            verdict: false,
+                            dreg: None,
                         });
                     } else if let Some((addr, prefix)) = value.split_once('/') {
                         let addr: Ipv4Addr = addr.parse().ok()?;
@@ -264,7 +283,37 @@ impl Compiler<'_> {
                     if words.next()? != "to" {
                         return None;
                     }
-                    let (addr, port) = words.next()?.split_once(':')?;
+                    let target = words.next()?;
+                    if target == "numgen" {
+                        let (modulus, body) = numgen_body(words.by_ref(), "map")?;
+                        let mut values = Vec::new();
+                        for (i, entry) in body.iter().enumerate() {
+                            let (key, value) = entry.split_once(" : ")?;
+                            if key.parse::<usize>().ok()? != i {
+                                return None;
+                            }
+                            let (addr, port) = value.split_once(" . ")?;
+                            let addr: Ipv4Addr = addr.parse().ok()?;
+                            let port: u16 = port.parse().ok()?;
+                            let mut v = addr.octets().to_vec();
+                            v.extend_from_slice(&port.to_be_bytes());
+                            v.extend_from_slice(&[0, 0]);
+                            values.push(v);
+                        }
+                        if values.len() != modulus as usize {
+                            return None;
+                        }
+                        let set_id = self.numgen_dnat_map(&values);
+                        out.push(Expr::Numgen(modulus));
+                        out.push(Expr::Lookup {
+                            set: "__map%d".into(),
+                            set_id: Some(set_id),
+                            dreg: Some(REG_1),
+                        });
+                        out.push(Expr::DnatMapped);
+                        return Some(out);
+                    }
+                    let (addr, port) = target.split_once(':')?;
                     let addr: Ipv4Addr = addr.parse().ok()?;
                     let port: u16 = port.parse().ok()?;
                     out.push(Expr::Value(REG_1, addr.octets().to_vec()));
@@ -283,16 +332,9 @@ impl Compiler<'_> {
                     return Some(out);
                 }
                 "numgen" => {
-                    let head: Vec<&str> = words.by_ref().take(4).collect();
-                    let ["random", "mod", n, "vmap"] = head[..] else {
-                        return None;
-                    };
-                    let modulus: u32 = n.parse().ok()?;
-                    let rest: Vec<&str> = words.collect();
-                    let body = rest.join(" ");
-                    let body = body.strip_prefix("{ ")?.strip_suffix(" }")?;
+                    let (modulus, body) = numgen_body(words.by_ref(), "vmap")?;
                     let mut targets = Vec::new();
-                    for (i, entry) in body.split(", ").enumerate() {
+                    for (i, entry) in body.iter().enumerate() {
                         let (key, verdict) = entry.split_once(" : ")?;
                         if key.parse::<usize>().ok()? != i {
                             return None;
@@ -307,7 +349,7 @@ impl Compiler<'_> {
                     out.push(Expr::Lookup {
                         set: "__map%d".into(),
                         set_id: Some(set_id),
-                        verdict: true,
+                        dreg: Some(REG_VERDICT),
                     });
                     return Some(out);
                 }
@@ -343,10 +385,41 @@ impl Compiler<'_> {
         for (i, (code, chain)) in targets.iter().enumerate() {
             // The numgen result is a host-order u32.
             let key = (i as u32).to_ne_bytes();
-            element(&mut elems, &key, Some((*code, chain.as_str())));
+            element(&mut elems, &key, Data::Verdict(*code, chain));
         }
         elems.end();
         self.batch.push(elems, "numgen vmap elements".into());
+        id
+    }
+
+    /// Adds an anonymous constant `numgen` map to `addr . port` values
+    /// (8 bytes each) and its elements; answers its transaction id.
+    fn numgen_dnat_map(&mut self, values: &[Vec<u8>]) -> u32 {
+        let id = self.set_id();
+        let mut set = self.msg(NEWSET, NLM_F_CREATE);
+        set.str(SET_NAME, "__map%d")
+            .u32(SET_FLAGS, SET_ANONYMOUS | SET_CONSTANT | SET_MAP)
+            .u32(SET_KEY_TYPE, TYPE_INTEGER)
+            .u32(SET_KEY_LEN, 4)
+            .u32(SET_DATA_TYPE, TYPE_ADDR_PORT)
+            .u32(SET_DATA_LEN, 8)
+            .u32(SET_ID, id)
+            .nest(SET_DESC)
+            .u32(SET_DESC_SIZE, values.len() as u32)
+            .end()
+            .bytes(SET_USERDATA, &NUMGEN_DNAT_MAP_USERDATA);
+        self.batch.push(set, "numgen dnat map".into());
+        let mut elems = self.msg(NEWSETELEM, NLM_F_CREATE);
+        elems
+            .str(ELEM_LIST_SET, "__map%d")
+            .u32(ELEM_LIST_SET_ID, id)
+            .nest(ELEM_LIST_ELEMENTS);
+        for (i, value) in values.iter().enumerate() {
+            let key = (i as u32).to_ne_bytes();
+            element(&mut elems, &key, Data::Value(value));
+        }
+        elems.end();
+        self.batch.push(elems, "numgen dnat map elements".into());
         id
     }
 }
@@ -370,11 +443,13 @@ enum Expr {
     Value(u32, Vec<u8>),
     /// DNAT to the address in register 1, port in register 2.
     Dnat,
+    /// DNAT to the `addr . port` a map lookup left in register 1.
+    DnatMapped,
     Lookup {
         set: String,
         set_id: Option<u32>,
-        /// A vmap: the element's verdict is the result.
-        verdict: bool,
+        /// A map's destination register (the verdict one for a vmap).
+        dreg: Option<u32>,
     },
     DynsetUpdate(String),
     Numgen(u32),
@@ -459,17 +534,24 @@ impl Expr {
                     .u32(7, 2)
                     .end();
             }
-            Expr::Lookup {
-                set,
-                set_id,
-                verdict,
-            } => {
+            Expr::DnatMapped => {
+                // type (dnat), family, reg addr min, reg proto min (the
+                // flag follows from the register, as nft leaves it out)
+                m.str(EXPR_NAME, "nat")
+                    .nest(EXPR_DATA)
+                    .u32(1, 1)
+                    .u32(2, u32::from(FAMILY_IP))
+                    .u32(3, REG_1)
+                    .u32(5, REG32_01)
+                    .end();
+            }
+            Expr::Lookup { set, set_id, dreg } => {
                 m.str(EXPR_NAME, "lookup")
                     .nest(EXPR_DATA)
                     .str(1, set)
                     .u32(2, REG_1);
-                if *verdict {
-                    m.u32(3, REG_VERDICT);
+                if let Some(dreg) = dreg {
+                    m.u32(3, *dreg);
                 }
                 if let Some(id) = set_id {
                     m.u32(4, *id);
@@ -507,18 +589,46 @@ fn verdict(m: &mut Msg, code: i32, chain: Option<&str>) {
     m.end();
 }
 
-/// One element of a set-element list: its key and, for a vmap, verdict.
-fn element(m: &mut Msg, key: &[u8], data: Option<(i32, &str)>) {
+/// What a set element maps its key to.
+enum Data<'a> {
+    None,
+    Verdict(i32, &'a str),
+    Value(&'a [u8]),
+}
+
+/// One element of a set-element list: its key and what it maps to.
+fn element(m: &mut Msg, key: &[u8], data: Data) {
     m.nest(LIST_ELEM)
         .nest(ELEM_KEY)
         .bytes(DATA_VALUE, key)
         .end();
-    if let Some((code, chain)) = data {
-        m.nest(ELEM_DATA);
-        verdict(m, code, Some(chain));
-        m.end();
+    match data {
+        Data::None => {}
+        Data::Verdict(code, chain) => {
+            m.nest(ELEM_DATA);
+            verdict(m, code, Some(chain));
+            m.end();
+        }
+        Data::Value(bytes) => {
+            m.nest(ELEM_DATA).bytes(DATA_VALUE, bytes).end();
+        }
     }
     m.end();
+}
+
+/// The entries of `random mod N <kind> { e0, e1, … }` after `numgen`.
+fn numgen_body<'a>(words: impl Iterator<Item = &'a str>, kind: &str) -> Option<(u32, Vec<String>)> {
+    let words: Vec<&str> = words.collect();
+    let ["random", "mod", n, k, rest @ ..] = &words[..] else {
+        return None;
+    };
+    if *k != kind {
+        return None;
+    }
+    let modulus: u32 = n.parse().ok()?;
+    let body = rest.join(" ");
+    let body = body.strip_prefix("{ ")?.strip_suffix(" }")?;
+    Some((modulus, body.split(", ").map(String::from).collect()))
 }
 
 /// `goto CHAIN` / `jump CHAIN`.

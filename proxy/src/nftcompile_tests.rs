@@ -140,6 +140,10 @@ fn a_rule_form_it_does_not_know_is_refused() {
         "ip saddr 10.0.0.1",
         "goto a b",
         "numgen random mod 2 vmap { 0 : goto a }",
+        "numgen random mod 1 map { 0 : goto a }",
+        "meta l4proto tcp dnat to numgen random mod 2 map { 0 : 10.0.0.1 . 80 }",
+        "dnat to numgen random mod 1 map { 0 : 10.0.0.1 }",
+        "dnat to numgen random mod 1 vmap { 0 : 10.0.0.1 . 80 }",
         "meta l4proto icmp drop",
         "ip saddr 10.0.0.0/0 drop",
     ] {
@@ -173,6 +177,11 @@ fn a_numgen_vmap_creates_its_anonymous_map_before_the_rule() {
     let batch = compile_in("t", &ops).expect("compiles");
     // The map, its elements, the rule.
     assert_eq!(batch.len(), 3);
+    let ops = [Op::AddRule {
+        chain: "c".into(),
+        rule: "meta l4proto tcp dnat to numgen random mod 2 map { 0 : 10.0.0.1 . 80, 1 : 10.0.0.2 . 80 }".into(),
+    }];
+    assert_eq!(compile_in("t", &ops).expect("compiles").len(), 3);
 }
 
 /// A network namespace of this test's own, deleted at the end.

@@ -13,7 +13,8 @@
 //!
 //! What every Service shares stays once in the common table (named as the
 //! single table was, [`table_name`]): the postrouting masquerade of marked
-//! packets (marks set in a shard are the packet's, seen by every table),
+//! packets (marks set in a shard are the packet's, seen by every table)
+//! and of hairpin connections (through the set of endpoint addresses),
 //! the marking of outsiders reaching a ClusterIP (before any shard's DNAT),
 //! and the filter hooks rejecting Services without endpoints, whose maps
 //! name the common `reject-chain` only. The common table is small, so a
@@ -23,20 +24,21 @@
 //! few shards into nat, not all of them.
 
 use crate::nftrules::{
-    MARK_MASQ, NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, REJECT_CHAIN, SERVICE_IPS,
+    HAIRPIN, MARK_MASQ, NO_ENDPOINT_NODEPORTS, NO_ENDPOINT_SERVICES, REJECT_CHAIN, SERVICE_IPS,
     SERVICE_IPS_CHAIN, SERVICE_NODEPORTS, table_name,
 };
 use crate::rules::RulesConfig;
 
 /// The number of shard tables. Measured with `bench -- proxy` (16 shards,
-/// N Services × 10 endpoints, so N/16 Services per shard): a change's
-/// p50 is 0.5 ms at 31 Services per shard, 0.8–1.1 ms at 62, 5–7 ms at
-/// 125 and 10.6 ms at 250. At 1,000 Services (~750 chains per shard)
-/// the validation is no longer the main cost: every commit also walks
-/// each chain of every table in the namespace (~0.1 µs a chain, 1.2 ms for
-/// 12,000), which no sharding avoids. More shards would save little there
-/// and add a nat base chain (two lookups) per shard to every connection's
-/// first packet.
+/// N Services × 10 endpoints, so N/16 Services per shard, when every
+/// endpoint still had a chain): a change's p50 was 0.5 ms at 31 Services
+/// per shard, 0.8–1.1 ms at 62, 5–7 ms at 125 and 10.6 ms at 250. At
+/// 1,000 Services (~750 chains per shard) the validation was no longer
+/// the main cost: every commit also walks each chain of every table in
+/// the namespace (~0.1 µs a chain, 1.2 ms for 12,000), which no sharding
+/// avoids, hence endpoints without chains ([`crate::nftrules`]). More
+/// shards would add a nat base chain (two lookups) per shard to every
+/// connection's first packet.
 pub const SHARDS: usize = 16;
 
 /// Where an object lives: the common table or a shard.
@@ -106,9 +108,9 @@ pub fn shard_of(service: &str) -> usize {
     (h % SHARDS as u64) as usize
 }
 
-/// The table holding a verdict map's elements for a Service in `shard`.
+/// The table holding a map's or set's elements for a Service in `shard`.
 pub fn map_table(map: &str, shard: usize) -> Table {
-    if map == NO_ENDPOINT_SERVICES || map == NO_ENDPOINT_NODEPORTS {
+    if map == NO_ENDPOINT_SERVICES || map == NO_ENDPOINT_NODEPORTS || map == HAIRPIN {
         Table::Common
     } else {
         Table::Shard(shard)
@@ -127,11 +129,14 @@ pub fn common_commands(cfg: &RulesConfig, table: &str) -> Vec<String> {
         format!(
             "add map {t} {NO_ENDPOINT_NODEPORTS} {{ type inet_proto . inet_service : verdict ; }}"
         ),
+        format!("add set {t} {HAIRPIN} {{ type ipv4_addr . ipv4_addr ; }}"),
     ];
     let regular: [(&str, Vec<String>); 4] = [
         (
             "masquerading",
             vec![
+                // A pod reaching itself through a Service.
+                format!("ct status dnat ip saddr . ip daddr @{HAIRPIN} masquerade fully-random"),
                 format!("meta mark & {mark} == 0 return"),
                 // Clear the bit so a re-traversal does not masquerade again.
                 format!("meta mark set meta mark xor {mark}"),

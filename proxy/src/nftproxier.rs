@@ -20,9 +20,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
+use std::net::Ipv4Addr;
 
 use crate::nftlayout::{self, SHARDS, Table, Tables, shard_of};
-use crate::nftrules::NftPort;
+use crate::nftrules::{HAIRPIN, NftPort};
 use crate::rules::RulesConfig;
 
 /// One `nft -f` script, with what it touches.
@@ -71,6 +72,9 @@ pub struct NftProxier {
     /// Element → verdict, as programmed.
     elements: HashMap<ElementKey, String>,
     sets: BTreeSet<String>,
+    /// Service ports per endpoint address: its [`HAIRPIN`] element exists
+    /// while one of them uses it.
+    hairpin: HashMap<Ipv4Addr, usize>,
     /// Services per shard: a shard's table exists while it has one.
     per_shard: Vec<usize>,
 }
@@ -85,6 +89,7 @@ impl NftProxier {
             chains: HashMap::new(),
             elements: HashMap::new(),
             sets: BTreeSet::new(),
+            hairpin: HashMap::new(),
             per_shard: vec![0; SHARDS],
         }
     }
@@ -122,6 +127,7 @@ impl NftProxier {
         self.chains.clear();
         self.elements.clear();
         self.sets.clear();
+        self.hairpin.clear();
         self.per_shard = vec![0; SHARDS];
         for key in self.services.keys() {
             self.per_shard[shard_of(key)] += 1;
@@ -181,7 +187,21 @@ impl NftProxier {
                     self.elements
                         .insert((table, e.map, e.key.clone()), e.verdict.clone());
                 }
+                for ip in &p.hairpin {
+                    *self.hairpin.entry(*ip).or_default() += 1;
+                }
             }
+        }
+        let mut hairpin: Vec<&Ipv4Addr> = self.hairpin.keys().collect();
+        hairpin.sort();
+        for chunk in hairpin.chunks(1000) {
+            let list: Vec<String> = chunk.iter().map(|ip| hairpin_key(**ip)).collect();
+            let _ = writeln!(
+                s.text,
+                "add element ip {common} {HAIRPIN} {{ {} }}",
+                list.join(", ")
+            );
+            s.elements += chunk.len();
         }
         for ((table, map), elements) in by_map {
             let t = self.tables.name(table);
@@ -203,6 +223,8 @@ impl NftProxier {
         let mut old_sets: BTreeMap<String, Table> = BTreeMap::new();
         let mut old_elements: BTreeSet<ElementKey> = BTreeSet::new();
         let mut new_ports: Vec<(usize, NftPort)> = Vec::new();
+        // Each touched endpoint address with its count before the update.
+        let mut hairpin_before: BTreeMap<Ipv4Addr, usize> = BTreeMap::new();
         for (key, new) in changed {
             let shard = shard_of(&key);
             let here = Table::Shard(shard);
@@ -217,6 +239,11 @@ impl NftProxier {
                 _ => {}
             }
             for p in old.unwrap_or_default() {
+                for ip in p.hairpin {
+                    let count = self.hairpin.entry(ip).or_default();
+                    hairpin_before.entry(ip).or_insert(*count);
+                    *count = count.saturating_sub(1);
+                }
                 old_chains.extend(p.chains.into_iter().map(|(n, _)| (n, here)));
                 old_sets.extend(p.sets.into_iter().map(|(n, _)| (n, here)));
                 old_elements.extend(
@@ -232,6 +259,11 @@ impl NftProxier {
         let mut wanted: BTreeMap<ElementKey, String> = BTreeMap::new();
         for (shard, p) in new_ports {
             let here = Table::Shard(shard);
+            for ip in p.hairpin {
+                let count = self.hairpin.entry(ip).or_default();
+                hairpin_before.entry(ip).or_insert(*count);
+                *count += 1;
+            }
             for (name, rules) in p.chains {
                 old_chains.remove(&name);
                 if self.chains.get(&name) != Some(&rules) {
@@ -269,6 +301,20 @@ impl NftProxier {
 
         let mut s = Script::default();
         let mut ops: Vec<(Table, Op)> = Vec::new();
+        for (ip, was) in hairpin_before {
+            let now = self.hairpin.get(&ip).copied().unwrap_or(0);
+            if now == 0 {
+                self.hairpin.remove(&ip);
+            }
+            let key = hairpin_key(ip);
+            let op = match (was, now) {
+                (0, 1..) => Op::AddMember { set: HAIRPIN, key },
+                (1.., 0) => Op::DeleteElement { map: HAIRPIN, key },
+                _ => continue,
+            };
+            s.elements += 1;
+            ops.push((Table::Common, op));
+        }
         for (name, (table, secs)) in &new_sets {
             ops.push((
                 *table,
@@ -343,7 +389,7 @@ impl NftProxier {
             }
         }
         s.chains += write.len();
-        s.elements = del_elements.len() + add_elements.len();
+        s.elements += del_elements.len() + add_elements.len();
         for (name, (_, rules)) in write {
             self.chains.insert(name, rules);
         }
@@ -419,6 +465,11 @@ pub enum Op {
         key: String,
         verdict: String,
     },
+    /// An element of a set (no verdict).
+    AddMember {
+        set: &'static str,
+        key: String,
+    },
     DeleteChain(String),
     DeleteSet(String),
     /// The table with everything in it (an emptied shard).
@@ -442,11 +493,17 @@ impl Op {
             Op::AddElement { map, key, verdict } => {
                 writeln!(text, "add element {t} {map} {{ {key} : {verdict} }}")
             }
+            Op::AddMember { set, key } => writeln!(text, "add element {t} {set} {{ {key} }}"),
             Op::DeleteChain(name) => writeln!(text, "delete chain {t} {name}"),
             Op::DeleteSet(name) => writeln!(text, "delete set {t} {name}"),
             Op::DeleteTable => writeln!(text, "delete table {t}"),
         };
     }
+}
+
+/// The [`HAIRPIN`] element of an endpoint address: from it, to it.
+fn hairpin_key(ip: Ipv4Addr) -> String {
+    format!("{ip} . {ip}")
 }
 
 fn add_set(text: &mut String, t: &str, name: &str, secs: i32) {
