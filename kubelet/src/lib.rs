@@ -277,6 +277,16 @@ async fn run_with(
         (None, Some(_)) => node::wait_for_pod_cidr(&client, &config.node_name).await,
     };
     tracing::info!(node = %config.node_name, %pod_cidr, bridge = %config.bridge, "pod network");
+    let mut cni = config.cni_bin_dir.clone().map(|bin_dir| cni::Cni {
+        bin_dir,
+        pod_cidr,
+        bridge: config.bridge.clone(),
+        ipam_dir: config.data_dir.join("cni").join("networks"),
+        node_masquerade: false,
+    });
+    if let Some(cni) = &mut cni {
+        cni.install_masquerade().await;
+    }
     let heartbeat = tokio::spawn(node::heartbeat(client.clone(), identity.clone(), node));
     let ctx = Arc::new(worker::NodeContext {
         client,
@@ -284,12 +294,7 @@ async fn run_with(
         node_name: config.node_name.clone(),
         host_ip: identity.host_ip(),
         data_dir: config.data_dir.clone(),
-        cni: config.cni_bin_dir.clone().map(|bin_dir| cni::Cni {
-            bin_dir,
-            pod_cidr,
-            bridge: config.bridge.clone(),
-            ipam_dir: config.data_dir.join("cni").join("networks"),
-        }),
+        cni,
         cgroup_parent: "/ferrokube".into(),
         cluster_dns: dns::ClusterDns {
             servers: config.cluster_dns.clone(),

@@ -61,6 +61,15 @@ fn pod_uids(data_dir: &std::path::Path) -> std::collections::BTreeSet<String> {
     names("netns").into_iter().chain(from_pods).collect()
 }
 
+/// Deletes a node's CNI bridge and the kubelet's masquerade table for it.
+pub fn remove_bridge(bridge: &str) {
+    let _ = std::process::Command::new("ip")
+        .args(["link", "delete", bridge])
+        .stderr(std::process::Stdio::null())
+        .status();
+    crate::cni::remove_masquerade(bridge);
+}
+
 /// Leaves the host clean after a test's kubelet under `data_dir`, whatever
 /// happened to the test: kills its pods' processes (by their cgroups) and
 /// every process naming the data dir (the private containerd, the shims),

@@ -115,10 +115,7 @@ impl Drop for Kubelet {
     fn drop(&mut self) {
         self.terminate();
         kubelet::testing::clean_host(&self.data_dir);
-        let _ = Command::new("ip")
-            .args(["link", "delete", &self.bridge])
-            .stderr(Stdio::null())
-            .status();
+        kubelet::testing::remove_bridge(&self.bridge);
     }
 }
 

@@ -38,9 +38,7 @@ impl Drop for Teardown<'_> {
                 "--timeout=60s",
             ]);
         }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .status();
+        kubelet::testing::remove_bridge(&self.bridge);
     }
 }
 

@@ -166,10 +166,7 @@ impl Drop for Teardown<'_> {
             "--grace-period=1",
             "--timeout=60s",
         ]);
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .stderr(Stdio::null())
-            .status();
+        kubelet::testing::remove_bridge(&self.bridge);
     }
 }
 
@@ -635,11 +632,9 @@ fn services_reach_ready_pods(mode: &str) {
         let eps = slice_endpoints(&cluster, "web");
         (eps.get(&victim_ip) == Some(&(false, true, true))).then_some(())
     });
-    settled_traffic(
-        "a terminating pod gets no new connections",
-        &target,
-        |a| a != victim,
-    );
+    settled_traffic("a terminating pod gets no new connections", &target, |a| {
+        a != victim
+    });
     until("the deleted pod's endpoint is gone", || {
         (!slice_endpoints(&cluster, "web").contains_key(&victim_ip)).then_some(())
     });

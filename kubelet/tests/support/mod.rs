@@ -277,10 +277,7 @@ struct HostCleanup {
 
 impl HostCleanup {
     fn delete_bridge(&self) {
-        let _ = std::process::Command::new("ip")
-            .args(["link", "delete", &self.bridge])
-            .stderr(std::process::Stdio::null())
-            .status();
+        kubelet::testing::remove_bridge(&self.bridge);
     }
 }
 
