@@ -50,11 +50,31 @@ impl Drop for Server {
     }
 }
 
+/// The bench's clusters program the host under names of their own, which
+/// it removes at the end: the proxy's tables and chains, the kubelet's
+/// bridge and masquerade table.
+const PROXY_PREFIX: &str = "FKSTART";
+const BRIDGE: &str = "fkstartup";
+
+struct HostState<'a>(&'a std::path::Path);
+
+impl Drop for HostState<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new(self.0)
+            .args(["proxy", "--cleanup", "--proxy-chain-prefix", PROXY_PREFIX])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        kubelet::testing::remove_bridge(BRIDGE);
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let binary = match args.binary {
         Some(path) => path,
         None => find_binary()?,
     };
+    let _host = HostState(&binary);
     println!("startup benchmark: {} (embedded store)\n", binary.display());
     let mut ready_times = Vec::new();
     let mut rss = Vec::new();
@@ -69,6 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .arg(dir.path())
             .arg("--listen")
             .arg(addr.to_string())
+            .args(["--cni-bridge", BRIDGE, "--proxy-chain-prefix", PROXY_PREFIX])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -40,15 +40,18 @@ fn pod(name: &str, script: &str, restart_policy: &str) -> Pod {
     }
 }
 
-/// Kills what the kubelet left behind (containerd, shims, containers) and
-/// unmounts its namespaces, even when the test fails.
+/// Kills what the kubelet left behind (containerd, shims, containers),
+/// unmounts its namespaces and removes its bridge, even when the test
+/// fails.
 struct HostCleanup {
     data_dir: PathBuf,
+    bridge: String,
 }
 
 impl Drop for HostCleanup {
     fn drop(&mut self) {
         kubelet::testing::clean_host(&self.data_dir);
+        kubelet::testing::remove_bridge(&self.bridge);
     }
 }
 
@@ -159,8 +162,12 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
         .expect("test server");
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("data");
+    // The pod network is host-global: a bridge and CIDR of this run's own.
+    let pid = std::process::id();
+    let bridge = format!("fkst{}", pid % 10_000);
     let _cleanup = HostCleanup {
         data_dir: data_dir.clone(),
+        bridge: bridge.clone(),
     };
     std::fs::create_dir_all(data_dir.join("images")).expect("images dir");
     kubelet::busybox_image::write_busybox_image(
@@ -173,11 +180,9 @@ async fn kubectl_logs_exec_attach_and_port_forward_reach_real_containers() {
         kubelet::KubeletConfig::new(server.kubeconfig.clone(), NODE.into(), data_dir.clone());
     // The API server reaches this kubelet on loopback, at a free port.
     config.node_ip = Some("127.0.0.1".parse().expect("ip"));
-    // The pod network is host-global: a bridge and CIDR of this run's own.
-    let pid = std::process::id();
     // Second octets 140–189 are this test's (see tests/support).
     config.pod_cidr = Some(format!("10.{}.1.0/24", 140 + pid % 50));
-    config.bridge = format!("fkst{}", pid % 10_000);
+    config.bridge = bridge;
     config.server_addr = "127.0.0.1:0".parse().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let kubelet = tokio::spawn(kubelet::run(config.clone(), async {
