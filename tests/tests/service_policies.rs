@@ -25,98 +25,30 @@ use std::os::unix::fs::PermissionsExt;
 
 use e2e::Cluster;
 use net::{
-    Net, Netns, Proxy, Teardown, get, get_path, json, node_network, ready_pods, service_ip,
-    start_cluster, until,
+    Net, Netns, Proxy, Teardown, WEB_DEPLOYMENT, get, get_path, node_network, node_port,
+    ready_pods, service_ip, start_cluster, until,
 };
 
-/// The replicas, and the Services over them. The httpd binds IPv4 only so
-/// that the client address has no `::ffff:` prefix.
-const WEB: &str = r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: httpd
-        image: busybox
-        env:
-        - name: POD_NAME
-          valueFrom: {fieldRef: {fieldPath: metadata.name}}
-        ports: [{name: http, containerPort: 8080}]
-        command:
-        - sh
-        - -c
-        - |
-          mkdir -p /www/cgi-bin && echo $POD_NAME > /www/index.html
-          cat > /www/cgi-bin/who <<EOF
-          #!/bin/sh
-          printf 'Content-Type: text/plain\r\n\r\n'
-          echo $POD_NAME \$REMOTE_ADDR
-          EOF
-          busybox chmod 755 /www/cgi-bin/who
-          exec httpd -f -p 0.0.0.0:8080 -h /www
----
-apiVersion: v1
-kind: Service
-metadata: {name: spread}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: ext-local}
-spec:
-  type: NodePort
-  externalTrafficPolicy: Local
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: ext-cluster}
-spec:
-  type: NodePort
-  externalTrafficPolicy: Cluster
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: int-local}
-spec:
-  type: NodePort
-  internalTrafficPolicy: Local
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
-"#;
+/// A Service over [`WEB_DEPLOYMENT`]'s replicas, `spec` added to its spec.
+fn web_service(name: &str, spec: &str) -> String {
+    format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  selector: {{app: web}}\n  ports: [{{name: http, port: 80, targetPort: http}}]\n  {spec}\n"
+    )
+}
 
-/// Created once every replica is ready, so that the proxy programs it with
-/// all three endpoints from the start.
-const STICKY: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: sticky}
-spec:
-  selector: {app: web}
-  sessionAffinity: ClientIP
-  ports: [{name: http, port: 80, targetPort: http}]
-"#;
-
-/// The Services given an endpoint on the other node.
-const WITH_REMOTE: [&str; 3] = ["ext-local", "ext-cluster", "int-local"];
+/// The NodePort Services with a traffic policy, each also given an
+/// endpoint on the other node.
+const POLICIES: [(&str, &str); 3] = [
+    ("ext-local", "externalTrafficPolicy: Local"),
+    ("ext-cluster", "externalTrafficPolicy: Cluster"),
+    ("int-local", "internalTrafficPolicy: Local"),
+];
 
 /// The other node, and an EndpointSlice per Service naming an endpoint on
 /// it (the EndpointSlice controller leaves slices it does not manage).
 fn remote_objects(node: &str, ip: Ipv4Addr) -> String {
     let mut out = format!("apiVersion: v1\nkind: Node\nmetadata: {{name: {node}}}\n");
-    for svc in WITH_REMOTE {
+    for (svc, _) in POLICIES {
         out.push_str(&format!(
             r#"---
 apiVersion: discovery.k8s.io/v1
@@ -170,12 +102,6 @@ fn who(answer: &str) -> (&str, &str) {
     answer.split_once(' ').unwrap_or((answer, ""))
 }
 
-fn node_port(cluster: &Cluster, svc: &str) -> i64 {
-    json(cluster, &["get", "service", svc])["spec"]["ports"][0]["nodePort"]
-        .as_i64()
-        .expect("nodePort")
-}
-
 #[test]
 fn service_policies_hold_through_nftables() {
     service_policies_hold("nftables");
@@ -196,7 +122,14 @@ fn service_policies_hold(mode: &str) {
     let _proxy = Proxy::start(&cluster, &net, mode);
     let (_, node_ip) = node_network(&cluster, &net);
 
-    cluster.kubectl_stdin_ok(&["apply", "-f", "-"], WEB);
+    let mut objects = format!(
+        "{WEB_DEPLOYMENT}{}",
+        web_service("spread", "type: ClusterIP")
+    );
+    for (svc, policy) in POLICIES {
+        objects.push_str(&web_service(svc, &format!("type: NodePort\n  {policy}")));
+    }
+    cluster.kubectl_stdin_ok(&["apply", "-f", "-"], &objects);
     let names = ready_pods(&cluster, "spread", "app=web", 3);
     let spread = format!("{}:80", service_ip(&cluster, "spread"));
     until("every replica answers through the Service", || {
@@ -206,8 +139,12 @@ fn service_policies_hold(mode: &str) {
 
     // sessionAffinity ClientIP: every request of the host's goes to the
     // pod its first one reached; without affinity, over the same pods,
-    // they spread.
-    cluster.kubectl_stdin_ok(&["apply", "-f", "-"], STICKY);
+    // they spread. The Service comes once every replica is ready, so that
+    // the proxy programs it with all three endpoints from the start.
+    cluster.kubectl_stdin_ok(
+        &["apply", "-f", "-"],
+        &web_service("sticky", "sessionAffinity: ClientIP"),
+    );
     let sticky = format!("{}:80", service_ip(&cluster, "sticky"));
     let first = until("the sticky Service answers", || get(&sticky));
     assert!(names.contains(&first), "{first}");

@@ -22,31 +22,12 @@ use std::time::Duration;
 
 use e2e::Cluster;
 use net::{
-    Net, Proxy, Teardown, get, json, node_network, ready_pods, service_ip, settled_traffic,
-    slice_endpoints, start_cluster, until,
+    Net, Proxy, Teardown, WEB_DEPLOYMENT, get, json, node_network, node_port, ready_pods,
+    service_ip, settled_traffic, slice_endpoints, start_cluster, until,
 };
 
-const WEB: &str = r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 4
-      containers:
-      - name: httpd
-        image: busybox
-        env:
-        - name: POD_NAME
-          valueFrom: {fieldRef: {fieldPath: metadata.name}}
-        ports: [{name: http, containerPort: 8080}]
-        # sh ignores SIGTERM so a deleted pod stays terminating for its
-        # grace period.
-        command: [sh, -c, "trap '' TERM; mkdir -p /www && echo $POD_NAME > /www/index.html && httpd -f -p 8080 -h /www"]
+/// The Services over [`WEB_DEPLOYMENT`]'s replicas.
+const WEB_SERVICES: &str = r#"
 ---
 apiVersion: v1
 kind: Service
@@ -191,7 +172,10 @@ fn services_reach_ready_pods(mode: &str) {
     let (pod_cidr, node_ip) = node_network(&cluster, &net);
     assert_eq!(pod_cidr, net.cluster_cidr.replace(".0.0/16", ".0.0/24"));
 
-    cluster.kubectl_stdin_ok(&["apply", "-f", "-"], WEB);
+    cluster.kubectl_stdin_ok(
+        &["apply", "-f", "-"],
+        &format!("{WEB_DEPLOYMENT}{WEB_SERVICES}"),
+    );
     let names = ready_pods(&cluster, "web", "app=web", 3);
     let cluster_ip = service_ip(&cluster, "web");
     let target = format!("{cluster_ip}:80");
@@ -236,10 +220,7 @@ fn services_reach_ready_pods(mode: &str) {
     check_dns(&cluster, &net, &upstream, &cluster_ip, &names);
 
     // NodePort on the node's address.
-    let np = json(&cluster, &["get", "service", "web-np"]);
-    let node_port = np["spec"]["ports"][0]["nodePort"]
-        .as_i64()
-        .expect("nodePort");
+    let node_port = node_port(&cluster, "web-np");
     let answer = until("the NodePort answers", || {
         get(&format!("{node_ip}:{node_port}"))
     });

@@ -18,6 +18,44 @@ use serde_json::Value;
 
 pub const TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Three busybox httpd replicas labelled `app: web`, port `http`: `/`
+/// answers the pod's name, `/cgi-bin/who` its name and the client address
+/// it saw (httpd binds IPv4 only, so that address has no `::ffff:`).
+pub const WEB_DEPLOYMENT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 4
+      containers:
+      - name: httpd
+        image: busybox
+        env:
+        - name: POD_NAME
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+        ports: [{name: http, containerPort: 8080}]
+        # sh ignores SIGTERM so a deleted pod stays terminating for its
+        # grace period.
+        command:
+        - sh
+        - -c
+        - |
+          trap '' TERM
+          mkdir -p /www/cgi-bin && echo $POD_NAME > /www/index.html
+          cat > /www/cgi-bin/who <<EOF
+          #!/bin/sh
+          printf 'Content-Type: text/plain\r\n\r\n'
+          echo $POD_NAME \$REMOTE_ADDR
+          EOF
+          busybox chmod 755 /www/cgi-bin/who
+          httpd -f -p 0.0.0.0:8080 -h /www
+"#;
+
 /// The run's unique host-global names.
 pub struct Net {
     pub node: String,
@@ -315,6 +353,13 @@ pub fn service_ip(cluster: &Cluster, svc: &str) -> String {
         .as_str()
         .expect("clusterIP")
         .to_string()
+}
+
+/// The (first) node port of Service `svc`.
+pub fn node_port(cluster: &Cluster, svc: &str) -> i64 {
+    json(cluster, &["get", "service", svc])["spec"]["ports"][0]["nodePort"]
+        .as_i64()
+        .expect("nodePort")
 }
 
 /// Runs `ip args`, which must succeed.
