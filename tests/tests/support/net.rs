@@ -75,7 +75,7 @@ pub struct Net {
 impl Net {
     pub fn new() -> Net {
         let r = std::process::id() ^ Instant::now().elapsed().subsec_nanos() ^ rand_seed();
-        // Second octets 190–249 are this test's; the kubelet tests use
+        // Second octets 190–249 are the Services tests'; the kubelet tests use
         // 90–189 (kubelet/tests/support), so no two runs' routes overlap.
         let a = 190 + r % 30;
         let b = 220 + (r / 30) % 30;
