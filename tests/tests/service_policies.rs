@@ -20,8 +20,10 @@
 mod net;
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
 use e2e::Cluster;
 use net::{
@@ -29,19 +31,28 @@ use net::{
     ready_pods, service_ip, start_cluster, until,
 };
 
-/// A Service over [`WEB_DEPLOYMENT`]'s replicas, `spec` added to its spec.
-fn web_service(name: &str, spec: &str) -> String {
-    format!(
-        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  selector: {{app: web}}\n  ports: [{{name: http, port: 80, targetPort: http}}]\n  {spec}\n"
-    )
+/// A Service from port 80 to the pods' port `http`, with `spec` lines.
+fn service(name: &str, spec: &[&str]) -> String {
+    let mut out = format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  ports: [{{name: http, port: 80, targetPort: http}}]\n"
+    );
+    for line in spec {
+        out.push_str(&format!("  {line}\n"));
+    }
+    out
 }
 
+/// Selects [`WEB_DEPLOYMENT`]'s replicas.
+const WEB: &str = "selector: {app: web}";
+
 /// The NodePort Services with a traffic policy, each also given an
-/// endpoint on the other node.
-const POLICIES: [(&str, &str); 3] = [
-    ("ext-local", "externalTrafficPolicy: Local"),
-    ("ext-cluster", "externalTrafficPolicy: Cluster"),
-    ("int-local", "internalTrafficPolicy: Local"),
+/// endpoint on the other node. The last has no selector: that endpoint is
+/// its only one.
+const POLICIES: [(&str, &[&str]); 4] = [
+    ("ext-local", &[WEB, "externalTrafficPolicy: Local"]),
+    ("ext-cluster", &[WEB, "externalTrafficPolicy: Cluster"]),
+    ("int-local", &[WEB, "internalTrafficPolicy: Local"]),
+    ("remote-only", &["externalTrafficPolicy: Local"]),
 ];
 
 /// The other node, and an EndpointSlice per Service naming an endpoint on
@@ -122,12 +133,9 @@ fn service_policies_hold(mode: &str) {
     let _proxy = Proxy::start(&cluster, &net, mode);
     let (_, node_ip) = node_network(&cluster, &net);
 
-    let mut objects = format!(
-        "{WEB_DEPLOYMENT}{}",
-        web_service("spread", "type: ClusterIP")
-    );
-    for (svc, policy) in POLICIES {
-        objects.push_str(&web_service(svc, &format!("type: NodePort\n  {policy}")));
+    let mut objects = format!("{WEB_DEPLOYMENT}{}", service("spread", &[WEB]));
+    for (svc, spec) in POLICIES {
+        objects.push_str(&service(svc, &[&["type: NodePort"], spec].concat()));
     }
     cluster.kubectl_stdin_ok(&["apply", "-f", "-"], &objects);
     let names = ready_pods(&cluster, "spread", "app=web", 3);
@@ -143,7 +151,7 @@ fn service_policies_hold(mode: &str) {
     // the proxy programs it with all three endpoints from the start.
     cluster.kubectl_stdin_ok(
         &["apply", "-f", "-"],
-        &web_service("sticky", "sessionAffinity: ClientIP"),
+        &service("sticky", &[WEB, "sessionAffinity: ClientIP"]),
     );
     let sticky = format!("{}:80", service_ip(&cluster, "sticky"));
     let first = until("the sticky Service answers", || get(&sticky));
@@ -230,5 +238,27 @@ fn service_policies_hold(mode: &str) {
     for _ in 0..30 {
         let a = get(&int_local).expect("every request to an internal Local Service answers");
         assert!(names.contains(&a), "answered by {a}");
+    }
+
+    // externalTrafficPolicy Local without a local endpoint: the ClusterIP
+    // reaches the remote one (the proxy has it), traffic from outside is
+    // dropped (neither answered nor refused: kube-proxy's verdict).
+    let remote_only = format!("{}:80", service_ip(&cluster, "remote-only"));
+    until(
+        "the ClusterIP of remote-only reaches the remote endpoint",
+        || (get(&remote_only)? == "remote").then_some(()),
+    );
+    let np: SocketAddr = format!("{node_ip}:{}", node_port(&cluster, "remote-only"))
+        .parse()
+        .expect("an address");
+    for _ in 0..3 {
+        let got = outside.within(move || {
+            TcpStream::connect_timeout(&np, Duration::from_millis(500)).map_err(|e| e.kind())
+        });
+        assert_eq!(
+            got.err(),
+            Some(ErrorKind::TimedOut),
+            "outside traffic to a Local NodePort without local endpoints"
+        );
     }
 }
