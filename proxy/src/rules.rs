@@ -16,7 +16,9 @@
 //! - `P-MARK-MASQ` / `P-POSTROUTING`: mark, then masquerade marked packets.
 //!
 //! filter table: `P-SERVICES` rejects new connections to Service ports
-//! without endpoints, as kube-proxy does, instead of letting them hang.
+//! without endpoints, as kube-proxy does, instead of letting them hang; it
+//! drops outsiders' ones to a policy-Local Service without a local endpoint
+//! (iptables allows no DROP in nat).
 
 use std::fmt::Write as _;
 
@@ -91,7 +93,8 @@ pub struct PortRules {
     pub services: Vec<String>,
     /// Its lines in nat `P-NODEPORTS`.
     pub nodeports: Vec<String>,
-    /// Its lines in filter `P-SERVICES` (no endpoints).
+    /// Its lines in filter `P-SERVICES`: rejects (no endpoints) and drops
+    /// (outsiders under policy Local without a local endpoint).
     pub rejects: Vec<String>,
 }
 
@@ -200,6 +203,21 @@ pub fn port_rules(cfg: &RulesConfig, sp: &ServicePort) -> PortRules {
     }
 
     // External traffic (NodePort, load balancer).
+    // Filter lines matching it before DNAT, as `target`.
+    let external_filter = |lines: &mut Vec<String>, target: &str| {
+        for ip in &sp.load_balancer_ips {
+            lines.push(format!(
+                "-A {} {comment} -d {ip}/32 {dport} -j {target}",
+                cfg.services()
+            ));
+        }
+        if let Some(np) = sp.node_port {
+            lines.push(format!(
+                "-A {} {comment} -m addrtype --dst-type LOCAL -m {proto} -p {proto} --dport {np} -j {target}",
+                cfg.services()
+            ));
+        }
+    };
     if sp.has_external() {
         let external_ok = if sp.external_local {
             !local.is_empty() || !cluster.is_empty()
@@ -228,7 +246,10 @@ pub fn port_rules(cfg: &RulesConfig, sp: &ServicePort) -> PortRules {
                 if !local.is_empty() {
                     ext.push(format!("-A {ext_chain} {comment} -j {svl_chain}"));
                 } else {
-                    ext.push(format!("-A {ext_chain} {comment} -j DROP"));
+                    // iptables refuses DROP in nat: outsiders leave the
+                    // chain without DNAT, and filter drops them (kube-proxy's
+                    // "has no local endpoints" rule).
+                    external_filter(&mut out.rejects, "DROP");
                 }
             } else {
                 ext.push(format!("-A {ext_chain} {comment} -j {}", cfg.mark_masq()));
@@ -248,18 +269,7 @@ pub fn port_rules(cfg: &RulesConfig, sp: &ServicePort) -> PortRules {
                 ));
             }
         } else {
-            for ip in &sp.load_balancer_ips {
-                out.rejects.push(format!(
-                    "-A {} {comment} -d {ip}/32 {dport} -j REJECT",
-                    cfg.services()
-                ));
-            }
-            if let Some(np) = sp.node_port {
-                out.rejects.push(format!(
-                    "-A {} {comment} -m addrtype --dst-type LOCAL -m {proto} -p {proto} --dport {np} -j REJECT",
-                    cfg.services()
-                ));
-            }
+            external_filter(&mut out.rejects, "REJECT");
         }
     }
     out

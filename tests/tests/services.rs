@@ -12,254 +12,22 @@
 #[path = "services/dns.rs"]
 mod dns;
 
+#[path = "support/net.rs"]
+mod net;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use e2e::{Backend, Cluster, ferrokube_binary};
-use serde_json::Value;
+use e2e::Cluster;
+use net::{
+    Net, Proxy, Teardown, WEB_DEPLOYMENT, get, json, node_network, node_port, ready_pods,
+    service_ip, settled_traffic, slice_endpoints, start_cluster, until,
+};
 
-const TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The run's unique host-global names.
-struct Net {
-    node: String,
-    prefix: String,
-    bridge: String,
-    cluster_cidr: String,
-    service_cidr: String,
-    /// Where the run's stand-in for the host's resolver listens.
-    dns_upstream: std::net::Ipv4Addr,
-}
-
-impl Net {
-    fn new() -> Net {
-        let r = std::process::id() ^ Instant::now().elapsed().subsec_nanos() ^ rand_seed();
-        // Second octets 190–249 are this test's; the kubelet tests use
-        // 90–189 (kubelet/tests/support), so no two runs' routes overlap.
-        let a = 190 + r % 30;
-        let b = 220 + (r / 30) % 30;
-        Net {
-            node: format!("e2e-svc-{:x}", r % 0xffff),
-            prefix: format!("E{:04X}", r % 0xffff),
-            bridge: format!("fke{:x}", r % 0xfffff),
-            cluster_cidr: format!("10.{a}.0.0/16"),
-            service_cidr: format!("10.{b}.0.0/16"),
-            dns_upstream: std::net::Ipv4Addr::new(
-                127,
-                53,
-                (r % 250) as u8,
-                (r / 250 % 250) as u8 + 1,
-            ),
-        }
-    }
-}
-
-fn rand_seed() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
-}
-
-/// The proxy process, with the host cleaned after it.
-struct Proxy {
-    child: Option<Child>,
-    args: Vec<String>,
-    log: PathBuf,
-}
-
-impl Proxy {
-    fn start(cluster: &Cluster, net: &Net, mode: &str) -> Proxy {
-        let args = vec![
-            "proxy".to_string(),
-            "--proxy-mode".into(),
-            mode.into(),
-            "--kubeconfig".into(),
-            cluster.kubeconfig().to_string_lossy().into_owned(),
-            "--hostname-override".into(),
-            net.node.clone(),
-            "--proxy-chain-prefix".into(),
-            net.prefix.clone(),
-            "--proxy-cluster-cidr".into(),
-            net.cluster_cidr.clone(),
-            "--proxy-service-cidr".into(),
-            net.service_cidr.clone(),
-        ];
-        let mut p = Proxy {
-            child: None,
-            args,
-            log: cluster.dir().join("proxy.log"),
-        };
-        p.spawn();
-        p
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("proxy log");
-        let err = log.try_clone().expect("log");
-        self.child = Some(
-            Command::new(ferrokube_binary())
-                .args(&self.args)
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(err)
-                .spawn()
-                .expect("ferrokube proxy starts"),
-        );
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.kill();
-        let prefix_at = self.args.iter().position(|a| a == "--proxy-chain-prefix");
-        if let Some(i) = prefix_at {
-            let _ = Command::new(ferrokube_binary())
-                .args([
-                    "proxy",
-                    "--cleanup",
-                    "--proxy-chain-prefix",
-                    &self.args[i + 1],
-                ])
-                .status();
-        }
-    }
-}
-
-/// Deletes the run's workloads and pods (so the kubelet stops and unwires
-/// them; the containers would outlive the cluster) before the cluster
-/// stops, then the bridge. Deployments go first, or their ReplicaSets
-/// would replace the deleted pods.
-struct Teardown<'a> {
-    cluster: &'a Cluster,
-    bridge: String,
-}
-
-impl Drop for Teardown<'_> {
-    fn drop(&mut self) {
-        let _ = self.cluster.kubectl(&[
-            "delete",
-            "deployments",
-            "--all",
-            "--cascade=foreground",
-            "--timeout=60s",
-        ]);
-        let _ = self.cluster.kubectl(&[
-            "delete",
-            "pods",
-            "--all",
-            "--grace-period=1",
-            "--timeout=60s",
-        ]);
-        kubelet::testing::remove_bridge(&self.bridge);
-    }
-}
-
-fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// One HTTP GET on a fresh connection; the body, trimmed.
-fn get(addr: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let body = out.split("\r\n\r\n").nth(1)?;
-    Some(body.trim().to_string())
-}
-
-/// The proxy programs the kernel a moment after the EndpointSlice changes:
-/// wait until ten answers in a row satisfy `ok` (the rules were applied),
-/// then every one of thirty more must.
-fn settled_traffic(what: &str, target: &str, ok: impl Fn(&str) -> bool) {
-    until(&format!("{what} (the proxy applied the change)"), || {
-        (0..10)
-            .all(|_| get(target).is_some_and(|a| ok(&a)))
-            .then_some(())
-    });
-    for _ in 0..30 {
-        let a = get(target).unwrap_or_else(|| panic!("{what}: {target} stopped answering"));
-        assert!(ok(&a), "{what}: answered by {a}");
-    }
-}
-
-/// Like [`json`], `None` while kubectl fails (the object is not there yet).
-fn try_json(c: &Cluster, args: &[&str]) -> Option<Value> {
-    c.kubectl_json(args)
-}
-
-fn json(c: &Cluster, args: &[&str]) -> Value {
-    let mut full = args.to_vec();
-    full.extend(["-o", "json"]);
-    serde_json::from_str(&c.kubectl_ok(&full)).expect("kubectl json")
-}
-
-/// `(ready, serving, terminating)` per endpoint IP of a Service.
-fn slice_endpoints(c: &Cluster, svc: &str) -> BTreeMap<String, (bool, bool, bool)> {
-    let label = format!("kubernetes.io/service-name={svc}");
-    let list = json(c, &["get", "endpointslices", "-l", &label]);
-    let mut out = BTreeMap::new();
-    for s in list["items"].as_array().into_iter().flatten() {
-        for e in s["endpoints"].as_array().into_iter().flatten() {
-            let cond = &e["conditions"];
-            out.insert(
-                e["addresses"][0].as_str().unwrap_or_default().to_string(),
-                (
-                    cond["ready"] == true,
-                    cond["serving"] == true,
-                    cond["terminating"] == true,
-                ),
-            );
-        }
-    }
-    out
-}
-
-const WEB: &str = r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 4
-      containers:
-      - name: httpd
-        image: busybox
-        env:
-        - name: POD_NAME
-          valueFrom: {fieldRef: {fieldPath: metadata.name}}
-        ports: [{name: http, containerPort: 8080}]
-        # sh ignores SIGTERM so a deleted pod stays terminating for its
-        # grace period.
-        command: [sh, -c, "trap '' TERM; mkdir -p /www && echo $POD_NAME > /www/index.html && httpd -f -p 8080 -h /www"]
+/// The Services over [`WEB_DEPLOYMENT`]'s replicas.
+const WEB_SERVICES: &str = r#"
 ---
 apiVersion: v1
 kind: Service
@@ -390,21 +158,9 @@ fn services_reach_ready_pods(mode: &str) {
     let upstream = dns::Upstream::start(net.dns_upstream);
     let resolv_dir = tempfile::tempdir().expect("tempdir");
     let resolv_conf = upstream.resolv_conf(resolv_dir.path());
-    let cidr_flag = format!("--cluster-cidr={}", net.cluster_cidr);
-    let svc_flag = format!("--service-cluster-ip-range={}", net.service_cidr);
-    let cluster = Cluster::start_with_kubelet(
-        Backend::Embedded,
-        &[
-            "--node-name",
-            &net.node,
-            "--cni-bridge",
-            &net.bridge,
-            &cidr_flag,
-            &svc_flag,
-            "--disable-proxy",
-            "--resolv-conf",
-            resolv_conf.to_str().expect("utf-8 path"),
-        ],
+    let cluster = start_cluster(
+        &net,
+        &["--resolv-conf", resolv_conf.to_str().expect("utf-8 path")],
     );
     let _teardown = Teardown {
         cluster: &cluster,
@@ -413,49 +169,15 @@ fn services_reach_ready_pods(mode: &str) {
     let mut proxy = Proxy::start(&cluster, &net, mode);
 
     // Node IPAM gave the node the first /24 of the cluster CIDR.
-    let pod_cidr = e2e::eventually(TIMEOUT, || {
-        let n = try_json(&cluster, &["get", "node", &net.node])?;
-        n["spec"]["podCIDR"].as_str().map(str::to_string)
-    })
-    .unwrap_or_else(|| {
-        let log = cluster.log();
-        let tail: Vec<&str> = log.lines().rev().take(200).collect();
-        panic!(
-            "timed out waiting until the node has a podCIDR; the cluster's last log lines:\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        )
-    });
+    let (pod_cidr, node_ip) = node_network(&cluster, &net);
     assert_eq!(pod_cidr, net.cluster_cidr.replace(".0.0/16", ".0.0/24"));
-    let node_ip = until("the node has an InternalIP", || {
-        let n = try_json(&cluster, &["get", "node", &net.node])?;
-        n["status"]["addresses"]
-            .as_array()?
-            .iter()
-            .find(|a| a["type"] == "InternalIP")?["address"]
-            .as_str()
-            .map(str::to_string)
-    });
 
-    cluster.kubectl_stdin_ok(&["apply", "-f", "-"], WEB);
-    let names: Vec<String> = until("three web pods are ready endpoints", || {
-        let eps = slice_endpoints(&cluster, "web");
-        let ready = eps.values().filter(|c| c.0).count();
-        if ready != 3 {
-            return None;
-        }
-        let pods = json(&cluster, &["get", "pods", "-l", "app=web"]);
-        let names: Vec<String> = pods["items"]
-            .as_array()?
-            .iter()
-            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
-            .collect();
-        (names.len() == 3).then_some(names)
-    });
-    let svc = json(&cluster, &["get", "service", "web"]);
-    let cluster_ip = svc["spec"]["clusterIP"]
-        .as_str()
-        .expect("clusterIP")
-        .to_string();
+    cluster.kubectl_stdin_ok(
+        &["apply", "-f", "-"],
+        &format!("{WEB_DEPLOYMENT}{WEB_SERVICES}"),
+    );
+    let names = ready_pods(&cluster, "web", "app=web", 3);
+    let cluster_ip = service_ip(&cluster, "web");
     let target = format!("{cluster_ip}:80");
 
     // From the host.
@@ -498,10 +220,7 @@ fn services_reach_ready_pods(mode: &str) {
     check_dns(&cluster, &net, &upstream, &cluster_ip, &names);
 
     // NodePort on the node's address.
-    let np = json(&cluster, &["get", "service", "web-np"]);
-    let node_port = np["spec"]["ports"][0]["nodePort"]
-        .as_i64()
-        .expect("nodePort");
+    let node_port = node_port(&cluster, "web-np");
     let answer = until("the NodePort answers", || {
         get(&format!("{node_ip}:{node_port}"))
     });
@@ -523,10 +242,7 @@ fn services_reach_ready_pods(mode: &str) {
         &["apply", "-f", "-"],
         r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"self"},"spec":{"selector":{"app":"self"},"ports":[{"port":80,"targetPort":8080}]}}"#,
     );
-    let self_ip = json(&cluster, &["get", "service", "self"])["spec"]["clusterIP"]
-        .as_str()
-        .expect("clusterIP")
-        .to_string();
+    let self_ip = service_ip(&cluster, "self");
     let selfpod = format!(
         r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"self","labels":{{"app":"self"}}}},"spec":{{"containers":[{{"name":"c","image":"busybox","command":["sh","-c","mkdir -p /www && echo itself > /www/index.html && httpd -p 8080 -h /www && while true; do wget -q -O - http://{self_ip}/ && echo REACHED; sleep 1; done"]}}]}}}}"#
     );
@@ -554,10 +270,7 @@ fn services_reach_ready_pods(mode: &str) {
         &["apply", "-f", "-"],
         r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"nobody"},"spec":{"selector":{"app":"nobody"},"ports":[{"port":80,"targetPort":8080}]}}"#,
     );
-    let nobody = json(&cluster, &["get", "service", "nobody"])["spec"]["clusterIP"]
-        .as_str()
-        .expect("clusterIP")
-        .to_string();
+    let nobody = service_ip(&cluster, "nobody");
     let nobody: std::net::SocketAddr = format!("{nobody}:80").parse().expect("address");
     until("a Service without endpoints refuses connections", || {
         let refused = TcpStream::connect_timeout(&nobody, Duration::from_secs(2))
@@ -569,23 +282,8 @@ fn services_reach_ready_pods(mode: &str) {
     // removed through `kubectl exec`, its endpoint turns not ready, and
     // the Service answers only from the other replica.
     cluster.kubectl_stdin_ok(&["apply", "-f", "-"], FLAKY);
-    let flaky: Vec<String> = until("two flaky pods are ready endpoints", || {
-        let ready = slice_endpoints(&cluster, "flaky")
-            .values()
-            .filter(|c| c.0)
-            .count();
-        let pods = json(&cluster, &["get", "pods", "-l", "app=flaky"]);
-        let names: Vec<String> = pods["items"]
-            .as_array()?
-            .iter()
-            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
-            .collect();
-        (ready == 2 && names.len() == 2).then_some(names)
-    });
-    let flaky_ip = json(&cluster, &["get", "service", "flaky"])["spec"]["clusterIP"]
-        .as_str()
-        .expect("clusterIP")
-        .to_string();
+    let flaky = ready_pods(&cluster, "flaky", "app=flaky", 2);
+    let flaky_ip = service_ip(&cluster, "flaky");
     let flaky_target = format!("{flaky_ip}:80");
     until("the flaky Service answers", || get(&flaky_target));
     let unready = &flaky[0];
