@@ -168,7 +168,7 @@ impl Compiler<'_> {
                     parse_verdict(verdict).ok_or_else(|| CompileError(what.clone()))?;
                 let mut m = self.msg(NEWSETELEM, NLM_F_CREATE);
                 m.str(ELEM_LIST_SET, map).nest(ELEM_LIST_ELEMENTS);
-                element(&mut m, &key, Data::Verdict(code, &chain));
+                element(&mut m, &key, Data::Verdict(code, chain.as_deref()));
                 m.end();
                 m
             }
@@ -362,7 +362,7 @@ impl Compiler<'_> {
 
     /// Adds an anonymous constant `numgen` vmap and its elements to the
     /// batch; answers its transaction id.
-    fn numgen_map(&mut self, targets: &[(i32, String)]) -> u32 {
+    fn numgen_map(&mut self, targets: &[(i32, Option<String>)]) -> u32 {
         let id = self.set_id();
         let mut set = self.msg(NEWSET, NLM_F_CREATE);
         set.str(SET_NAME, "__map%d")
@@ -385,7 +385,7 @@ impl Compiler<'_> {
         for (i, (code, chain)) in targets.iter().enumerate() {
             // The numgen result is a host-order u32.
             let key = (i as u32).to_ne_bytes();
-            element(&mut elems, &key, Data::Verdict(*code, chain));
+            element(&mut elems, &key, Data::Verdict(*code, chain.as_deref()));
         }
         elems.end();
         self.batch.push(elems, "numgen vmap elements".into());
@@ -592,7 +592,7 @@ fn verdict(m: &mut Msg, code: i32, chain: Option<&str>) {
 /// What a set element maps its key to.
 enum Data<'a> {
     None,
-    Verdict(i32, &'a str),
+    Verdict(i32, Option<&'a str>),
     Value(&'a [u8]),
 }
 
@@ -606,7 +606,7 @@ fn element(m: &mut Msg, key: &[u8], data: Data) {
         Data::None => {}
         Data::Verdict(code, chain) => {
             m.nest(ELEM_DATA);
-            verdict(m, code, Some(chain));
+            verdict(m, code, chain);
             m.end();
         }
         Data::Value(bytes) => {
@@ -631,15 +631,18 @@ fn numgen_body<'a>(words: impl Iterator<Item = &'a str>, kind: &str) -> Option<(
     Some((modulus, body.split(", ").map(String::from).collect()))
 }
 
-/// `goto CHAIN` / `jump CHAIN`.
-fn parse_verdict(text: &str) -> Option<(i32, String)> {
+/// `goto CHAIN` / `jump CHAIN` / `drop`.
+fn parse_verdict(text: &str) -> Option<(i32, Option<String>)> {
+    if text == "drop" {
+        return Some((NF_DROP, None));
+    }
     let (word, chain) = text.split_once(' ')?;
     let code = match word {
         "goto" => NFT_GOTO,
         "jump" => NFT_JUMP,
         _ => return None,
     };
-    (!chain.is_empty() && !chain.contains(' ')).then(|| (code, chain.to_string()))
+    (!chain.is_empty() && !chain.contains(' ')).then(|| (code, Some(chain.to_string())))
 }
 
 fn proto_number(name: &str) -> Option<u8> {

@@ -43,7 +43,8 @@ fn before() -> BTreeMap<u8, ServicePort> {
 }
 
 /// The same Services after a round of changes: endpoints added, moved and
-/// lost, an affinity timeout changed, a Service gone, one new.
+/// lost, an affinity timeout changed, a Service gone, one new, one left
+/// with remote endpoints only.
 fn after() -> BTreeMap<u8, ServicePort> {
     let mut m = before();
     let mut s1 = numbered(1, 4, Some(30001));
@@ -58,6 +59,10 @@ fn after() -> BTreeMap<u8, ServicePort> {
     m.insert(3, s3);
     m.insert(4, numbered(4, 1, Some(30004)));
     m.remove(&5);
+    // Its one endpoint moves to another node: dropped, not rejected.
+    let mut s6 = m[&6].clone();
+    s6.endpoints[0].local = false;
+    m.insert(6, s6);
     m.insert(
         7,
         ServicePort {

@@ -179,6 +179,11 @@ pub fn port_rules(cfg: &RulesConfig, sp: &ServicePort) -> NftPort {
     };
     out.elements.push(match internal {
         Some(target) => element(SERVICE_IPS, ip_key(&cluster_ip), format!("goto {target}")),
+        // Endpoints, none of them here: dropped, as kube-proxy does ("has
+        // no local endpoints"); no endpoints at all: rejected.
+        None if sp.internal_local && !cluster.is_empty() => {
+            element(NO_ENDPOINT_SERVICES, ip_key(&cluster_ip), "drop".into())
+        }
         None => element(NO_ENDPOINT_SERVICES, ip_key(&cluster_ip), reject.clone()),
     });
 

@@ -154,13 +154,22 @@ fn rules_by_case() {
             lacks: &["service-ips: 10.43.0.10 . tcp . 80 : goto <service>"],
         },
         Case {
-            name: "internalTrafficPolicy Local without local endpoints rejects",
+            name: "internalTrafficPolicy Local with only remote endpoints drops",
             port: ServicePort {
                 internal_local: true,
                 ..port(vec![ep(3, true, false)])
             },
+            has: &["no-endpoint-services: 10.43.0.10 . tcp . 80 : drop"],
+            lacks: &["<local>", "reject"],
+        },
+        Case {
+            name: "internalTrafficPolicy Local without any endpoint rejects",
+            port: ServicePort {
+                internal_local: true,
+                ..port(vec![ep(3, false, false)])
+            },
             has: &["no-endpoint-services: 10.43.0.10 . tcp . 80 : goto reject-chain"],
-            lacks: &["<local>"],
+            lacks: &["<local>", ": drop"],
         },
         Case {
             name: "ClientIP affinity checks the set first and records on DNAT",

@@ -196,10 +196,19 @@ pub fn port_rules(cfg: &RulesConfig, sp: &ServicePort) -> PortRules {
             "-A {} {comment} -d {cluster_ip}/32 {dport} -j {target}",
             cfg.services()
         )),
-        None => out.rejects.push(format!(
-            "-A {} {comment} -d {cluster_ip}/32 {dport} -j REJECT",
-            cfg.services()
-        )),
+        None => {
+            // Endpoints, none of them here: dropped, as kube-proxy does
+            // ("has no local endpoints"); no endpoints at all: rejected.
+            let target = if sp.internal_local && !cluster.is_empty() {
+                "DROP"
+            } else {
+                "REJECT"
+            };
+            out.rejects.push(format!(
+                "-A {} {comment} -d {cluster_ip}/32 {dport} -j {target}",
+                cfg.services()
+            ));
+        }
     }
 
     // External traffic (NodePort, load balancer).

@@ -150,13 +150,22 @@ fn rules_by_case() {
             lacks: &["-m tcp -p tcp --dport 80 -j <SVC>"],
         },
         Case {
-            name: "internalTrafficPolicy Local without local endpoints rejects",
+            name: "internalTrafficPolicy Local with only remote endpoints drops",
             port: ServicePort {
                 internal_local: true,
                 ..port(vec![ep(3, true, false)])
             },
+            has: &["--dport 80 -j DROP"],
+            lacks: &["<SVL>", "REJECT"],
+        },
+        Case {
+            name: "internalTrafficPolicy Local without any endpoint rejects",
+            port: ServicePort {
+                internal_local: true,
+                ..port(vec![ep(3, false, false)])
+            },
             has: &["--dport 80 -j REJECT"],
-            lacks: &["<SVL>"],
+            lacks: &["<SVL>", "DROP"],
         },
         Case {
             name: "ClientIP affinity checks recent first and records on DNAT",

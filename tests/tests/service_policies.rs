@@ -46,14 +46,30 @@ fn service(name: &str, spec: &[&str]) -> String {
 const WEB: &str = "selector: {app: web}";
 
 /// The NodePort Services with a traffic policy, each also given an
-/// endpoint on the other node. The last has no selector: that endpoint is
-/// its only one.
-const POLICIES: [(&str, &[&str]); 4] = [
+/// endpoint on the other node. The last two have no selector: that
+/// endpoint is their only one.
+const POLICIES: [(&str, &[&str]); 5] = [
     ("ext-local", &[WEB, "externalTrafficPolicy: Local"]),
     ("ext-cluster", &[WEB, "externalTrafficPolicy: Cluster"]),
     ("int-local", &[WEB, "internalTrafficPolicy: Local"]),
     ("remote-only", &["externalTrafficPolicy: Local"]),
+    ("int-remote-only", &["internalTrafficPolicy: Local"]),
 ];
+
+/// Three connection attempts to `addr` (from `outside`, or else the
+/// host) time out: the packets were dropped, neither answered nor refused.
+fn dropped(what: &str, addr: SocketAddr, outside: Option<&Netns>) {
+    for _ in 0..3 {
+        let connect = move || {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(500)).map_err(|e| e.kind())
+        };
+        let got = match outside {
+            Some(ns) => ns.within(connect),
+            None => connect(),
+        };
+        assert_eq!(got.err(), Some(ErrorKind::TimedOut), "{what}");
+    }
+}
 
 /// The other node, and an EndpointSlice per Service naming an endpoint on
 /// it (the EndpointSlice controller leaves slices it does not manage).
@@ -251,14 +267,27 @@ fn service_policies_hold(mode: &str) {
     let np: SocketAddr = format!("{node_ip}:{}", node_port(&cluster, "remote-only"))
         .parse()
         .expect("an address");
-    for _ in 0..3 {
-        let got = outside.within(move || {
-            TcpStream::connect_timeout(&np, Duration::from_millis(500)).map_err(|e| e.kind())
-        });
-        assert_eq!(
-            got.err(),
-            Some(ErrorKind::TimedOut),
-            "outside traffic to a Local NodePort without local endpoints"
-        );
-    }
+    dropped(
+        "outside traffic to a Local NodePort without local endpoints",
+        np,
+        Some(&outside),
+    );
+
+    // internalTrafficPolicy Local without a local endpoint: the NodePort
+    // reaches the remote one (the proxy has it), the ClusterIP drops
+    // (kube-proxy's "has no local endpoints"; only a Service without any
+    // endpoint refuses).
+    let np = format!("{node_ip}:{}", node_port(&cluster, "int-remote-only"));
+    until(
+        "outside traffic to int-remote-only reaches the remote endpoint",
+        || (from_outside(&np, "/")? == "remote").then_some(()),
+    );
+    let cluster_ip: SocketAddr = format!("{}:80", service_ip(&cluster, "int-remote-only"))
+        .parse()
+        .expect("an address");
+    dropped(
+        "ClusterIP traffic to an internal Local Service without local endpoints",
+        cluster_ip,
+        None,
+    );
 }
