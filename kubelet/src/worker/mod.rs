@@ -489,6 +489,7 @@ impl Worker {
         .await;
         let volumes = crate::volumes::mounts(&self.ctx.client, &self.pod, &pod_dir, c).await;
         let resolv = self.write_resolv_conf(&pod_dir).await;
+        tracing::debug!(pod = %self.pod_ref.name, container = %c.name, took = ?began.elapsed(), "environment and volumes ready");
         let result = match (env, volumes, resolv) {
             (Err(e), _, _) => Err(containers::ContainerError::Env(e)),
             (_, Err(e), _) => Err(containers::ContainerError::Volume(e)),
