@@ -162,77 +162,20 @@ fn main_status(pod: &Pod) -> k8s_openapi::api::core::v1::ContainerStatus {
     try_main_status(pod).expect("a container status")
 }
 
-/// Leaves the host clean when the test fails midway: containers outlive
-/// their kubelet by design, so a panic would otherwise leave processes,
-/// shims and mounts behind.
+/// Leaves the host clean: containers outlive their kubelet by design, so
+/// a test failing midway would leave processes, shims and mounts behind;
+/// the bridge goes in any case.
 struct HostCleanup {
     data_dir: std::path::PathBuf,
+    bridge: String,
 }
 
 impl Drop for HostCleanup {
     fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
+        if std::thread::panicking() {
+            kubelet::testing::clean_host(&self.data_dir);
         }
-        let data = self.data_dir.to_string_lossy().into_owned();
-        // Pod UIDs: netns files are named by UID, pod dirs end with it.
-        let names = |dir: &str| -> Vec<String> {
-            std::fs::read_dir(self.data_dir.join(dir))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        };
-        let mut uids = names("netns");
-        uids.extend(
-            names("pods")
-                .iter()
-                .filter_map(|n| n.rsplit('_').next().map(str::to_string)),
-        );
-        let pids_in = |dir: std::path::PathBuf| -> Vec<i32> {
-            std::fs::read_dir(dir)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter_map(|c| std::fs::read_to_string(c.path().join("cgroup.procs")).ok())
-                .flat_map(|text| {
-                    text.lines()
-                        .filter_map(|l| l.trim().parse().ok())
-                        .collect::<Vec<i32>>()
-                })
-                .collect()
-        };
-        let kill = |pid: i32| {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        };
-        for uid in &uids {
-            for pid in pids_in(
-                std::path::Path::new("/sys/fs/cgroup/pids/ferrokube").join(format!("pod{uid}")),
-            ) {
-                kill(pid);
-            }
-        }
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let is_ours = String::from_utf8_lossy(&cmdline).contains(&data);
-            if let (true, Ok(pid)) = (is_ours, entry.file_name().to_string_lossy().parse()) {
-                kill(pid);
-            }
-        }
-        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-        for target in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)) {
-            if target.starts_with(&data) {
-                let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        for uid in &uids {
-            kubelet::cgroups::remove_pod_now("/ferrokube", uid);
-        }
+        kubelet::testing::remove_bridge(&self.bridge);
     }
 }
 
@@ -263,8 +206,11 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
         .expect("test server");
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("data");
+    // A bridge of this run's own: the default one is a real node's.
+    let bridge = format!("fkc{}", std::process::id() % 100_000);
     let _cleanup = HostCleanup {
         data_dir: data_dir.clone(),
+        bridge: bridge.clone(),
     };
     std::fs::create_dir_all(data_dir.join("images")).expect("images dir");
     kubelet::busybox_image::write_busybox_image(
@@ -278,6 +224,7 @@ async fn pods_succeed_fail_run_and_terminate_on_a_private_containerd() {
         kubelet::KubeletConfig::new(server.kubeconfig.clone(), NODE.into(), data_dir.clone());
     // No controller-manager here to assign the Node a podCIDR.
     config.pod_cidr = Some("10.88.0.0/16".into());
+    config.bridge = bridge;
     let (stop, kubelet) = start_kubelet(config.clone());
 
     let client = client::connect(Some(&server.kubeconfig))
