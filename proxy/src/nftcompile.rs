@@ -363,63 +363,53 @@ impl Compiler<'_> {
     /// Adds an anonymous constant `numgen` vmap and its elements to the
     /// batch; answers its transaction id.
     fn numgen_map(&mut self, targets: &[(i32, Option<String>)]) -> u32 {
-        let id = self.set_id();
-        let mut set = self.msg(NEWSET, NLM_F_CREATE);
-        set.str(SET_NAME, "__map%d")
-            .u32(SET_FLAGS, SET_ANONYMOUS | SET_CONSTANT | SET_MAP)
-            .u32(SET_KEY_TYPE, TYPE_INTEGER)
-            .u32(SET_KEY_LEN, 4)
-            .u32(SET_DATA_TYPE, NFT_DATA_VERDICT)
-            .u32(SET_DATA_LEN, 0)
-            .u32(SET_ID, id)
-            .nest(SET_DESC)
-            .u32(SET_DESC_SIZE, targets.len() as u32)
-            .end()
-            .bytes(SET_USERDATA, &NUMGEN_MAP_USERDATA);
-        self.batch.push(set, "numgen vmap".into());
-        let mut elems = self.msg(NEWSETELEM, NLM_F_CREATE);
-        elems
-            .str(ELEM_LIST_SET, "__map%d")
-            .u32(ELEM_LIST_SET_ID, id)
-            .nest(ELEM_LIST_ELEMENTS);
-        for (i, (code, chain)) in targets.iter().enumerate() {
-            // The numgen result is a host-order u32.
-            let key = (i as u32).to_ne_bytes();
-            element(&mut elems, &key, Data::Verdict(*code, chain.as_deref()));
-        }
-        elems.end();
-        self.batch.push(elems, "numgen vmap elements".into());
-        id
+        let data = targets
+            .iter()
+            .map(|(code, chain)| Data::Verdict(*code, chain.as_deref()));
+        let kind = (NFT_DATA_VERDICT, 0, &NUMGEN_MAP_USERDATA[..]);
+        self.anonymous_numgen_map("numgen vmap", kind, data.collect())
     }
 
     /// Adds an anonymous constant `numgen` map to `addr . port` values
     /// (8 bytes each) and its elements; answers its transaction id.
     fn numgen_dnat_map(&mut self, values: &[Vec<u8>]) -> u32 {
+        let data = values.iter().map(|v| Data::Value(v));
+        let kind = (TYPE_ADDR_PORT, 8, &NUMGEN_DNAT_MAP_USERDATA[..]);
+        self.anonymous_numgen_map("numgen dnat map", kind, data.collect())
+    }
+
+    /// An anonymous constant map from `numgen`'s result (a host-order u32,
+    /// 0 to N-1) to `data`, whose (type, length, set user data) is `kind`.
+    fn anonymous_numgen_map(
+        &mut self,
+        what: &str,
+        (data_type, data_len, userdata): (u32, u32, &[u8]),
+        data: Vec<Data>,
+    ) -> u32 {
         let id = self.set_id();
         let mut set = self.msg(NEWSET, NLM_F_CREATE);
         set.str(SET_NAME, "__map%d")
             .u32(SET_FLAGS, SET_ANONYMOUS | SET_CONSTANT | SET_MAP)
             .u32(SET_KEY_TYPE, TYPE_INTEGER)
             .u32(SET_KEY_LEN, 4)
-            .u32(SET_DATA_TYPE, TYPE_ADDR_PORT)
-            .u32(SET_DATA_LEN, 8)
+            .u32(SET_DATA_TYPE, data_type)
+            .u32(SET_DATA_LEN, data_len)
             .u32(SET_ID, id)
             .nest(SET_DESC)
-            .u32(SET_DESC_SIZE, values.len() as u32)
+            .u32(SET_DESC_SIZE, data.len() as u32)
             .end()
-            .bytes(SET_USERDATA, &NUMGEN_DNAT_MAP_USERDATA);
-        self.batch.push(set, "numgen dnat map".into());
+            .bytes(SET_USERDATA, userdata);
+        self.batch.push(set, what.into());
         let mut elems = self.msg(NEWSETELEM, NLM_F_CREATE);
         elems
             .str(ELEM_LIST_SET, "__map%d")
             .u32(ELEM_LIST_SET_ID, id)
             .nest(ELEM_LIST_ELEMENTS);
-        for (i, value) in values.iter().enumerate() {
-            let key = (i as u32).to_ne_bytes();
-            element(&mut elems, &key, Data::Value(value));
+        for (i, d) in data.into_iter().enumerate() {
+            element(&mut elems, &(i as u32).to_ne_bytes(), d);
         }
         elems.end();
-        self.batch.push(elems, "numgen dnat map elements".into());
+        self.batch.push(elems, format!("{what} elements"));
         id
     }
 }
