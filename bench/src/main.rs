@@ -63,6 +63,8 @@ pub enum Backend {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
+    // As `ferrokube` does (src/main.rs): no transparent huge pages.
+    let _ = nix::sys::prctl::set_thp_disable(true);
     let cli = Cli::parse();
     // Off unless asked (`RUST_LOG=kubelet=debug` times the pod start's stages).
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
