@@ -1,8 +1,7 @@
 //! Pod networking through the standard CNI plugins
-//! (`containernetworking-plugins`): `bridge` with `host-local` IPAM puts
-//! `eth0` on the node bridge with an address from the pod CIDR, the same
-//! wiring as containerd's default CNI config, whose `loopback` plugin's
-//! work (`lo` up) is done when the namespace is made ([`crate::netns`]).
+//! (`containernetworking-plugins`): `loopback` brings `lo` up and `bridge`
+//! with `host-local` IPAM puts `eth0` on the node bridge with an address
+//! from the pod CIDR, the same wiring as containerd's default CNI config.
 //! Plugins are executed per the CNI spec: config on stdin, `CNI_*`
 //! variables in the environment, a JSON result (or error) on stdout.
 //!
@@ -76,24 +75,30 @@ impl Cni {
             && ["/usr/sbin/iptables", "/sbin/iptables", "/usr/bin/iptables"]
                 .iter()
                 .any(|p| Path::new(p).exists());
-        vec![(
-            json!({
-                "cniVersion": CNI_VERSION,
-                "name": NETWORK_NAME,
-                "type": "bridge",
-                "bridge": self.bridge,
-                "isGateway": true,
-                "ipMasq": masquerade,
-                "hairpinMode": true,
-                "ipam": {
-                    "type": "host-local",
-                    "ranges": [[{"subnet": self.pod_cidr}]],
-                    "routes": [{"dst": "0.0.0.0/0"}],
-                    "dataDir": self.ipam_dir,
-                },
-            }),
-            "eth0",
-        )]
+        vec![
+            (
+                json!({"cniVersion": CNI_VERSION, "name": NETWORK_NAME, "type": "loopback"}),
+                "lo",
+            ),
+            (
+                json!({
+                    "cniVersion": CNI_VERSION,
+                    "name": NETWORK_NAME,
+                    "type": "bridge",
+                    "bridge": self.bridge,
+                    "isGateway": true,
+                    "ipMasq": masquerade,
+                    "hairpinMode": true,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": self.pod_cidr}]],
+                        "routes": [{"dst": "0.0.0.0/0"}],
+                        "dataDir": self.ipam_dir,
+                    },
+                }),
+                "eth0",
+            ),
+        ]
     }
 
     /// Wires the namespace; returns the pod IP `bridge` assigned. The

@@ -2,9 +2,7 @@
 //! thread unshares its network namespace and bind-mounts
 //! `/proc/thread-self/ns/net` onto `DATA_DIR/netns/<pod-uid>`, which keeps
 //! the namespace alive after the thread exits; removal unmounts and
-//! deletes the file. The thread also brings `lo` up, with one rtnetlink
-//! message, which saves running the CNI `loopback` plugin (a Go program,
-//! 5–7 ms of CPU) on every pod start.
+//! deletes the file.
 
 use std::path::{Path, PathBuf};
 
@@ -53,7 +51,6 @@ pub fn create(path: &Path) -> Result<(), NetnsError> {
             move |source| NetnsError::Sys { path, op, source }
         };
         unshare(CloneFlags::CLONE_NEWNET).map_err(sys("unshare"))?;
-        loopback_up().map_err(sys("bring lo up"))?;
         mount(
             Some("/proc/thread-self/ns/net"),
             &target,
@@ -70,58 +67,6 @@ pub fn create(path: &Path) -> Result<(), NetnsError> {
         let _ = std::fs::remove_file(path);
     }
     result
-}
-
-/// Sets `lo` up in the calling thread's network namespace: RTM_NEWLINK
-/// for interface 1 (a new namespace's loopback) with IFF_UP, acknowledged.
-fn loopback_up() -> nix::Result<()> {
-    use nix::sys::socket::{
-        AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, recv, sendto,
-        socket,
-    };
-    use std::os::fd::AsRawFd;
-    const RTM_NEWLINK: u16 = 16;
-    const NLM_F_REQUEST_ACK: u16 = 0x1 | 0x4;
-    const NLMSG_ERROR: u16 = 2;
-    const LOOPBACK_INDEX: i32 = 1;
-    const IFF_UP: u32 = 1;
-    let fd = socket(
-        AddressFamily::Netlink,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkRoute,
-    )?;
-    // nlmsghdr (len, type, flags, seq, pid), then ifinfomsg (family, pad,
-    // type, index, flags, change), native byte order.
-    let mut msg = Vec::with_capacity(32);
-    msg.extend_from_slice(&32u32.to_ne_bytes());
-    msg.extend_from_slice(&RTM_NEWLINK.to_ne_bytes());
-    msg.extend_from_slice(&NLM_F_REQUEST_ACK.to_ne_bytes());
-    msg.extend_from_slice(&1u32.to_ne_bytes());
-    msg.extend_from_slice(&0u32.to_ne_bytes());
-    msg.extend_from_slice(&[0, 0, 0, 0]);
-    msg.extend_from_slice(&LOOPBACK_INDEX.to_ne_bytes());
-    msg.extend_from_slice(&IFF_UP.to_ne_bytes());
-    msg.extend_from_slice(&IFF_UP.to_ne_bytes());
-    sendto(
-        fd.as_raw_fd(),
-        &msg,
-        &NetlinkAddr::new(0, 0),
-        MsgFlags::empty(),
-    )?;
-    let mut reply = [0u8; 256];
-    let n = recv(fd.as_raw_fd(), &mut reply, MsgFlags::empty())?;
-    // nlmsgerr: the header, then the error (0 for an ack, else -errno).
-    let kind = reply.get(4..6).map(|b| u16::from_ne_bytes([b[0], b[1]]));
-    let code = reply
-        .get(16..20)
-        .filter(|_| n >= 20)
-        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-    match (kind, code) {
-        (Some(NLMSG_ERROR), Some(0)) => Ok(()),
-        (Some(NLMSG_ERROR), Some(e)) => Err(nix::Error::from_raw(-e)),
-        _ => Err(nix::Error::EPROTO),
-    }
 }
 
 /// Whether `path` has a namespace mounted on it (its device differs from
@@ -180,17 +125,6 @@ mod tests {
         let ours = std::fs::read_link("/proc/self/ns/net").expect("own netns");
         let theirs = std::fs::read_link("/proc/thread-self/ns/net").expect("thread netns");
         assert_eq!(ours, theirs, "the caller's thread stays in its namespace");
-        // `lo` is up inside: a connection to 127.0.0.1 works there.
-        let ns = std::fs::File::open(&path).expect("open netns");
-        let inside = std::thread::spawn(move || {
-            nix::sched::setns(ns, CloneFlags::CLONE_NEWNET).expect("setns");
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-            let addr = listener.local_addr().expect("addr");
-            std::net::TcpStream::connect(addr).map(|_| ())
-        })
-        .join()
-        .expect("thread");
-        inside.expect("loopback reachable in the pod namespace");
         create(&path).expect("create is idempotent");
         remove(&path).expect("remove");
         assert!(!path.exists());
