@@ -71,10 +71,7 @@ impl Cni {
 
     fn plugins(&self) -> Vec<(Value, &'static str)> {
         // Masquerading needs iptables; without it pods still reach the node.
-        let masquerade = !self.node_masquerade
-            && ["/usr/sbin/iptables", "/sbin/iptables", "/usr/bin/iptables"]
-                .iter()
-                .any(|p| Path::new(p).exists());
+        let masquerade = !self.node_masquerade && has_iptables();
         vec![
             (
                 json!({"cniVersion": CNI_VERSION, "name": NETWORK_NAME, "type": "loopback"}),
@@ -175,6 +172,12 @@ impl Cni {
     }
 }
 
+fn has_iptables() -> bool {
+    ["/usr/sbin/iptables", "/sbin/iptables", "/usr/bin/iptables"]
+        .iter()
+        .any(|p| Path::new(p).exists())
+}
+
 /// The kubelet's nftables table for the pods on `bridge`.
 pub fn masquerade_table(bridge: &str) -> String {
     format!("ferrokube-kubelet-{bridge}")
@@ -251,9 +254,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(masq(&cni(true)), [json!(false)]);
-        let iptables =
-            Path::new("/usr/sbin/iptables").exists() || Path::new("/sbin/iptables").exists();
-        assert_eq!(masq(&cni(false)), [json!(iptables)]);
+        assert_eq!(masq(&cni(false)), [json!(has_iptables())]);
     }
 
     #[tokio::test]
