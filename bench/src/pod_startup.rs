@@ -27,6 +27,10 @@ const P99_AIM: Duration = Duration::from_secs(1);
 /// Single-pod startup against the raw container start.
 const RAW_FACTOR_AIM: f64 = 1.5;
 const NODE: &str = "bench-node";
+/// A pause before each single start, pod or raw: each is timed on an idle
+/// node, not beside the previous one's teardown (containerd's garbage
+/// collection, CNI DEL) still running.
+const SETTLE: Duration = Duration::from_millis(300);
 const BRIDGE: &str = "fkbench0";
 
 #[derive(clap::Args)]
@@ -175,6 +179,7 @@ async fn raw_starts(
     ));
     let mut singles = Vec::new();
     for attempt in 0..runs {
+        tokio::time::sleep(SETTLE).await;
         let (took, id) = raw_start(rt, &logs, data_dir, "bench-raw", attempt as i32).await?;
         singles.push(took);
         kubelet::containers::remove(rt, &id).await?;
@@ -242,12 +247,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let mut singles = Vec::new();
         for i in 0..args.singles.max(1) {
             let name = vec![format!("single-{i}")];
+            tokio::time::sleep(SETTLE).await;
             singles.extend(start_pods(&pods, &name).await?);
             delete_pods(&pods, &name).await?;
         }
         let mut host_net = Vec::new();
         for i in 0..args.singles.max(1) {
             let name = vec![format!("host-{i}")];
+            tokio::time::sleep(SETTLE).await;
             host_net.extend(start_pods(&pods, &name).await?);
             delete_pods(&pods, &name).await?;
         }
