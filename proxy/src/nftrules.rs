@@ -26,7 +26,8 @@
 //!   replacement for iptables' `recent`, and the Service chain first sends
 //!   a known client to its endpoint's chain;
 //! - `no-endpoint-services` / `no-endpoint-nodeports`: filter-hook maps that
-//!   reject new connections to Service ports without endpoints.
+//!   reject new connections to Service ports without endpoints (and drop
+//!   them where a Local policy finds endpoints on other nodes only).
 //!
 //! Unlike kube-proxy, an endpoint has no chain of its own unless affinity
 //! needs one: every commit walks every chain in the network namespace
