@@ -27,7 +27,9 @@
 //!   a known client to its endpoint's chain;
 //! - `no-endpoint-services` / `no-endpoint-nodeports`: filter-hook maps that
 //!   reject new connections to Service ports without endpoints (and drop
-//!   them where a Local policy finds endpoints on other nodes only).
+//!   ClusterIP ones where internalTrafficPolicy Local finds endpoints on
+//!   other nodes only, as `external-` chains drop outsiders for
+//!   externalTrafficPolicy Local).
 //!
 //! Unlike kube-proxy, an endpoint has no chain of its own unless affinity
 //! needs one: every commit walks every chain in the network namespace
