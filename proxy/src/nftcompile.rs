@@ -285,31 +285,21 @@ impl Compiler<'_> {
                     }
                     let target = words.next()?;
                     if target == "numgen" {
-                        let (modulus, body) = numgen_body(words.by_ref(), "map")?;
-                        let mut values = Vec::new();
-                        for (i, entry) in body.iter().enumerate() {
-                            let (key, value) = entry.split_once(" : ")?;
-                            if key.parse::<usize>().ok()? != i {
-                                return None;
-                            }
-                            let (addr, port) = value.split_once(" . ")?;
-                            let addr: Ipv4Addr = addr.parse().ok()?;
-                            let port: u16 = port.parse().ok()?;
-                            let mut v = addr.octets().to_vec();
-                            v.extend_from_slice(&port.to_be_bytes());
-                            v.extend_from_slice(&[0, 0]);
-                            values.push(v);
-                        }
-                        if values.len() != modulus as usize {
-                            return None;
-                        }
+                        let (modulus, values) = numgen_values(words.by_ref(), "map")?;
+                        let values = values
+                            .iter()
+                            .map(|v| {
+                                let (addr, port) = v.split_once(" . ")?;
+                                let addr: Ipv4Addr = addr.parse().ok()?;
+                                let port: u16 = port.parse().ok()?;
+                                // Two registers: the address, the port padded.
+                                let [p0, p1] = port.to_be_bytes();
+                                let [a0, a1, a2, a3] = addr.octets();
+                                Some(vec![a0, a1, a2, a3, p0, p1, 0, 0])
+                            })
+                            .collect::<Option<Vec<_>>>()?;
                         let set_id = self.numgen_dnat_map(&values);
-                        out.push(Expr::Numgen(modulus));
-                        out.push(Expr::Lookup {
-                            set: "__map%d".into(),
-                            set_id: Some(set_id),
-                            dreg: Some(REG_1),
-                        });
+                        out.extend(numgen_lookup(modulus, set_id, REG_1));
                         out.push(Expr::DnatMapped);
                         return Some(out);
                     }
@@ -332,25 +322,13 @@ impl Compiler<'_> {
                     return Some(out);
                 }
                 "numgen" => {
-                    let (modulus, body) = numgen_body(words.by_ref(), "vmap")?;
-                    let mut targets = Vec::new();
-                    for (i, entry) in body.iter().enumerate() {
-                        let (key, verdict) = entry.split_once(" : ")?;
-                        if key.parse::<usize>().ok()? != i {
-                            return None;
-                        }
-                        targets.push(parse_verdict(verdict)?);
-                    }
-                    if targets.len() != modulus as usize {
-                        return None;
-                    }
+                    let (modulus, verdicts) = numgen_values(words.by_ref(), "vmap")?;
+                    let targets = verdicts
+                        .iter()
+                        .map(|v| parse_verdict(v))
+                        .collect::<Option<Vec<_>>>()?;
                     let set_id = self.numgen_map(&targets);
-                    out.push(Expr::Numgen(modulus));
-                    out.push(Expr::Lookup {
-                        set: "__map%d".into(),
-                        set_id: Some(set_id),
-                        dreg: Some(REG_VERDICT),
-                    });
+                    out.extend(numgen_lookup(modulus, set_id, REG_VERDICT));
                     return Some(out);
                 }
                 _ => return None,
@@ -606,8 +584,12 @@ fn element(m: &mut Msg, key: &[u8], data: Data) {
     m.end();
 }
 
-/// The entries of `random mod N <kind> { e0, e1, … }` after `numgen`.
-fn numgen_body<'a>(words: impl Iterator<Item = &'a str>, kind: &str) -> Option<(u32, Vec<String>)> {
+/// The values of `random mod N <kind> { 0 : v0, 1 : v1, … }` after
+/// `numgen`: keys 0 to N-1 in order, N of them.
+fn numgen_values<'a>(
+    words: impl Iterator<Item = &'a str>,
+    kind: &str,
+) -> Option<(u32, Vec<String>)> {
     let words: Vec<&str> = words.collect();
     let ["random", "mod", n, k, rest @ ..] = &words[..] else {
         return None;
@@ -618,7 +600,28 @@ fn numgen_body<'a>(words: impl Iterator<Item = &'a str>, kind: &str) -> Option<(
     let modulus: u32 = n.parse().ok()?;
     let body = rest.join(" ");
     let body = body.strip_prefix("{ ")?.strip_suffix(" }")?;
-    Some((modulus, body.split(", ").map(String::from).collect()))
+    let mut values = Vec::new();
+    for (i, entry) in body.split(", ").enumerate() {
+        let (key, value) = entry.split_once(" : ")?;
+        if key.parse::<usize>().ok()? != i {
+            return None;
+        }
+        values.push(value.to_string());
+    }
+    (values.len() == modulus as usize).then_some((modulus, values))
+}
+
+/// `numgen random mod N` into register 1, looked up in the anonymous map
+/// `set_id`, its result into `dreg`.
+fn numgen_lookup(modulus: u32, set_id: u32, dreg: u32) -> [Expr; 2] {
+    [
+        Expr::Numgen(modulus),
+        Expr::Lookup {
+            set: "__map%d".into(),
+            set_id: Some(set_id),
+            dreg: Some(dreg),
+        },
+    ]
 }
 
 /// `goto CHAIN` / `jump CHAIN` / `drop`.
