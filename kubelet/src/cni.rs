@@ -37,8 +37,6 @@ pub enum CniError {
         command: &'static str,
         message: String,
     },
-    #[error("cannot install the pod masquerade rule: {0}")]
-    Masquerade(String),
 }
 
 /// The node's CNI setup.
@@ -60,7 +58,8 @@ impl Cni {
     /// answers whether it is in place, else pods are masqueraded by the
     /// bridge plugin.
     pub async fn install_masquerade(&mut self) -> bool {
-        match run_nft(&masquerade_script(&self.bridge, &self.pod_cidr)).await {
+        let script = masquerade_script(&self.bridge, &self.pod_cidr);
+        match proxy::nft::Nft::default().apply(&script).await {
             Ok(()) => self.node_masquerade = true,
             Err(e) => {
                 tracing::warn!(error = %e, "pods are masqueraded by the bridge plugin instead");
@@ -197,31 +196,10 @@ pub fn masquerade_script(bridge: &str, pod_cidr: &str) -> String {
 
 /// Removes the table (a node torn down); absent is fine.
 pub fn remove_masquerade(bridge: &str) {
-    let _ = std::process::Command::new("nft")
+    let _ = std::process::Command::new(proxy::nft::NFT)
         .args(["delete", "table", "ip", &masquerade_table(bridge)])
         .stderr(std::process::Stdio::null())
         .status();
-}
-
-async fn run_nft(script: &str) -> Result<(), CniError> {
-    let err = |e: std::io::Error| CniError::Masquerade(format!("nft: {e}"));
-    let mut child = tokio::process::Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(err)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(script.as_bytes()).await.map_err(err)?;
-    }
-    let out = child.wait_with_output().await.map_err(err)?;
-    if !out.status.success() {
-        return Err(CniError::Masquerade(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
-    }
-    Ok(())
 }
 
 /// The first address of a CNI result (`ips[0].address`, `10.88.0.5/16`).
@@ -274,30 +252,16 @@ mod tests {
                 .success()
         };
         assert!(ip(&["netns", "add", &ns]));
-        let apply = |script: String| {
-            let mut child = std::process::Command::new("ip")
-                .args(["netns", "exec", &ns, "nft", "-f", "-"])
-                .stdin(std::process::Stdio::piped())
-                .spawn()
-                .expect("nft");
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(script.as_bytes())
-                .expect("write");
-            child.wait().expect("wait").success()
+        let nft = proxy::nft::Nft {
+            wrapper: ["ip", "netns", "exec", &ns].map(String::from).to_vec(),
+            ..proxy::nft::Nft::default()
         };
-        let first = apply(script.clone());
-        let second = apply(script);
-        let listing = std::process::Command::new("ip")
-            .args(["netns", "exec", &ns, "nft", "list", "ruleset"])
-            .output()
-            .expect("nft list");
+        let first = nft.apply(&script).await.is_ok();
+        let second = nft.apply(&script).await.is_ok();
+        let listing = nft.list_table("ferrokube-kubelet-fk0").await;
         ip(&["netns", "del", &ns]);
         assert!(first && second);
-        let listing = String::from_utf8_lossy(&listing.stdout);
+        let listing = listing.expect("the table is there");
         assert_eq!(listing.matches("masquerade").count(), 1, "{listing}");
         assert!(
             listing.contains("table ip ferrokube-kubelet-fk0"),
