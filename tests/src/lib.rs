@@ -286,14 +286,8 @@ impl Cluster {
 
     fn spawn_and_wait(&mut self) -> Result<(), String> {
         let log_path = self.data_dir.path().join("ferrokube.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
+        let (log, log_err) = appended_log(&log_path)
             .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| format!("cannot dup the log: {e}"))?;
         let start_of_run = log.metadata().map(|m| m.len()).unwrap_or(0);
         let mut command = Command::new(ferrokube_binary());
         command
@@ -551,6 +545,17 @@ macro_rules! both_backends_async {
             }
         )+
     };
+}
+
+/// A process's log file opened for appending, twice: its standard output
+/// and its standard error.
+pub fn appended_log(path: &Path) -> std::io::Result<(std::fs::File, std::fs::File)> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let err = out.try_clone()?;
+    Ok((out, err))
 }
 
 #[cfg(test)]

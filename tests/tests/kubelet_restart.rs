@@ -67,12 +67,7 @@ impl Kubelet {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("kubelet log");
-        let err = log.try_clone().expect("dup log");
+        let (log, err) = e2e::appended_log(&self.log).expect("kubelet log");
         let child = Command::new(e2e::ferrokube_binary())
             .args(&self.args)
             .env("RUST_LOG", "info")

@@ -134,12 +134,7 @@ impl Proxy {
     }
 
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("proxy log");
-        let err = log.try_clone().expect("log");
+        let (log, err) = e2e::appended_log(&self.log).expect("proxy log");
         self.child = Some(
             Command::new(ferrokube_binary())
                 .args(&self.args)
