@@ -109,7 +109,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "api benchmark: {} pods, {} concurrent clients\n",
         args.pods, args.clients
     );
-    let mut rows = Vec::new();
+    let mut rows = vec![transport_floor(&args).await?];
     for backend in backends {
         rows.extend(bench_backend(backend, &args).await?);
     }
@@ -132,11 +132,15 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<Vec<Row>
         None
     } else {
         let (storage, _backing) = fresh_storage(backend).await?;
+        let cpu_before = process_cpu();
         let rate = raw_puts(storage, args).await?;
+        let cpu = process_cpu()
+            .zip(cpu_before)
+            .map(|(after, before)| after.saturating_sub(before));
         rows.push(Row::info(
             name,
             "raw Storage::create puts/s",
-            format!("{rate:.0}"),
+            format!("{rate:.0}{}", cpu_each(cpu, args.pods)),
         ));
         Some(rate)
     };
@@ -206,6 +210,42 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<Vec<Row>
     }
     server.abort();
     Ok(rows)
+}
+
+/// The same POSTs, from the same clients, answered by a handler that only
+/// echoes the body with 201: what HTTP over loopback costs on this machine
+/// before the API server does any work, so the figures below can be read
+/// against it.
+async fn transport_floor(args: &Args) -> anyhow::Result<Row> {
+    let router = axum::Router::new().route(
+        "/api/v1/namespaces/default/pods",
+        axum::routing::post(|body: Bytes| async move { (http::StatusCode::CREATED, body) }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let cpu_before = process_cpu();
+    let creates = api_creates(addr, args).await?;
+    let cpu = process_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    server.abort();
+    let rate = args.pods as f64 / creates.elapsed.as_secs_f64();
+    Ok(Row::info(
+        "-",
+        "HTTP floor: same POSTs to an echo handler, per s",
+        format!("{rate:.0}{}", cpu_each(cpu, args.pods)),
+    ))
+}
+
+/// ", N us CPU each" of `count` operations, when the CPU time is known.
+fn cpu_each(cpu: Option<Duration>, count: usize) -> String {
+    cpu.map_or(String::new(), |cpu| {
+        format!(
+            ", {:.0} us CPU each",
+            cpu.as_secs_f64() * 1e6 / count as f64
+        )
+    })
 }
 
 /// Puts per second of `args.pods` creates with `args.clients` concurrent

@@ -78,8 +78,14 @@ where
 {
     let mut owned = Vec::new();
     for c in candidates {
+        // Children of other controllers are the common case in a busy
+        // namespace: they are skipped before the selector is evaluated.
+        let controller = controller_of(c.as_ref());
+        if controller.is_some_and(|r| r.uid != owner.uid) {
+            continue;
+        }
         let matches = owner.selector.matches(c.labels());
-        match controller_of(c.as_ref()) {
+        match controller {
             Some(r) if r.uid == owner.uid => {
                 if matches {
                     owned.push(c);

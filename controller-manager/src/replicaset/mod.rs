@@ -122,23 +122,26 @@ pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Err
         .into_iter()
         .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
         .collect();
-    // Indexed once: during a burst hundreds of creations are pending and
-    // every pod event reconciles the set again.
-    let names: HashSet<&str> = candidates
-        .iter()
-        .filter_map(|p| p.metadata.name.as_deref())
-        .collect();
-    let live_uids: HashSet<&str> = candidates
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter_map(|p| p.metadata.uid.as_deref())
-        .collect();
+    // Pending creations are looked up by name in the cache; the uid index
+    // for pending deletions is built only when one is pending. Every pod
+    // event of a burst reconciles the set again, so this stays cheap.
+    let live_uids = std::cell::OnceCell::new();
     let satisfied = ctx.expectations.satisfied(
         &key,
-        |name| names.contains(name),
-        |uid| live_uids.contains(uid),
+        |name| ctx.pods.get(&ObjectRef::new(name).within(&ns)).is_some(),
+        |uid| {
+            live_uids
+                .get_or_init(|| {
+                    candidates
+                        .iter()
+                        .filter(|p| p.metadata.deletion_timestamp.is_none())
+                        .filter_map(|p| p.metadata.uid.as_deref())
+                        .collect::<HashSet<&str>>()
+                })
+                .contains(uid)
+        },
     );
-    drop((names, live_uids));
+    drop(live_uids);
     // An empty selector would claim every pod in the namespace; Kubernetes
     // validation forbids it, so treat it as selecting nothing.
     let owned = if selector.is_empty() {
