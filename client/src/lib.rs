@@ -6,6 +6,8 @@ use std::path::Path;
 
 pub use kube;
 
+pub mod lean;
+
 /// Why a client could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

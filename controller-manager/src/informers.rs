@@ -19,6 +19,7 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use client::lean::{self, Lean};
 use futures::channel::mpsc;
 use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
@@ -167,14 +168,16 @@ impl<K: Kind> Informer<K> {
 
 /// Keeps the watch of one kind going, applying each event to the cache
 /// and handing it to every subscriber, until `stop`.
+/// Objects are decoded without their managed fields: no controller reads
+/// them, and they are most of the work of decoding a pod.
 async fn run<K: Kind>(
-    api: Api<K>,
+    api: Api<Lean<K>>,
     mut writer: Writer<K>,
     subscribers: Arc<Mutex<Subscribers<K>>>,
     synced: watch::Sender<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut events = watcher(api, watcher::Config::default())
+    let mut events = lean::watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
     let reader = writer.as_reader();
@@ -294,7 +297,7 @@ impl Informers {
             synced,
         };
         let task = tokio::spawn(run(
-            Api::<K>::all(self.client.clone()),
+            Api::<Lean<K>>::all(self.client.clone()),
             writer,
             informer.subscribers.clone(),
             synced_tx,

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use client::lean::{self, Lean};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -41,9 +42,9 @@ fn deliver(ctx: &Arc<NodeContext>, workers: &mut Workers, tasks: &mut JoinSet<St
 
 /// Runs forever (until the caller drops it).
 pub async fn run_pods(ctx: Arc<NodeContext>) {
-    let pods: Api<Pod> = Api::all(ctx.client.clone());
+    let pods: Api<Lean<Pod>> = Api::all(ctx.client.clone());
     let config = watcher::Config::default().fields(&format!("spec.nodeName={}", ctx.node_name));
-    let mut stream = watcher::watcher(pods, config).boxed();
+    let mut stream = lean::watcher(pods, config).boxed();
     let mut workers: Workers = HashMap::new();
     let mut tasks: JoinSet<String> = JoinSet::new();
     let mut listing: Option<HashSet<String>> = None;

@@ -30,6 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
+use client::lean::{self, Lean};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -160,8 +161,8 @@ pub async fn run(
     let t = tx.clone();
     let service_feed = reflector::reflector(
         sw,
-        watcher(
-            Api::<Service>::all(client.clone()),
+        lean::watcher(
+            Api::<Lean<Service>>::all(client.clone()),
             watcher::Config::default(),
         ),
     )
@@ -177,8 +178,8 @@ pub async fn run(
     let t = tx.clone();
     let slice_feed = reflector::reflector(
         lw,
-        watcher(
-            Api::<EndpointSlice>::all(client.clone()),
+        lean::watcher(
+            Api::<Lean<EndpointSlice>>::all(client.clone()),
             watcher::Config::default(),
         ),
     )
@@ -197,7 +198,10 @@ pub async fn run(
     let t = tx.clone();
     let node_feed = reflector::reflector(
         nw,
-        watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
+        lean::watcher(
+            Api::<Lean<Node>>::all(client.clone()),
+            watcher::Config::default(),
+        ),
     )
     .default_backoff()
     .for_each(move |_| {

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use client::lean::{self, Lean};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Taint};
@@ -394,8 +395,8 @@ pub async fn run(
         running: HashSet::new(),
     };
     let pods = async move {
-        let api: Api<Pod> = Api::all(client.clone());
-        let mut stream = watcher::watcher(api, watcher::Config::default())
+        let api: Api<Lean<Pod>> = Api::all(client.clone());
+        let mut stream = lean::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
         while let Some(ev) = stream.next().await {

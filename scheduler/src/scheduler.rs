@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use client::lean::{self, Lean};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -203,8 +204,8 @@ impl Scheduler {
     }
 
     async fn watch_nodes(self: Arc<Self>, synced: watch::Sender<bool>) {
-        let api: Api<Node> = Api::all(self.client.clone());
-        let mut stream = watcher::watcher(api, watcher::Config::default())
+        let api: Api<Lean<Node>> = Api::all(self.client.clone());
+        let mut stream = lean::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
         let mut seen: HashSet<String> = HashSet::new();
@@ -236,8 +237,8 @@ impl Scheduler {
     }
 
     async fn watch_pods(self: Arc<Self>, synced: watch::Sender<bool>) {
-        let api: Api<Pod> = Api::all(self.client.clone());
-        let mut stream = watcher::watcher(api, watcher::Config::default())
+        let api: Api<Lean<Pod>> = Api::all(self.client.clone());
+        let mut stream = lean::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
         let mut seen: HashSet<String> = HashSet::new();

@@ -1,0 +1,505 @@
+//! Decoding objects without `metadata.managedFields`, for watches whose
+//! readers never look at them (controllers, the scheduler, the kubelet).
+//!
+//! The managed fields are close to half of a created pod's JSON and most
+//! of the work of decoding it: a tree of small maps, one allocation each.
+//! kube-controller-manager and kube-scheduler drop them from their
+//! informers' caches after decoding (client-go's
+//! `TransformStripManagedFields`); skipping them while decoding saves the
+//! decoding too. `Lean<K>` is `K` decoded so, for any `K`: a serde
+//! deserializer adapter drops the key `managedFields` of the top-level
+//! object's `metadata` and passes everything else through untouched.
+
+use std::borrow::Cow;
+use std::fmt::{self, Debug};
+
+use futures::{Stream, StreamExt};
+use kube::api::ObjectMeta;
+use kube::runtime::watcher as runtime;
+use kube::{Api, Resource};
+use serde::de::DeserializeOwned;
+use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+/// `K`, decoded without `metadata.managedFields`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(transparent)]
+pub struct Lean<K>(pub K);
+
+impl<'de, K: Deserialize<'de>> Deserialize<'de> for Lean<K> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        K::deserialize(Filter {
+            inner: deserializer,
+            level: Level::Object,
+        })
+        .map(Lean)
+    }
+}
+
+impl<K: Resource> Resource for Lean<K> {
+    type DynamicType = K::DynamicType;
+    type Scope = K::Scope;
+
+    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::kind(dt)
+    }
+    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::group(dt)
+    }
+    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::version(dt)
+    }
+    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        self.0.meta()
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        self.0.meta_mut()
+    }
+}
+
+/// `kube_runtime`'s watcher over `api`, its objects decoded without their
+/// managed fields.
+pub fn watcher<K>(
+    api: Api<Lean<K>>,
+    config: runtime::Config,
+) -> impl Stream<Item = Result<runtime::Event<K>, runtime::Error>> + Send
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    runtime::watcher(api, config).map(|e| e.map(unwrap))
+}
+
+fn unwrap<K>(event: runtime::Event<Lean<K>>) -> runtime::Event<K> {
+    use runtime::Event;
+    match event {
+        Event::Apply(Lean(o)) => Event::Apply(o),
+        Event::Delete(Lean(o)) => Event::Delete(o),
+        Event::Init => Event::Init,
+        Event::InitApply(Lean(o)) => Event::InitApply(o),
+        Event::InitDone => Event::InitDone,
+    }
+}
+
+/// Where in the object a filtered value sits.
+#[derive(Clone, Copy)]
+enum Level {
+    /// The object itself: its `metadata` is filtered.
+    Object,
+    /// Its metadata: `managedFields` is skipped.
+    Metadata,
+}
+
+/// A deserializer whose maps go through [`FilterMap`]; every request is
+/// passed on to the inner deserializer with a wrapped visitor.
+struct Filter<D> {
+    inner: D,
+    level: Level,
+}
+
+macro_rules! forward_deserialize {
+    ($($method:ident),*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+            self.inner.$method(FilterVisitor { inner: visitor, level: self.level })
+        }
+    )*};
+}
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Filter<D> {
+    type Error = D::Error;
+
+    forward_deserialize!(
+        deserialize_any,
+        deserialize_bool,
+        deserialize_i8,
+        deserialize_i16,
+        deserialize_i32,
+        deserialize_i64,
+        deserialize_i128,
+        deserialize_u8,
+        deserialize_u16,
+        deserialize_u32,
+        deserialize_u64,
+        deserialize_u128,
+        deserialize_f32,
+        deserialize_f64,
+        deserialize_char,
+        deserialize_str,
+        deserialize_string,
+        deserialize_bytes,
+        deserialize_byte_buf,
+        deserialize_option,
+        deserialize_unit,
+        deserialize_seq,
+        deserialize_map,
+        deserialize_identifier,
+        deserialize_ignored_any
+    );
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        let level = self.level;
+        self.inner.deserialize_unit_struct(
+            name,
+            FilterVisitor {
+                inner: visitor,
+                level,
+            },
+        )
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        let level = self.level;
+        self.inner.deserialize_newtype_struct(
+            name,
+            FilterVisitor {
+                inner: visitor,
+                level,
+            },
+        )
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        let level = self.level;
+        self.inner.deserialize_tuple(
+            len,
+            FilterVisitor {
+                inner: visitor,
+                level,
+            },
+        )
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        let level = self.level;
+        self.inner.deserialize_tuple_struct(
+            name,
+            len,
+            FilterVisitor {
+                inner: visitor,
+                level,
+            },
+        )
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        let level = self.level;
+        self.inner.deserialize_struct(
+            name,
+            fields,
+            FilterVisitor {
+                inner: visitor,
+                level,
+            },
+        )
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        let level = self.level;
+        self.inner.deserialize_enum(
+            name,
+            variants,
+            FilterVisitor {
+                inner: visitor,
+                level,
+            },
+        )
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.inner.is_human_readable()
+    }
+}
+
+/// Passes every value to the inner visitor; a map goes through
+/// [`FilterMap`], an option's content through [`Filter`].
+struct FilterVisitor<V> {
+    inner: V,
+    level: Level,
+}
+
+macro_rules! forward_visit {
+    ($($method:ident($ty:ty)),*) => {$(
+        fn $method<E: de::Error>(self, v: $ty) -> Result<V::Value, E> {
+            self.inner.$method(v)
+        }
+    )*};
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for FilterVisitor<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        self.inner.expecting(f)
+    }
+
+    forward_visit!(
+        visit_bool(bool),
+        visit_i8(i8),
+        visit_i16(i16),
+        visit_i32(i32),
+        visit_i64(i64),
+        visit_i128(i128),
+        visit_u8(u8),
+        visit_u16(u16),
+        visit_u32(u32),
+        visit_u64(u64),
+        visit_u128(u128),
+        visit_f32(f32),
+        visit_f64(f64),
+        visit_char(char),
+        visit_str(&str),
+        visit_borrowed_str(&'de str),
+        visit_string(String),
+        visit_bytes(&[u8]),
+        visit_borrowed_bytes(&'de [u8]),
+        visit_byte_buf(Vec<u8>)
+    );
+
+    fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
+        self.inner.visit_none()
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<V::Value, E> {
+        self.inner.visit_unit()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
+        self.inner.visit_some(Filter {
+            inner: d,
+            level: self.level,
+        })
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
+        self.inner.visit_newtype_struct(Filter {
+            inner: d,
+            level: self.level,
+        })
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
+        self.inner.visit_seq(seq)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+        self.inner.visit_map(FilterMap {
+            inner: map,
+            level: self.level,
+            metadata_next: false,
+        })
+    }
+
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
+        self.inner.visit_enum(data)
+    }
+}
+
+/// A map key, borrowed from the input when it can be.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// The map of a filtered level: at the object, `metadata`'s value is
+/// filtered in turn; in the metadata, `managedFields` is skipped.
+struct FilterMap<A> {
+    inner: A,
+    level: Level,
+    metadata_next: bool,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for FilterMap<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<S: DeserializeSeed<'de>>(
+        &mut self,
+        seed: S,
+    ) -> Result<Option<S::Value>, A::Error> {
+        loop {
+            let Some(key) = self.inner.next_key::<Key<'de>>()? else {
+                return Ok(None);
+            };
+            match (self.level, key.as_str()) {
+                (Level::Metadata, "managedFields") => {
+                    self.inner.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                (Level::Object, "metadata") => self.metadata_next = true,
+                _ => self.metadata_next = false,
+            }
+            return match key {
+                Key::Borrowed(s) => seed.deserialize(BorrowedStrDeserializer::new(s)),
+                Key::Owned(s) => seed.deserialize(StringDeserializer::new(s)),
+            }
+            .map(Some);
+        }
+    }
+
+    fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, A::Error> {
+        if std::mem::take(&mut self.metadata_next) {
+            self.inner.next_value_seed(MetadataSeed(seed))
+        } else {
+            self.inner.next_value_seed(seed)
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.inner.size_hint()
+    }
+}
+
+/// Deserializes the object's `metadata` through a [`Filter`].
+struct MetadataSeed<S>(S);
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for MetadataSeed<S> {
+    type Value = S::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<S::Value, D::Error> {
+        self.0.deserialize(Filter {
+            inner: d,
+            level: Level::Metadata,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lean;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::core::ObjectList;
+    use kube::core::WatchEvent;
+    use serde_json::json;
+
+    fn pod() -> serde_json::Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "web-1",
+                "namespace": "default",
+                "labels": {"app": "web", "managedFields": "a label, kept"},
+                "managedFields": [{
+                    "manager": "kubectl",
+                    "operation": "Update",
+                    "apiVersion": "v1",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}}
+                }],
+                "annotations": {"note": "escaped \"quotes\" keep working"}
+            },
+            "spec": {"containers": [{"name": "c", "image": "busybox",
+                "env": [{"name": "managedFields", "value": "kept"}]}]},
+            "status": {"phase": "Running"}
+        })
+    }
+
+    #[test]
+    fn managed_fields_are_skipped_and_everything_else_is_kept() {
+        let bytes = serde_json::to_vec(&pod()).unwrap();
+        let full: Pod = serde_json::from_slice(&bytes).unwrap();
+        let Lean(lean): Lean<Pod> = serde_json::from_slice(&bytes).unwrap();
+        assert!(full.metadata.managed_fields.is_some());
+        assert_eq!(lean.metadata.managed_fields, None);
+        let mut expected = full;
+        expected.metadata.managed_fields = None;
+        assert_eq!(lean, expected);
+    }
+
+    #[test]
+    fn watch_events_and_lists_decode_lean() {
+        let event = json!({"type": "MODIFIED", "object": pod()}).to_string();
+        match serde_json::from_str::<WatchEvent<Lean<Pod>>>(&event).unwrap() {
+            WatchEvent::Modified(Lean(p)) => {
+                assert_eq!(p.metadata.managed_fields, None);
+                assert_eq!(p.metadata.name.as_deref(), Some("web-1"));
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+        // The object first, then its type: serde buffers the object.
+        let late_tag = json!({"object": pod(), "type": "ADDED"}).to_string();
+        let Ok(WatchEvent::Added(Lean(p))) =
+            serde_json::from_str::<WatchEvent<Lean<Pod>>>(&late_tag)
+        else {
+            panic!("not decoded as ADDED");
+        };
+        assert_eq!(p.metadata.managed_fields, None);
+        assert_eq!(p.status.and_then(|s| s.phase).as_deref(), Some("Running"));
+        let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "7"},
+            "items": [pod(), pod()]});
+        let list: ObjectList<Lean<Pod>> = serde_json::from_value(list).unwrap();
+        assert_eq!(list.items.len(), 2);
+        assert!(
+            list.items
+                .iter()
+                .all(|p| p.0.metadata.managed_fields.is_none())
+        );
+    }
+
+    #[test]
+    fn bad_input_is_still_an_error() {
+        let wrong = json!({"metadata": {"name": 5}}).to_string();
+        assert!(serde_json::from_str::<Lean<Pod>>(&wrong).is_err());
+        assert!(serde_json::from_str::<Lean<Pod>>("{\"metadata\": {").is_err());
+    }
+}
