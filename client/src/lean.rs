@@ -456,9 +456,9 @@ mod tests {
 
     #[test]
     fn managed_fields_are_skipped_and_everything_else_is_kept() {
-        let bytes = serde_json::to_vec(&pod()).unwrap();
-        let full: Pod = serde_json::from_slice(&bytes).unwrap();
-        let Lean(lean): Lean<Pod> = serde_json::from_slice(&bytes).unwrap();
+        let bytes = serde_json::to_vec(&pod()).expect("decodes");
+        let full: Pod = serde_json::from_slice(&bytes).expect("decodes");
+        let Lean(lean): Lean<Pod> = serde_json::from_slice(&bytes).expect("decodes");
         assert!(full.metadata.managed_fields.is_some());
         assert_eq!(lean.metadata.managed_fields, None);
         let mut expected = full;
@@ -469,7 +469,7 @@ mod tests {
     #[test]
     fn watch_events_and_lists_decode_lean() {
         let event = json!({"type": "MODIFIED", "object": pod()}).to_string();
-        match serde_json::from_str::<WatchEvent<Lean<Pod>>>(&event).unwrap() {
+        match serde_json::from_str::<WatchEvent<Lean<Pod>>>(&event).expect("decodes") {
             WatchEvent::Modified(Lean(p)) => {
                 assert_eq!(p.metadata.managed_fields, None);
                 assert_eq!(p.metadata.name.as_deref(), Some("web-1"));
@@ -487,7 +487,7 @@ mod tests {
         assert_eq!(p.status.and_then(|s| s.phase).as_deref(), Some("Running"));
         let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "7"},
             "items": [pod(), pod()]});
-        let list: ObjectList<Lean<Pod>> = serde_json::from_value(list).unwrap();
+        let list: ObjectList<Lean<Pod>> = serde_json::from_value(list).expect("decodes");
         assert_eq!(list.items.len(), 2);
         assert!(
             list.items
