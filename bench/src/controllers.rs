@@ -44,7 +44,7 @@ pub struct Args {
     /// Rounds of every measurement; medians are reported (one round's
     /// 1,000 creations last a fraction of a second, so single figures swing
     /// with the machine).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 9)]
     rounds: usize,
 }
 
