@@ -132,11 +132,8 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<Vec<Row>
         None
     } else {
         let (storage, _backing) = fresh_storage(backend).await?;
-        let cpu_before = process_cpu();
-        let rate = raw_puts(storage, args).await?;
-        let cpu = process_cpu()
-            .zip(cpu_before)
-            .map(|(after, before)| after.saturating_sub(before));
+        let (rate, cpu) = with_cpu(raw_puts(storage, args)).await;
+        let rate = rate?;
         rows.push(Row::info(
             name,
             "raw Storage::create puts/s",
@@ -153,11 +150,8 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<Vec<Row>
     let base = format!("http://{addr}");
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
 
-    let cpu_before = process_cpu();
-    let creates = api_creates(addr, args).await?;
-    let cpu = process_cpu()
-        .zip(cpu_before)
-        .map(|(after, before)| after.saturating_sub(before));
+    let (creates, cpu) = with_cpu(api_creates(addr, args)).await;
+    let creates = creates?;
     let rate = args.pods as f64 / creates.elapsed.as_secs_f64();
     match raw_rate {
         Some(raw_rate) => rows.push(Row::aim(
@@ -224,11 +218,8 @@ async fn transport_floor(args: &Args) -> anyhow::Result<Row> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
-    let cpu_before = process_cpu();
-    let creates = api_creates(addr, args).await?;
-    let cpu = process_cpu()
-        .zip(cpu_before)
-        .map(|(after, before)| after.saturating_sub(before));
+    let (creates, cpu) = with_cpu(api_creates(addr, args)).await;
+    let creates = creates?;
     server.abort();
     let rate = args.pods as f64 / creates.elapsed.as_secs_f64();
     Ok(Row::info(
@@ -357,6 +348,16 @@ async fn list_latency(url: &str, args: &Args) -> anyhow::Result<(Duration, usize
     }
     times.sort();
     Ok((quantile(&times, 0.5), size))
+}
+
+/// `work`'s outcome and the CPU time this process spent meanwhile.
+async fn with_cpu<T>(work: impl Future<Output = T>) -> (T, Option<Duration>) {
+    let before = process_cpu();
+    let out = work.await;
+    let spent = process_cpu()
+        .zip(before)
+        .map(|(after, before)| after.saturating_sub(before));
+    (out, spent)
 }
 
 /// User plus system CPU time of this process, from `/proc/self/stat`.
