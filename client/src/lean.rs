@@ -100,10 +100,25 @@ struct Filter<D> {
     level: Level,
 }
 
+impl<D> Filter<D> {
+    /// The inner deserializer, and `visitor` wrapped for this level.
+    fn split<V>(self, visitor: V) -> (D, FilterVisitor<V>) {
+        let level = self.level;
+        (
+            self.inner,
+            FilterVisitor {
+                inner: visitor,
+                level,
+            },
+        )
+    }
+}
+
 macro_rules! forward_deserialize {
     ($($method:ident),*) => {$(
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-            self.inner.$method(FilterVisitor { inner: visitor, level: self.level })
+            let (inner, visitor) = self.split(visitor);
+            inner.$method(visitor)
         }
     )*};
 }
@@ -144,14 +159,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Filter<D> {
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let level = self.level;
-        self.inner.deserialize_unit_struct(
-            name,
-            FilterVisitor {
-                inner: visitor,
-                level,
-            },
-        )
+        let (inner, visitor) = self.split(visitor);
+        inner.deserialize_unit_struct(name, visitor)
     }
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
@@ -159,14 +168,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Filter<D> {
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let level = self.level;
-        self.inner.deserialize_newtype_struct(
-            name,
-            FilterVisitor {
-                inner: visitor,
-                level,
-            },
-        )
+        let (inner, visitor) = self.split(visitor);
+        inner.deserialize_newtype_struct(name, visitor)
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(
@@ -174,14 +177,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Filter<D> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let level = self.level;
-        self.inner.deserialize_tuple(
-            len,
-            FilterVisitor {
-                inner: visitor,
-                level,
-            },
-        )
+        let (inner, visitor) = self.split(visitor);
+        inner.deserialize_tuple(len, visitor)
     }
 
     fn deserialize_tuple_struct<V: Visitor<'de>>(
@@ -190,15 +187,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Filter<D> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let level = self.level;
-        self.inner.deserialize_tuple_struct(
-            name,
-            len,
-            FilterVisitor {
-                inner: visitor,
-                level,
-            },
-        )
+        let (inner, visitor) = self.split(visitor);
+        inner.deserialize_tuple_struct(name, len, visitor)
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -207,15 +197,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Filter<D> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let level = self.level;
-        self.inner.deserialize_struct(
-            name,
-            fields,
-            FilterVisitor {
-                inner: visitor,
-                level,
-            },
-        )
+        let (inner, visitor) = self.split(visitor);
+        inner.deserialize_struct(name, fields, visitor)
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -224,15 +207,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Filter<D> {
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let level = self.level;
-        self.inner.deserialize_enum(
-            name,
-            variants,
-            FilterVisitor {
-                inner: visitor,
-                level,
-            },
-        )
+        let (inner, visitor) = self.split(visitor);
+        inner.deserialize_enum(name, variants, visitor)
     }
 
     fn is_human_readable(&self) -> bool {
