@@ -80,34 +80,29 @@ where
     for c in candidates {
         // Children of other controllers are the common case in a busy
         // namespace: they are skipped before the selector is evaluated.
-        let controller = controller_of(c.as_ref());
-        if controller.is_some_and(|r| r.uid != owner.uid) {
-            continue;
-        }
+        let ours = match controller_of(c.as_ref()) {
+            Some(r) if r.uid != owner.uid => continue,
+            Some(_) => true,
+            None => false,
+        };
         let matches = owner.selector.matches(c.labels());
-        match controller {
-            Some(r) if r.uid == owner.uid => {
-                if matches {
-                    owned.push(c);
-                } else if !owner.deleting {
-                    let refs: Vec<_> = c
-                        .owner_references()
-                        .iter()
-                        .filter(|r| r.uid != owner.uid)
-                        .cloned()
-                        .collect();
-                    patch_refs(api, &c, refs).await?;
-                }
+        if ours {
+            if matches {
+                owned.push(c);
+            } else if !owner.deleting {
+                let refs: Vec<_> = c
+                    .owner_references()
+                    .iter()
+                    .filter(|r| r.uid != owner.uid)
+                    .cloned()
+                    .collect();
+                patch_refs(api, &c, refs).await?;
             }
-            Some(_) => {}
-            None => {
-                if matches && !owner.deleting && c.meta().deletion_timestamp.is_none() {
-                    let mut refs = c.owner_references().to_vec();
-                    refs.push(owner.reference());
-                    if let Some(adopted) = patch_refs(api, &c, refs).await? {
-                        owned.push(Arc::new(adopted));
-                    }
-                }
+        } else if matches && !owner.deleting && c.meta().deletion_timestamp.is_none() {
+            let mut refs = c.owner_references().to_vec();
+            refs.push(owner.reference());
+            if let Some(adopted) = patch_refs(api, &c, refs).await? {
+                owned.push(Arc::new(adopted));
             }
         }
     }
