@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::response::IntoResponse;
+use axum::serve::ListenerExt;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::info;
@@ -255,7 +256,7 @@ pub async fn run(
     crate::storage::spawn_compactor(storage.clone(), config.compaction_interval);
     let app = build(storage, &config.api).await?;
     info!(addr = %config.listen, "API server ready");
-    axum::serve(listener, app)
+    axum::serve(listener.tap_io(no_delay), app)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServerError::Serve)
@@ -266,4 +267,14 @@ pub fn kubeconfig(server_url: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: ferrokube\n  cluster:\n    server: {server_url}\ncontexts:\n- name: ferrokube\n  context:\n    cluster: ferrokube\n    user: admin\n    namespace: default\ncurrent-context: ferrokube\nusers:\n- name: admin\n  user: {{}}\n"
     )
+}
+
+/// Turns Nagle's algorithm off on an accepted connection, as Go's net
+/// package (hence kube-apiserver) does on every TCP connection: HTTP/2
+/// frames and watch events are small writes, and with Nagle on one could
+/// wait for the peer's delayed ACK of the previous one.
+pub(crate) fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
 }

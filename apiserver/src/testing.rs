@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
+
 use crate::server::{ApiOptions, ServerError, build, kubeconfig};
 use crate::storage::{EmbeddedStore, Storage};
 
@@ -45,7 +47,7 @@ impl TestServer {
         let app = build(storage, &options).await?;
         seed_service_account_objects(&app).await?;
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener.tap_io(crate::server::no_delay), app).await;
         });
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(&kubeconfig, kubeconfig_text(addr))?;
