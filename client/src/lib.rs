@@ -70,8 +70,14 @@ fn h2c(config: kube::Config) -> Result<kube::Client, ClientError> {
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .http2_only(true)
             .build(http);
+    // kube's default stack, less TLS: the retry of 429/503/504 answers
+    // with backoff included, so only the transport differs.
+    let retry = config
+        .default_retry
+        .then(|| tower::retry::RetryLayer::new(kube::client::retry::RetryPolicy::server_retry()));
     let service = ServiceBuilder::new()
         .layer(config.base_uri_layer())
+        .option_layer(retry)
         .option_layer(config.auth_layer().map_err(ClientError::Build)?)
         .layer(config.extra_headers_layer().map_err(ClientError::Build)?)
         .map_err(BoxError::from)
