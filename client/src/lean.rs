@@ -2,24 +2,20 @@
 //! readers never look at them (controllers, the scheduler, the kubelet).
 //!
 //! The managed fields are close to half of a created pod's JSON and most
-//! of the work of decoding it: a tree of small maps, one allocation each.
-//! kube-controller-manager and kube-scheduler drop them from their
-//! informers' caches after decoding (client-go's
+//! of the work of decoding it. kube-controller-manager and kube-scheduler
+//! drop them from their informers' caches after decoding (client-go's
 //! `TransformStripManagedFields`); skipping them while decoding saves the
-//! decoding too. `Lean<K>` is `K` decoded so, for any `K`: a serde
-//! deserializer adapter drops the key `managedFields` of the top-level
-//! object's `metadata` and passes everything else through untouched.
+//! decoding too. `Lean<K>` is `K` decoded so, for any `K`, by
+//! [`common::lean::without_managed_fields`].
 
 use std::borrow::Cow;
-use std::fmt::{self, Debug};
+use std::fmt::Debug;
 
 use futures::{Stream, StreamExt};
 use kube::api::ObjectMeta;
 use kube::runtime::watcher as runtime;
 use kube::{Api, Resource};
-use serde::de::DeserializeOwned;
-use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
 
 /// `K`, decoded without `metadata.managedFields`.
@@ -29,11 +25,7 @@ pub struct Lean<K>(pub K);
 
 impl<'de, K: Deserialize<'de>> Deserialize<'de> for Lean<K> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        K::deserialize(Filter {
-            inner: deserializer,
-            level: Level::Object,
-        })
-        .map(Lean)
+        common::lean::without_managed_fields(deserializer).map(Lean)
     }
 }
 
@@ -84,270 +76,6 @@ fn unwrap<K>(event: runtime::Event<Lean<K>>) -> runtime::Event<K> {
     }
 }
 
-/// Where in the object a filtered value sits.
-#[derive(Clone, Copy)]
-enum Level {
-    /// The object itself: its `metadata` is filtered.
-    Object,
-    /// Its metadata: `managedFields` is skipped.
-    Metadata,
-}
-
-/// A deserializer whose maps go through [`FilterMap`]; every request is
-/// passed on to the inner deserializer with a wrapped visitor.
-struct Filter<D> {
-    inner: D,
-    level: Level,
-}
-
-impl<D> Filter<D> {
-    /// The inner deserializer, and `visitor` wrapped for this level.
-    fn split<V>(self, visitor: V) -> (D, FilterVisitor<V>) {
-        let level = self.level;
-        (
-            self.inner,
-            FilterVisitor {
-                inner: visitor,
-                level,
-            },
-        )
-    }
-}
-
-macro_rules! forward_deserialize {
-    ($($method:ident($($arg:ident: $ty:ty),*)),* $(,)?) => {$(
-        fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
-            let (inner, visitor) = self.split(visitor);
-            inner.$method($($arg,)* visitor)
-        }
-    )*};
-}
-
-impl<'de, D: Deserializer<'de>> Deserializer<'de> for Filter<D> {
-    type Error = D::Error;
-
-    forward_deserialize!(
-        deserialize_any(),
-        deserialize_bool(),
-        deserialize_i8(),
-        deserialize_i16(),
-        deserialize_i32(),
-        deserialize_i64(),
-        deserialize_i128(),
-        deserialize_u8(),
-        deserialize_u16(),
-        deserialize_u32(),
-        deserialize_u64(),
-        deserialize_u128(),
-        deserialize_f32(),
-        deserialize_f64(),
-        deserialize_char(),
-        deserialize_str(),
-        deserialize_string(),
-        deserialize_bytes(),
-        deserialize_byte_buf(),
-        deserialize_option(),
-        deserialize_unit(),
-        deserialize_seq(),
-        deserialize_map(),
-        deserialize_identifier(),
-        deserialize_ignored_any(),
-        deserialize_unit_struct(name: &'static str),
-        deserialize_newtype_struct(name: &'static str),
-        deserialize_tuple(len: usize),
-        deserialize_tuple_struct(name: &'static str, len: usize),
-        deserialize_struct(name: &'static str, fields: &'static [&'static str]),
-        deserialize_enum(name: &'static str, variants: &'static [&'static str]),
-    );
-
-    fn is_human_readable(&self) -> bool {
-        self.inner.is_human_readable()
-    }
-}
-
-/// Passes every value to the inner visitor; a map goes through
-/// [`FilterMap`], an option's content through [`Filter`].
-struct FilterVisitor<V> {
-    inner: V,
-    level: Level,
-}
-
-macro_rules! forward_visit {
-    ($($method:ident($ty:ty)),*) => {$(
-        fn $method<E: de::Error>(self, v: $ty) -> Result<V::Value, E> {
-            self.inner.$method(v)
-        }
-    )*};
-}
-
-impl<'de, V: Visitor<'de>> Visitor<'de> for FilterVisitor<V> {
-    type Value = V::Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        self.inner.expecting(f)
-    }
-
-    forward_visit!(
-        visit_bool(bool),
-        visit_i8(i8),
-        visit_i16(i16),
-        visit_i32(i32),
-        visit_i64(i64),
-        visit_i128(i128),
-        visit_u8(u8),
-        visit_u16(u16),
-        visit_u32(u32),
-        visit_u64(u64),
-        visit_u128(u128),
-        visit_f32(f32),
-        visit_f64(f64),
-        visit_char(char),
-        visit_str(&str),
-        visit_borrowed_str(&'de str),
-        visit_string(String),
-        visit_bytes(&[u8]),
-        visit_borrowed_bytes(&'de [u8]),
-        visit_byte_buf(Vec<u8>)
-    );
-
-    fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
-        self.inner.visit_none()
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<V::Value, E> {
-        self.inner.visit_unit()
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
-        self.inner.visit_some(Filter {
-            inner: d,
-            level: self.level,
-        })
-    }
-
-    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
-        self.inner.visit_newtype_struct(Filter {
-            inner: d,
-            level: self.level,
-        })
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
-        self.inner.visit_seq(seq)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
-        self.inner.visit_map(FilterMap {
-            inner: map,
-            level: self.level,
-            metadata_next: false,
-        })
-    }
-
-    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
-        self.inner.visit_enum(data)
-    }
-}
-
-/// A map key, borrowed from the input when it can be.
-enum Key<'de> {
-    Borrowed(&'de str),
-    Owned(String),
-}
-
-impl Key<'_> {
-    fn as_str(&self) -> &str {
-        match self {
-            Key::Borrowed(s) => s,
-            Key::Owned(s) => s,
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a map key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key::Borrowed(v))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key::Owned(v.to_owned()))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
-                Ok(Key::Owned(v))
-            }
-        }
-        d.deserialize_str(KeyVisitor)
-    }
-}
-
-/// The map of a filtered level: at the object, `metadata`'s value is
-/// filtered in turn; in the metadata, `managedFields` is skipped.
-struct FilterMap<A> {
-    inner: A,
-    level: Level,
-    metadata_next: bool,
-}
-
-impl<'de, A: MapAccess<'de>> MapAccess<'de> for FilterMap<A> {
-    type Error = A::Error;
-
-    fn next_key_seed<S: DeserializeSeed<'de>>(
-        &mut self,
-        seed: S,
-    ) -> Result<Option<S::Value>, A::Error> {
-        loop {
-            let Some(key) = self.inner.next_key::<Key<'de>>()? else {
-                return Ok(None);
-            };
-            match (self.level, key.as_str()) {
-                (Level::Metadata, "managedFields") => {
-                    self.inner.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-                (Level::Object, "metadata") => self.metadata_next = true,
-                _ => self.metadata_next = false,
-            }
-            return match key {
-                Key::Borrowed(s) => seed.deserialize(BorrowedStrDeserializer::new(s)),
-                Key::Owned(s) => seed.deserialize(StringDeserializer::new(s)),
-            }
-            .map(Some);
-        }
-    }
-
-    fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, A::Error> {
-        if std::mem::take(&mut self.metadata_next) {
-            self.inner.next_value_seed(MetadataSeed(seed))
-        } else {
-            self.inner.next_value_seed(seed)
-        }
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        self.inner.size_hint()
-    }
-}
-
-/// Deserializes the object's `metadata` through a [`Filter`].
-struct MetadataSeed<S>(S);
-
-impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for MetadataSeed<S> {
-    type Value = S::Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<S::Value, D::Error> {
-        self.0.deserialize(Filter {
-            inner: d,
-            level: Level::Metadata,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::Lean;
@@ -377,18 +105,6 @@ mod tests {
                 "env": [{"name": "managedFields", "value": "kept"}]}]},
             "status": {"phase": "Running"}
         })
-    }
-
-    #[test]
-    fn managed_fields_are_skipped_and_everything_else_is_kept() {
-        let bytes = serde_json::to_vec(&pod()).expect("decodes");
-        let full: Pod = serde_json::from_slice(&bytes).expect("decodes");
-        let Lean(lean): Lean<Pod> = serde_json::from_slice(&bytes).expect("decodes");
-        assert!(full.metadata.managed_fields.is_some());
-        assert_eq!(lean.metadata.managed_fields, None);
-        let mut expected = full;
-        expected.metadata.managed_fields = None;
-        assert_eq!(lean, expected);
     }
 
     #[test]

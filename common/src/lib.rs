@@ -4,6 +4,7 @@
 //! Layering follows kube-rs: this crate holds types and pure functions; the
 //! client/informer layer and the components sit above it.
 
+pub mod lean;
 pub mod patch;
 pub mod resources;
 pub mod selector;

@@ -83,17 +83,26 @@ where
     /// The decoder the cache uses for this kind: typed decode, metadata
     /// and selectable fields extracted once; the stored JSON is kept with
     /// its rv written in, re-encoded only when that cannot be done in place.
+    /// The decode skips the managed fields, which no label or field reads
+    /// (they were half the work of every event), and the rare re-encode
+    /// takes the original bytes' managed fields back.
     pub fn decoder(strategy: Arc<S>) -> crate::cache::Decoder {
         Box::new(move |bytes: &[u8], rv: i64| {
-            let mut obj: S::Object = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-            let meta = k8s_openapi::Metadata::metadata(&obj);
-            let namespace = meta.namespace.clone().unwrap_or_default();
-            let name = meta.name.clone().unwrap_or_default();
-            let labels = meta.labels.clone().unwrap_or_default();
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            let mut obj: S::Object =
+                common::lean::without_managed_fields(&mut de).map_err(|e| e.to_string())?;
+            de.end().map_err(|e| e.to_string())?;
             let fields = strategy.selectable_fields(&obj);
+            // The decoded object is dropped next: its metadata moves out.
+            let meta = k8s_openapi::Metadata::metadata_mut(&mut obj);
+            let namespace = meta.namespace.take().unwrap_or_default();
+            let name = meta.name.take().unwrap_or_default();
+            let labels = meta.labels.take().unwrap_or_default();
             let json = match crate::encoded::with_resource_version(bytes, rv) {
                 Some(json) => json,
                 None => {
+                    let mut obj: S::Object =
+                        serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
                     k8s_openapi::Metadata::metadata_mut(&mut obj).resource_version =
                         Some(rv.to_string());
                     serde_json::to_vec(&obj).map_err(|e| e.to_string())?

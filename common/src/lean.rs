@@ -1,0 +1,334 @@
+//! Decoding objects without `metadata.managedFields`, for readers that
+//! never look at them: informers (client-go's `TransformStripManagedFields`)
+//! and the API server's watch cache, which keeps the stored bytes and
+//! decodes only to index an object by its labels and fields.
+//!
+//! The managed fields are close to half of a created pod's JSON and most of
+//! the work of decoding it: a tree of small maps, one allocation each.
+//! Skipping them while decoding saves that work. A serde deserializer
+//! adapter drops the key `managedFields` of the top-level object's
+//! `metadata` and passes everything else through untouched, so it works for
+//! any kind.
+
+use std::fmt;
+
+use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+
+/// Deserializes a `K` from `deserializer`, skipping `metadata.managedFields`.
+pub fn without_managed_fields<'de, K, D>(deserializer: D) -> Result<K, D::Error>
+where
+    K: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    K::deserialize(Filter {
+        inner: deserializer,
+        level: Level::Object,
+    })
+}
+
+/// Where in the object a filtered value sits.
+#[derive(Clone, Copy)]
+enum Level {
+    /// The object itself: its `metadata` is filtered.
+    Object,
+    /// Its metadata: `managedFields` is skipped.
+    Metadata,
+}
+
+/// A deserializer whose maps go through [`FilterMap`]; every request is
+/// passed on to the inner deserializer with a wrapped visitor.
+struct Filter<D> {
+    inner: D,
+    level: Level,
+}
+
+impl<D> Filter<D> {
+    /// The inner deserializer, and `visitor` wrapped for this level.
+    fn split<V>(self, visitor: V) -> (D, FilterVisitor<V>) {
+        let level = self.level;
+        (
+            self.inner,
+            FilterVisitor {
+                inner: visitor,
+                level,
+            },
+        )
+    }
+}
+
+macro_rules! forward_deserialize {
+    ($($method:ident($($arg:ident: $ty:ty),*)),* $(,)?) => {$(
+        fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
+            let (inner, visitor) = self.split(visitor);
+            inner.$method($($arg,)* visitor)
+        }
+    )*};
+}
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Filter<D> {
+    type Error = D::Error;
+
+    forward_deserialize!(
+        deserialize_any(),
+        deserialize_bool(),
+        deserialize_i8(),
+        deserialize_i16(),
+        deserialize_i32(),
+        deserialize_i64(),
+        deserialize_i128(),
+        deserialize_u8(),
+        deserialize_u16(),
+        deserialize_u32(),
+        deserialize_u64(),
+        deserialize_u128(),
+        deserialize_f32(),
+        deserialize_f64(),
+        deserialize_char(),
+        deserialize_str(),
+        deserialize_string(),
+        deserialize_bytes(),
+        deserialize_byte_buf(),
+        deserialize_option(),
+        deserialize_unit(),
+        deserialize_seq(),
+        deserialize_map(),
+        deserialize_identifier(),
+        deserialize_ignored_any(),
+        deserialize_unit_struct(name: &'static str),
+        deserialize_newtype_struct(name: &'static str),
+        deserialize_tuple(len: usize),
+        deserialize_tuple_struct(name: &'static str, len: usize),
+        deserialize_struct(name: &'static str, fields: &'static [&'static str]),
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]),
+    );
+
+    fn is_human_readable(&self) -> bool {
+        self.inner.is_human_readable()
+    }
+}
+
+/// Passes every value to the inner visitor; a map goes through
+/// [`FilterMap`], an option's content through [`Filter`].
+struct FilterVisitor<V> {
+    inner: V,
+    level: Level,
+}
+
+macro_rules! forward_visit {
+    ($($method:ident($ty:ty)),*) => {$(
+        fn $method<E: de::Error>(self, v: $ty) -> Result<V::Value, E> {
+            self.inner.$method(v)
+        }
+    )*};
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for FilterVisitor<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        self.inner.expecting(f)
+    }
+
+    forward_visit!(
+        visit_bool(bool),
+        visit_i8(i8),
+        visit_i16(i16),
+        visit_i32(i32),
+        visit_i64(i64),
+        visit_i128(i128),
+        visit_u8(u8),
+        visit_u16(u16),
+        visit_u32(u32),
+        visit_u64(u64),
+        visit_u128(u128),
+        visit_f32(f32),
+        visit_f64(f64),
+        visit_char(char),
+        visit_str(&str),
+        visit_borrowed_str(&'de str),
+        visit_string(String),
+        visit_bytes(&[u8]),
+        visit_borrowed_bytes(&'de [u8]),
+        visit_byte_buf(Vec<u8>)
+    );
+
+    fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
+        self.inner.visit_none()
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<V::Value, E> {
+        self.inner.visit_unit()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
+        self.inner.visit_some(Filter {
+            inner: d,
+            level: self.level,
+        })
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
+        self.inner.visit_newtype_struct(Filter {
+            inner: d,
+            level: self.level,
+        })
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
+        self.inner.visit_seq(seq)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+        self.inner.visit_map(FilterMap {
+            inner: map,
+            level: self.level,
+            metadata_next: false,
+        })
+    }
+
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
+        self.inner.visit_enum(data)
+    }
+}
+
+/// A map key, borrowed from the input when it can be.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// The map of a filtered level: at the object, `metadata`'s value is
+/// filtered in turn; in the metadata, `managedFields` is skipped.
+struct FilterMap<A> {
+    inner: A,
+    level: Level,
+    metadata_next: bool,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for FilterMap<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<S: DeserializeSeed<'de>>(
+        &mut self,
+        seed: S,
+    ) -> Result<Option<S::Value>, A::Error> {
+        loop {
+            let Some(key) = self.inner.next_key::<Key<'de>>()? else {
+                return Ok(None);
+            };
+            match (self.level, key.as_str()) {
+                (Level::Metadata, "managedFields") => {
+                    self.inner.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                (Level::Object, "metadata") => self.metadata_next = true,
+                _ => self.metadata_next = false,
+            }
+            return match key {
+                Key::Borrowed(s) => seed.deserialize(BorrowedStrDeserializer::new(s)),
+                Key::Owned(s) => seed.deserialize(StringDeserializer::new(s)),
+            }
+            .map(Some);
+        }
+    }
+
+    fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, A::Error> {
+        if std::mem::take(&mut self.metadata_next) {
+            self.inner.next_value_seed(MetadataSeed(seed))
+        } else {
+            self.inner.next_value_seed(seed)
+        }
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.inner.size_hint()
+    }
+}
+
+/// Deserializes the object's `metadata` through a [`Filter`].
+struct MetadataSeed<S>(S);
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for MetadataSeed<S> {
+    type Value = S::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<S::Value, D::Error> {
+        self.0.deserialize(Filter {
+            inner: d,
+            level: Level::Metadata,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Pod;
+    use serde_json::json;
+
+    use super::without_managed_fields;
+
+    #[test]
+    fn managed_fields_are_skipped_and_everything_else_is_kept() {
+        let bytes = serde_json::to_vec(&json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "web-1",
+                "namespace": "default",
+                "labels": {"app": "web", "managedFields": "a label, kept"},
+                "managedFields": [{
+                    "manager": "kubectl",
+                    "operation": "Update",
+                    "apiVersion": "v1",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}}
+                }],
+                "annotations": {"note": "escaped \"quotes\" keep working"}
+            },
+            "spec": {"containers": [{"name": "c", "image": "busybox",
+                "env": [{"name": "managedFields", "value": "kept"}]}]},
+            "status": {"phase": "Running"}
+        }))
+        .expect("encodes");
+        let full: Pod = serde_json::from_slice(&bytes).expect("decodes");
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let lean: Pod = without_managed_fields(&mut de).expect("decodes");
+        assert!(full.metadata.managed_fields.is_some());
+        assert_eq!(lean.metadata.managed_fields, None);
+        let mut expected = full;
+        expected.metadata.managed_fields = None;
+        assert_eq!(lean, expected);
+    }
+}
