@@ -12,9 +12,9 @@
 
 use std::fmt;
 
+use serde::Deserialize;
 use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::Deserialize;
 
 /// Deserializes a `K` from `deserializer`, skipping `metadata.managedFields`.
 pub fn without_managed_fields<'de, K, D>(deserializer: D) -> Result<K, D::Error>

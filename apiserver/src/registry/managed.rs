@@ -150,6 +150,38 @@ pub fn record<K: Serialize + DeserializeOwned>(
     Ok(())
 }
 
+/// How a create records its managed fields.
+pub enum CreateRecord {
+    /// The JSON of `metadata.managedFields`, to splice into the encoded
+    /// object.
+    Json(Vec<u8>),
+    /// Nothing to record.
+    Nothing,
+    /// The object brings managed fields of its own (or no manager is
+    /// named): [`record_value`] does the general bookkeeping.
+    General,
+}
+
+/// The managed fields a create of `value` by `manager` records, written as
+/// JSON text instead of being built into the object's tree.
+pub fn create_record(info: &ResourceInfo, value: &Value, manager: &str) -> CreateRecord {
+    if manager.is_empty() || !value["metadata"]["managedFields"].is_null() {
+        return CreateRecord::General;
+    }
+    let now = now_rfc3339();
+    let api_version = info.api_version();
+    let req = ManagerRequest {
+        manager,
+        api_version: &api_version,
+        subresource: None,
+        now: &now,
+    };
+    match patch::created_managed_fields(value, &req) {
+        Some(json) => CreateRecord::Json(json),
+        None => CreateRecord::Nothing,
+    }
+}
+
 /// [`record`] on an object already in JSON form.
 pub fn record_value(
     info: &ResourceInfo,

@@ -298,13 +298,21 @@ where
         // fields, hooks, storage and the answer (creates are the hot path).
         let mut v = to_json(&obj)?;
         drop(obj);
-        managed::record_value(
-            self.info,
-            None,
-            &mut v,
-            &opts.field_manager,
-            Subresource::Main,
-        );
+        // The create's managed fields are written as JSON text and spliced
+        // into the encoded object below, unless the body brought its own.
+        let record = match opts.dry_run {
+            false => managed::create_record(self.info, &v, &opts.field_manager),
+            true => managed::CreateRecord::General,
+        };
+        if matches!(record, managed::CreateRecord::General) {
+            managed::record_value(
+                self.info,
+                None,
+                &mut v,
+                &opts.field_manager,
+                Subresource::Main,
+            );
+        }
         if opts.dry_run {
             return Ok(WriteResult {
                 object: v,
@@ -332,6 +340,21 @@ where
         // it is still in cache (freeing it after the write's await cost as
         // much as encoding it), and rebuilt only on the rare paths.
         let mut bytes = encode_value(&v)?;
+        if let managed::CreateRecord::Json(json) = &record {
+            bytes = match crate::encoded::with_metadata_member(&bytes, b"managedFields", json) {
+                Some(spliced) => Bytes::from(spliced),
+                None => {
+                    managed::record_value(
+                        self.info,
+                        None,
+                        &mut v,
+                        &opts.field_manager,
+                        Subresource::Main,
+                    );
+                    encode_value(&v)?
+                }
+            };
+        }
         drop(v);
         loop {
             match self.shared.storage.create(&key, bytes.clone()).await {

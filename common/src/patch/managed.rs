@@ -145,7 +145,7 @@ pub(crate) fn encode(obj: &mut Value, mut entries: Vec<Entry>) {
 }
 
 /// Metadata fields no manager ever owns.
-const STRIPPED_METADATA: [&str; 9] = [
+pub(super) const STRIPPED_METADATA: [&str; 9] = [
     "name",
     "namespace",
     "creationTimestamp",

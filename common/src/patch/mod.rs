@@ -16,7 +16,8 @@
 //!   Each is followed by [`update_managed_fields`] with the live object.
 //! - `application/apply-patch+yaml`: [`server_side_apply`] with the live
 //!   object or `None` to create; it records the managed fields itself.
-//! - Create and update (`POST`/`PUT`): [`update_managed_fields`].
+//! - Create and update (`POST`/`PUT`): [`update_managed_fields`]; a create
+//!   may write its entry as JSON text with [`created_managed_fields`].
 //!
 //! The server still checks what Kubernetes checks around these calls: the
 //! apply body's `apiVersion`/`kind`/name match the request, a
@@ -24,6 +25,7 @@
 //! for apply.
 
 mod apply;
+mod created;
 mod fieldpath;
 mod json;
 mod lastapplied;
@@ -33,6 +35,7 @@ mod strategic;
 mod typed;
 
 pub use apply::{ApplyError, Conflict, ManagerRequest, server_side_apply, update_managed_fields};
+pub use created::created_managed_fields;
 pub use json::apply_json_patch;
 pub use schema::TypeHint;
 pub use strategic::apply_strategic_merge_patch;

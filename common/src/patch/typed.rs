@@ -46,18 +46,18 @@ fn item_element(shape: Shape, item: &Value) -> Result<Option<PathElement>, Strin
     }
 }
 
-fn is_granular_map(field: Field, v: &Value) -> bool {
+pub(super) fn is_granular_map(field: Field, v: &Value) -> bool {
     v.is_object() && !matches!(field.shape, Shape::AtomicMap | Shape::ReplaceMap)
 }
 
-fn is_granular_list(field: Field, v: &Value) -> bool {
+pub(super) fn is_granular_list(field: Field, v: &Value) -> bool {
     v.is_array() && matches!(field.shape, Shape::Keyed(_) | Shape::Set)
 }
 
 /// Items of a keyed or set list by path element, duplicates included
 /// (Kubernetes tolerates duplicate keys in stored objects, e.g. `env`);
 /// `None` if an item has no element (the list is then treated as atomic).
-fn index_items(field: Field, list: &[Value]) -> Option<Vec<(PathElement, &Value)>> {
+pub(super) fn index_items(field: Field, list: &[Value]) -> Option<Vec<(PathElement, &Value)>> {
     list.iter()
         .map(|item| Some((item_element(field.shape, item).ok()??, item)))
         .collect()

@@ -520,3 +520,46 @@ fn disabled_admission_plugins_add_nothing_to_new_pods() {
     assert_eq!(spec.tolerations.map(|t| t.len()), Some(2));
     assert!(spec.volumes.unwrap_or_default().is_empty());
 }
+
+#[test]
+fn a_volume_needs_exactly_one_source() {
+    use k8s_openapi::api::core::v1::{
+        EmptyDirVolumeSource, HostPathVolumeSource, ImageVolumeSource,
+    };
+    let with_volume = |v: Volume| {
+        let mut p = defaulted(pod(vec![container("a", "nginx")]));
+        if let Some(spec) = p.spec.as_mut() {
+            spec.volumes = Some(vec![v]);
+        }
+        messages(&PodStrategy::DEFAULT.validate(&p))
+    };
+    let bare = Volume {
+        name: "v".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        with_volume(bare.clone()),
+        ["spec.volumes[0]: Required value: must specify a volume type"]
+    );
+    let two = Volume {
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        host_path: Some(HostPathVolumeSource {
+            path: "/data".into(),
+            ..Default::default()
+        }),
+        ..bare.clone()
+    };
+    assert_eq!(
+        with_volume(two),
+        ["spec.volumes[0]: Forbidden: may not specify more than 1 volume type"]
+    );
+    // The newest source counts like the others.
+    let image = Volume {
+        image: Some(ImageVolumeSource {
+            reference: Some("registry.example/data:1".into()),
+            ..Default::default()
+        }),
+        ..bare
+    };
+    assert_eq!(with_volume(image), Vec::<String>::new());
+}
