@@ -133,6 +133,7 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<Vec<Row>
     if !args.api_only {
         let (storage, _backing) = fresh_storage(backend).await?;
         let writes = Arc::new(body_writes(args.pods)?);
+        settle_disk().await?;
         let (rate, cpu) = with_cpu(raw_puts(storage, writes, args.clients)).await;
         rows.push(Row::info(
             name,
@@ -150,6 +151,7 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<Vec<Row>
     let base = format!("http://{addr}");
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
 
+    settle_disk().await?;
     let (creates, cpu) = with_cpu(api_creates(addr, args)).await;
     let creates = creates?;
     let rate = args.pods as f64 / creates.elapsed.as_secs_f64();
@@ -170,6 +172,7 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<Vec<Row>
             .collect::<Vec<_>>();
         let bytes = stored.iter().map(|(_, v)| v.len()).sum::<usize>() / stored.len().max(1);
         let (fresh, _backing) = fresh_storage(backend).await?;
+        settle_disk().await?;
         let (raw, raw_cpu) = with_cpu(raw_puts(fresh, Arc::new(stored), args.clients)).await;
         let raw = raw?;
         rows.push(Row::info(
@@ -255,6 +258,16 @@ async fn transport_floor(args: &Args) -> anyhow::Result<Row> {
     ))
 }
 
+/// Writes back what earlier phases left dirty, so that no phase's syncs
+/// wait behind another phase's writeback.
+async fn settle_disk() -> anyhow::Result<()> {
+    let status = tokio::process::Command::new("sync").status().await?;
+    if !status.success() {
+        bail!("sync failed: {status}");
+    }
+    Ok(())
+}
+
 /// ", N us CPU each" of `count` operations, when the CPU time is known.
 fn cpu_each(cpu: Option<Duration>, count: usize) -> String {
     cpu.map_or(String::new(), |cpu| {
@@ -269,7 +282,12 @@ fn cpu_each(cpu: Option<Duration>, count: usize) -> String {
 fn body_writes(count: usize) -> anyhow::Result<Vec<(String, Bytes)>> {
     let bodies = pod_bodies(count)?;
     Ok((0..count)
-        .map(|i| (format!("/registry/pods/default/bench-{i:05}"), bodies[i].clone()))
+        .map(|i| {
+            (
+                format!("/registry/pods/default/bench-{i:05}"),
+                bodies[i].clone(),
+            )
+        })
         .collect())
 }
 
