@@ -103,12 +103,13 @@ impl<'a> Scan<'a> {
         }
         let start = self.at;
         loop {
+            // Most of a stored object is string content: jump to its end.
+            self.at += memchr::memchr2(b'"', b'\\', self.bytes.get(self.at..)?)?;
             match self.next()? {
                 b'"' => return Some(&self.bytes[start..self.at - 1]),
-                b'\\' => {
+                _ => {
                     self.next()?;
                 }
-                _ => {}
             }
         }
     }

@@ -46,6 +46,14 @@ pub(super) fn now() -> Time {
     Time(jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
 }
 
+/// A random (version 4) UID from the thread's CSPRNG; `Uuid::new_v4`
+/// asks the kernel for each one, a system call per create.
+fn new_uid() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
+}
+
 fn random_suffix() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
@@ -434,7 +442,7 @@ where
                 )],
             ));
         }
-        meta.uid = Some(uuid::Uuid::new_v4().to_string());
+        meta.uid = Some(new_uid());
         meta.creation_timestamp = Some(now());
         meta.resource_version = None;
         meta.deletion_timestamp = None;
