@@ -24,17 +24,79 @@ where
 {
     K::deserialize(Filter {
         inner: deserializer,
-        level: Level::Object,
+        level: Level::Object(None),
+    })
+}
+
+/// Deserializes the part of a `K` an index reads: `apiVersion`, `kind`,
+/// the metadata without managed fields, and of the other members only what
+/// `paths` names: `"type"` keeps a top-level member whole, `"spec.nodeName"`
+/// one member of a top-level object. The rest is skipped unread (a typed
+/// object's required fields then take their defaults).
+pub fn for_index<'de, K, D>(deserializer: D, paths: &'static [&'static str]) -> Result<K, D::Error>
+where
+    K: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    K::deserialize(Filter {
+        inner: deserializer,
+        level: Level::Object(Some(paths)),
     })
 }
 
 /// Where in the object a filtered value sits.
 #[derive(Clone, Copy)]
 enum Level {
-    /// The object itself: its `metadata` is filtered.
-    Object,
+    /// The object itself: its `metadata` is filtered, and with paths, its
+    /// other members are kept only as far as the paths name them.
+    Object(Option<&'static [&'static str]>),
     /// Its metadata: `managedFields` is skipped.
     Metadata,
+    /// A top-level member of which only the `prefix.<key>` paths are kept.
+    Member {
+        prefix: &'static str,
+        paths: &'static [&'static str],
+    },
+}
+
+impl Level {
+    /// What becomes of the member `key` of a map at this level: skipped
+    /// (`None`), kept whole (`Some(None)`) or filtered (`Some(Some(level))`).
+    fn member(self, key: &str) -> Option<Option<Level>> {
+        match self {
+            Level::Metadata if key == "managedFields" => None,
+            Level::Metadata => Some(None),
+            Level::Object(_) if key == "metadata" => Some(Some(Level::Metadata)),
+            Level::Object(None) => Some(None),
+            Level::Object(Some(_)) if matches!(key, "apiVersion" | "kind") => Some(None),
+            Level::Object(Some(paths)) => {
+                if paths.contains(&key) {
+                    return Some(None);
+                }
+                // A path below `key` keeps it, filtered to what the paths name.
+                paths
+                    .iter()
+                    .find(|p| {
+                        p.strip_prefix(key)
+                            .is_some_and(|rest| rest.starts_with('.'))
+                    })
+                    .map(|p| {
+                        Some(Level::Member {
+                            prefix: &p[..key.len()],
+                            paths,
+                        })
+                    })
+            }
+            Level::Member { prefix, paths } => paths
+                .iter()
+                .any(|p| {
+                    p.strip_prefix(prefix)
+                        .and_then(|rest| rest.strip_prefix('.'))
+                        == Some(key)
+                })
+                .then_some(None),
+        }
+    }
 }
 
 /// A deserializer whose maps go through [`FilterMap`]; every request is
@@ -184,7 +246,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for FilterVisitor<V> {
         self.inner.visit_map(FilterMap {
             inner: map,
             level: self.level,
-            metadata_next: false,
+            next: None,
         })
     }
 
@@ -230,12 +292,13 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// The map of a filtered level: at the object, `metadata`'s value is
-/// filtered in turn; in the metadata, `managedFields` is skipped.
+/// The map of a filtered level: each member is skipped, passed on, or
+/// filtered in turn as [`Level::member`] says.
 struct FilterMap<A> {
     inner: A,
     level: Level,
-    metadata_next: bool,
+    /// The level of the value after the key just returned, if filtered.
+    next: Option<Level>,
 }
 
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for FilterMap<A> {
@@ -249,14 +312,11 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for FilterMap<A> {
             let Some(key) = self.inner.next_key::<Key<'de>>()? else {
                 return Ok(None);
             };
-            match (self.level, key.as_str()) {
-                (Level::Metadata, "managedFields") => {
-                    self.inner.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-                (Level::Object, "metadata") => self.metadata_next = true,
-                _ => self.metadata_next = false,
-            }
+            let Some(next) = self.level.member(key.as_str()) else {
+                self.inner.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            self.next = next;
             return match key {
                 Key::Borrowed(s) => seed.deserialize(BorrowedStrDeserializer::new(s)),
                 Key::Owned(s) => seed.deserialize(StringDeserializer::new(s)),
@@ -266,10 +326,9 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for FilterMap<A> {
     }
 
     fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, A::Error> {
-        if std::mem::take(&mut self.metadata_next) {
-            self.inner.next_value_seed(MetadataSeed(seed))
-        } else {
-            self.inner.next_value_seed(seed)
+        match self.next.take() {
+            Some(level) => self.inner.next_value_seed(LevelSeed { seed, level }),
+            None => self.inner.next_value_seed(seed),
         }
     }
 
@@ -278,16 +337,19 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for FilterMap<A> {
     }
 }
 
-/// Deserializes the object's `metadata` through a [`Filter`].
-struct MetadataSeed<S>(S);
+/// Deserializes a member through a [`Filter`] at `level`.
+struct LevelSeed<S> {
+    seed: S,
+    level: Level,
+}
 
-impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for MetadataSeed<S> {
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for LevelSeed<S> {
     type Value = S::Value;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<S::Value, D::Error> {
-        self.0.deserialize(Filter {
+        self.seed.deserialize(Filter {
             inner: d,
-            level: Level::Metadata,
+            level: self.level,
         })
     }
 }
@@ -297,7 +359,7 @@ mod tests {
     use k8s_openapi::api::core::v1::Pod;
     use serde_json::json;
 
-    use super::without_managed_fields;
+    use super::{for_index, without_managed_fields};
 
     #[test]
     fn managed_fields_are_skipped_and_everything_else_is_kept() {
@@ -330,5 +392,43 @@ mod tests {
         let mut expected = full;
         expected.metadata.managed_fields = None;
         assert_eq!(lean, expected);
+    }
+
+    #[test]
+    fn an_index_decode_keeps_the_metadata_and_only_the_named_members() {
+        let bytes = serde_json::to_vec(&json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "web-1", "labels": {"app": "web"},
+                "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]},
+            "spec": {"nodeName": "n1", "schedulerName": "s",
+                "containers": [{"name": "c", "image": "busybox"}],
+                "volumes": [{"name": "v", "emptyDir": {}}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1",
+                "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .expect("encodes");
+        const PATHS: &[&str] = &["spec.nodeName", "status.phase", "status.podIP"];
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let pod: Pod = for_index(&mut de, PATHS).expect("decodes");
+        assert_eq!(pod.metadata.name.as_deref(), Some("web-1"));
+        assert!(pod.metadata.labels.is_some_and(|l| l["app"] == "web"));
+        assert_eq!(pod.metadata.managed_fields, None);
+        let spec = pod.spec.expect("spec kept");
+        assert_eq!(spec.node_name.as_deref(), Some("n1"));
+        assert_eq!(
+            (spec.scheduler_name, spec.containers.len(), spec.volumes),
+            (None, 0, None)
+        );
+        let status = pod.status.expect("status kept");
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        assert_eq!(status.pod_ip.as_deref(), Some("10.0.0.1"));
+        assert_eq!(status.conditions, None);
+
+        // A top-level path keeps its member whole; no path drops it.
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let pod: Pod = for_index(&mut de, &["spec"]).expect("decodes");
+        assert_eq!(pod.spec.map(|s| s.containers.len()), Some(1));
+        assert_eq!(pod.status, None);
     }
 }

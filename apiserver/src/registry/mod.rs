@@ -114,6 +114,11 @@ pub trait Strategy: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// What [`Strategy::selectable_fields`] reads besides the metadata, as
+    /// `common::lean::for_index` paths: the watch cache decodes only these
+    /// of every stored object it indexes.
+    const FIELD_SOURCES: &'static [&'static str] = &[];
+
     /// For kinds with a `scale` subresource: the replicas view.
     fn scale(&self, _obj: &Self::Object) -> Option<ScaleView> {
         None

@@ -83,14 +83,15 @@ where
     /// The decoder the cache uses for this kind: typed decode, metadata
     /// and selectable fields extracted once; the stored JSON is kept with
     /// its rv written in, re-encoded only when that cannot be done in place.
-    /// The decode skips the managed fields, which no label or field reads
-    /// (they were half the work of every event), and the rare re-encode
-    /// takes the original bytes' managed fields back.
+    /// The decode reads only the metadata (without managed fields) and the
+    /// kind's [`Strategy::FIELD_SOURCES`]: a pod's spec and managed fields
+    /// were most of the work of every event. The rare re-encode decodes the
+    /// original bytes whole.
     pub fn decoder(strategy: Arc<S>) -> crate::cache::Decoder {
         Box::new(move |bytes: &[u8], rv: i64| {
             let mut de = serde_json::Deserializer::from_slice(bytes);
             let mut obj: S::Object =
-                common::lean::without_managed_fields(&mut de).map_err(|e| e.to_string())?;
+                common::lean::for_index(&mut de, S::FIELD_SOURCES).map_err(|e| e.to_string())?;
             de.end().map_err(|e| e.to_string())?;
             let fields = strategy.selectable_fields(&obj);
             // The decoded object is dropped next: its metadata moves out.

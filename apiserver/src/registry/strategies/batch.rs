@@ -387,6 +387,8 @@ fn validate_job_update(new: &JobSpec, old: &JobSpec, mutable_scheduling: bool) -
 }
 
 impl Strategy for JobStrategy {
+    const FIELD_SOURCES: &'static [&'static str] = &["status.succeeded"];
+
     type Object = Job;
 
     fn default(&self, job: &mut Job) {

@@ -20,6 +20,8 @@ pub struct PriorityClassStrategy;
 pub const LABEL_METADATA_NAME: &str = "kubernetes.io/metadata.name";
 
 impl Strategy for NamespaceStrategy {
+    const FIELD_SOURCES: &'static [&'static str] = &["status.phase"];
+
     type Object = Namespace;
 
     fn name_rule(&self) -> NameRule {
@@ -185,6 +187,8 @@ fn validate_node(node: &Node) -> Vec<FieldError> {
 const POD_CIDR_FORBIDDEN: &str = "node updates may not change podCIDR except from \"\" to valid";
 
 impl Strategy for NodeStrategy {
+    const FIELD_SOURCES: &'static [&'static str] = &["spec.unschedulable"];
+
     type Object = Node;
 
     fn default(&self, node: &mut Node) {

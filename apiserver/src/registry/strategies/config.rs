@@ -168,6 +168,8 @@ fn validate_secret(s: &Secret) -> Vec<FieldError> {
 }
 
 impl Strategy for SecretStrategy {
+    const FIELD_SOURCES: &'static [&'static str] = &["type"];
+
     type Object = Secret;
 
     /// `SetDefaults_Secret`, and the v1 conversion that folds the

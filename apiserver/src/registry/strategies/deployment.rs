@@ -197,6 +197,8 @@ fn validate_replica_set_spec(spec: &ReplicaSetSpec) -> Vec<FieldError> {
 }
 
 impl Strategy for ReplicaSetStrategy {
+    const FIELD_SOURCES: &'static [&'static str] = &["status.replicas"];
+
     type Object = ReplicaSet;
 
     fn default(&self, rs: &mut ReplicaSet) {

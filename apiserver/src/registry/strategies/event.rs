@@ -304,6 +304,14 @@ fn immutable_fields(new: &EventsV1Event, old: &EventsV1Event) -> Vec<FieldError>
 }
 
 impl Strategy for EventStrategy {
+    const FIELD_SOURCES: &'static [&'static str] = &[
+        "involvedObject",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    ];
+
     type Object = Event;
 
     /// core/v1 events skip name validation beyond path safety.
@@ -343,6 +351,9 @@ impl Strategy for EventStrategy {
 }
 
 impl Strategy for EventsV1EventStrategy {
+    const FIELD_SOURCES: &'static [&'static str] =
+        &["regarding", "reason", "reportingController", "type"];
+
     type Object = EventsV1Event;
 
     fn validate(&self, e: &EventsV1Event) -> Vec<FieldError> {

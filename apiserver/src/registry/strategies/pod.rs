@@ -274,6 +274,18 @@ fn add_default_tolerations(spec: &mut PodSpec) {
 }
 
 impl Strategy for PodStrategy {
+    const FIELD_SOURCES: &'static [&'static str] = &[
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.podIPs",
+        "status.nominatedNodeName",
+    ];
+
     type Object = Pod;
 
     /// Kubernetes' pod `CheckGracefulDelete`: a pod no kubelet runs (not

@@ -400,6 +400,8 @@ fn drop_type_dependent_fields(new: &mut ServiceSpec, old: &ServiceSpec) {
 }
 
 impl Strategy for ServiceStrategy {
+    const FIELD_SOURCES: &'static [&'static str] = &["spec.clusterIP", "spec.type"];
+
     type Object = Service;
 
     /// Services are DNS-1035 labels in Kubernetes; the leading-letter part
