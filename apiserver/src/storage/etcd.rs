@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
     Client, CompactionOptions, Compare, CompareOp, ConnectOptions, DeleteOptions, EventType,
-    GetOptions, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchOptions,
+    GetOptions, KvClient, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchOptions,
 };
 use futures::StreamExt;
 
@@ -26,6 +26,8 @@ const FUTURE: &str = "required revision is a future revision";
 /// gRPC status codes CANCELLED (1), DEADLINE_EXCEEDED (4) and UNAVAILABLE
 /// (14), fixed by the gRPC spec: the cluster is unreachable or leaderless.
 const RETRYABLE_GRPC_CODES: [i32; 3] = [1, 4, 14];
+/// The largest answer taken from etcd: its Go client's `math.MaxInt32`.
+const MAX_ANSWER: usize = i32::MAX as usize;
 
 /// A client of an etcd cluster. Cheap to clone.
 #[derive(Clone)]
@@ -55,8 +57,16 @@ impl EtcdStore {
         Ok(store)
     }
 
+    /// The KV client, accepting answers up to 2 GiB as etcd's Go client
+    /// does (gRPC's default is 4 MiB: 10,000 stored pods are 30 MB).
+    fn kv(&self) -> KvClient {
+        self.client
+            .kv_client()
+            .max_decoding_message_size(MAX_ANSWER)
+    }
+
     async fn txn(&self, txn: Txn) -> Result<TxnResponse, StorageError> {
-        self.client.kv_client().txn(txn).await.map_err(other)
+        self.kv().txn(txn).await.map_err(other)
     }
 
     fn compacted_error(&self, requested: i64) -> StorageError {
@@ -150,12 +160,7 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
 #[async_trait]
 impl Storage for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>, StorageError> {
-        let response = self
-            .client
-            .kv_client()
-            .get(key, None)
-            .await
-            .map_err(other)?;
+        let response = self.kv().get(key, None).await.map_err(other)?;
         response.kvs().first().map(key_value).transpose()
     }
 
@@ -177,7 +182,7 @@ impl Storage for EtcdStore {
         if let Some(revision) = revision {
             options = options.with_revision(revision);
         }
-        let response = match self.client.kv_client().get(start, Some(options)).await {
+        let response = match self.kv().get(start, Some(options)).await {
             Ok(response) => response,
             Err(e) if message_contains(&e, COMPACTED) => {
                 return Err(self.compacted_error(revision.unwrap_or(0)));
@@ -284,6 +289,7 @@ impl Storage for EtcdStore {
         let mut stream = self
             .client
             .watch_client()
+            .max_decoding_message_size(MAX_ANSWER)
             .watch(range_start(prefix), Some(options))
             .await
             .map_err(other)?;
@@ -330,12 +336,7 @@ impl Storage for EtcdStore {
 
     async fn current_revision(&self) -> Result<i64, StorageError> {
         let options = GetOptions::new().with_count_only();
-        let response = self
-            .client
-            .kv_client()
-            .get("/", Some(options))
-            .await
-            .map_err(other)?;
+        let response = self.kv().get("/", Some(options)).await.map_err(other)?;
         response
             .header()
             .map(|h| h.revision())
@@ -345,12 +346,7 @@ impl Storage for EtcdStore {
     async fn compact(&self, revision: i64) -> Result<(), StorageError> {
         // Physical: return once the history is gone, so what follows sees it.
         let options = CompactionOptions::new().with_physical();
-        match self
-            .client
-            .kv_client()
-            .compact(revision, Some(options))
-            .await
-        {
+        match self.kv().compact(revision, Some(options)).await {
             Ok(_) => {
                 self.compacted.fetch_max(revision, Ordering::Relaxed);
                 Ok(())

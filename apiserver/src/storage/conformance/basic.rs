@@ -198,6 +198,24 @@ pub(super) async fn list_pages_in_key_order_without_leaking_sibling_prefixes(
     assert!(none.kvs.is_empty());
 }
 
+/// 10,000 stored pods are 30 MB; gRPC clients refuse answers over 4 MiB
+/// unless told otherwise (etcd's Go client allows 2 GiB).
+pub(super) async fn a_list_larger_than_a_grpc_message_is_answered_whole(storage: Arc<dyn Storage>) {
+    let value = bytes::Bytes::from(vec![b'x'; 1024 * 1024]);
+    for i in 0..6 {
+        storage
+            .create(&format!("/registry/big/{i}"), value.clone())
+            .await
+            .expect("created");
+    }
+    let list = storage
+        .list("/registry/big/", None, 0, None)
+        .await
+        .expect("listed");
+    assert_eq!(list.kvs.len(), 6);
+    assert!(list.kvs.iter().all(|kv| kv.value == value));
+}
+
 pub(super) async fn revisions_increase_strictly_across_keys(storage: Arc<dyn Storage>) {
     let mut last = storage.current_revision().await.expect("revision");
     for i in 0..10 {

@@ -85,6 +85,7 @@ conformance_suite!(
     update_with_a_stale_revision_conflicts_and_carries_the_current_value,
     delete_is_conditional_on_the_revision,
     list_pages_in_key_order_without_leaking_sibling_prefixes,
+    a_list_larger_than_a_grpc_message_is_answered_whole,
     revisions_increase_strictly_across_keys,
     list_at_an_old_revision_sees_the_state_of_then,
     watch_from_a_past_revision_replays_then_streams_live,
