@@ -308,18 +308,15 @@ where
         drop(obj);
         // The create's managed fields are written as JSON text and spliced
         // into the encoded object below, unless the body brought its own.
+        let record_in_tree = |v: &mut Value| {
+            managed::record_value(self.info, None, v, &opts.field_manager, Subresource::Main)
+        };
         let record = match opts.dry_run {
             false => managed::create_record(self.info, &v, &opts.field_manager),
             true => managed::CreateRecord::General,
         };
         if matches!(record, managed::CreateRecord::General) {
-            managed::record_value(
-                self.info,
-                None,
-                &mut v,
-                &opts.field_manager,
-                Subresource::Main,
-            );
+            record_in_tree(&mut v);
         }
         if opts.dry_run {
             return Ok(WriteResult {
@@ -352,13 +349,7 @@ where
             bytes = match crate::encoded::with_metadata_member(&bytes, b"managedFields", json) {
                 Some(spliced) => Bytes::from(spliced),
                 None => {
-                    managed::record_value(
-                        self.info,
-                        None,
-                        &mut v,
-                        &opts.field_manager,
-                        Subresource::Main,
-                    );
+                    record_in_tree(&mut v);
                     encode_value(&v)?
                 }
             };
