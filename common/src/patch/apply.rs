@@ -12,6 +12,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::created::created_managed_fields;
 use super::fieldpath::{PathElement, path_string};
 use super::lastapplied;
 use super::managed::{self, Entry, Operation};
@@ -389,7 +390,7 @@ pub fn update_managed_fields(old: Option<&Value>, new: &mut Value, req: &Manager
         _ => from_old(),
     };
     if old.is_none() && subresource.is_empty() && managers.is_empty() {
-        record_create(new, root, req);
+        record_create(new, req);
         return;
     }
     let new_obj = without_managed_fields(new);
@@ -442,19 +443,23 @@ pub fn update_managed_fields(old: Option<&Value>, new: &mut Value, req: &Manager
     managed::encode(new, managers);
 }
 
-/// [`update_managed_fields`] for a plain create, the API server's hottest
-/// write: every field the object sets belongs to the creator. Same result
-/// as the general path, without its copies of the object and field sets.
-fn record_create(new: &mut Value, root: Field, req: &ManagerRequest<'_>) {
+/// [`update_managed_fields`] for a plain create: every field the object
+/// sets belongs to the creator. The entry is written as JSON text by
+/// [`created_managed_fields`] (which the API server splices into the
+/// encoded object on its hot path) and joins the tree here.
+fn record_create(new: &mut Value, req: &ManagerRequest<'_>) {
     if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
     }
-    // Everything the object sets, minus the reset field and what no
-    // manager owns: `compare(&{}, new).added`, built straight as JSON.
-    let mut fields = typed::added_fields_v1(new, root);
-    fields.remove(&format!("f:{}", reset_field(None)));
-    managed::strip_fields_v1(&mut fields);
-    managed::encode_created(new, req.manager, req.api_version, req.now, fields);
+    // Our own encoding: it always parses.
+    let entry = created_managed_fields(new, req)
+        .and_then(|json| serde_json::from_slice::<Value>(&json).ok());
+    let (Some(entry), Some(object)) = (entry, new.as_object_mut()) else {
+        return;
+    };
+    if let Value::Object(meta) = object.entry("metadata").or_insert_with(|| json!({})) {
+        meta.insert("managedFields".into(), entry);
+    }
 }
 
 #[cfg(test)]

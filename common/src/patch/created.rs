@@ -5,7 +5,8 @@
 //! as a tree of JSON maps, encoding it and freeing it was the largest part
 //! of a pod create's work in the API server; this writes the same bytes
 //! from one walk, without building the tree. The API server splices them
-//! into the encoded object.
+//! into the encoded object; [`super::update_managed_fields`] parses them
+//! into the tree for the creates it records.
 
 use serde_json::{Map, Value};
 
@@ -228,10 +229,12 @@ mod tests {
         now: "2026-12-05T02:00:00Z",
     };
 
-    /// What the general path records for the same create, encoded.
+    /// What the general path records for the same create, encoded: the
+    /// field-set comparison with an empty object (`compare(&{}, new)`),
+    /// which is independent of this module.
     fn general(obj: &Value) -> Option<Vec<u8>> {
         let mut recorded = obj.clone();
-        update_managed_fields(None, &mut recorded, &REQ);
+        update_managed_fields(Some(&json!({})), &mut recorded, &REQ);
         recorded
             .pointer("/metadata/managedFields")
             .map(|m| serde_json::to_vec(m).expect("encodes"))

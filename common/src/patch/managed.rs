@@ -171,66 +171,6 @@ pub(crate) fn strip(set: &FieldSet) -> FieldSet {
     set.difference(&stripped)
 }
 
-/// [`strip_in_place`] on a `fieldsV1` encoding: removes the members (not
-/// what lies below them) no manager owns.
-pub(crate) fn strip_fields_v1(fields: &mut Map<String, Value>) {
-    remove_member_v1(fields, "f:apiVersion");
-    remove_member_v1(fields, "f:kind");
-    remove_member_v1(fields, "f:metadata");
-    if let Some(Value::Object(meta)) = fields.get_mut("f:metadata") {
-        for name in STRIPPED_METADATA {
-            remove_member_v1(meta, &format!("f:{name}"));
-        }
-        if meta.is_empty() {
-            fields.remove("f:metadata");
-        }
-    }
-}
-
-/// A member is encoded as `{}` alone, or as `".": {}` beside its children.
-fn remove_member_v1(fields: &mut Map<String, Value>, key: &str) {
-    let Some(Value::Object(entry)) = fields.get_mut(key) else {
-        return;
-    };
-    if entry.is_empty() {
-        fields.remove(key);
-    } else {
-        entry.remove(".");
-        if entry.is_empty() {
-            fields.remove(key);
-        }
-    }
-}
-
-/// Writes the one entry of a created object into its
-/// `metadata.managedFields` ([`encode`] with `fieldsV1` already built).
-pub(crate) fn encode_created(
-    obj: &mut Value,
-    manager: &str,
-    api_version: &str,
-    time: &str,
-    fields: Map<String, Value>,
-) {
-    let Some(Value::Object(meta)) = obj.as_object_mut().map(|o| {
-        o.entry("metadata")
-            .or_insert_with(|| Value::Object(Map::new()))
-    }) else {
-        return;
-    };
-    if fields.is_empty() {
-        meta.remove("managedFields");
-        return;
-    }
-    let mut m = Map::new();
-    m.insert("manager".into(), json!(manager));
-    m.insert("operation".into(), json!(Operation::Update.as_str()));
-    m.insert("apiVersion".into(), json!(api_version));
-    m.insert("time".into(), json!(time));
-    m.insert("fieldsType".into(), json!("FieldsV1"));
-    m.insert("fieldsV1".into(), Value::Object(fields));
-    meta.insert("managedFields".into(), Value::Array(vec![Value::Object(m)]));
-}
-
 /// Kubernetes keeps at most this many `Update` entries; older ones are
 /// folded into one (`capManagersManager`).
 const MAX_UPDATE_MANAGERS: usize = 10;

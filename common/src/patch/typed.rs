@@ -216,57 +216,6 @@ fn walk_compare(
     }
 }
 
-/// The `fieldsV1` of every field `new` sets, as `compare(&{}, new,
-/// root).added` encodes (a create's managed fields), written straight
-/// into JSON: no path vectors and no set tree in between, which made up
-/// most of a create's managed-fields cost.
-pub(crate) fn added_fields_v1(new: &Value, root: Field) -> Map<String, Value> {
-    granular_fields_v1(new, root).unwrap_or_default()
-}
-
-/// The entries below `v` if it is granular (a non-empty granular map, or
-/// a keyed or set list with items that all have elements); `None` for a
-/// leaf, which is a member itself.
-fn granular_fields_v1(v: &Value, field: Field) -> Option<Map<String, Value>> {
-    match v {
-        Value::Object(m) if !m.is_empty() && is_granular_map(field, v) => {
-            let mut out = Map::new();
-            for (k, child) in m {
-                let entry =
-                    granular_fields_v1(child, schema::field(field.node, k)).unwrap_or_default();
-                out.insert(format!("f:{k}"), Value::Object(entry));
-            }
-            Some(out)
-        }
-        Value::Array(list) if !list.is_empty() && is_granular_list(field, v) => {
-            let items = index_items(field, list)?;
-            let item_field = Field {
-                node: field.node,
-                shape: Shape::Plain,
-            };
-            let mut out = Map::new();
-            for (pe, item) in &items {
-                let key = pe.serialize();
-                // Duplicates (tolerated in stored lists) count once, as
-                // their first item.
-                if out.contains_key(&key) {
-                    continue;
-                }
-                let mut entry = Map::new();
-                if field.shape != Shape::Set
-                    && let Some(children) = granular_fields_v1(item, item_field)
-                {
-                    entry = children;
-                    entry.insert(".".to_string(), Value::Object(Map::new()));
-                }
-                out.insert(key, Value::Object(entry));
-            }
-            Some(out)
-        }
-        _ => None,
-    }
-}
-
 /// Merges an applied configuration into a live object (`TypedValue.Merge`):
 /// granular maps merge key by key, keyed and set lists merge item by item,
 /// everything else takes the applied value.
