@@ -19,6 +19,24 @@ fn now_rfc3339() -> String {
         .to_string()
 }
 
+/// Runs `f` with the request of `manager` writing `info`'s kind (or its
+/// subresource `sub`) now.
+fn with_request<R>(
+    info: &ResourceInfo,
+    manager: &str,
+    sub: Subresource,
+    f: impl FnOnce(&ManagerRequest<'_>) -> R,
+) -> R {
+    let now = now_rfc3339();
+    let api_version = info.api_version();
+    f(&ManagerRequest {
+        manager,
+        api_version: &api_version,
+        subresource: subresource_name(sub),
+        now: &now,
+    })
+}
+
 fn subresource_name(sub: Subresource) -> Option<&'static str> {
     match sub {
         Subresource::Main => None,
@@ -94,16 +112,10 @@ pub fn apply(
     sub: Subresource,
     opts: &WriteOptions,
 ) -> Result<Value, ApiError> {
-    let now = now_rfc3339();
-    let api_version = info.api_version();
-    let req = ManagerRequest {
-        manager: &opts.field_manager,
-        api_version: &api_version,
-        subresource: subresource_name(sub),
-        now: &now,
-    };
-    patch::server_side_apply(live, applied, &req, opts.force)
-        .map_err(|e| apply_error(info, applied, e))
+    with_request(info, &opts.field_manager, sub, |req| {
+        patch::server_side_apply(live, applied, req, opts.force)
+    })
+    .map_err(|e| apply_error(info, applied, e))
 }
 
 fn apply_error(info: &ResourceInfo, applied: &Value, e: ApplyError) -> ApiError {
@@ -168,15 +180,9 @@ pub fn create_record(info: &ResourceInfo, value: &Value, manager: &str) -> Creat
     if manager.is_empty() || !value["metadata"]["managedFields"].is_null() {
         return CreateRecord::General;
     }
-    let now = now_rfc3339();
-    let api_version = info.api_version();
-    let req = ManagerRequest {
-        manager,
-        api_version: &api_version,
-        subresource: None,
-        now: &now,
-    };
-    match patch::created_managed_fields(value, &req) {
+    match with_request(info, manager, Subresource::Main, |req| {
+        patch::created_managed_fields(value, req)
+    }) {
         Some(json) => CreateRecord::Json(json),
         None => CreateRecord::Nothing,
     }
@@ -193,13 +199,7 @@ pub fn record_value(
     if manager.is_empty() {
         return;
     }
-    let now = now_rfc3339();
-    let api_version = info.api_version();
-    let req = ManagerRequest {
-        manager,
-        api_version: &api_version,
-        subresource: subresource_name(sub),
-        now: &now,
-    };
-    patch::update_managed_fields(old, value, &req);
+    with_request(info, manager, sub, |req| {
+        patch::update_managed_fields(old, value, req)
+    });
 }
