@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 
 use crate::Backend;
 use crate::lean_client::Connection;
-use crate::report::{Row, millis, quantile, table};
+use crate::report::{Row, median, millis, quantile, table};
 
 /// The aim for a full list of the benchmark's pods.
 const LIST_AIM: Duration = Duration::from_millis(100);
@@ -131,77 +131,92 @@ fn backend_name(backend: Backend) -> &'static str {
     }
 }
 
+/// A timed phase: its rate per second and the process CPU it took.
+#[derive(Clone, Copy)]
+struct Phase {
+    rate: f64,
+    cpu: Option<Duration>,
+}
+
+impl Phase {
+    /// The median rate of `phases`, and their median CPU if every one was
+    /// measured.
+    fn median(phases: &[Phase]) -> Phase {
+        let cpu: Option<Vec<f64>> = phases
+            .iter()
+            .map(|p| p.cpu.map(|c| c.as_secs_f64()))
+            .collect();
+        Phase {
+            rate: median(phases.iter().map(|p| p.rate).collect()),
+            cpu: cpu.map(|c| Duration::from_secs_f64(median(c))),
+        }
+    }
+}
+
 /// One round's figures.
 struct Round {
-    /// Raw puts/s of the request bodies, and the CPU they took.
-    raw_bodies: Option<(f64, Option<Duration>)>,
-    /// Raw puts/s of the stored pods, their CPU and their mean size.
-    raw_stored: Option<(f64, Option<Duration>, usize)>,
-    api_rate: f64,
-    api_cpu: Option<Duration>,
+    /// Raw puts of the request bodies.
+    raw_bodies: Option<Phase>,
+    /// Raw puts of the stored pods, and their mean size.
+    raw_stored: Option<(Phase, usize)>,
+    api: Phase,
     p50: Duration,
     p99: Duration,
 }
 
 async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<Vec<Row>> {
     let name = backend_name(backend);
+    let n = args.rounds.max(1);
     let mut rounds = Vec::new();
     let mut list_rows = Vec::new();
-    for round in 0..args.rounds.max(1) {
-        let last = round + 1 == args.rounds.max(1);
-        rounds.push(one_round(backend, args, last.then_some(&mut list_rows)).await?);
+    for round in 0..n {
+        let lists = (round + 1 == n).then_some(&mut list_rows);
+        rounds.push(one_round(backend, args, lists).await?);
     }
-    let median = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
-    let cpu_median = |values: Vec<Option<Duration>>| {
-        let values: Option<Vec<f64>> = values
-            .into_iter()
-            .map(|c| c.map(|c| c.as_secs_f64()))
-            .collect();
-        values.map(|v| Duration::from_secs_f64(median(v)))
-    };
-    let n = rounds.len();
     let of_rounds = if n > 1 {
         format!(", median of {n}")
     } else {
         String::new()
     };
+    let raw_row = |label: &str, phases: &[Phase]| {
+        let raw = Phase::median(phases);
+        let row = Row::info(
+            name,
+            &format!("{label}{of_rounds}"),
+            format!("{:.0}{}", raw.rate, cpu_each(raw.cpu, args.pods)),
+        );
+        (raw.rate, row)
+    };
     let mut rows = Vec::new();
-    let raw_bodies: Vec<_> = rounds.iter().filter_map(|r| r.raw_bodies).collect();
+    let raw_bodies: Vec<Phase> = rounds.iter().filter_map(|r| r.raw_bodies).collect();
     if !raw_bodies.is_empty() {
-        let rate = median(raw_bodies.iter().map(|r| r.0).collect());
-        let cpu = cpu_median(raw_bodies.iter().map(|r| r.1).collect());
-        rows.push(Row::info(
-            name,
-            &format!("raw puts/s of the request bodies{of_rounds}"),
-            format!("{rate:.0}{}", cpu_each(cpu, args.pods)),
-        ));
+        rows.push(raw_row("raw puts/s of the request bodies", &raw_bodies).1);
     }
-    let raw_stored: Vec<_> = rounds.iter().filter_map(|r| r.raw_stored).collect();
-    let raw_rate = (!raw_stored.is_empty()).then(|| {
-        let rate = median(raw_stored.iter().map(|r| r.0).collect());
-        let cpu = cpu_median(raw_stored.iter().map(|r| r.1).collect());
-        let bytes = raw_stored[0].2;
-        rows.push(Row::info(
-            name,
-            &format!("raw puts/s of the stored pods ({bytes} B each){of_rounds}"),
-            format!("{rate:.0}{}", cpu_each(cpu, args.pods)),
-        ));
+    let raw_stored: Vec<Phase> = rounds
+        .iter()
+        .filter_map(|r| r.raw_stored.map(|s| s.0))
+        .collect();
+    let bytes = rounds.iter().find_map(|r| r.raw_stored.map(|s| s.1));
+    let raw_rate = bytes.map(|bytes| {
+        let (rate, row) = raw_row(
+            &format!("raw puts/s of the stored pods ({bytes} B each)"),
+            &raw_stored,
+        );
+        rows.push(row);
         rate
     });
-    let rate = median(rounds.iter().map(|r| r.api_rate).collect());
+    let api: Vec<Phase> = rounds.iter().map(|r| r.api).collect();
+    let api = Phase::median(&api);
     let label = format!("API pod creates/s{of_rounds}");
     match raw_rate {
         Some(raw_rate) => rows.push(Row::aim(
             name,
             &label,
-            format!("{rate:.0}"),
+            format!("{:.0}", api.rate),
             format!(">= {:.0} (1/2 raw)", raw_rate / 2.0),
-            rate >= raw_rate / 2.0,
+            api.rate >= raw_rate / 2.0,
         )),
-        None => rows.push(Row::info(name, &label, format!("{rate:.0}"))),
+        None => rows.push(Row::info(name, &label, format!("{:.0}", api.rate))),
     }
     if n > 1 && raw_stored.len() == n {
         // Each round's API rate over the same round's raw rate: the spread
@@ -209,7 +224,7 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<Vec<Row>
         let ratios: Vec<String> = rounds
             .iter()
             .zip(&raw_stored)
-            .map(|(r, raw)| format!("{:.0}%", 100.0 * r.api_rate / raw.0))
+            .map(|(r, raw)| format!("{:.0}%", 100.0 * r.api.rate / raw.rate))
             .collect();
         rows.push(Row::info(
             name,
@@ -217,19 +232,23 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<Vec<Row>
             ratios.join(" "),
         ));
     }
-    let p50 = median(rounds.iter().map(|r| r.p50.as_secs_f64()).collect());
-    let p99 = median(rounds.iter().map(|r| r.p99.as_secs_f64()).collect());
-    rows.push(Row::info(
-        name,
-        "API create latency p50",
-        millis(Duration::from_secs_f64(p50)),
-    ));
-    rows.push(Row::info(
-        name,
-        "API create latency p99",
-        millis(Duration::from_secs_f64(p99)),
-    ));
-    if let Some(cpu) = cpu_median(rounds.iter().map(|r| r.api_cpu).collect()) {
+    for (label, latency) in [
+        (
+            "API create latency p50",
+            rounds.iter().map(|r| r.p50.as_secs_f64()).collect(),
+        ),
+        (
+            "API create latency p99",
+            rounds.iter().map(|r| r.p99.as_secs_f64()).collect(),
+        ),
+    ] {
+        rows.push(Row::info(
+            name,
+            label,
+            millis(Duration::from_secs_f64(median(latency))),
+        ));
+    }
+    if let Some(cpu) = api.cpu {
         // Server and clients share this process: the figure is an upper bound
         // on the server's CPU per create, and tells CPU-bound from I/O-bound.
         rows.push(Row::info(
@@ -240,6 +259,19 @@ async fn bench_backend(backend: Backend, args: &Args) -> anyhow::Result<Vec<Row>
     }
     rows.extend(list_rows);
     Ok(rows)
+}
+
+/// `writes` with `clients` concurrent writers into a fresh store of
+/// `backend`, once the disk is settled.
+async fn raw_phase(
+    backend: Backend,
+    writes: Vec<(String, Bytes)>,
+    clients: usize,
+) -> anyhow::Result<Phase> {
+    let (storage, _backing) = fresh_storage(backend).await?;
+    settle_disk().await?;
+    let (rate, cpu) = with_cpu(raw_puts(storage, Arc::new(writes), clients)).await;
+    Ok(Phase { rate: rate?, cpu })
 }
 
 /// Raw puts of the request bodies, the API creates, then raw puts of the
@@ -253,14 +285,9 @@ async fn one_round(
     let name = backend_name(backend);
     // The request bodies, straight into a fresh store: the store's rate for
     // what the clients send (shown for reference).
-    let raw_bodies = if args.api_only {
-        None
-    } else {
-        let (storage, _backing) = fresh_storage(backend).await?;
-        let writes = Arc::new(body_writes(args.pods)?);
-        settle_disk().await?;
-        let (rate, cpu) = with_cpu(raw_puts(storage, writes, args.clients)).await;
-        Some((rate?, cpu))
+    let raw_bodies = match args.api_only {
+        true => None,
+        false => Some(raw_phase(backend, body_writes(args.pods)?, args.clients).await?),
     };
 
     let (storage, _backing) = fresh_storage(backend).await?;
@@ -275,7 +302,10 @@ async fn one_round(
     settle_disk().await?;
     let (creates, api_cpu) = with_cpu(api_creates(addr, args)).await;
     let creates = creates?;
-    let api_rate = args.pods as f64 / creates.elapsed.as_secs_f64();
+    let api = Phase {
+        rate: args.pods as f64 / creates.elapsed.as_secs_f64(),
+        cpu: api_cpu,
+    };
 
     // The aim's baseline: the objects exactly as the API server stored them
     // (defaults, admission's additions and managed fields make a pod about
@@ -292,10 +322,7 @@ async fn one_round(
             .map(|kv| (kv.key, kv.value))
             .collect::<Vec<_>>();
         let bytes = stored.iter().map(|(_, v)| v.len()).sum::<usize>() / stored.len().max(1);
-        let (fresh, _backing) = fresh_storage(backend).await?;
-        settle_disk().await?;
-        let (raw, cpu) = with_cpu(raw_puts(fresh, Arc::new(stored), args.clients)).await;
-        Some((raw?, cpu, bytes))
+        Some((raw_phase(backend, stored, args.clients).await?, bytes))
     };
 
     if let Some(rows) = lists {
@@ -323,8 +350,7 @@ async fn one_round(
     Ok(Round {
         raw_bodies,
         raw_stored,
-        api_rate,
-        api_cpu,
+        api,
         p50: quantile(&creates.latencies, 0.5),
         p99: quantile(&creates.latencies, 0.99),
     })

@@ -24,7 +24,7 @@ use scheduler::hollow::{self, HollowSpec};
 use scheduler::scheduler::Scheduler;
 use serde_json::json;
 
-use crate::report::{Row, table};
+use crate::report::{Row, median, table};
 
 /// The ReplicaSet controller should create pods at no less than this share
 /// of the API server's create rate.
@@ -323,12 +323,6 @@ async fn round(args: &Args) -> anyhow::Result<Round> {
         full: run.rate(),
         available: run.total,
     })
-}
-
-/// The median of `values` (the upper one of an even count).
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// "median (each round's figures)".
