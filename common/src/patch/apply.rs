@@ -18,6 +18,7 @@ use super::lastapplied;
 use super::managed::{self, Entry, Operation};
 use super::schema::{Field, TypeHint};
 use super::typed;
+use super::zero::zero_of;
 
 /// The manager Kubernetes credits with the fields of an object that had no
 /// managed fields when it was first applied to.
@@ -276,8 +277,8 @@ fn apply_once(
     if managers.is_empty() && live.is_some() {
         // An object nobody tracked yet: its current fields belong to a
         // stand-in manager, so applying over them conflicts
-        // (`skipNonAppliedManager`).
-        let existing = managed::strip(&typed::compare(&json!({}), &live_obj, root).added)
+        // (`skipNonAppliedManager`, which compares with the zero object).
+        let existing = managed::strip(&typed::compare(zero_of(&live_obj), &live_obj, root).added)
             .without_top(&PathElement::Field(
                 reset_field(req.subresource).to_string(),
             ));
@@ -405,8 +406,10 @@ pub fn update_managed_fields(old: Option<&Value>, new: &mut Value, req: &Manager
         *new = new_obj;
         return;
     }
-    let old_obj = old.map_or_else(|| json!({}), without_managed_fields);
-    let cmp = typed::compare(&old_obj, &new_obj, root);
+    // A create is the change from the kind's zero object, as in Kubernetes.
+    let old_obj = old.map(without_managed_fields);
+    let from = old_obj.as_ref().unwrap_or_else(|| zero_of(&new_obj));
+    let cmp = typed::compare(from, &new_obj, root);
     // The strategies reset these (`ResetFieldsFor…`), so Kubernetes' field
     // manager ignores them for ownership.
     let reset = PathElement::Field(reset_field(req.subresource).to_string());

@@ -264,7 +264,7 @@ fn ordinary_writes_record_what_they_set() {
             "manager": "kubectl-create", "operation": "Update", "apiVersion": "v1", "time": T1,
             "fieldsType": "FieldsV1",
             "fieldsV1": {
-                "f:metadata": {"f:labels": {"f:app": {}}},
+                "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
                 "f:spec": {"f:containers": {"k:{\"name\":\"c\"}": {".": {}, "f:image": {}, "f:name": {}}}}
             }
         })
@@ -547,8 +547,9 @@ fn the_create_fast_path_records_what_the_general_path_records() {
         let mut fast = object.clone();
         update_managed_fields(None, &mut fast, &r);
         let mut general = object.clone();
-        // An empty old object takes the general path with the same meaning.
-        update_managed_fields(Some(&json!({})), &mut general, &r);
+        // The kind's zero object as the old one takes the general path with
+        // the same meaning.
+        update_managed_fields(Some(zero_of(&object)), &mut general, &r);
         assert_eq!(fast, general);
         assert!(fast["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"].is_object());
         assert!(
@@ -559,12 +560,14 @@ fn the_create_fast_path_records_what_the_general_path_records() {
     }
 }
 
-/// The managed fields of a create as the general comparison computes them:
-/// every added path, minus status and what no manager owns.
+/// The managed fields of a create as the general comparison with the
+/// kind's zero object computes them: every added or changed path, minus
+/// status and what no manager owns.
 fn created_fields_through_the_set(obj: &Value) -> Value {
     let root = kind_root(&[Some(obj)]);
-    let added = typed::compare(&json!({}), obj, root).added;
-    let set = managed::strip(&added.without_top(&PathElement::Field("status".into())));
+    let cmp = typed::compare(zero_of(obj), obj, root);
+    let changed = cmp.added.union(&cmp.modified);
+    let set = managed::strip(&changed.without_top(&PathElement::Field("status".into())));
     set.to_fields_v1()
 }
 

@@ -14,6 +14,7 @@ use super::apply::ManagerRequest;
 use super::managed::STRIPPED_METADATA;
 use super::schema::{self, Field, Shape, TypeHint};
 use super::typed::{index_items, is_granular_list, is_granular_map};
+use super::zero::zero_of;
 
 /// The JSON of `metadata.managedFields` that [`super::update_managed_fields`]
 /// records for a create of `new` by `req` (no subresource, and `new` without
@@ -25,47 +26,57 @@ pub fn created_managed_fields(new: &Value, req: &ManagerRequest<'_>) -> Option<V
     };
     let kind = top.get("kind").and_then(Value::as_str).unwrap_or_default();
     let root = TypeHint::for_kind(kind).root();
+    let zero = Zero::Present(zero_of(new));
     let mut fields = Vec::with_capacity(2048);
     fields.push(b'{');
     let mut first = true;
     for (key, child) in top {
         let field = schema::field(root.node, key);
+        let mark = (fields.len(), first);
         match key.as_str() {
             // The strategies reset status on create; the field manager
             // ignores it for ownership.
-            "status" => {}
+            "status" => continue,
+            // Identity is owned by no manager: a member is dropped, not
+            // what lies below it.
+            "apiVersion" | "kind" if !is_granular(child, root, key) => continue,
             "metadata" => {
-                let mark = (fields.len(), first);
                 separate(&mut fields, &mut first);
                 member_key(&mut fields, "f:", key);
                 fields.push(b'{');
+                // Metadata itself is never owned, only what it holds.
                 let written = match child {
-                    Value::Object(m) if is_granular_map(field, child) => {
-                        members(m, field, &mut fields, |k, v| {
-                            STRIPPED_METADATA.contains(&k) && !is_granular(v, field, k)
-                        })
-                    }
+                    Value::Object(m) if is_granular_map(field, child) => members(
+                        m,
+                        field,
+                        zero.child(key),
+                        &mut fields,
+                        false,
+                        |k, v| STRIPPED_METADATA.contains(&k) && !is_granular(v, field, k),
+                    ),
                     _ => false,
                 };
                 if written {
                     fields.push(b'}');
-                } else {
-                    // Only unowned members: the entry goes too.
-                    fields.truncate(mark.0);
-                    first = mark.1;
+                    continue;
                 }
             }
-            // Identity is owned by no manager: a member is dropped, not
-            // what lies below it.
-            "apiVersion" | "kind" if !is_granular(child, root, key) => {}
             _ => {
                 separate(&mut fields, &mut first);
                 member_key(&mut fields, "f:", key);
-                if !entry(child, field, &mut fields) {
-                    fields.extend_from_slice(b"{}");
+                match entry(child, field, zero.child(key), &mut fields) {
+                    Written::Entry => continue,
+                    Written::Leaf => {
+                        fields.extend_from_slice(b"{}");
+                        continue;
+                    }
+                    Written::Nothing => {}
                 }
             }
         }
+        // Nothing owned: the member goes too.
+        fields.truncate(mark.0);
+        first = mark.1;
     }
     if first {
         return None;
@@ -84,6 +95,36 @@ pub fn created_managed_fields(new: &Value, req: &ManagerRequest<'_>) -> Option<V
     Some(out)
 }
 
+/// Where a value of the new object stands against the kind's zero object.
+#[derive(Clone, Copy)]
+enum Zero<'z> {
+    /// The zero object lacks it: the create adds it, and every granular
+    /// map or list in it is a member itself (`".": {}`).
+    Absent,
+    /// The zero object has this value at the same place: not added itself,
+    /// and a leaf equal to it is not even changed.
+    Present(&'z Value),
+}
+
+impl<'z> Zero<'z> {
+    fn child(self, key: &str) -> Zero<'z> {
+        match self {
+            Zero::Present(Value::Object(m)) => m.get(key).map_or(Zero::Absent, Zero::Present),
+            _ => Zero::Absent,
+        }
+    }
+}
+
+/// What [`entry`] wrote for a value.
+enum Written {
+    /// Its entry `{...}`.
+    Entry,
+    /// Nothing: the value is a leaf, whose entry is `{}`.
+    Leaf,
+    /// Nothing, and the create owns nothing here: its member goes.
+    Nothing,
+}
+
 /// Whether `parent`'s child `key` with value `v` has entries below it.
 fn is_granular(v: &Value, parent: Field, key: &str) -> bool {
     let field = schema::field(parent.node, key);
@@ -96,19 +137,25 @@ fn is_granular(v: &Value, parent: Field, key: &str) -> bool {
     }
 }
 
-/// Writes the entry `{...}` of a granular `v` and answers true; writes
-/// nothing and answers false for a leaf, whose entry is `{}`.
-fn entry(v: &Value, field: Field, out: &mut Vec<u8>) -> bool {
+/// Writes the entry `{...}` of a granular `v`; for a leaf, writes nothing
+/// and tells whether the create owns it.
+fn entry(v: &Value, field: Field, zero: Zero<'_>, out: &mut Vec<u8>) -> Written {
+    let added = matches!(zero, Zero::Absent);
     match v {
         Value::Object(m) if !m.is_empty() && is_granular_map(field, v) => {
             out.push(b'{');
-            members(m, field, out, |_, _| false);
+            if added {
+                out.extend_from_slice(b"\".\":{}");
+            }
+            if !members(m, field, zero, out, added, |_, _| false) && !added {
+                return Written::Nothing;
+            }
             out.push(b'}');
-            true
+            Written::Entry
         }
         Value::Array(list) if !list.is_empty() && is_granular_list(field, v) => {
             let Some(items) = index_items(field, list) else {
-                return false;
+                return leaf(v, zero);
             };
             let mut items: Vec<(String, &Value)> = items
                 .into_iter()
@@ -123,51 +170,72 @@ fn entry(v: &Value, field: Field, out: &mut Vec<u8>) -> bool {
                 shape: Shape::Plain,
             };
             out.push(b'{');
+            if added {
+                out.extend_from_slice(b"\".\":{},");
+            }
             for (i, (element, item)) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
                 member_key(out, "", element);
+                // Zero objects hold no list items: each is added.
                 match item {
                     Value::Object(m)
                         if field.shape != Shape::Set
                             && !m.is_empty()
                             && is_granular_map(item_field, item) =>
                     {
-                        out.extend_from_slice(b"{\".\":{},");
-                        members(m, item_field, out, |_, _| false);
+                        out.extend_from_slice(b"{\".\":{}");
+                        members(m, item_field, Zero::Absent, out, true, |_, _| false);
                         out.push(b'}');
                     }
                     _ => out.extend_from_slice(b"{}"),
                 }
             }
             out.push(b'}');
-            true
+            Written::Entry
         }
-        _ => false,
+        _ => leaf(v, zero),
     }
 }
 
-/// Writes the members of a granular map, comma-separated, except those
-/// `skip` names; answers whether any was written.
+fn leaf(v: &Value, zero: Zero<'_>) -> Written {
+    match zero {
+        Zero::Present(z) if z == v => Written::Nothing,
+        _ => Written::Leaf,
+    }
+}
+
+/// Writes the members of a granular map, comma-separated (after a comma if
+/// `started`: the entry already holds `"."`), except those `skip` names
+/// and those the create does not own; answers whether any was written.
 fn members(
     m: &Map<String, Value>,
     field: Field,
+    zero: Zero<'_>,
     out: &mut Vec<u8>,
+    started: bool,
     skip: impl Fn(&str, &Value) -> bool,
 ) -> bool {
-    let mut first = true;
+    let mut first = !started;
+    let start = out.len();
     for (key, child) in m {
         if skip(key, child) {
             continue;
         }
+        let mark = (out.len(), first);
         separate(out, &mut first);
         member_key(out, "f:", key);
-        if !entry(child, schema::field(field.node, key), out) {
-            out.extend_from_slice(b"{}");
+        match entry(child, schema::field(field.node, key), zero.child(key), out) {
+            Written::Entry => {}
+            Written::Leaf => out.extend_from_slice(b"{}"),
+            Written::Nothing => {
+                out.truncate(mark.0);
+                first = mark.1;
+            }
         }
     }
-    !first
+    out.len() > start
 }
 
 fn separate(out: &mut Vec<u8>, first: &mut bool) {
@@ -220,6 +288,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::created_managed_fields;
+    use crate::patch::zero::zero_of;
     use crate::patch::{ManagerRequest, update_managed_fields};
 
     const REQ: ManagerRequest<'static> = ManagerRequest {
@@ -230,11 +299,11 @@ mod tests {
     };
 
     /// What the general path records for the same create, encoded: the
-    /// field-set comparison with an empty object (`compare(&{}, new)`),
-    /// which is independent of this module.
+    /// field-set comparison with the kind's zero object
+    /// (`compare(zero, new)`), which is independent of this module.
     fn general(obj: &Value) -> Option<Vec<u8>> {
         let mut recorded = obj.clone();
-        update_managed_fields(Some(&json!({})), &mut recorded, &REQ);
+        update_managed_fields(Some(zero_of(obj)), &mut recorded, &REQ);
         recorded
             .pointer("/metadata/managedFields")
             .map(|m| serde_json::to_vec(m).expect("encodes"))
@@ -314,6 +383,90 @@ mod tests {
             "metadata": {"name": "w", "labels": {"a": "b"}},
             "spec": {"items": [{"name": "x"}, 1, "two", null], "nested": {"deep": {"er": true}}}
         }));
+    }
+
+    /// `kubectl create deployment nginx --image=nginx` on a real cluster
+    /// (kube-apiserver 1.23): the object as stored, and its entry.
+    #[test]
+    fn a_created_deployment_records_what_kubernetes_records() {
+        let deployment = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "nginx", "namespace": "default", "uid": "u",
+                "generation": 1, "creationTimestamp": "2022-02-16T15:53:28Z",
+                "labels": {"app": "nginx"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "nginx"}},
+                "template": {"metadata": {"creationTimestamp": null, "labels": {"app": "nginx"}},
+                    "spec": {"containers": [{"name": "nginx", "image": "nginx", "resources": {},
+                        "terminationMessagePath": "/dev/termination-log",
+                        "terminationMessagePolicy": "File", "imagePullPolicy": "Always"}],
+                        "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
+                        "dnsPolicy": "ClusterFirst", "securityContext": {},
+                        "schedulerName": "default-scheduler"}},
+                "strategy": {"type": "RollingUpdate",
+                    "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+                "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600},
+            "status": {}
+        });
+        let want = json!({
+            "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+            "f:spec": {
+                "f:progressDeadlineSeconds": {}, "f:replicas": {}, "f:revisionHistoryLimit": {},
+                "f:selector": {},
+                "f:strategy": {"f:rollingUpdate": {".": {}, "f:maxSurge": {}, "f:maxUnavailable": {}},
+                    "f:type": {}},
+                "f:template": {
+                    "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+                    "f:spec": {
+                        "f:containers": {"k:{\"name\":\"nginx\"}": {".": {}, "f:image": {},
+                            "f:imagePullPolicy": {}, "f:name": {}, "f:resources": {},
+                            "f:terminationMessagePath": {}, "f:terminationMessagePolicy": {}}},
+                        "f:dnsPolicy": {}, "f:restartPolicy": {}, "f:schedulerName": {},
+                        "f:securityContext": {}, "f:terminationGracePeriodSeconds": {}}}}
+        });
+        let text = created_managed_fields(&deployment, &REQ).expect("an entry");
+        let entry: Value = serde_json::from_slice(&text).expect("JSON");
+        assert_eq!(entry[0]["fieldsV1"], want);
+        assert_same(deployment);
+    }
+
+    /// A StatefulSet's container ports and a ConfigMap's data, as a real
+    /// cluster records them: a map or list the zero object lacks is owned
+    /// itself, at every depth.
+    #[test]
+    fn added_maps_and_lists_are_members_at_every_depth() {
+        let set = json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "iab"},
+            "spec": {"serviceName": "iab", "template": {"spec": {"containers": [{"name": "iab",
+                "ports": [{"containerPort": 80, "name": "iab", "protocol": "TCP"}]}]}}}
+        });
+        let text = created_managed_fields(&set, &REQ).expect("an entry");
+        let entry: Value = serde_json::from_slice(&text).expect("JSON");
+        assert_eq!(
+            entry[0]["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"],
+            json!({"k:{\"name\":\"iab\"}": {".": {}, "f:name": {}, "f:ports": {".": {},
+                "k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {},
+                    "f:containerPort": {}, "f:name": {}, "f:protocol": {}}}}})
+        );
+        assert_same(set);
+        let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+            "data": {"a": "1"}});
+        let text = created_managed_fields(&config, &REQ).expect("an entry");
+        let entry: Value = serde_json::from_slice(&text).expect("JSON");
+        assert_eq!(entry[0]["fieldsV1"], json!({"f:data": {".": {}, "f:a": {}}}));
+        // A leaf equal to the zero object's is not changed, so not owned;
+        // a custom resource's spec is added like any absent field.
+        let class = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": "p"}, "value": 0, "description": "d"});
+        let text = created_managed_fields(&class, &REQ).expect("an entry");
+        let entry: Value = serde_json::from_slice(&text).expect("JSON");
+        assert_eq!(entry[0]["fieldsV1"], json!({"f:description": {}}));
+        assert_same(class);
+        let widget = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w"}, "spec": {"size": 1}});
+        let text = created_managed_fields(&widget, &REQ).expect("an entry");
+        let entry: Value = serde_json::from_slice(&text).expect("JSON");
+        assert_eq!(entry[0]["fieldsV1"], json!({"f:spec": {".": {}, "f:size": {}}}));
     }
 
     #[test]

@@ -33,6 +33,7 @@ mod managed;
 mod schema;
 mod strategic;
 mod typed;
+mod zero;
 
 pub use apply::{ApplyError, Conflict, ManagerRequest, server_side_apply, update_managed_fields};
 pub use created::created_managed_fields;

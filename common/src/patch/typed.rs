@@ -4,8 +4,11 @@
 //! sets, the merge of an applied configuration into a live object, and the
 //! removal of field paths.
 //!
-//! Granular maps are never members themselves (only their leaves are);
-//! list-map items and set items are members; atomic values are leaves.
+//! In the field set an object sets, granular maps are never members
+//! themselves (only their leaves are); list-map items and set items are
+//! members; atomic values are leaves. A comparison also counts a granular
+//! map or list that one side lacks as added or removed itself, as
+//! `structured-merge-diff` does (the `".": {}` of an `Update` entry).
 
 use std::collections::HashMap;
 
@@ -149,70 +152,102 @@ fn walk_compare(
     path: &mut Path,
     cmp: &mut Comparison,
 ) {
-    let maps = (
-        old.and_then(Value::as_object),
-        new.and_then(Value::as_object),
-    );
-    let both_maps_or_absent =
-        (old.is_none() || maps.0.is_some()) && (new.is_none() || maps.1.is_some());
-    let granular_map = both_maps_or_absent
-        && old.or(new).is_some_and(|v| is_granular_map(field, v))
-        && (maps.0.is_some_and(|m| !m.is_empty()) || maps.1.is_some_and(|m| !m.is_empty()));
-    if granular_map {
-        let empty = Map::new();
-        let (o, n) = (maps.0.unwrap_or(&empty), maps.1.unwrap_or(&empty));
+    if !walk_granular(old, new, field, path, cmp) {
+        match (old, new) {
+            (None, Some(_)) => cmp.added.insert(path),
+            (Some(_), None) => cmp.removed.insert(path),
+            (Some(o), Some(n)) if o != n => cmp.modified.insert(path),
+            _ => {}
+        }
+        return;
+    }
+    // As `structured-merge-diff`'s compare: a granular map or list that
+    // one side lacks is added or removed itself, beside what lies below
+    // (the `".": {}` of managed fields). A `null` side is present, only
+    // empty: a zero object's `containers: null` is not added by a create.
+    if !path.is_empty() {
+        match (old, new) {
+            (None, Some(_)) => cmp.added.insert(path),
+            (Some(_), None) => cmp.removed.insert(path),
+            _ => {}
+        }
+    }
+}
+
+/// Compares the children of a granular map or list; false (nothing done)
+/// when `old` and `new` are not both such a map or list, absent or `null`.
+fn walk_granular(
+    old: Option<&Value>,
+    new: Option<&Value>,
+    field: Field,
+    path: &mut Path,
+    cmp: &mut Comparison,
+) -> bool {
+    let typed = [old, new].into_iter().flatten().find(|v| !v.is_null());
+    let empty_map = Map::new();
+    if let (Some(o), Some(n), Some(v)) = (map_of(old, &empty_map), map_of(new, &empty_map), typed)
+        && is_granular_map(field, v)
+        && !(o.is_empty() && n.is_empty())
+    {
         for k in o.keys().chain(n.keys().filter(|k| !o.contains_key(*k))) {
             path.push(PathElement::Field(k.clone()));
             walk_compare(o.get(k), n.get(k), schema::field(field.node, k), path, cmp);
             path.pop();
         }
-        return;
+        return true;
     }
 
-    let lists = (old.and_then(Value::as_array), new.and_then(Value::as_array));
-    let both_lists_or_absent =
-        (old.is_none() || lists.0.is_some()) && (new.is_none() || lists.1.is_some());
-    if both_lists_or_absent && old.or(new).is_some_and(|v| is_granular_list(field, v)) {
-        let (o, n) = (
-            lists.0.map_or(&[][..], Vec::as_slice),
-            lists.1.map_or(&[][..], Vec::as_slice),
-        );
-        if let (Some(oi), Some(ni)) = (index_items(field, o), index_items(field, n))
-            && !(o.is_empty() && n.is_empty())
-        {
-            let olds = first_items(&oi);
-            let news = first_items(&ni);
-            let item_field = Field {
-                node: field.node,
-                shape: Shape::Plain,
-            };
-            let order = oi
-                .iter()
-                .map(|(p, _)| p)
-                .chain(ni.iter().map(|(p, _)| p).filter(|p| !olds.contains_key(p)));
-            let mut seen = std::collections::HashSet::new();
-            for pe in order.filter(|pe| seen.insert(*pe)) {
-                path.push(pe.clone());
-                let (l, r) = (olds.get(pe).copied(), news.get(pe).copied());
-                if field.shape != Shape::Set {
-                    walk_compare(l, r, item_field, path, cmp);
-                }
-                match (l, r) {
-                    (None, Some(_)) => cmp.added.insert(path),
-                    (Some(_), None) => cmp.removed.insert(path),
-                    _ => {}
-                }
-                path.pop();
-            }
-            return;
+    let (Some(o), Some(n), Some(v)) = (list_of(old), list_of(new), typed) else {
+        return false;
+    };
+    if !is_granular_list(field, v) || (o.is_empty() && n.is_empty()) {
+        return false;
+    }
+    let (Some(oi), Some(ni)) = (index_items(field, o), index_items(field, n)) else {
+        return false;
+    };
+    let olds = first_items(&oi);
+    let news = first_items(&ni);
+    let item_field = Field {
+        node: field.node,
+        shape: Shape::Plain,
+    };
+    let order = oi
+        .iter()
+        .map(|(p, _)| p)
+        .chain(ni.iter().map(|(p, _)| p).filter(|p| !olds.contains_key(p)));
+    let mut seen = std::collections::HashSet::new();
+    for pe in order.filter(|pe| seen.insert(*pe)) {
+        path.push(pe.clone());
+        let (l, r) = (olds.get(pe).copied(), news.get(pe).copied());
+        if field.shape != Shape::Set {
+            walk_compare(l, r, item_field, path, cmp);
         }
+        match (l, r) {
+            (None, Some(_)) => cmp.added.insert(path),
+            (Some(_), None) => cmp.removed.insert(path),
+            _ => {}
+        }
+        path.pop();
     }
+    true
+}
 
-    match (old, new) {
-        (None, Some(_)) => cmp.added.insert(path),
-        (Some(_), None) => cmp.removed.insert(path),
-        (Some(o), Some(n)) if o != n => cmp.modified.insert(path),
-        _ => {}
+/// A side of a comparison as a map: absent and `null` are empty.
+fn map_of<'a>(v: Option<&'a Value>, empty: &'a Map<String, Value>) -> Option<&'a Map<String, Value>> {
+    match v {
+        None | Some(Value::Null) => Some(empty),
+        Some(Value::Object(m)) => Some(m),
+        Some(_) => None,
+    }
+}
+
+/// A side of a comparison as a list: absent and `null` are empty.
+fn list_of(v: Option<&Value>) -> Option<&[Value]> {
+    match v {
+        None | Some(Value::Null) => Some(&[]),
+        Some(Value::Array(list)) => Some(list),
+        Some(_) => None,
     }
 }
 
