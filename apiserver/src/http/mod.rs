@@ -229,7 +229,7 @@ fn write_options(
             .unwrap_or_else(|| default_manager(headers)),
         field_validation,
         force: truthy(q, "force"),
-        duplicate_fields: Vec::new(),
+        body_field_errors: None,
     })
 }
 
@@ -362,7 +362,9 @@ async fn dispatch_inner(
                 Ok(list_response(reg.as_ref(), list, output, &q)?)
             }
             Method::POST => {
-                let opts = with_duplicates(write_options(&q, &headers)?, &headers, &body);
+                let body_kind = (info.group, info.version, info.kind);
+                let opts =
+                    with_field_errors(write_options(&q, &headers)?, body_kind, &headers, &body);
                 let obj = negotiate::decode_body(&headers, &body)?;
                 if info.plural == "bindings" {
                     return Err(ApiError::method_not_allowed("use pods/binding"));
@@ -443,7 +445,12 @@ async fn dispatch_inner(
                     Ok(json_response(200, &obj, &[]))
                 }
                 Method::PUT => {
-                    let opts = with_duplicates(write_options(&q, &headers)?, &headers, &body);
+                    let body_kind = match sub {
+                        Subresource::Scale => ("autoscaling", "v1", "Scale"),
+                        _ => (info.group, info.version, info.kind),
+                    };
+                    let opts =
+                        with_field_errors(write_options(&q, &headers)?, body_kind, &headers, &body);
                     let obj = negotiate::decode_body(&headers, &body)?;
                     Ok(write_response(reg.update(ns, name, obj, sub, &opts).await?))
                 }
@@ -483,13 +490,23 @@ async fn dispatch_inner(
     }
 }
 
-/// Duplicate keys survive only in the raw JSON; note them for
-/// `fieldValidation` before the body is decoded.
-fn with_duplicates(mut opts: WriteOptions, headers: &HeaderMap, body: &Bytes) -> WriteOptions {
+/// Duplicate keys survive only in the raw JSON: for `fieldValidation`, a
+/// JSON body's unknown and duplicate fields are found in one pass over its
+/// bytes, as Kubernetes' decoder finds them. A body that does not parse is
+/// left to the decoder, which reports why.
+fn with_field_errors(
+    mut opts: WriteOptions,
+    (group, version, kind): (&str, &str, &str),
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> WriteOptions {
     if opts.field_validation != FieldValidation::Ignore
         && negotiate::content_type(headers).ends_with("json")
     {
-        opts.duplicate_fields = crate::openapi::validate::duplicate_fields(body);
+        opts.body_field_errors =
+            crate::openapi::validate::strict_errors(group, version, kind, body)
+                .ok()
+                .map(|errors| errors.iter().map(ToString::to_string).collect());
     }
     opts
 }

@@ -44,8 +44,11 @@ pub struct WriteOptions {
     pub field_validation: FieldValidation,
     /// `force` for server-side apply.
     pub force: bool,
-    /// Keys the raw request body repeats (JSON only), as paths.
-    pub duplicate_fields: Vec<String>,
+    /// The unknown and duplicate fields of a JSON request body, found while
+    /// reading its bytes, in document order as Kubernetes' decoder reports
+    /// them (`unknown field "spec.foo"`); `None` for other bodies, whose
+    /// unknown fields are found on the decoded object.
+    pub body_field_errors: Option<Vec<String>>,
 }
 
 /// `DeleteOptions`, from the query string and/or the request body.

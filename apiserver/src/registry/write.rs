@@ -149,16 +149,13 @@ where
         if opts.field_validation == FieldValidation::Ignore {
             return Ok(Vec::new());
         }
-        let problems: Vec<String> = opts
-            .duplicate_fields
-            .iter()
-            .map(|f| format!("duplicate field {f:?}"))
-            .chain(
-                (self.shared.unknown_fields)(self.info, body)
-                    .iter()
-                    .map(|f| format!("unknown field {:?}", f.trim_start_matches('.'))),
-            )
-            .collect();
+        let problems = match &opts.body_field_errors {
+            Some(errors) => errors.clone(),
+            None => (self.shared.unknown_fields)(self.info, body)
+                .iter()
+                .map(|f| format!("unknown field {:?}", f.trim_start_matches('.')))
+                .collect(),
+        };
         if problems.is_empty() || opts.field_validation != FieldValidation::Strict {
             return Ok(problems);
         }
