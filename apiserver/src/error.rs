@@ -33,6 +33,18 @@ fn qualified_resource(info: &ResourceInfo) -> String {
 }
 
 /// `Pod` or `Deployment.apps`, as Kubernetes qualifies a kind.
+fn causes(errs: &[FieldError]) -> Vec<Value> {
+    errs.iter()
+        .map(|e| {
+            json!({
+                "reason": e.kind.cause_type(),
+                "message": e.message_body(),
+                "field": e.field.as_str(),
+            })
+        })
+        .collect()
+}
+
 fn qualified_kind(info: &ResourceInfo) -> String {
     if info.group.is_empty() {
         info.kind.to_string()
@@ -98,6 +110,23 @@ impl ApiError {
 
     /// 422 with one cause per field error, as `apierrors.NewInvalid`.
     pub fn invalid(info: &ResourceInfo, name: &str, errs: &[FieldError]) -> ApiError {
+        let mut e = ApiError::invalid_of(&qualified_kind(info), name, errs);
+        e.details = Some(json!({
+            "name": name, "group": info.group, "kind": info.kind, "causes": causes(errs)
+        }));
+        e
+    }
+
+    /// `errors.NewInvalid(schema.GroupKind{}, "", errs)`: no kind and no
+    /// name, as a PATCH's strict decoding errors are reported (the message
+    /// starts ` "" is invalid`).
+    pub fn invalid_without_kind(errs: &[FieldError]) -> ApiError {
+        let mut e = ApiError::invalid_of("", "", errs);
+        e.details = Some(json!({"causes": causes(errs)}));
+        e
+    }
+
+    fn invalid_of(kind: &str, name: &str, errs: &[FieldError]) -> ApiError {
         let list = match errs {
             [one] => one.to_string(),
             many => format!(
@@ -108,23 +137,11 @@ impl ApiError {
                     .join(", ")
             ),
         };
-        let causes: Vec<Value> = errs
-            .iter()
-            .map(|e| {
-                json!({
-                    "reason": e.kind.cause_type(),
-                    "message": e.message_body(),
-                    "field": e.field.as_str(),
-                })
-            })
-            .collect();
         ApiError {
             code: 422,
             reason: "Invalid",
-            message: format!("{} \"{name}\" is invalid: {list}", qualified_kind(info)),
-            details: Some(json!({
-                "name": name, "group": info.group, "kind": info.kind, "causes": causes
-            })),
+            message: format!("{kind} \"{name}\" is invalid: {list}"),
+            details: None,
             list_continue: None,
         }
     }

@@ -185,3 +185,90 @@ async fn a_scale_body_is_checked_as_a_scale_and_yaml_bodies_still_are() {
          unknown field \"datta\""
     );
 }
+
+/// `handlers/patch.go`: the raw patch's duplicates, then the patched
+/// object's unknown fields; `Strict` is a 422 Invalid on `patch` with no
+/// kind or name, showing the patched object (or, for a strategic merge
+/// patch, the patch in Go's `%+v`).
+#[tokio::test]
+async fn patches_report_their_duplicates_then_the_patched_objects_unknown_fields() {
+    let (_dir, app) = server().await;
+    let configmaps = "/api/v1/namespaces/default/configmaps";
+    let created = call(
+        &app,
+        "POST",
+        configmaps,
+        "application/json",
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"k":"v"}}"#,
+    )
+    .await;
+    assert_eq!(created.code, 201, "{}", created.body);
+    let uri = format!("{configmaps}/c?fieldValidation=Strict");
+    let merge = r#"{"datta":{"x":"1"},"data":{"k":"1"},"data":{"k":"2"}}"#;
+
+    let strict = call(&app, "PATCH", &uri, "application/merge-patch+json", merge).await;
+    assert_eq!(strict.code, 422, "{}", strict.body);
+    let message = strict.body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(" \"\" is invalid: patch: Invalid value: \"{"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(
+            "\": strict decoding error: duplicate field \"data\", unknown field \"datta\""
+        ),
+        "{message}"
+    );
+    assert_eq!(strict.body["details"]["causes"][0]["field"], "patch");
+    assert_eq!(
+        strict.body["details"]["causes"][0]["reason"],
+        "FieldValueInvalid"
+    );
+
+    let smp = r#"{"datta":{"x":1,"y":[true,null]}}"#;
+    let strict = call(
+        &app,
+        "PATCH",
+        &uri,
+        "application/strategic-merge-patch+json",
+        smp,
+    )
+    .await;
+    assert_eq!(strict.code, 422, "{}", strict.body);
+    assert_eq!(
+        strict.body["message"],
+        " \"\" is invalid: patch: Invalid value: \"map[datta:map[x:1 y:[true <nil>]]]\": \
+         strict decoding error: unknown field \"datta\""
+    );
+
+    let json_patch = r#"[{"op":"add","op":"add","path":"/data/j","value":"1"}]"#;
+    let warned = call(
+        &app,
+        "PATCH",
+        &format!("{configmaps}/c?fieldValidation=Warn"),
+        "application/json-patch+json",
+        json_patch,
+    )
+    .await;
+    assert_eq!(warned.code, 200, "{}", warned.body);
+    assert_eq!(warned.warnings.len(), 1, "{:?}", warned.warnings);
+    assert!(
+        warned.warnings[0].starts_with(r#"299 - "json patch duplicate field \""#),
+        "{:?}",
+        warned.warnings
+    );
+    assert_eq!(warned.body["data"]["j"], "1");
+
+    // `Ignore` takes the patch as it is: the last duplicate wins.
+    let ignored = call(
+        &app,
+        "PATCH",
+        &format!("{configmaps}/c?fieldValidation=Ignore"),
+        "application/merge-patch+json",
+        merge,
+    )
+    .await;
+    assert_eq!(ignored.code, 200, "{}", ignored.body);
+    assert!(ignored.warnings.is_empty());
+    assert_eq!(ignored.body["data"]["k"], "2");
+}

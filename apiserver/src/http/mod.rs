@@ -458,7 +458,7 @@ async fn dispatch_inner(
                     let ct = negotiate::content_type(&headers);
                     let kind = PatchKind::from_content_type(&ct)
                         .ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
-                    let opts = write_options(&q, &headers)?;
+                    let opts = with_patch_duplicates(write_options(&q, &headers)?, kind, &body);
                     if kind == PatchKind::Apply && !q.contains_key("fieldManager") {
                         return Err(ApiError::unprocessable(
                             "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
@@ -508,6 +508,31 @@ fn with_field_errors(
                 .ok()
                 .map(|errors| errors.iter().map(ToString::to_string).collect());
     }
+    opts
+}
+
+/// A PATCH's duplicate keys, from the raw patch (`json patch ` before each
+/// for a JSON patch, as kube-apiserver words them); the patched object's
+/// unknown fields are the store's to find. Apply bodies are YAML, whose
+/// duplicates the decoder refuses.
+fn with_patch_duplicates(mut opts: WriteOptions, kind: PatchKind, body: &Bytes) -> WriteOptions {
+    use crate::openapi::validate::{self, StrictError, StrictErrorKind};
+    if opts.field_validation == FieldValidation::Ignore || kind == PatchKind::Apply {
+        return opts;
+    }
+    let prefix = if kind == PatchKind::Json {
+        "json patch "
+    } else {
+        ""
+    };
+    let errors = validate::duplicate_fields(body).into_iter().map(|path| {
+        let error = StrictError {
+            kind: StrictErrorKind::Duplicate,
+            path,
+        };
+        format!("{prefix}{error}")
+    });
+    opts.body_field_errors = Some(errors.collect());
     opts
 }
 

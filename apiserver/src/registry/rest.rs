@@ -44,10 +44,12 @@ pub struct WriteOptions {
     pub field_validation: FieldValidation,
     /// `force` for server-side apply.
     pub force: bool,
-    /// The unknown and duplicate fields of a JSON request body, found while
-    /// reading its bytes, in document order as Kubernetes' decoder reports
-    /// them (`unknown field "spec.foo"`); `None` for other bodies, whose
-    /// unknown fields are found on the decoded object.
+    /// Strict decoding errors found in the raw JSON request body, in
+    /// document order as Kubernetes' decoder reports them: for a create or
+    /// update its unknown and duplicate fields (`unknown field "spec.foo"`);
+    /// for a patch its duplicate fields, to which the patched object's
+    /// unknown fields are added. `None` for other bodies, whose unknown
+    /// fields are found on the decoded object.
     pub body_field_errors: Option<Vec<String>>,
 }
 

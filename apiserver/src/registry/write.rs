@@ -124,6 +124,67 @@ where
 
     /// Checks apiVersion/kind and unknown fields; returns warnings.
     fn check_body(&self, body: &Value, opts: &WriteOptions) -> Result<Vec<String>, ApiError> {
+        self.check_identity(body)?;
+        if opts.field_validation == FieldValidation::Ignore {
+            return Ok(Vec::new());
+        }
+        let problems = match &opts.body_field_errors {
+            Some(errors) => errors.clone(),
+            None => self.unknown_fields(body),
+        };
+        if problems.is_empty() || opts.field_validation != FieldValidation::Strict {
+            return Ok(problems);
+        }
+        Err(ApiError::bad_request(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {list}",
+            kind = self.info.kind,
+            version = self.info.version,
+            list = problems.join(", "),
+        )))
+    }
+
+    /// A PATCH's strict decoding, as `handlers/patch.go` does it: the raw
+    /// patch's duplicate fields (found by the HTTP layer), then the patched
+    /// object's unknown fields; `Strict` answers 422 Invalid on `patch`,
+    /// showing the patched object (the patch itself, in Go's `%+v`, for a
+    /// strategic merge patch).
+    fn check_patched(
+        &self,
+        patched: &Value,
+        patch: &Value,
+        kind: PatchKind,
+        opts: &WriteOptions,
+    ) -> Result<Vec<String>, ApiError> {
+        self.check_identity(patched)?;
+        if opts.field_validation == FieldValidation::Ignore {
+            return Ok(Vec::new());
+        }
+        let mut problems = opts.body_field_errors.clone().unwrap_or_default();
+        problems.extend(self.unknown_fields(patched));
+        if problems.is_empty() || opts.field_validation != FieldValidation::Strict {
+            return Ok(problems);
+        }
+        let shown = match kind {
+            PatchKind::Strategic => go_value(patch),
+            _ => patched.to_string(),
+        };
+        let detail = format!("strict decoding error: {}", problems.join(", "));
+        Err(ApiError::invalid_without_kind(&[FieldError::invalid(
+            &FieldPath::new("patch"),
+            shown,
+            &detail,
+        )]))
+    }
+
+    fn unknown_fields(&self, body: &Value) -> Vec<String> {
+        (self.shared.unknown_fields)(self.info, body)
+            .iter()
+            .map(|f| format!("unknown field {:?}", f.trim_start_matches('.')))
+            .collect()
+    }
+
+    /// The body must be an object of this resource's apiVersion and kind.
+    fn check_identity(&self, body: &Value) -> Result<(), ApiError> {
         let Value::Object(map) = body else {
             return Err(ApiError::bad_request(format!(
                 "{} in version {:?} cannot be handled as a {}: the body must be a JSON object",
@@ -146,25 +207,7 @@ where
                 self.info.kind
             )));
         }
-        if opts.field_validation == FieldValidation::Ignore {
-            return Ok(Vec::new());
-        }
-        let problems = match &opts.body_field_errors {
-            Some(errors) => errors.clone(),
-            None => (self.shared.unknown_fields)(self.info, body)
-                .iter()
-                .map(|f| format!("unknown field {:?}", f.trim_start_matches('.')))
-                .collect(),
-        };
-        if problems.is_empty() || opts.field_validation != FieldValidation::Strict {
-            return Ok(problems);
-        }
-        Err(ApiError::bad_request(format!(
-            "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {list}",
-            kind = self.info.kind,
-            version = self.info.version,
-            list = problems.join(", "),
-        )))
+        Ok(())
     }
 
     /// An apply body names its own apiVersion, kind and name, and they must
@@ -704,7 +747,10 @@ where
                 };
                 (patched, sub)
             };
-            let warnings = self.check_body(&candidate, opts)?;
+            let warnings = match kind {
+                PatchKind::Apply => self.check_body(&candidate, opts)?,
+                _ => self.check_patched(&candidate, &patch, kind, opts)?,
+            };
             let opts_for_write = if kind == PatchKind::Apply {
                 // The apply recorded its own managedFields entry.
                 WriteOptions {
@@ -985,5 +1031,29 @@ where
             warnings: Vec::new(),
             encoded: None,
         })
+    }
+}
+
+/// A JSON value as Go's `%+v` prints what `json.Unmarshal` gives for it:
+/// `map[spec:map[replicas:3]]`, `[a b]`, `<nil>`, keys sorted.
+fn go_value(v: &Value) -> String {
+    match v {
+        Value::Null => "<nil>".to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(go_value).collect();
+            format!("[{}]", items.join(" "))
+        }
+        Value::Object(m) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let entries: Vec<String> = entries
+                .into_iter()
+                .map(|(k, v)| format!("{k}:{}", go_value(v)))
+                .collect();
+            format!("map[{}]", entries.join(" "))
+        }
     }
 }
