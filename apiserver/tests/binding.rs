@@ -3,35 +3,18 @@
 //! binding or a binding for another pod's UID is a 409 Conflict that
 //! leaves the pod as it was; a missing pod is a 404.
 
-use std::sync::Arc;
+mod support;
 
-use apiserver::storage::{EmbeddedStore, Storage};
-use axum::body::Body;
-use http::Request;
-use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
 
 async fn call(app: &axum::Router, method: &str, path: &str, body: Value) -> (u16, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(if body.is_null() {
-            Body::empty()
-        } else {
-            Body::from(body.to_string())
-        })
-        .expect("request");
-    let response = app.clone().oneshot(request).await.expect("answer");
-    let code = response.status().as_u16();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    let answer = support::call(app, method, path, "application/json", &body).await;
+    (answer.code, answer.body)
 }
 
 fn binding(pod: &str, uid: &str, node: &str) -> Value {
@@ -42,12 +25,7 @@ fn binding(pod: &str, uid: &str, node: &str) -> Value {
 
 #[tokio::test]
 async fn a_pod_is_bound_once_to_one_node() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let storage: Arc<dyn Storage> =
-        Arc::new(EmbeddedStore::open(&dir.path().join("db")).expect("open embedded store"));
-    let app = apiserver::server::build(storage, &apiserver::server::ApiOptions::default())
-        .await
-        .expect("build server");
+    let (_dir, app) = support::server().await;
     let pods = "/api/v1/namespaces/default/pods";
     let (code, pod) = call(
         &app,
