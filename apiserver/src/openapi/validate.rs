@@ -28,8 +28,12 @@
 //! ` "" is invalid: patch: Invalid value: "<patched JSON>": strict decoding error: unknown field "spec.foo"`
 //! (for a strategic merge patch the quoted value is Go's `%+v` of the patch
 //! map, `"map[spec:map[foo:1]]"`).
-//! Server-side apply (`application/apply-patch+yaml`) only checks YAML
-//! duplicates: 400 `error strict decoding YAML: ...`.
+//! Server-side apply (`application/apply-patch+yaml`) differs again:
+//! Kubernetes checks only the YAML body's duplicate keys (400
+//! `error strict decoding YAML: ...`), and its typed conversion refuses
+//! unknown fields. We check the applied object's unknown fields as a create
+//! does, and not YAML duplicates (kubectl encodes apply bodies itself, so
+//! they have none; a raw client's duplicate keeps its last value).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;

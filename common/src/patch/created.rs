@@ -46,14 +46,11 @@ pub fn created_managed_fields(new: &Value, req: &ManagerRequest<'_>) -> Option<V
                 fields.push(b'{');
                 // Metadata itself is never owned, only what it holds.
                 let written = match child {
-                    Value::Object(m) if is_granular_map(field, child) => members(
-                        m,
-                        field,
-                        zero.child(key),
-                        &mut fields,
-                        false,
-                        |k, v| STRIPPED_METADATA.contains(&k) && !is_granular(v, field, k),
-                    ),
+                    Value::Object(m) if is_granular_map(field, child) => {
+                        members(m, field, zero.child(key), &mut fields, false, |k, v| {
+                            STRIPPED_METADATA.contains(&k) && !is_granular(v, field, k)
+                        })
+                    }
                     _ => false,
                 };
                 if written {
@@ -453,7 +450,10 @@ mod tests {
             "data": {"a": "1"}});
         let text = created_managed_fields(&config, &REQ).expect("an entry");
         let entry: Value = serde_json::from_slice(&text).expect("JSON");
-        assert_eq!(entry[0]["fieldsV1"], json!({"f:data": {".": {}, "f:a": {}}}));
+        assert_eq!(
+            entry[0]["fieldsV1"],
+            json!({"f:data": {".": {}, "f:a": {}}})
+        );
         // A leaf equal to the zero object's is not changed, so not owned;
         // a custom resource's spec is added like any absent field.
         let class = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
@@ -466,7 +466,10 @@ mod tests {
             "metadata": {"name": "w"}, "spec": {"size": 1}});
         let text = created_managed_fields(&widget, &REQ).expect("an entry");
         let entry: Value = serde_json::from_slice(&text).expect("JSON");
-        assert_eq!(entry[0]["fieldsV1"], json!({"f:spec": {".": {}, "f:size": {}}}));
+        assert_eq!(
+            entry[0]["fieldsV1"],
+            json!({"f:spec": {".": {}, "f:size": {}}})
+        );
     }
 
     #[test]

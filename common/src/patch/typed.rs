@@ -234,7 +234,10 @@ fn walk_granular(
 }
 
 /// A side of a comparison as a map: absent and `null` are empty.
-fn map_of<'a>(v: Option<&'a Value>, empty: &'a Map<String, Value>) -> Option<&'a Map<String, Value>> {
+fn map_of<'a>(
+    v: Option<&'a Value>,
+    empty: &'a Map<String, Value>,
+) -> Option<&'a Map<String, Value>> {
     match v {
         None | Some(Value::Null) => Some(empty),
         Some(Value::Object(m)) => Some(m),

@@ -30,7 +30,11 @@ const ZERO: &[(&str, &str, &str)] = &[
         "Node",
         r#"{"spec":{},"status":{"daemonEndpoints":{"kubeletEndpoint":{"Port":0}},"nodeInfo":{"architecture":"","bootID":"","containerRuntimeVersion":"","kernelVersion":"","kubeProxyVersion":"","kubeletVersion":"","machineID":"","operatingSystem":"","osImage":"","systemUUID":""}}}"#,
     ),
-    ("v1", "Service", r#"{"spec":{},"status":{"loadBalancer":{}}}"#),
+    (
+        "v1",
+        "Service",
+        r#"{"spec":{},"status":{"loadBalancer":{}}}"#,
+    ),
     ("v1", "Endpoints", "{}"),
     ("v1", "ConfigMap", "{}"),
     ("v1", "Secret", "{}"),
