@@ -113,6 +113,36 @@ async fn a_scale_body_is_checked_as_a_scale_and_yaml_bodies_still_are() {
     .await;
     assert_eq!(scaled.code, 200, "{}", scaled.body);
     assert_eq!(scaled.body["spec"]["replicas"], 2);
+    // A Scale's own unknown field is reported as a Scale's.
+    let typo = scale.replace("\"replicas\":2", "\"replicas\":3,\"replicaz\":3");
+    let refused = call(
+        &app,
+        "PUT",
+        &format!("{deployments}/web/scale?fieldValidation=Strict"),
+        "application/json",
+        &typo,
+    )
+    .await;
+    assert_eq!(refused.code, 400, "{}", refused.body);
+    assert_eq!(
+        refused.body["message"],
+        "Scale in version \"v1\" cannot be handled as a Scale: strict decoding error: \
+         unknown field \"spec.replicaz\""
+    );
+    let warned = call(
+        &app,
+        "PUT",
+        &format!("{deployments}/web/scale?fieldValidation=Warn"),
+        "application/json",
+        &typo,
+    )
+    .await;
+    assert_eq!(warned.code, 200, "{}", warned.body);
+    assert_eq!(warned.body["spec"]["replicas"], 3);
+    assert_eq!(
+        warned.warnings,
+        [r#"299 - "unknown field \"spec.replicaz\"""#]
+    );
 
     let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\ndatta:\n  k: v\n";
     let typo = call(

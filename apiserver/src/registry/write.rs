@@ -793,10 +793,32 @@ where
         scale: Value,
         opts: &WriteOptions,
     ) -> Result<WriteResult, ApiError> {
+        // The body is a Scale: its own strict decoding errors are a Scale's,
+        // as an update reports them; the patch built from it has none.
+        let warnings = match &opts.body_field_errors {
+            Some(errors) if !errors.is_empty() => match opts.field_validation {
+                FieldValidation::Strict => {
+                    return Err(ApiError::bad_request(format!(
+                        "Scale in version \"v1\" cannot be handled as a Scale: strict decoding error: {}",
+                        errors.join(", ")
+                    )));
+                }
+                FieldValidation::Warn => errors.clone(),
+                FieldValidation::Ignore => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        let opts = WriteOptions {
+            body_field_errors: None,
+            ..opts.clone()
+        };
         let replicas = scale["spec"]["replicas"].as_i64().unwrap_or(0);
         let patch = json!({"spec": {"replicas": replicas}, "metadata": {"resourceVersion": scale["metadata"]["resourceVersion"]}});
-        self.do_patch(ns, name, PatchKind::Merge, patch, Subresource::Scale, opts)
-            .await
+        let mut result = self
+            .do_patch(ns, name, PatchKind::Merge, patch, Subresource::Scale, &opts)
+            .await?;
+        result.warnings.splice(0..0, warnings);
+        Ok(result)
     }
 
     pub(super) async fn do_delete(
