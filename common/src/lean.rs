@@ -44,9 +44,26 @@ where
     })
 }
 
+/// Deserializes a `K` from `deserializer` without the top-level member
+/// `name` (as if the object lacked it); everything else is untouched,
+/// managed fields included. The API server decodes a create's body so,
+/// without its `status`.
+pub fn without_member<'de, K, D>(deserializer: D, name: &'static str) -> Result<K, D::Error>
+where
+    K: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    K::deserialize(Filter {
+        inner: deserializer,
+        level: Level::Without(name),
+    })
+}
+
 /// Where in the object a filtered value sits.
 #[derive(Clone, Copy)]
 enum Level {
+    /// The object itself, of which only the member named is skipped.
+    Without(&'static str),
     /// The object itself: its `metadata` is filtered, and with paths, its
     /// other members are kept only as far as the paths name them.
     Object(Option<&'static [&'static str]>),
@@ -64,6 +81,8 @@ impl Level {
     /// (`None`), kept whole (`Some(None)`) or filtered (`Some(Some(level))`).
     fn member(self, key: &str) -> Option<Option<Level>> {
         match self {
+            Level::Without(name) if key == name => None,
+            Level::Without(_) => Some(None),
             Level::Metadata if key == "managedFields" => None,
             Level::Metadata => Some(None),
             Level::Object(_) if key == "metadata" => Some(Some(Level::Metadata)),
@@ -359,7 +378,24 @@ mod tests {
     use k8s_openapi::api::core::v1::Pod;
     use serde_json::json;
 
-    use super::{for_index, without_managed_fields};
+    use super::{for_index, without_managed_fields, without_member};
+
+    #[test]
+    fn one_top_level_member_is_skipped_and_nothing_else() {
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "managedFields": [{"manager": "m"}]},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1"}
+        });
+        let bytes = serde_json::to_vec(&pod).expect("encodes");
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let decoded: Pod = without_member(&mut de, "status").expect("decodes");
+        let mut want: Pod = serde_json::from_value(pod).expect("a pod");
+        want.status = None;
+        assert_eq!(decoded, want);
+        assert!(decoded.metadata.managed_fields.is_some());
+    }
 
     #[test]
     fn managed_fields_are_skipped_and_everything_else_is_kept() {

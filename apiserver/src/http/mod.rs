@@ -365,10 +365,17 @@ async fn dispatch_inner(
                 let body_kind = (info.group, info.version, info.kind);
                 let opts =
                     with_field_errors(write_options(&q, &headers)?, body_kind, &headers, &body);
-                let obj = negotiate::decode_body(&headers, &body)?;
                 if info.plural == "bindings" {
                     return Err(ApiError::method_not_allowed("use pods/binding"));
                 }
+                // A JSON body is decoded straight into its kind's type; the
+                // general path answers whatever that cannot take.
+                if negotiate::is_plain_json(&headers, &body)
+                    && let Some(created) = reg.create_json(ns, &body, &opts).await?
+                {
+                    return Ok(write_response(created));
+                }
+                let obj = negotiate::decode_body(&headers, &body)?;
                 Ok(write_response(reg.create(ns, obj, &opts).await?))
             }
             Method::DELETE => {

@@ -90,6 +90,12 @@ pub fn decode_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError>
     decode_bytes(body, yaml)
 }
 
+/// Whether [`decode_body`] would read `body` as JSON: a JSON content type
+/// (not protobuf, not YAML) and a size within the limit.
+pub fn is_plain_json(headers: &HeaderMap, body: &Bytes) -> bool {
+    body.len() <= MAX_BODY && content_type(headers).ends_with("json")
+}
+
 /// JSON first (YAML is a superset, but JSON errors read better for JSON).
 pub fn decode_bytes(body: &[u8], yaml: bool) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {

@@ -154,6 +154,17 @@ pub trait Registry: Send + Sync {
         opts: &WriteOptions,
     ) -> Result<WriteResult, ApiError>;
 
+    /// A create from a JSON body's bytes, decoded straight into the kind's
+    /// type; `None` when the body needs [`Registry::create`]'s general path
+    /// (it does not decode, or its field errors refuse it), which then
+    /// answers exactly as it would have.
+    async fn create_json(
+        &self,
+        ns: Option<&str>,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<Option<WriteResult>, ApiError>;
+
     async fn update(
         &self,
         ns: Option<&str>,

@@ -404,6 +404,18 @@ where
         self.do_create(ns, body, opts).await
     }
 
+    async fn create_json(
+        &self,
+        ns: Option<&str>,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<Option<WriteResult>, ApiError> {
+        match self.decode_create(body, opts) {
+            Some((obj, warnings)) => self.create_object(ns, obj, warnings, opts).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     async fn update(
         &self,
         ns: Option<&str>,

@@ -324,7 +324,45 @@ where
         {
             m.remove("status");
         }
-        let mut obj = self.parse(body)?;
+        let obj = self.parse(body)?;
+        self.create_object(ns, obj, warnings, opts).await
+    }
+
+    /// [`Self::do_create`]'s decoding for a JSON body, without the tree:
+    /// the object and its warnings, or `None` wherever the general path
+    /// must answer (a body that does not decode as the kind, a wrong
+    /// apiVersion or kind, which the type refuses, or field errors that
+    /// `Strict` refuses).
+    pub(super) fn decode_create(
+        &self,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Option<(S::Object, Vec<String>)> {
+        let warnings = match (opts.field_validation, &opts.body_field_errors) {
+            (FieldValidation::Ignore, _) => Vec::new(),
+            (FieldValidation::Strict, Some(errors)) if !errors.is_empty() => return None,
+            (_, Some(errors)) => errors.clone(),
+            (_, None) => return None,
+        };
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let obj = if self.has_status() && self.info.plural != "nodes" {
+            common::lean::without_member(&mut de, "status")
+        } else {
+            serde::Deserialize::deserialize(&mut de)
+        };
+        let obj = obj.ok()?;
+        de.end().ok()?;
+        Some((obj, warnings))
+    }
+
+    /// The rest of a create, from the decoded object on.
+    pub(super) async fn create_object(
+        &self,
+        ns: Option<&str>,
+        mut obj: S::Object,
+        warnings: Vec<String>,
+        opts: &WriteOptions,
+    ) -> Result<WriteResult, ApiError> {
         let name_given = obj
             .metadata()
             .name
