@@ -22,10 +22,7 @@ where
     K: Deserialize<'de>,
     D: Deserializer<'de>,
 {
-    K::deserialize(Filter {
-        inner: deserializer,
-        level: Level::Object(None),
-    })
+    decode_at(deserializer, Level::Object(None))
 }
 
 /// Deserializes the part of a `K` an index reads: `apiVersion`, `kind`,
@@ -38,10 +35,7 @@ where
     K: Deserialize<'de>,
     D: Deserializer<'de>,
 {
-    K::deserialize(Filter {
-        inner: deserializer,
-        level: Level::Object(Some(paths)),
-    })
+    decode_at(deserializer, Level::Object(Some(paths)))
 }
 
 /// Deserializes a `K` from `deserializer` without the top-level member
@@ -53,9 +47,17 @@ where
     K: Deserialize<'de>,
     D: Deserializer<'de>,
 {
+    decode_at(deserializer, Level::Without(name))
+}
+
+fn decode_at<'de, K, D>(deserializer: D, level: Level) -> Result<K, D::Error>
+where
+    K: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
     K::deserialize(Filter {
         inner: deserializer,
-        level: Level::Without(name),
+        level,
     })
 }
 
