@@ -520,8 +520,9 @@ fn with_field_errors(
 
 /// A PATCH's duplicate keys, from the raw patch (`json patch ` before each
 /// for a JSON patch, as kube-apiserver words them); the patched object's
-/// unknown fields are the store's to find. Apply bodies are YAML, whose
-/// duplicates the decoder refuses.
+/// unknown fields are the store's to find. Apply bodies are left out:
+/// Kubernetes checks only their YAML duplicates, which we do not (see
+/// `openapi::validate`).
 fn with_patch_duplicates(mut opts: WriteOptions, kind: PatchKind, body: &Bytes) -> WriteOptions {
     use crate::openapi::validate::{self, StrictError, StrictErrorKind};
     if opts.field_validation == FieldValidation::Ignore || kind == PatchKind::Apply {

@@ -132,15 +132,9 @@ where
             Some(errors) => errors.clone(),
             None => self.unknown_fields(body),
         };
-        if problems.is_empty() || opts.field_validation != FieldValidation::Strict {
-            return Ok(problems);
-        }
-        Err(ApiError::bad_request(format!(
-            "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {list}",
-            kind = self.info.kind,
-            version = self.info.version,
-            list = problems.join(", "),
-        )))
+        warn_or_refuse(opts.field_validation, problems, |list| {
+            cannot_handle(self.info.kind, self.info.version, list)
+        })
     }
 
     /// A PATCH's strict decoding, as `handlers/patch.go` does it: the raw
@@ -161,19 +155,17 @@ where
         }
         let mut problems = opts.body_field_errors.clone().unwrap_or_default();
         problems.extend(self.unknown_fields(patched));
-        if problems.is_empty() || opts.field_validation != FieldValidation::Strict {
-            return Ok(problems);
-        }
-        let shown = match kind {
-            PatchKind::Strategic => go_value(patch),
-            _ => patched.to_string(),
-        };
-        let detail = format!("strict decoding error: {}", problems.join(", "));
-        Err(ApiError::invalid_without_kind(&[FieldError::invalid(
-            &FieldPath::new("patch"),
-            shown,
-            &detail,
-        )]))
+        warn_or_refuse(opts.field_validation, problems, |list| {
+            let shown = match kind {
+                PatchKind::Strategic => go_value(patch),
+                _ => patched.to_string(),
+            };
+            ApiError::invalid_without_kind(&[FieldError::invalid(
+                &FieldPath::new("patch"),
+                shown,
+                &format!("strict decoding error: {list}"),
+            )])
+        })
     }
 
     fn unknown_fields(&self, body: &Value) -> Vec<String> {
@@ -833,18 +825,11 @@ where
     ) -> Result<WriteResult, ApiError> {
         // The body is a Scale: its own strict decoding errors are a Scale's,
         // as an update reports them; the patch built from it has none.
-        let warnings = match &opts.body_field_errors {
-            Some(errors) if !errors.is_empty() => match opts.field_validation {
-                FieldValidation::Strict => {
-                    return Err(ApiError::bad_request(format!(
-                        "Scale in version \"v1\" cannot be handled as a Scale: strict decoding error: {}",
-                        errors.join(", ")
-                    )));
-                }
-                FieldValidation::Warn => errors.clone(),
-                FieldValidation::Ignore => Vec::new(),
-            },
-            _ => Vec::new(),
+        let warnings = match (opts.field_validation, &opts.body_field_errors) {
+            (FieldValidation::Ignore, _) | (_, None) => Vec::new(),
+            (validation, Some(errors)) => warn_or_refuse(validation, errors.clone(), |list| {
+                cannot_handle("Scale", "v1", list)
+            })?,
         };
         let opts = WriteOptions {
             body_field_errors: None,
@@ -1092,6 +1077,26 @@ where
             encoded: None,
         })
     }
+}
+
+/// What `fieldValidation` (not `Ignore`) makes of a body's strict decoding
+/// errors: warnings under `Warn`, `refuse(the list)` under `Strict`.
+fn warn_or_refuse(
+    validation: FieldValidation,
+    problems: Vec<String>,
+    refuse: impl FnOnce(&str) -> ApiError,
+) -> Result<Vec<String>, ApiError> {
+    if problems.is_empty() || validation != FieldValidation::Strict {
+        return Ok(problems);
+    }
+    Err(refuse(&problems.join(", ")))
+}
+
+/// The 400 of a create or update whose body `Strict` refuses.
+fn cannot_handle(kind: &str, version: &str, list: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {list}"
+    ))
 }
 
 /// A JSON value as Go's `%+v` prints what `json.Unmarshal` gives for it:
