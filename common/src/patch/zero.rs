@@ -15,114 +15,129 @@
 
 use std::sync::OnceLock;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-const META: &str = r#""metadata":{"creationTimestamp":null}"#;
-const POD_TEMPLATE: &str = r#"{"metadata":{"creationTimestamp":null},"spec":{"containers":null}}"#;
-
-/// `(apiVersion, kind, zero object without metadata)`; metadata is the same
-/// for every kind and added by [`zero_object`].
-const ZERO: &[(&str, &str, &str)] = &[
-    ("v1", "Pod", r#"{"spec":{"containers":null},"status":{}}"#),
-    ("v1", "Namespace", r#"{"spec":{},"status":{}}"#),
-    (
-        "v1",
-        "Node",
-        r#"{"spec":{},"status":{"daemonEndpoints":{"kubeletEndpoint":{"Port":0}},"nodeInfo":{"architecture":"","bootID":"","containerRuntimeVersion":"","kernelVersion":"","kubeProxyVersion":"","kubeletVersion":"","machineID":"","operatingSystem":"","osImage":"","systemUUID":""}}}"#,
-    ),
-    (
-        "v1",
-        "Service",
-        r#"{"spec":{},"status":{"loadBalancer":{}}}"#,
-    ),
-    ("v1", "Endpoints", "{}"),
-    ("v1", "ConfigMap", "{}"),
-    ("v1", "Secret", "{}"),
-    ("v1", "ServiceAccount", "{}"),
-    (
-        "v1",
-        "Event",
-        r#"{"eventTime":null,"firstTimestamp":null,"involvedObject":{},"lastTimestamp":null,"reportingComponent":"","reportingInstance":"","source":{}}"#,
-    ),
-    ("v1", "PersistentVolume", r#"{"spec":{},"status":{}}"#),
-    (
-        "v1",
-        "PersistentVolumeClaim",
-        r#"{"spec":{"resources":{}},"status":{}}"#,
-    ),
-    (
-        "apps/v1",
-        "Deployment",
-        r#"{"spec":{"selector":null,"strategy":{},"template":POD_TEMPLATE},"status":{}}"#,
-    ),
-    (
-        "apps/v1",
-        "ReplicaSet",
-        r#"{"spec":{"selector":null,"template":POD_TEMPLATE},"status":{"replicas":0}}"#,
-    ),
-    (
-        "apps/v1",
-        "DaemonSet",
-        r#"{"spec":{"selector":null,"template":POD_TEMPLATE,"updateStrategy":{}},"status":{"currentNumberScheduled":0,"desiredNumberScheduled":0,"numberMisscheduled":0,"numberReady":0}}"#,
-    ),
-    (
-        "apps/v1",
-        "StatefulSet",
-        r#"{"spec":{"selector":null,"serviceName":"","template":POD_TEMPLATE,"updateStrategy":{}},"status":{"availableReplicas":0,"replicas":0}}"#,
-    ),
-    (
-        "batch/v1",
-        "Job",
-        r#"{"spec":{"template":POD_TEMPLATE},"status":{}}"#,
-    ),
-    (
-        "batch/v1",
-        "CronJob",
-        r#"{"spec":{"jobTemplate":{"metadata":{"creationTimestamp":null},"spec":{"template":POD_TEMPLATE}},"schedule":""},"status":{}}"#,
-    ),
-    ("coordination.k8s.io/v1", "Lease", r#"{"spec":{}}"#),
-    (
-        "discovery.k8s.io/v1",
-        "EndpointSlice",
-        r#"{"addressType":"","endpoints":null,"ports":null}"#,
-    ),
-    (
-        "events.k8s.io/v1",
-        "Event",
-        r#"{"deprecatedFirstTimestamp":null,"deprecatedLastTimestamp":null,"deprecatedSource":{},"eventTime":null,"regarding":{}}"#,
-    ),
-    (
-        "networking.k8s.io/v1",
-        "Ingress",
-        r#"{"spec":{},"status":{"loadBalancer":{}}}"#,
-    ),
-    ("networking.k8s.io/v1", "IngressClass", r#"{"spec":{}}"#),
-    ("scheduling.k8s.io/v1", "PriorityClass", r#"{"value":0}"#),
-];
+/// `(apiVersion, kind, zero object)` of every built-in kind served.
+fn table() -> Vec<(&'static str, &'static str, Value)> {
+    let meta = || json!({"creationTimestamp": null});
+    let pod_template = || json!({"metadata": meta(), "spec": {"containers": null}});
+    let node_info = json!({"architecture": "", "bootID": "", "containerRuntimeVersion": "",
+        "kernelVersion": "", "kubeProxyVersion": "", "kubeletVersion": "", "machineID": "",
+        "operatingSystem": "", "osImage": "", "systemUUID": ""});
+    let kinds = [
+        (
+            "v1",
+            "Pod",
+            json!({"spec": {"containers": null}, "status": {}}),
+        ),
+        ("v1", "Namespace", json!({"spec": {}, "status": {}})),
+        (
+            "v1",
+            "Node",
+            json!({"spec": {}, "status": {"daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+                "nodeInfo": node_info}}),
+        ),
+        (
+            "v1",
+            "Service",
+            json!({"spec": {}, "status": {"loadBalancer": {}}}),
+        ),
+        ("v1", "Endpoints", json!({})),
+        ("v1", "ConfigMap", json!({})),
+        ("v1", "Secret", json!({})),
+        ("v1", "ServiceAccount", json!({})),
+        (
+            "v1",
+            "Event",
+            json!({"eventTime": null, "firstTimestamp": null, "involvedObject": {},
+                "lastTimestamp": null, "reportingComponent": "", "reportingInstance": "",
+                "source": {}}),
+        ),
+        ("v1", "PersistentVolume", json!({"spec": {}, "status": {}})),
+        (
+            "v1",
+            "PersistentVolumeClaim",
+            json!({"spec": {"resources": {}}, "status": {}}),
+        ),
+        (
+            "apps/v1",
+            "Deployment",
+            json!({"spec": {"selector": null, "strategy": {}, "template": pod_template()},
+                "status": {}}),
+        ),
+        (
+            "apps/v1",
+            "ReplicaSet",
+            json!({"spec": {"selector": null, "template": pod_template()},
+                "status": {"replicas": 0}}),
+        ),
+        (
+            "apps/v1",
+            "DaemonSet",
+            json!({"spec": {"selector": null, "template": pod_template(), "updateStrategy": {}},
+                "status": {"currentNumberScheduled": 0, "desiredNumberScheduled": 0,
+                    "numberMisscheduled": 0, "numberReady": 0}}),
+        ),
+        (
+            "apps/v1",
+            "StatefulSet",
+            json!({"spec": {"selector": null, "serviceName": "", "template": pod_template(),
+                "updateStrategy": {}}, "status": {"availableReplicas": 0, "replicas": 0}}),
+        ),
+        (
+            "batch/v1",
+            "Job",
+            json!({"spec": {"template": pod_template()}, "status": {}}),
+        ),
+        (
+            "batch/v1",
+            "CronJob",
+            json!({"spec": {"jobTemplate": {"metadata": meta(),
+                "spec": {"template": pod_template()}}, "schedule": ""}, "status": {}}),
+        ),
+        ("coordination.k8s.io/v1", "Lease", json!({"spec": {}})),
+        (
+            "discovery.k8s.io/v1",
+            "EndpointSlice",
+            json!({"addressType": "", "endpoints": null, "ports": null}),
+        ),
+        (
+            "events.k8s.io/v1",
+            "Event",
+            json!({"deprecatedFirstTimestamp": null, "deprecatedLastTimestamp": null,
+                "deprecatedSource": {}, "eventTime": null, "regarding": {}}),
+        ),
+        (
+            "networking.k8s.io/v1",
+            "Ingress",
+            json!({"spec": {}, "status": {"loadBalancer": {}}}),
+        ),
+        ("networking.k8s.io/v1", "IngressClass", json!({"spec": {}})),
+        ("scheduling.k8s.io/v1", "PriorityClass", json!({"value": 0})),
+    ];
+    kinds
+        .into_iter()
+        .map(|(api_version, kind, mut zero)| {
+            // Every kind's metadata is the same ObjectMeta.
+            if let Value::Object(m) = &mut zero {
+                m.insert("metadata".into(), meta());
+            }
+            (api_version, kind, zero)
+        })
+        .collect()
+}
 
 /// The zero object of `apiVersion`/`kind`; the empty object for a kind
 /// without a Go type here (custom resources are unstructured).
 pub(crate) fn zero_object(api_version: &str, kind: &str) -> &'static Value {
-    // In the order of `ZERO`.
-    static TABLE: OnceLock<Vec<Value>> = OnceLock::new();
-    static EMPTY: OnceLock<Value> = OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        ZERO.iter()
-            .map(|&(_, _, rest)| {
-                let text = rest.replace("POD_TEMPLATE", POD_TEMPLATE);
-                let body = text.strip_prefix('{').unwrap_or(&text);
-                let separator = if body == "}" { "" } else { "," };
-                let json = format!("{{{META}{separator}{body}");
-                // The table is ours and checked by a test; a typo would
-                // only lose the `.` members of that kind.
-                serde_json::from_str(&json).unwrap_or_else(|_| Value::Object(Default::default()))
-            })
-            .collect()
-    });
-    ZERO.iter()
-        .position(|&(v, k, _)| v == api_version && k == kind)
-        .and_then(|i| table.get(i))
-        .unwrap_or_else(|| EMPTY.get_or_init(|| Value::Object(Default::default())))
+    static TABLE: OnceLock<Vec<(&str, &str, Value)>> = OnceLock::new();
+    static EMPTY_OBJECT: OnceLock<Value> = OnceLock::new();
+    TABLE
+        .get_or_init(table)
+        .iter()
+        .find(|(v, k, _)| *v == api_version && *k == kind)
+        .map(|(_, _, zero)| zero)
+        .unwrap_or_else(|| EMPTY_OBJECT.get_or_init(|| json!({})))
 }
 
 /// [`zero_object`] of the kind `obj` names.
@@ -138,7 +153,7 @@ mod tests {
 
     #[test]
     fn every_zero_object_parses_with_its_metadata() {
-        for &(api_version, kind, _) in ZERO {
+        for (api_version, kind, _) in table() {
             let zero = zero_object(api_version, kind);
             assert_eq!(
                 zero["metadata"],
