@@ -35,6 +35,7 @@
 //! does, and not YAML duplicates (kubectl encodes apply bodies itself, so
 //! they have none; a raw client's duplicate keeps its last value).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::OnceLock;
@@ -95,7 +96,8 @@ enum Node {
     /// A scalar, or an opaque object: nothing below is checked.
     Opaque,
     Object {
-        props: HashMap<Box<str>, usize>,
+        /// Sorted by name: a binary search is cheaper than hashing each key.
+        props: Box<[(Box<str>, usize)]>,
         /// The schema of map values (`additionalProperties`).
         values: Option<usize>,
     },
@@ -178,14 +180,18 @@ impl Index {
         };
         match schema.get("properties").and_then(Value::as_object) {
             Some(props) => {
-                let props = props
+                let mut props: Vec<(Box<str>, usize)> = props
                     .iter()
                     .map(|(k, v)| (k.as_str().into(), self.child(v, defs)))
                     .collect();
-                Node::Object { props, values }
+                props.sort_by(|a, b| a.0.cmp(&b.0));
+                Node::Object {
+                    props: props.into(),
+                    values,
+                }
             }
             None if values.is_some() => Node::Object {
-                props: HashMap::new(),
+                props: Box::default(),
                 values,
             },
             // `type: object` without properties is how RawExtension,
@@ -258,31 +264,62 @@ impl Walk<'_> {
 
 /// The keys of one JSON object seen so far: a short list for the usual
 /// handful, a hash set once an object is large (no quadratic blow-up on a
-/// hostile body with many keys).
-enum Keys {
-    Few(Vec<String>),
-    Many(HashSet<String>),
+/// hostile body with many keys). Keys borrow from the body unless escaped.
+enum Keys<'de> {
+    Few(Vec<Cow<'de, str>>),
+    Many(HashSet<Cow<'de, str>>),
 }
 
-impl Keys {
+impl<'de> Keys<'de> {
     const FEW: usize = 16;
 
     /// Records `key`; false if it was already there.
-    fn insert(&mut self, key: &str) -> bool {
+    fn insert(&mut self, key: Cow<'de, str>) -> bool {
         match self {
-            Keys::Few(v) if v.iter().any(|k| k == key) => false,
+            Keys::Few(v) if v.contains(&key) => false,
             Keys::Few(v) if v.len() < Self::FEW => {
-                v.push(key.to_string());
+                v.push(key);
                 true
             }
             Keys::Few(v) => {
-                let mut set: HashSet<String> = v.drain(..).collect();
-                set.insert(key.to_string());
+                let mut set: HashSet<Cow<'de, str>> = v.drain(..).collect();
+                set.insert(key);
                 *self = Keys::Many(set);
                 true
             }
-            Keys::Many(set) => set.insert(key.to_string()),
+            Keys::Many(set) => set.insert(key),
         }
+    }
+}
+
+/// An object key, borrowed from the body when it has no escapes.
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v))
     }
 }
 
@@ -343,9 +380,11 @@ impl<'de> Visitor<'de> for Walk<'_> {
         };
         let mut i = 0usize;
         let len = self.path.len();
+        let mut digits = itoa::Buffer::new();
         loop {
-            use std::fmt::Write as _;
-            let _ = write!(self.path, "[{i}]");
+            self.path.push('[');
+            self.path.push_str(digits.format(i));
+            self.path.push(']');
             let more = seq.next_element_seed(self.child(item))?.is_some();
             self.path.truncate(len);
             if !more {
@@ -357,12 +396,16 @@ impl<'de> Visitor<'de> for Walk<'_> {
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         let mut keys = Keys::Few(Vec::new());
-        while let Some(key) = map.next_key::<String>()? {
-            let duplicate = !keys.insert(&key);
+        while let Some(key) = map.next_key_seed(Key)? {
+            let duplicate = !keys.insert(key.clone());
             let child = match (self.at, self.at_node()) {
                 (At::Untyped, _) => Some(At::Untyped),
                 (_, Some(Node::Object { props, values })) => {
-                    match props.get(key.as_str()).or(values.as_ref()) {
+                    let prop = props
+                        .binary_search_by(|(name, _)| (**name).cmp(&*key))
+                        .ok()
+                        .map(|i| &props[i].1);
+                    match prop.or(values.as_ref()) {
                         Some(id) => Some(At::Node(*id)),
                         None => {
                             self.save(StrictErrorKind::Unknown, &key);

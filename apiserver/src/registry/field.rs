@@ -16,20 +16,31 @@ impl FieldPath {
     /// `spec` → `spec.containers`.
     pub fn child(&self, name: &str) -> FieldPath {
         if self.0.is_empty() {
-            FieldPath(name.to_string())
-        } else {
-            FieldPath(format!("{}.{}", self.0, name))
+            return FieldPath(name.to_string());
         }
+        self.extended(&[".", name])
     }
 
     /// `spec.containers` → `spec.containers[0]`.
     pub fn index(&self, i: usize) -> FieldPath {
-        FieldPath(format!("{}[{}]", self.0, i))
+        // Paths are built for every field validated, not only for errors:
+        // building them without `format!` keeps validation cheap.
+        self.extended(&["[", itoa::Buffer::new().format(i), "]"])
     }
 
     /// `metadata.labels` → `metadata.labels[app]`.
     pub fn key(&self, k: &str) -> FieldPath {
-        FieldPath(format!("{}[{}]", self.0, k))
+        self.extended(&["[", k, "]"])
+    }
+
+    fn extended(&self, parts: &[&str]) -> FieldPath {
+        let len = self.0.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut path = String::with_capacity(len);
+        path.push_str(&self.0);
+        for part in parts {
+            path.push_str(part);
+        }
+        FieldPath(path)
     }
 
     pub fn as_str(&self) -> &str {
@@ -203,5 +214,19 @@ mod tests {
             FieldError::invalid(&n, 3, "x").message_body(),
             "Invalid value: 3: x"
         );
+    }
+
+    #[test]
+    fn paths_render_indexes_and_keys() {
+        let root = FieldPath::default();
+        assert_eq!(root.child("spec").as_str(), "spec");
+        let list = FieldPath::new("spec").child("containers");
+        for (i, text) in [(0, "[0]"), (7, "[7]"), (12, "[12]"), (305, "[305]")] {
+            assert_eq!(list.index(i).as_str(), format!("spec.containers{text}"));
+        }
+        let max = usize::MAX;
+        assert_eq!(list.index(max).as_str(), format!("spec.containers[{max}]"));
+        let labels = FieldPath::new("metadata").child("labels").key("app");
+        assert_eq!(labels.as_str(), "metadata.labels[app]");
     }
 }

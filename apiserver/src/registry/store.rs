@@ -121,9 +121,11 @@ where
     }
 
     pub(super) fn key(&self, ns: Option<&str>, name: &str) -> String {
+        // The cache holds the resource's storage prefix, built once.
+        let prefix = self.cache.prefix();
         match (self.info.namespaced(), ns) {
-            (true, Some(ns)) => format!("{}{ns}/{name}", self.info.storage_prefix()),
-            _ => format!("{}{name}", self.info.storage_prefix()),
+            (true, Some(ns)) => [prefix, ns, "/", name].concat(),
+            _ => [prefix, name].concat(),
         }
     }
 
@@ -172,8 +174,8 @@ where
         revision: i64,
     ) -> Result<ListResult, ApiError> {
         let prefix = match (self.info.namespaced(), ns) {
-            (true, Some(ns)) => format!("{}{ns}/", self.info.storage_prefix()),
-            _ => self.info.storage_prefix(),
+            (true, Some(ns)) => [self.cache.prefix(), ns, "/"].concat(),
+            _ => self.cache.prefix().to_string(),
         };
         let mut items = Vec::new();
         let mut after = start_after.map(str::to_string);

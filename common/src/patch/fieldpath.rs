@@ -28,26 +28,34 @@ impl PathElement {
     /// The key element of a list-map item from its key fields.
     pub(crate) fn key(fields: &[(&str, Value)]) -> PathElement {
         let sorted: BTreeMap<&str, &Value> = fields.iter().map(|(k, v)| (*k, v)).collect();
-        let mut out = String::from("{");
+        // Written straight as compact JSON: this runs for every list-map
+        // item of every created object, where `Display` costs add up.
+        let mut out = Vec::with_capacity(32);
+        out.push(b'{');
         for (i, (k, v)) in sorted.iter().enumerate() {
             if i > 0 {
-                out.push(',');
+                out.push(b',');
             }
-            out.push_str(&Value::String((*k).to_string()).to_string());
-            out.push(':');
-            out.push_str(&v.to_string());
+            // Writing a str or a Value into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut out, k);
+            out.push(b':');
+            let _ = serde_json::to_writer(&mut out, v);
         }
-        out.push('}');
-        PathElement::Key(out)
+        out.push(b'}');
+        PathElement::Key(String::from_utf8(out).unwrap_or_default())
     }
 
     pub(crate) fn serialize(&self) -> String {
-        match self {
-            PathElement::Field(f) => format!("f:{f}"),
-            PathElement::Key(k) => format!("k:{k}"),
-            PathElement::Value(v) => format!("v:{v}"),
-            PathElement::Index(i) => format!("i:{i}"),
-        }
+        let (prefix, body) = match self {
+            PathElement::Field(f) => ("f:", f.as_str()),
+            PathElement::Key(k) => ("k:", k.as_str()),
+            PathElement::Value(v) => ("v:", v.as_str()),
+            PathElement::Index(i) => return format!("i:{i}"),
+        };
+        let mut out = String::with_capacity(prefix.len() + body.len());
+        out.push_str(prefix);
+        out.push_str(body);
+        out
     }
 
     fn deserialize(s: &str) -> Result<PathElement, String> {

@@ -28,9 +28,8 @@ fn parse_str(s: &str) -> Option<i128> {
     }
     let (int_part, frac_part) = number.split_once('.').unwrap_or((number, ""));
     // The mantissa as an integer with `frac_part.len()` decimal places.
-    let digits = format!("{int_part}{frac_part}");
     let mut mantissa: i128 = 0;
-    for d in digits.bytes() {
+    for d in int_part.bytes().chain(frac_part.bytes()) {
         mantissa = mantissa
             .saturating_mul(10)
             .saturating_add(i128::from(d - b'0'));
