@@ -18,6 +18,51 @@ pub fn with_resource_version(json: &[u8], rv: i64) -> Option<Vec<u8>> {
 /// `json` (an object) with `"<key>":<value>` in its top-level `metadata`,
 /// `value` being encoded JSON; `None` as for [`with_resource_version`].
 pub fn with_metadata_member(json: &[u8], key: &[u8], value: &[u8]) -> Option<Vec<u8>> {
+    let [at] = metadata_insertions(json, [key])?;
+    Some(splice(json, &[(at, key, value)]))
+}
+
+/// A created object's encoding with its managed fields, and where its
+/// resourceVersion goes once the store has given it one: the create's
+/// answer then needs no second scan of the object.
+pub struct WithManagedFields {
+    pub bytes: bytes::Bytes,
+    resource_version_at: Insertion,
+}
+
+/// `json` with `managed` as its `metadata.managedFields`; `None` as for
+/// [`with_resource_version`], or when it has a managedFields member.
+pub fn with_managed_fields(json: &[u8], managed: &[u8]) -> Option<WithManagedFields> {
+    let [at, rv_at] = metadata_insertions(json, [b"managedFields", b"resourceVersion"])?;
+    let inserted_before_rv = member_len(&at, b"managedFields", managed);
+    let bytes = splice(json, &[(at, b"managedFields", managed)]);
+    Some(WithManagedFields {
+        bytes: bytes.into(),
+        resource_version_at: Insertion {
+            at: rv_at.at + inserted_before_rv,
+            ..rv_at
+        },
+    })
+}
+
+impl WithManagedFields {
+    /// The object with `"resourceVersion":"<rv>"` in its metadata.
+    pub fn with_resource_version(&self, rv: i64) -> Vec<u8> {
+        let value = format!("\"{rv}\"");
+        splice(
+            &self.bytes,
+            &[(
+                self.resource_version_at,
+                b"resourceVersion",
+                value.as_bytes(),
+            )],
+        )
+    }
+}
+
+/// Where each of `keys` (in sorted order) goes in the top-level metadata;
+/// `None` if that is not an object or already has one of them.
+fn metadata_insertions<const N: usize>(json: &[u8], keys: [&[u8]; N]) -> Option<[Insertion; N]> {
     let mut scan = Scan { bytes: json, at: 0 };
     scan.expect(b'{')?;
     loop {
@@ -29,8 +74,7 @@ pub fn with_metadata_member(json: &[u8], key: &[u8], value: &[u8]) -> Option<Vec
         scan.expect(b':')?;
         scan.skip_space();
         if name == b"metadata" {
-            let at = scan.metadata_insertion(key)?;
-            return Some(splice(json, at, key, value));
+            return scan.metadata_insertions(keys);
         }
         scan.value()?;
         scan.skip_space();
@@ -41,7 +85,8 @@ pub fn with_metadata_member(json: &[u8], key: &[u8], value: &[u8]) -> Option<Vec
     }
 }
 
-/// Where the member goes and what separates it from its neighbours.
+/// Where a member goes and what separates it from its neighbours.
+#[derive(Debug, Clone, Copy)]
 struct Insertion {
     at: usize,
     /// A comma before the member: it goes last in a non-empty object.
@@ -50,20 +95,35 @@ struct Insertion {
     comma_after: bool,
 }
 
-fn splice(json: &[u8], insertion: Insertion, key: &[u8], value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(json.len() + key.len() + value.len() + 4);
-    out.extend_from_slice(&json[..insertion.at]);
-    if insertion.comma_before {
-        out.push(b',');
+/// The bytes [`splice`] adds for one member.
+fn member_len(insertion: &Insertion, key: &[u8], value: &[u8]) -> usize {
+    key.len()
+        + value.len()
+        + 3
+        + usize::from(insertion.comma_before)
+        + usize::from(insertion.comma_after)
+}
+
+/// `json` with each member inserted; insertions in order of position.
+fn splice(json: &[u8], members: &[(Insertion, &[u8], &[u8])]) -> Vec<u8> {
+    let added: usize = members.iter().map(|(at, k, v)| member_len(at, k, v)).sum();
+    let mut out = Vec::with_capacity(json.len() + added);
+    let mut copied = 0;
+    for (insertion, key, value) in members {
+        out.extend_from_slice(&json[copied..insertion.at]);
+        copied = insertion.at;
+        if insertion.comma_before {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(key);
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(value);
+        if insertion.comma_after {
+            out.push(b',');
+        }
     }
-    out.push(b'"');
-    out.extend_from_slice(key);
-    out.extend_from_slice(b"\":");
-    out.extend_from_slice(value);
-    if insertion.comma_after {
-        out.push(b',');
-    }
-    out.extend_from_slice(&json[insertion.at..]);
+    out.extend_from_slice(&json[copied..]);
     out
 }
 
@@ -153,32 +213,49 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// With the cursor on the metadata value: where `new_key` goes, before
-    /// the first key that sorts after it, else at the end; `None` if the
-    /// metadata has it already.
-    fn metadata_insertion(&mut self, new_key: &[u8]) -> Option<Insertion> {
+    /// With the cursor on the metadata value: where each of `new_keys`
+    /// (sorted) goes, before the first key that sorts after it, else at the
+    /// end; `None` if the metadata has one of them already.
+    fn metadata_insertions<const N: usize>(
+        &mut self,
+        new_keys: [&[u8]; N],
+    ) -> Option<[Insertion; N]> {
         self.expect(b'{')?;
+        let mut found = [Insertion {
+            at: 0,
+            comma_before: false,
+            comma_after: false,
+        }; N];
+        let mut placed = 0;
         let mut members = 0usize;
         loop {
             self.skip_space();
             if self.peek()? == b'}' {
-                return Some(Insertion {
-                    at: self.at,
-                    comma_before: members > 0,
-                    comma_after: false,
-                });
+                // The rest go last, each after what precedes it.
+                for (i, slot) in found.iter_mut().enumerate().skip(placed) {
+                    *slot = Insertion {
+                        at: self.at,
+                        comma_before: members > 0 || i > placed,
+                        comma_after: false,
+                    };
+                }
+                return Some(found);
             }
             let key_start = self.at;
             let key = self.string()?;
-            if key == new_key {
-                return None;
-            }
-            if key > new_key {
-                return Some(Insertion {
+            while placed < N && new_keys[placed] < key {
+                found[placed] = Insertion {
                     at: key_start,
                     comma_before: false,
                     comma_after: true,
-                });
+                };
+                placed += 1;
+            }
+            if placed < N && new_keys[placed] == key {
+                return None;
+            }
+            if placed == N {
+                return Some(found);
             }
             self.expect(b':')?;
             self.skip_space();
@@ -188,11 +265,7 @@ impl<'a> Scan<'a> {
             match self.next()? {
                 b',' => {}
                 b'}' => {
-                    return Some(Insertion {
-                        at: self.at - 1,
-                        comma_before: true,
-                        comma_after: false,
-                    });
+                    self.at -= 1;
                 }
                 _ => return None,
             }
@@ -202,7 +275,7 @@ impl<'a> Scan<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::{with_metadata_member, with_resource_version};
+    use super::{with_managed_fields, with_metadata_member, with_resource_version};
     use serde_json::{Value, json};
 
     /// What encoding the object with the resourceVersion set gives.
@@ -282,5 +355,42 @@ mod tests {
         }
         let taken = br#"{"metadata":{"managedFields":[]}}"#;
         assert_eq!(with_metadata_member(taken, b"managedFields", b"[]"), None);
+    }
+
+    #[test]
+    fn a_create_gets_its_managed_fields_and_then_its_rv_without_a_second_scan() {
+        let managed = json!([{"manager": "m", "fieldsV1": {"f:metadata": {"f:name": {}}}}]);
+        let value = serde_json::to_vec(&managed).expect("encodes");
+        for object in [
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": {"a": "b"}, "name": "x", "namespace": "d", "uid": "u"}, "spec": {}}),
+            json!({"metadata": {}}),
+            json!({"metadata": {"annotations": {"a": "b"}}}),
+            json!({"metadata": {"name": "x"}}),
+            json!({"metadata": {"selfLink": "s"}, "z": 1}),
+            json!({"metadata": {"name": "x", "ownerReferences": [{"uid": "o"}], "uid": "u"}}),
+        ] {
+            let raw = serde_json::to_vec(&object).expect("encodes");
+            let with = with_managed_fields(&raw, &value).expect("spliced");
+            let mut expected = object.clone();
+            expected["metadata"]["managedFields"] = managed.clone();
+            assert_eq!(
+                String::from_utf8_lossy(&with.bytes),
+                expected.to_string(),
+                "{object}"
+            );
+            expected["metadata"]["resourceVersion"] = json!("42");
+            assert_eq!(
+                String::from_utf8_lossy(&with.with_resource_version(42)),
+                expected.to_string(),
+                "{object}"
+            );
+        }
+        for taken in [
+            &br#"{"metadata":{"managedFields":[]}}"#[..],
+            br#"{"metadata":{"name":"x","resourceVersion":"1"}}"#,
+            br#"{"kind":"Pod"}"#,
+        ] {
+            assert!(with_managed_fields(taken, b"[]").is_none());
+        }
     }
 }

@@ -415,9 +415,15 @@ where
         // it is still in cache (freeing it after the write's await cost as
         // much as encoding it), and rebuilt only on the rare paths.
         let mut bytes = encode_value(&v)?;
+        // Where the answer's resourceVersion goes, found while splicing.
+        let mut spliced = None;
         if let managed::CreateRecord::Json(json) = &record {
-            bytes = match crate::encoded::with_metadata_member(&bytes, b"managedFields", json) {
-                Some(spliced) => Bytes::from(spliced),
+            bytes = match crate::encoded::with_managed_fields(&bytes, json) {
+                Some(with) => {
+                    let stored = with.bytes.clone();
+                    spliced = Some(with);
+                    stored
+                }
                 None => {
                     record_in_tree(&mut v);
                     encode_value(&v)?
@@ -429,8 +435,11 @@ where
             match self.shared.storage.create(&key, bytes.clone()).await {
                 Ok(rev) => {
                     // The answer is the stored bytes with their revision.
-                    let (object, encoded) = match crate::encoded::with_resource_version(&bytes, rev)
-                    {
+                    let answer = match &spliced {
+                        Some(with) => Some(with.with_resource_version(rev)),
+                        None => crate::encoded::with_resource_version(&bytes, rev),
+                    };
+                    let (object, encoded) = match answer {
                         Some(encoded) => (Value::Null, Some(Bytes::from(encoded))),
                         None => {
                             let mut v = decode_value(&bytes)?;
@@ -453,6 +462,7 @@ where
                     v["metadata"]["name"] = json!(name);
                     key = self.key(v["metadata"]["namespace"].as_str(), &name);
                     bytes = encode_value(&v)?;
+                    spliced = None;
                 }
                 Err(e) => {
                     if let Some(h) = &self.hooks {

@@ -249,9 +249,16 @@ fn member_key(out: &mut Vec<u8>, prefix: &str, text: &str) {
 
 /// Writes `"<prefix><text>"` with `text` escaped as serde_json escapes it.
 fn write_key(out: &mut Vec<u8>, prefix: &str, text: &str) {
+    let bytes = text.as_bytes();
+    out.reserve(prefix.len() + bytes.len() + 2);
     out.push(b'"');
     out.extend_from_slice(prefix.as_bytes());
-    let bytes = text.as_bytes();
+    // Field names almost never need escaping: check before the byte loop.
+    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: &[u8] = match b {

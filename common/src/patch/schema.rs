@@ -274,11 +274,31 @@ pub(crate) fn field(parent: Node, name: &str) -> Field {
             shape: S::Plain,
         };
     }
-    FIELDS
+    fields_of(parent)
         .iter()
-        .find(|(p, f, _, _)| *p == parent && *f == name)
-        .map(|&(_, _, node, shape)| Field { node, shape })
+        .find(|(f, _)| *f == name)
+        .map(|&(_, field)| field)
         .unwrap_or(Field::UNTYPED)
+}
+
+/// The table's fields of one parent node. Every member of every object
+/// written is looked up here, so the table is split by parent once instead
+/// of searched whole each time.
+fn fields_of(parent: Node) -> &'static [(&'static str, Field)] {
+    static BY_PARENT: std::sync::OnceLock<Vec<Vec<(&'static str, Field)>>> =
+        std::sync::OnceLock::new();
+    let by_parent = BY_PARENT.get_or_init(|| {
+        let mut by_parent: Vec<Vec<(&'static str, Field)>> = Vec::new();
+        for &(p, name, node, shape) in FIELDS {
+            let at = p as usize;
+            if by_parent.len() <= at {
+                by_parent.resize_with(at + 1, Vec::new);
+            }
+            by_parent[at].push((name, Field { node, shape }));
+        }
+        by_parent
+    });
+    by_parent.get(parent as usize).map_or(&[], Vec::as_slice)
 }
 
 /// Which schema to merge an object with: built-in kinds get their merge
