@@ -26,19 +26,18 @@ const MAX_RETRIES: usize = 16;
 /// look-alikes, so random names never spell words).
 const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
-/// Whether a namespace is being deleted: all a create needs of it, read
-/// without building the rest of the namespace (every create reads one).
+/// A namespace's phase: all a create needs of it, read without building the
+/// rest of the namespace, when it is not in the watch cache.
 #[derive(serde::Deserialize)]
-struct NamespaceDeletion {
+struct NamespacePhase {
     #[serde(default)]
-    metadata: DeletionMeta,
+    status: PhaseOnly,
 }
 
 #[derive(serde::Deserialize, Default)]
-struct DeletionMeta {
-    /// Set (any non-null value) once the namespace is being deleted.
-    #[serde(rename = "deletionTimestamp", default)]
-    deletion_timestamp: Option<serde::de::IgnoredAny>,
+struct PhaseOnly {
+    #[serde(default)]
+    phase: Option<String>,
 }
 
 pub(super) fn now() -> Time {
@@ -235,23 +234,29 @@ where
     /// The namespace must exist and not be terminating.
     async fn check_namespace(&self, ns: &str, name: &str) -> Result<(), ApiError> {
         let key = format!("/registry/namespaces/{ns}");
-        let json = match self.shared.namespaces.get(&key) {
-            Some(o) => Some(o.json.clone()),
+        // As kube-apiserver's NamespaceLifecycle admission: a namespace in
+        // phase Terminating (set with its deletionTimestamp) takes nothing
+        // new. Every create asks, so the cache's index answers when it can.
+        let phase = match self.shared.namespaces.get(&key) {
+            Some(o) => Some(o.field("status.phase").unwrap_or_default()),
             None => self
                 .shared
                 .storage
                 .get(&key)
                 .await
                 .map_err(|e| ApiError::from_storage(e, self.info, name))?
-                .map(|kv| kv.value),
+                .map(|kv| {
+                    serde_json::from_slice::<NamespacePhase>(&kv.value)
+                        .ok()
+                        .and_then(|ns| ns.status.phase)
+                        .unwrap_or_default()
+                }),
         };
-        let Some(json) = json else {
+        let Some(phase) = phase else {
             let ns_info = common::resources::find("", "v1", "namespaces").unwrap_or(self.info);
             return Err(ApiError::not_found(ns_info, ns));
         };
-        let terminating = serde_json::from_slice::<NamespaceDeletion>(&json)
-            .ok()
-            .is_some_and(|ns| ns.metadata.deletion_timestamp.is_some());
+        let terminating = phase == "Terminating";
         if terminating {
             return Err(ApiError::forbidden(
                 self.info,
