@@ -13,7 +13,12 @@ const JSON: &str = "application/json";
 async fn a_terminating_namespace_takes_no_new_objects() {
     let (_dir, app) = server().await;
     let ns = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"doomed"}}"#;
-    assert_eq!(call(&app, "POST", "/api/v1/namespaces", JSON, ns).await.code, 201);
+    assert_eq!(
+        call(&app, "POST", "/api/v1/namespaces", JSON, ns)
+            .await
+            .code,
+        201
+    );
     let cm = |name: &str| {
         format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}}}}"#)
     };
@@ -23,7 +28,11 @@ async fn a_terminating_namespace_takes_no_new_objects() {
     // The namespace keeps its `kubernetes` finalizer, so it stays, Terminating.
     let deleted = call(&app, "DELETE", "/api/v1/namespaces/doomed", JSON, "").await;
     assert_eq!(deleted.code, 200, "{}", deleted.body);
-    assert_eq!(deleted.body["status"]["phase"], "Terminating", "{}", deleted.body);
+    assert_eq!(
+        deleted.body["status"]["phase"], "Terminating",
+        "{}",
+        deleted.body
+    );
 
     // Creates read the namespace from the watch cache, which follows the
     // store's watch: the refusal comes as soon as the cache has the delete.

@@ -188,6 +188,29 @@ pub fn create_record(info: &ResourceInfo, value: &Value, manager: &str) -> Creat
     }
 }
 
+/// [`create_record`] written from the typed object itself, which then
+/// needs no JSON tree; `None` when only the tree can tell (the object brings
+/// managed fields, or the walk meets what it leaves to the tree writer).
+pub fn create_record_typed<T: serde::Serialize>(
+    info: &ResourceInfo,
+    obj: &T,
+    has_managed_fields: bool,
+    manager: &str,
+) -> Option<CreateRecord> {
+    if manager.is_empty() || has_managed_fields {
+        return None;
+    }
+    let api_version = info.api_version();
+    let written = with_request(info, manager, Subresource::Main, |req| {
+        patch::created_managed_fields_of(obj, &api_version, info.kind, req)
+    });
+    match written {
+        Ok(Some(json)) => Some(CreateRecord::Json(json)),
+        Ok(None) => Some(CreateRecord::Nothing),
+        Err(patch::Unsupported) => None,
+    }
+}
+
 /// [`record`] on an object already in JSON form.
 pub fn record_value(
     info: &ResourceInfo,

@@ -76,6 +76,10 @@ fn spec_part(v: &Value) -> Value {
     }
 }
 
+/// A created object's stored bytes, and where its resourceVersion goes
+/// when they came with spliced managed fields.
+type Encoded = (Bytes, Option<crate::encoded::WithManagedFields>);
+
 fn to_json<T: serde::Serialize>(obj: &T) -> Result<Value, ApiError> {
     serde_json::to_value(obj).map_err(|e| ApiError::internal(e.to_string()))
 }
@@ -377,65 +381,113 @@ where
             return Err(ApiError::invalid(self.info, &name, &errs));
         }
         let key = self.key(obj.metadata().namespace.as_deref(), &name);
-        // From here on the object stays JSON: one encoding for managed
-        // fields, hooks, storage and the answer (creates are the hot path).
-        let mut v = to_json(&obj)?;
-        drop(obj);
+        let generated = obj
+            .metadata()
+            .generate_name
+            .as_deref()
+            .filter(|g| !name_given && !g.is_empty())
+            .map(|g| g.chars().take(58).collect::<String>());
+        let (bytes, spliced) = match self.encode_created(&obj, opts)? {
+            Some(encoded) => encoded,
+            None => {
+                let mut v = to_json(&obj)?;
+                drop(obj);
+                if opts.dry_run {
+                    let manager = &opts.field_manager;
+                    managed::record_value(self.info, None, &mut v, manager, Subresource::Main);
+                    return Ok(WriteResult {
+                        object: v,
+                        code: 201,
+                        warnings,
+                        encoded: None,
+                    });
+                }
+                self.encode_created_tree(v, opts, &key, &name).await?
+            }
+        };
+        self.store_created(key, name, bytes, spliced, generated, warnings)
+            .await
+    }
+
+    /// The common create: the typed object encoded straight to bytes, its
+    /// managed fields written from it, both without a JSON tree. `None`
+    /// when the tree path must run (dry run, write hooks, managed fields in
+    /// the body, or what the typed walk leaves to the tree writer).
+    fn encode_created(
+        &self,
+        obj: &S::Object,
+        opts: &WriteOptions,
+    ) -> Result<Option<Encoded>, ApiError> {
+        if opts.dry_run || self.hooks.is_some() {
+            return Ok(None);
+        }
+        let has_managed_fields = obj.metadata().managed_fields.is_some();
+        let Some(record) =
+            managed::create_record_typed(self.info, obj, has_managed_fields, &opts.field_manager)
+        else {
+            return Ok(None);
+        };
+        let encoded = serde_json::to_vec(obj).map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(match record {
+            managed::CreateRecord::Json(json) => {
+                crate::encoded::with_managed_fields(&encoded, &json)
+                    .map(|with| (with.bytes.clone(), Some(with)))
+            }
+            _ => Some((Bytes::from(encoded), None)),
+        })
+    }
+
+    /// A create through the object's JSON tree: what the typed path leaves.
+    async fn encode_created_tree(
+        &self,
+        mut v: Value,
+        opts: &WriteOptions,
+        key: &str,
+        name: &str,
+    ) -> Result<Encoded, ApiError> {
         // The create's managed fields are written as JSON text and spliced
         // into the encoded object below, unless the body brought its own.
         let record_in_tree = |v: &mut Value| {
             managed::record_value(self.info, None, v, &opts.field_manager, Subresource::Main)
         };
-        let record = match opts.dry_run {
-            false => managed::create_record(self.info, &v, &opts.field_manager),
-            true => managed::CreateRecord::General,
-        };
+        let record = managed::create_record(self.info, &v, &opts.field_manager);
         if matches!(record, managed::CreateRecord::General) {
             record_in_tree(&mut v);
         }
-        if opts.dry_run {
-            return Ok(WriteResult {
-                object: v,
-                code: 201,
-                warnings,
-                encoded: None,
-            });
-        }
         if let Some(h) = &self.hooks {
             // A duplicate is AlreadyExists, not a clash of its allocations.
-            if self.read(&key, &name).await?.is_some() {
-                return Err(ApiError::already_exists(self.info, &name));
+            if self.read(key, name).await?.is_some() {
+                return Err(ApiError::already_exists(self.info, name));
             }
             h.before_create(&mut v).await?;
         }
-        // A generated name that happens to be taken is generated again, as
-        // Kubernetes does (RetryGenerateName, GA in 1.31, 7 retries).
-        let generated = v["metadata"]["generateName"]
-            .as_str()
-            .filter(|g| !name_given && !g.is_empty())
-            .map(|g| g.chars().take(58).collect::<String>());
-        let (mut key, mut name) = (key, name);
-        let mut retries = if generated.is_some() { 7 } else { 0 };
-        // From here on the object is its bytes: the tree is dropped while
-        // it is still in cache (freeing it after the write's await cost as
-        // much as encoding it), and rebuilt only on the rare paths.
-        let mut bytes = encode_value(&v)?;
-        // Where the answer's resourceVersion goes, found while splicing.
-        let mut spliced = None;
+        let bytes = encode_value(&v)?;
         if let managed::CreateRecord::Json(json) = &record {
-            bytes = match crate::encoded::with_managed_fields(&bytes, json) {
-                Some(with) => {
-                    let stored = with.bytes.clone();
-                    spliced = Some(with);
-                    stored
-                }
+            return Ok(match crate::encoded::with_managed_fields(&bytes, json) {
+                Some(with) => (with.bytes.clone(), Some(with)),
                 None => {
                     record_in_tree(&mut v);
-                    encode_value(&v)?
+                    (encode_value(&v)?, None)
                 }
-            };
+            });
         }
-        drop(v);
+        Ok((bytes, None))
+    }
+
+    /// Stores a created object's bytes and answers with them.
+    async fn store_created(
+        &self,
+        mut key: String,
+        mut name: String,
+        mut bytes: Bytes,
+        // Where the answer's resourceVersion goes, found while splicing.
+        mut spliced: Option<crate::encoded::WithManagedFields>,
+        generated: Option<String>,
+        warnings: Vec<String>,
+    ) -> Result<WriteResult, ApiError> {
+        // A generated name that happens to be taken is generated again, as
+        // Kubernetes does (RetryGenerateName, GA in 1.31, 7 retries).
+        let mut retries = if generated.is_some() { 7 } else { 0 };
         loop {
             match self.shared.storage.create(&key, bytes.clone()).await {
                 Ok(rev) => {

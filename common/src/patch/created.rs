@@ -16,6 +16,9 @@ use super::schema::{self, Field, Shape, TypeHint};
 use super::typed::{index_items, is_granular_list, is_granular_map};
 use super::zero::zero_of;
 
+mod serialized;
+pub use serialized::{Unsupported, created_managed_fields_of};
+
 /// The JSON of `metadata.managedFields` that [`super::update_managed_fields`]
 /// records for a create of `new` by `req` (no subresource, and `new` without
 /// managed fields of its own), byte for byte as encoding that entry gives;
@@ -48,7 +51,7 @@ pub fn created_managed_fields(new: &Value, req: &ManagerRequest<'_>) -> Option<V
                 let written = match child {
                     Value::Object(m) if is_granular_map(field, child) => {
                         members(m, field, zero.child(key), &mut fields, false, |k, v| {
-                            STRIPPED_METADATA.contains(&k) && !is_granular(v, field, k)
+                            is_metadata_stripped(k) && !is_granular(v, field, k)
                         })
                     }
                     _ => false,
@@ -79,17 +82,27 @@ pub fn created_managed_fields(new: &Value, req: &ManagerRequest<'_>) -> Option<V
         return None;
     }
     fields.push(b'}');
+    Some(envelope(&fields, req))
+}
+
+/// The managed fields entry around the `fieldsV1` JSON `fields`.
+fn envelope(fields: &[u8], req: &ManagerRequest<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(fields.len() + 160);
     out.extend_from_slice(b"[{\"apiVersion\":");
     write_key(&mut out, "", req.api_version);
     out.extend_from_slice(b",\"fieldsType\":\"FieldsV1\",\"fieldsV1\":");
-    out.extend_from_slice(&fields);
+    out.extend_from_slice(fields);
     out.extend_from_slice(b",\"manager\":");
     write_key(&mut out, "", req.manager);
     out.extend_from_slice(b",\"operation\":\"Update\",\"time\":");
     write_key(&mut out, "", req.now);
     out.extend_from_slice(b"}]");
-    Some(out)
+    out
+}
+
+/// Metadata members no manager owns (identity and bookkeeping).
+fn is_metadata_stripped(key: &str) -> bool {
+    STRIPPED_METADATA.contains(&key)
 }
 
 /// Where a value of the new object stands against the kind's zero object.
@@ -291,7 +304,7 @@ fn write_key(out: &mut Vec<u8>, prefix: &str, text: &str) {
 mod tests {
     use serde_json::{Value, json};
 
-    use super::created_managed_fields;
+    use super::{created_managed_fields, created_managed_fields_of};
     use crate::patch::zero::zero_of;
     use crate::patch::{ManagerRequest, update_managed_fields};
 
@@ -320,6 +333,80 @@ mod tests {
             text.as_deref().map(String::from_utf8_lossy),
             expected.as_deref().map(String::from_utf8_lossy),
             "object: {obj}"
+        );
+        assert_serialized_walk_agrees(&obj);
+    }
+
+    /// The walk over a typed object writes what the tree writer writes
+    /// for the same object as JSON.
+    fn assert_serialized_walk_agrees(obj: &Value) {
+        use k8s_openapi::api::{apps, core, scheduling};
+        fn check<T>(obj: &Value)
+        where
+            T: serde::Serialize + serde::de::DeserializeOwned + k8s_openapi::Resource,
+        {
+            // Odd shapes that no typed object holds have nothing to compare.
+            let Ok(typed) = serde_json::from_value::<T>(obj.clone()) else {
+                return;
+            };
+            let walked =
+                created_managed_fields_of(&typed, T::API_VERSION, T::KIND, &REQ).expect("walked");
+            let tree =
+                created_managed_fields(&serde_json::to_value(&typed).expect("encodes"), &REQ);
+            assert_eq!(
+                walked.as_deref().map(String::from_utf8_lossy),
+                tree.as_deref().map(String::from_utf8_lossy),
+                "object: {obj}"
+            );
+        }
+        match obj["kind"].as_str() {
+            Some("Pod") => check::<core::v1::Pod>(obj),
+            Some("ConfigMap") => check::<core::v1::ConfigMap>(obj),
+            Some("Service") => check::<core::v1::Service>(obj),
+            Some("Deployment") => check::<apps::v1::Deployment>(obj),
+            Some("ReplicaSet") => check::<apps::v1::ReplicaSet>(obj),
+            Some("StatefulSet") => check::<apps::v1::StatefulSet>(obj),
+            Some("PriorityClass") => check::<scheduling::v1::PriorityClass>(obj),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn members_serialized_out_of_order_are_written_sorted() {
+        #[derive(serde::Serialize)]
+        struct Widget {
+            kind: &'static str,
+            #[serde(rename = "apiVersion")]
+            api_version: &'static str,
+            spec: Spec,
+            metadata: Value,
+        }
+        #[derive(serde::Serialize)]
+        struct Spec {
+            zeta: u8,
+            alpha: Value,
+            empty: Value,
+            mid: Vec<u8>,
+        }
+        let widget = Widget {
+            kind: "Widget",
+            api_version: "example.com/v1",
+            spec: Spec {
+                zeta: 1,
+                alpha: json!({"y": 1, "x": {"b": true, "a": null}}),
+                empty: json!({}),
+                mid: vec![1, 2],
+            },
+            metadata: json!({"name": "w", "labels": {"b": "1", "a": "2"}}),
+        };
+        let walked = created_managed_fields_of(&widget, "example.com/v1", "Widget", &REQ)
+            .expect("walked")
+            .expect("records");
+        let tree = created_managed_fields(&serde_json::to_value(&widget).expect("encodes"), &REQ)
+            .expect("records");
+        assert_eq!(
+            String::from_utf8_lossy(&walked),
+            String::from_utf8_lossy(&tree)
         );
     }
 

@@ -36,7 +36,7 @@ mod typed;
 mod zero;
 
 pub use apply::{ApplyError, Conflict, ManagerRequest, server_side_apply, update_managed_fields};
-pub use created::created_managed_fields;
+pub use created::{Unsupported, created_managed_fields, created_managed_fields_of};
 pub use json::apply_json_patch;
 pub use schema::TypeHint;
 pub use strategic::apply_strategic_merge_patch;

@@ -1,0 +1,718 @@
+//! [`created_managed_fields_of`]: the create's entry written while walking a
+//! typed object through `serde::Serialize`, without first converting it into
+//! a `serde_json::Value` tree. The walk makes the same decisions as the
+//! `Value` writer in the parent module, from the same schema and zero
+//! object; where it cannot (a value that the zero object holds as anything
+//! but an object), that member is converted and handed to the `Value`
+//! writer, and anything unexpected abandons the walk so the caller uses the
+//! `Value` path.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::ser::{self, Impossible, Serialize, Serializer};
+use serde_json::Value;
+
+use super::{Written, Zero, entry, envelope, is_metadata_stripped, member_key, separate};
+use crate::patch::ManagerRequest;
+use crate::patch::fieldpath::PathElement;
+use crate::patch::schema::{self, Field, Shape, TypeHint, key_default};
+use crate::patch::zero::zero_object;
+
+/// What [`super::created_managed_fields`] gives for `obj` encoded as JSON,
+/// written from the typed object; `None` when it records nothing, and
+/// `Err` when this walk cannot decide and the `Value` path must.
+pub fn created_managed_fields_of<T: Serialize + ?Sized>(
+    obj: &T,
+    api_version: &str,
+    kind: &str,
+    req: &ManagerRequest<'_>,
+) -> Result<Option<Vec<u8>>, Unsupported> {
+    let mut fields = Vec::with_capacity(2048);
+    let root = TypeHint::for_kind(kind).root();
+    let zero = Zero::Present(zero_object(api_version, kind));
+    let written = obj.serialize(Walk {
+        field: root,
+        zero,
+        out: &mut fields,
+        role: Role::Root,
+        capture: None,
+    })?;
+    match written {
+        Written::Entry => Ok(Some(envelope(&fields, req))),
+        Written::Leaf | Written::Nothing => Ok(None),
+    }
+}
+
+/// The walk met something it does not decide itself.
+#[derive(Debug)]
+pub struct Unsupported;
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not walked as a typed object")
+    }
+}
+
+impl std::error::Error for Unsupported {}
+
+impl ser::Error for Unsupported {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Unsupported
+    }
+}
+
+/// Which rules apply to the members of the map being walked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The object itself: status and identity are not owned, and its entry
+    /// holds only what its members hold.
+    Root,
+    /// Its `metadata`: never owned itself; identity members skipped.
+    Metadata,
+    /// Any other map.
+    Member,
+    /// An item of a keyed list: a member itself (`".": {}`) when non-empty.
+    Item,
+}
+
+/// The key fields of a keyed list's item, captured as the item is walked.
+type Captured = Vec<(&'static str, Value)>;
+
+/// Walks one value, writing its entry as [`super::entry`] does.
+struct Walk<'o, 'z> {
+    field: Field,
+    zero: Zero<'z>,
+    out: &'o mut Vec<u8>,
+    role: Role,
+    capture: Option<(&'static [&'static str], &'o mut Captured)>,
+}
+
+impl<'o, 'z> Walk<'o, 'z> {
+    /// A scalar's verdict: not even changed when the zero object has it.
+    fn leaf(self, same_as_zero: impl FnOnce(&Value) -> bool) -> Result<Written, Unsupported> {
+        if self.role == Role::Root {
+            return Err(Unsupported);
+        }
+        Ok(match self.zero {
+            Zero::Present(z) if same_as_zero(z) => Written::Nothing,
+            _ => Written::Leaf,
+        })
+    }
+
+    fn map(self) -> Result<Members<'o, 'z>, Unsupported> {
+        let granular = !matches!(self.field.shape, Shape::AtomicMap | Shape::ReplaceMap);
+        if !granular && self.role != Role::Member {
+            return Err(Unsupported);
+        }
+        let mark = self.out.len();
+        let added = matches!(self.zero, Zero::Absent);
+        let dot = match self.role {
+            Role::Root | Role::Metadata => false,
+            Role::Member => added,
+            Role::Item => true,
+        };
+        if granular {
+            self.out.push(b'{');
+            if dot {
+                self.out.extend_from_slice(b"\".\":{}");
+            }
+        }
+        let region = self.out.len();
+        Ok(Members {
+            walk: self,
+            granular,
+            mark,
+            region,
+            dot,
+            first: !dot,
+            seen: 0,
+            written: Vec::new(),
+            pending_key: None,
+        })
+    }
+}
+
+/// The members of a map or struct being walked.
+struct Members<'o, 'z> {
+    walk: Walk<'o, 'z>,
+    /// Whether members are walked at all (an atomic map is one leaf).
+    granular: bool,
+    /// Where this value's entry starts.
+    mark: usize,
+    /// Where its members start.
+    region: usize,
+    /// Whether the entry holds `".": {}` before its members.
+    dot: bool,
+    first: bool,
+    /// Members met, owned or not: none means an empty object.
+    seen: usize,
+    /// The members written, by key, with where each starts (after its
+    /// comma) and ends: they are sorted at the end if they came unsorted.
+    written: Vec<(Cow<'static, str>, usize, usize)>,
+    /// A map's key, between `serialize_key` and `serialize_value`.
+    pending_key: Option<String>,
+}
+
+impl Members<'_, '_> {
+    fn member<T: Serialize + ?Sized>(
+        &mut self,
+        key: Cow<'static, str>,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        self.seen += 1;
+        if let Some((keys, captured)) = &mut self.walk.capture
+            && let Some(k) = keys.iter().find(|k| **k == key)
+        {
+            captured.push((k, serde_json::to_value(value).map_err(|_| Unsupported)?));
+        }
+        if !self.granular {
+            return Ok(());
+        }
+        match self.walk.role {
+            Role::Root if matches!(&*key, "status" | "apiVersion" | "kind") => return Ok(()),
+            Role::Metadata if is_metadata_stripped(&key) => {
+                // Only managed fields could be more than a scalar here, and
+                // a create that brings its own takes the general path.
+                return match &*key {
+                    "managedFields" => Err(Unsupported),
+                    _ => Ok(()),
+                };
+            }
+            _ => {}
+        }
+        let field = schema::field(self.walk.field.node, &key);
+        let zero = self.walk.zero.child(&key);
+        let out = &mut *self.walk.out;
+        let mark = (out.len(), self.first);
+        separate(out, &mut self.first);
+        let start = out.len();
+        member_key(out, "f:", &key);
+        let role = match (self.walk.role, &*key) {
+            (Role::Root, "metadata") => Role::Metadata,
+            _ => Role::Member,
+        };
+        let written = match zero {
+            // What the zero object holds as a scalar or a list (or as an
+            // object where the value is one leaf) is compared whole, by the
+            // tree writer. A null there is a present but empty value.
+            Zero::Present(z)
+                if !(z.is_object() || z.is_null())
+                    || z.is_object() && role == Role::Member && !granular_map(field) =>
+            {
+                let v = serde_json::to_value(value).map_err(|_| Unsupported)?;
+                entry(&v, field, zero, out)
+            }
+            _ => value.serialize(Walk {
+                field,
+                zero,
+                out: &mut *out,
+                role,
+                capture: None,
+            })?,
+        };
+        match written {
+            Written::Entry => {}
+            Written::Leaf => out.extend_from_slice(b"{}"),
+            Written::Nothing => {
+                out.truncate(mark.0);
+                self.first = mark.1;
+                return Ok(());
+            }
+        }
+        self.written.push((key, start, out.len()));
+        Ok(())
+    }
+
+    fn end(mut self) -> Result<Written, Unsupported> {
+        let walk = self.walk;
+        if !self.granular {
+            return walk.leaf(|_| false);
+        }
+        if self.seen == 0 {
+            walk.out.truncate(self.mark);
+            return match walk.role {
+                // Nothing below: nothing owned.
+                Role::Root | Role::Metadata => Ok(Written::Nothing),
+                // An empty object is a leaf, unchanged where the zero
+                // object has an empty object.
+                _ => Walk {
+                    role: Role::Member,
+                    ..walk
+                }
+                .leaf(|z| z.as_object().is_some_and(serde_json::Map::is_empty)),
+            };
+        }
+        if !self.written.is_sorted_by(|a, b| a.0 <= b.0) {
+            sort_members(walk.out, self.region, self.dot, &mut self.written);
+        }
+        let any = !self.written.is_empty();
+        let unowned = match walk.role {
+            Role::Root | Role::Metadata => !any,
+            Role::Member => !any && !matches!(walk.zero, Zero::Absent),
+            Role::Item => false,
+        };
+        if unowned {
+            walk.out.truncate(self.mark);
+            return Ok(Written::Nothing);
+        }
+        walk.out.push(b'}');
+        Ok(Written::Entry)
+    }
+}
+
+fn granular_map(field: Field) -> bool {
+    !matches!(field.shape, Shape::AtomicMap | Shape::ReplaceMap)
+}
+
+/// Rewrites the members written from `region` on in key order, as the
+/// entry's encoding has them (after a comma if `".": {}` precedes them).
+fn sort_members(
+    out: &mut Vec<u8>,
+    region: usize,
+    dot: bool,
+    written: &mut [(Cow<'static, str>, usize, usize)],
+) {
+    let tail = out.split_off(region);
+    written.sort_by(|a, b| a.0.cmp(&b.0));
+    for (i, (_, start, end)) in written.iter().enumerate() {
+        if i > 0 || dot {
+            out.push(b',');
+        }
+        out.extend_from_slice(&tail[start - region..end - region]);
+    }
+}
+
+/// The items of a keyed or set list being walked.
+struct Items<'o> {
+    field: Field,
+    /// The zero object lacks the list: it is a member itself.
+    added: bool,
+    out: &'o mut Vec<u8>,
+    /// Each item's path element and entry.
+    items: Vec<(String, Vec<u8>)>,
+    /// An item without a path element makes the whole list one leaf.
+    atomic: bool,
+}
+
+impl Items<'_> {
+    fn item<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        if self.atomic {
+            return Ok(());
+        }
+        match self.field.shape {
+            Shape::Set => {
+                let text = serde_json::to_string(value).map_err(|_| Unsupported)?;
+                self.items
+                    .push((PathElement::Value(text).serialize(), b"{}".to_vec()));
+            }
+            Shape::Keyed(keys) => {
+                let mut captured = Captured::with_capacity(keys.len());
+                let mut chunk = Vec::with_capacity(256);
+                let item_field = Field {
+                    node: self.field.node,
+                    shape: Shape::Plain,
+                };
+                let written = value.serialize(Walk {
+                    field: item_field,
+                    zero: Zero::Absent,
+                    out: &mut chunk,
+                    role: Role::Item,
+                    capture: Some((keys, &mut captured)),
+                });
+                let written = written?;
+                // An item that is no object has no element either.
+                let Some(element) = element(keys, captured) else {
+                    self.atomic = true;
+                    return Ok(());
+                };
+                if !matches!(written, Written::Entry) {
+                    chunk.clear();
+                    chunk.extend_from_slice(b"{}");
+                }
+                self.items.push((element.serialize(), chunk));
+            }
+            _ => return Err(Unsupported),
+        }
+        Ok(())
+    }
+
+    fn end(mut self) -> Result<Written, Unsupported> {
+        if self.atomic || self.items.is_empty() {
+            return Ok(Written::Leaf);
+        }
+        // The encoding's key order; a duplicate counts once, as its first
+        // item (the sort is stable).
+        self.items.sort_by(|a, b| a.0.cmp(&b.0));
+        self.items.dedup_by(|later, earlier| later.0 == earlier.0);
+        self.out.push(b'{');
+        if self.added {
+            self.out.extend_from_slice(b"\".\":{},");
+        }
+        for (i, (element, chunk)) in self.items.iter().enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            member_key(self.out, "", element);
+            self.out.extend_from_slice(chunk);
+        }
+        self.out.push(b'}');
+        Ok(Written::Entry)
+    }
+}
+
+/// A keyed item's path element from its captured key fields, as
+/// `typed::item_element` builds it from the item's JSON.
+fn element(keys: &[&str], captured: Captured) -> Option<PathElement> {
+    let mut fields = Vec::with_capacity(keys.len());
+    for key in keys {
+        match (captured.iter().find(|(k, _)| k == key), key_default(key)) {
+            (Some((k, v)), _) if !v.is_null() => fields.push((*k, v.clone())),
+            (_, Some(default)) => fields.push((*key, Value::String(default.into()))),
+            (_, None) if fields.is_empty() => return None,
+            (_, None) => {}
+        }
+    }
+    Some(PathElement::key(&fields))
+}
+
+/// A list nobody walks into: an atomic list is one leaf.
+enum Seq<'o> {
+    Granular(Items<'o>),
+    Leaf(Written),
+}
+
+impl<'o, 'z> Serializer for Walk<'o, 'z> {
+    type Ok = Written;
+    type Error = Unsupported;
+    type SerializeSeq = Seq<'o>;
+    type SerializeTuple = Impossible<Written, Unsupported>;
+    type SerializeTupleStruct = Impossible<Written, Unsupported>;
+    type SerializeTupleVariant = Impossible<Written, Unsupported>;
+    type SerializeMap = Members<'o, 'z>;
+    type SerializeStruct = Members<'o, 'z>;
+    type SerializeStructVariant = Impossible<Written, Unsupported>;
+
+    fn serialize_bool(self, v: bool) -> Result<Written, Unsupported> {
+        self.leaf(|z| z.as_bool() == Some(v))
+    }
+    fn serialize_i8(self, v: i8) -> Result<Written, Unsupported> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_i16(self, v: i16) -> Result<Written, Unsupported> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_i32(self, v: i32) -> Result<Written, Unsupported> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_i64(self, v: i64) -> Result<Written, Unsupported> {
+        self.leaf(|z| *z == v)
+    }
+    fn serialize_u8(self, v: u8) -> Result<Written, Unsupported> {
+        self.serialize_u64(v.into())
+    }
+    fn serialize_u16(self, v: u16) -> Result<Written, Unsupported> {
+        self.serialize_u64(v.into())
+    }
+    fn serialize_u32(self, v: u32) -> Result<Written, Unsupported> {
+        self.serialize_u64(v.into())
+    }
+    fn serialize_u64(self, v: u64) -> Result<Written, Unsupported> {
+        self.leaf(|z| *z == v)
+    }
+    fn serialize_f32(self, v: f32) -> Result<Written, Unsupported> {
+        self.serialize_f64(v.into())
+    }
+    // As the tree compares: a float is never equal to an integer there.
+    #[allow(clippy::cmp_owned)]
+    fn serialize_f64(self, v: f64) -> Result<Written, Unsupported> {
+        self.leaf(|z| *z == Value::from(v))
+    }
+    fn serialize_char(self, v: char) -> Result<Written, Unsupported> {
+        self.serialize_str(v.encode_utf8(&mut [0; 4]))
+    }
+    fn serialize_str(self, v: &str) -> Result<Written, Unsupported> {
+        self.leaf(|z| z.as_str() == Some(v))
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<Written, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_none(self) -> Result<Written, Unsupported> {
+        self.leaf(Value::is_null)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Written, Unsupported> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<Written, Unsupported> {
+        self.leaf(Value::is_null)
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<Written, Unsupported> {
+        self.serialize_unit()
+    }
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<Written, Unsupported> {
+        self.serialize_str(variant)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<Written, Unsupported> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<Written, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_seq(self, len: Option<usize>) -> Result<Seq<'o>, Unsupported> {
+        if self.role != Role::Member || self.capture.is_some() {
+            return Err(Unsupported);
+        }
+        let granular = matches!(self.field.shape, Shape::Keyed(_) | Shape::Set);
+        if !granular || len == Some(0) {
+            return Ok(Seq::Leaf(
+                self.leaf(|z| z.as_array().is_some_and(Vec::is_empty))?,
+            ));
+        }
+        Ok(Seq::Granular(Items {
+            field: self.field,
+            added: matches!(self.zero, Zero::Absent),
+            out: self.out,
+            items: Vec::with_capacity(len.unwrap_or(0)),
+            atomic: false,
+        }))
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Members<'o, 'z>, Unsupported> {
+        self.map()
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Members<'o, 'z>, Unsupported> {
+        self.map()
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Unsupported> {
+        Err(Unsupported)
+    }
+}
+
+impl ser::SerializeSeq for Seq<'_> {
+    type Ok = Written;
+    type Error = Unsupported;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        match self {
+            Seq::Granular(items) => items.item(value),
+            Seq::Leaf(_) => Ok(()),
+        }
+    }
+
+    fn end(self) -> Result<Written, Unsupported> {
+        match self {
+            Seq::Granular(items) => items.end(),
+            Seq::Leaf(written) => Ok(written),
+        }
+    }
+}
+
+impl ser::SerializeStruct for Members<'_, '_> {
+    type Ok = Written;
+    type Error = Unsupported;
+
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Unsupported> {
+        self.member(Cow::Borrowed(key), value)
+    }
+
+    fn end(self) -> Result<Written, Unsupported> {
+        Members::end(self)
+    }
+}
+
+impl ser::SerializeMap for Members<'_, '_> {
+    type Ok = Written;
+    type Error = Unsupported;
+
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Unsupported> {
+        self.pending_key = Some(key.serialize(KeyText)?);
+        Ok(())
+    }
+
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsupported> {
+        let key = self.pending_key.take().ok_or(Unsupported)?;
+        self.member(Cow::Owned(key), value)
+    }
+
+    fn end(self) -> Result<Written, Unsupported> {
+        Members::end(self)
+    }
+}
+
+/// A map key, which JSON requires to be a string.
+struct KeyText;
+
+impl Serializer for KeyText {
+    type Ok = String;
+    type Error = Unsupported;
+    type SerializeSeq = Impossible<String, Unsupported>;
+    type SerializeTuple = Impossible<String, Unsupported>;
+    type SerializeTupleStruct = Impossible<String, Unsupported>;
+    type SerializeTupleVariant = Impossible<String, Unsupported>;
+    type SerializeMap = Impossible<String, Unsupported>;
+    type SerializeStruct = Impossible<String, Unsupported>;
+    type SerializeStructVariant = Impossible<String, Unsupported>;
+
+    fn serialize_str(self, v: &str) -> Result<String, Unsupported> {
+        Ok(v.to_string())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<String, Unsupported> {
+        value.serialize(self)
+    }
+    fn serialize_bool(self, _: bool) -> Result<String, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_i8(self, _: i8) -> Result<String, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_i16(self, _: i16) -> Result<String, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_i32(self, _: i32) -> Result<String, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_i64(self, _: i64) -> Result<String, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_u8(self, _: u8) -> Result<String, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_u16(self, _: u16) -> Result<String, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_u32(self, _: u32) -> Result<String, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_u64(self, _: u64) -> Result<String, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_f32(self, _: f32) -> Result<String, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_f64(self, _: f64) -> Result<String, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_char(self, _: char) -> Result<String, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<String, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_none(self) -> Result<String, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<String, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_unit(self) -> Result<String, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<String, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+    ) -> Result<String, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<String, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStruct, Unsupported> {
+        Err(Unsupported)
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Unsupported> {
+        Err(Unsupported)
+    }
+}
