@@ -119,8 +119,8 @@ pub async fn build(storage: Arc<dyn Storage>, options: &ApiOptions) -> Result<Ro
     let cache = Arc::new(cache);
     cache.start(storage.clone()).await?;
     let unknown_fields: UnknownFieldCheck =
-        Arc::new(|info: &common::ResourceInfo, v: &serde_json::Value| {
-            crate::openapi::validate::unknown_fields(info.group, info.version, info.kind, v)
+        Arc::new(|(group, version, kind), v: &serde_json::Value| {
+            crate::openapi::validate::unknown_fields(group, version, kind, v)
         });
     let allocator: Arc<dyn WriteHooks> = Arc::new(ServiceAllocator::new(
         storage.clone(),

@@ -144,6 +144,57 @@ async fn a_scale_body_is_checked_as_a_scale_and_yaml_bodies_still_are() {
         [r#"299 - "unknown field \"spec.replicaz\"""#]
     );
 
+    // A patch of the scale subresource applies to the Scale: its unknown
+    // fields are the patched Scale's, a Deployment's own fields included.
+    let scale_uri =
+        |validation: &str| format!("{deployments}/web/scale?fieldValidation={validation}");
+    let patch = r#"{"spec":{"replicas":4,"replicaz":4,"strategy":{}}}"#;
+    let warned = call(
+        &app,
+        "PATCH",
+        &scale_uri("Warn"),
+        "application/merge-patch+json",
+        patch,
+    )
+    .await;
+    assert_eq!(warned.code, 200, "{}", warned.body);
+    assert_eq!(warned.body["kind"], "Scale");
+    assert_eq!(warned.body["spec"]["replicas"], 4);
+    assert_eq!(
+        warned.warnings,
+        [
+            r#"299 - "unknown field \"spec.replicaz\"""#,
+            r#"299 - "unknown field \"spec.strategy\"""#
+        ]
+    );
+    let refused = call(
+        &app,
+        "PATCH",
+        &scale_uri("Strict"),
+        "application/merge-patch+json",
+        patch,
+    )
+    .await;
+    assert_eq!(refused.code, 422, "{}", refused.body);
+    let message = refused.body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(r#" "" is invalid: patch: Invalid value: "{\"apiVersion\":\"autoscaling/v1\",\"kind\":\"Scale\""#)
+            && message.ends_with(
+                r#"strict decoding error: unknown field "spec.replicaz", unknown field "spec.strategy""#
+            ),
+        "{message}"
+    );
+    let clean = call(
+        &app,
+        "PATCH",
+        &scale_uri("Strict"),
+        "application/merge-patch+json",
+        r#"{"spec":{"replicas":5}}"#,
+    )
+    .await;
+    assert_eq!(clean.code, 200, "{}", clean.body);
+    assert!(clean.warnings.is_empty(), "{:?}", clean.warnings);
+
     let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\ndatta:\n  k: v\n";
     let typo = call(
         &app,

@@ -453,7 +453,7 @@ async fn dispatch_inner(
                 }
                 Method::PUT => {
                     let body_kind = match sub {
-                        Subresource::Scale => ("autoscaling", "v1", "Scale"),
+                        Subresource::Scale => crate::registry::store::SCALE,
                         _ => (info.group, info.version, info.kind),
                     };
                     let opts =

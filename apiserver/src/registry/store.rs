@@ -23,7 +23,14 @@ use crate::storage::{KeyValue, Storage};
 
 /// Checks an incoming object for fields its schema does not have; returns
 /// their paths (`.spec.foo`). Supplied by the OpenAPI module.
-pub type UnknownFieldCheck = Arc<dyn Fn(&ResourceInfo, &Value) -> Vec<String> + Send + Sync>;
+/// Unknown fields of a body as an object of `(group, version, kind)`.
+pub type UnknownFieldCheck = Arc<dyn Fn(BodyKind, &Value) -> Vec<String> + Send + Sync>;
+
+/// What a body is decoded as: `(group, version, kind)`.
+pub type BodyKind = (&'static str, &'static str, &'static str);
+
+/// A scale subresource's body.
+pub const SCALE: BodyKind = ("autoscaling", "v1", "Scale");
 
 /// What every store shares: the storage, the caches, and server-wide hooks.
 pub struct Shared {

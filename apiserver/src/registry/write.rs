@@ -13,7 +13,7 @@ use super::managed;
 use super::rest::{
     DeleteOptions, FieldValidation, PatchKind, Subresource, WriteOptions, WriteResult,
 };
-use super::store::Store;
+use super::store::{BodyKind, SCALE, Store};
 use super::strategies::validation::validate_object_meta;
 use super::{FieldError, FieldPath, Printer, Strategy};
 use crate::error::ApiError;
@@ -133,7 +133,7 @@ where
         }
         let problems = match &opts.body_field_errors {
             Some(errors) => errors.clone(),
-            None => self.unknown_fields(body),
+            None => self.unknown_fields(self.body_kind(), body),
         };
         warn_or_refuse(opts.field_validation, problems, |list| {
             cannot_handle(self.info.kind, self.info.version, list)
@@ -145,19 +145,21 @@ where
     /// object's unknown fields; `Strict` answers 422 Invalid on `patch`,
     /// showing the patched object (the patch itself, in Go's `%+v`, for a
     /// strategic merge patch).
+    /// `patched` is what the patch applied to: the object, or its Scale
+    /// for the scale subresource.
     fn check_patched(
         &self,
         patched: &Value,
+        body_kind: BodyKind,
         patch: &Value,
         kind: PatchKind,
         opts: &WriteOptions,
     ) -> Result<Vec<String>, ApiError> {
-        self.check_identity(patched)?;
         if opts.field_validation == FieldValidation::Ignore {
             return Ok(Vec::new());
         }
         let mut problems = opts.body_field_errors.clone().unwrap_or_default();
-        problems.extend(self.unknown_fields(patched));
+        problems.extend(self.unknown_fields(body_kind, patched));
         warn_or_refuse(opts.field_validation, problems, |list| {
             let shown = match kind {
                 PatchKind::Strategic => go_value(patch),
@@ -171,8 +173,12 @@ where
         })
     }
 
-    fn unknown_fields(&self, body: &Value) -> Vec<String> {
-        (self.shared.unknown_fields)(self.info, body)
+    fn body_kind(&self) -> BodyKind {
+        (self.info.group, self.info.version, self.info.kind)
+    }
+
+    fn unknown_fields(&self, body_kind: BodyKind, body: &Value) -> Vec<String> {
+        (self.shared.unknown_fields)(body_kind, body)
             .iter()
             .map(|f| format!("unknown field {:?}", f.trim_start_matches('.')))
             .collect()
@@ -822,7 +828,8 @@ where
                 return Err(ApiError::conflict(self.info, name));
             }
             let current = to_json(&self.decode_kv(&kv)?)?;
-            let (candidate, sub_for_write) = if sub == Subresource::Scale {
+            // What the patch applied to, as strict decoding checks it.
+            let (candidate, sub_for_write, patched) = if sub == Subresource::Scale {
                 let obj = self.decode_kv(&kv)?;
                 let scale = self.scale_of(&obj)?;
                 let patched = match kind {
@@ -833,7 +840,7 @@ where
                 let mut obj = obj;
                 self.strategy
                     .set_replicas(&mut obj, i32::try_from(replicas).unwrap_or(i32::MAX));
-                (to_json(&obj)?, Subresource::Main)
+                (to_json(&obj)?, Subresource::Main, Some(patched))
             } else {
                 let patched = match kind {
                     PatchKind::Apply => {
@@ -842,11 +849,18 @@ where
                     }
                     _ => managed::patch_value(self.info, kind, &current, &patch)?,
                 };
-                (patched, sub)
+                (patched, sub, None)
             };
-            let warnings = match kind {
-                PatchKind::Apply => self.check_body(&candidate, opts)?,
-                _ => self.check_patched(&candidate, &patch, kind, opts)?,
+            let warnings = match (kind, &patched) {
+                (PatchKind::Apply, _) => self.check_body(&candidate, opts)?,
+                (_, Some(scale)) => {
+                    self.check_identity(&candidate)?;
+                    self.check_patched(scale, SCALE, &patch, kind, opts)?
+                }
+                (_, None) => {
+                    self.check_identity(&candidate)?;
+                    self.check_patched(&candidate, self.body_kind(), &patch, kind, opts)?
+                }
             };
             let opts_for_write = if kind == PatchKind::Apply {
                 // The apply recorded its own managedFields entry.
