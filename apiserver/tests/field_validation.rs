@@ -298,3 +298,60 @@ async fn patches_report_their_duplicates_then_the_patched_objects_unknown_fields
     assert!(ignored.warnings.is_empty());
     assert_eq!(ignored.body["data"]["k"], "2");
 }
+
+/// Server-side apply, as `handlers/patch.go` checks it after applying: the
+/// YAML body's repeated keys, by line; `Strict` refuses with 400.
+#[tokio::test]
+async fn an_apply_bodys_repeated_yaml_keys_are_reported_by_line() {
+    let (_dir, app) = server().await;
+    let uri = |validation: &str| {
+        format!(
+            "/api/v1/namespaces/default/configmaps/cfg?fieldManager=m&fieldValidation={validation}"
+        )
+    };
+    let body = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: \"1\"\n  b: \"2\"\n  a: \"3\"\n";
+    let apply = "application/apply-patch+yaml";
+
+    let refused = call(&app, "PATCH", &uri("Strict"), apply, body).await;
+    assert_eq!(refused.code, 400, "{}", refused.body);
+    assert_eq!(refused.body["reason"], "BadRequest");
+    assert_eq!(
+        refused.body["message"],
+        "error strict decoding YAML: error converting YAML to JSON: yaml: unmarshal errors:\n  \
+         line 8: key \"a\" already set in map"
+    );
+    let missing = call(
+        &app,
+        "GET",
+        "/api/v1/namespaces/default/configmaps/cfg",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(missing.code, 404, "nothing was created: {}", missing.body);
+
+    // Created under Warn, with the last value, as the Go decoder keeps it.
+    let created = call(&app, "PATCH", &uri("Warn"), apply, body).await;
+    assert_eq!(created.code, 201, "{}", created.body);
+    assert_eq!(created.body["data"]["a"], "3");
+    assert_eq!(
+        created.warnings,
+        [r#"299 - "line 8: key \"a\" already set in map""#]
+    );
+    // An update by apply is checked the same way.
+    let twice = body.replace("  b: \"2\"\n", "  b: \"2\"\n  b: \"4\"\n");
+    let updated = call(&app, "PATCH", &uri("Warn"), apply, &twice).await;
+    assert_eq!(updated.code, 200, "{}", updated.body);
+    assert_eq!(
+        updated.warnings,
+        [
+            r#"299 - "line 8: key \"b\" already set in map""#,
+            r#"299 - "line 9: key \"a\" already set in map""#
+        ]
+    );
+    let refused = call(&app, "PATCH", &uri("Strict"), apply, &twice).await;
+    assert_eq!(refused.code, 400, "{}", refused.body);
+    let ignored = call(&app, "PATCH", &uri("Ignore"), apply, &twice).await;
+    assert_eq!(ignored.code, 200, "{}", ignored.body);
+    assert!(ignored.warnings.is_empty(), "{:?}", ignored.warnings);
+}

@@ -230,6 +230,7 @@ fn write_options(
         field_validation,
         force: truthy(q, "force"),
         body_field_errors: None,
+        apply_yaml_duplicates: Vec::new(),
     })
 }
 
@@ -520,12 +521,15 @@ fn with_field_errors(
 
 /// A PATCH's duplicate keys, from the raw patch (`json patch ` before each
 /// for a JSON patch, as kube-apiserver words them); the patched object's
-/// unknown fields are the store's to find. Apply bodies are left out:
-/// Kubernetes checks only their YAML duplicates, which we do not (see
-/// `openapi::validate`).
+/// unknown fields are the store's to find. An apply body's are its YAML's
+/// repeated keys, which Kubernetes checks after applying it.
 fn with_patch_duplicates(mut opts: WriteOptions, kind: PatchKind, body: &Bytes) -> WriteOptions {
     use crate::openapi::validate::{self, StrictError, StrictErrorKind};
-    if opts.field_validation == FieldValidation::Ignore || kind == PatchKind::Apply {
+    if opts.field_validation == FieldValidation::Ignore {
+        return opts;
+    }
+    if kind == PatchKind::Apply {
+        opts.apply_yaml_duplicates = validate::yaml_duplicate_keys(body);
         return opts;
     }
     let prefix = if kind == PatchKind::Json {

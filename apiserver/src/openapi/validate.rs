@@ -22,18 +22,20 @@
 //! bytes). PATCH differs (kube-apiserver `handlers/patch.go`): duplicates
 //! come from the raw patch ([`duplicate_fields`]; for a JSON patch each is
 //! prefixed `json patch `), unknown fields from the patched object
-//! ([`unknown_fields`]), duplicates first; Strict then answers 422 Invalid
+//! ([`unknown_fields`]; for the scale subresource, the patched `Scale`),
+//! duplicates first; Strict then answers 422 Invalid
 //! (`errors.NewInvalid` with an empty kind and name) whose message starts
 //! with a space:
 //! ` "" is invalid: patch: Invalid value: "<patched JSON>": strict decoding error: unknown field "spec.foo"`
 //! (for a strategic merge patch the quoted value is Go's `%+v` of the patch
 //! map, `"map[spec:map[foo:1]]"`).
 //! Server-side apply (`application/apply-patch+yaml`) differs again:
-//! Kubernetes checks only the YAML body's duplicate keys (400
-//! `error strict decoding YAML: ...`), and its typed conversion refuses
-//! unknown fields. We check the applied object's unknown fields as a create
-//! does, and not YAML duplicates (kubectl encodes apply bodies itself, so
-//! they have none; a raw client's duplicate keeps its last value).
+//! after applying, Kubernetes checks the YAML body's repeated keys
+//! ([`yaml_duplicate_keys`]; `Strict` answers 400
+//! `error strict decoding YAML: error converting YAML to JSON: yaml: unmarshal errors:\n  line 8: key "a" already set in map`,
+//! `Warn` one warning per key), and its typed conversion refuses unknown
+//! fields. We check the applied object's unknown fields as a create does,
+//! then the repeated keys.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -517,6 +519,179 @@ pub fn strict_errors(
     Ok(errors)
 }
 
+/// Duplicate keys of a YAML (or JSON) server-side apply body, as
+/// sigs.k8s.io/yaml's strict decoding reports them, in document order:
+/// `line 3: key "replicas" already set in map` (the line of the repeated
+/// key; Go's `%#v` of the key). A syntax error ends the search: the decoder
+/// reports it.
+pub fn yaml_duplicate_keys(raw: &[u8]) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    // Each walk stops at the first duplicate it has not reported yet, so
+    // that the YAML parser marks the error with that key's line.
+    while found.len() < MAX_ERRORS {
+        let repeated = std::cell::RefCell::new(None);
+        let walk = YamlWalk {
+            skip: found.len(),
+            seen: &std::cell::Cell::new(0),
+            repeated: &repeated,
+        };
+        let Err(error) = walk.deserialize(serde_yaml_ng::Deserializer::from_slice(raw)) else {
+            break;
+        };
+        let (Some(key), Some(at)) = (repeated.into_inner(), error.location()) else {
+            break;
+        };
+        found.push(format!("line {}: key {key} already set in map", at.line()));
+    }
+    found
+}
+
+/// Walks a YAML document for repeated keys; see [`yaml_duplicate_keys`].
+#[derive(Clone, Copy)]
+struct YamlWalk<'a> {
+    /// Duplicates already reported, passed over.
+    skip: usize,
+    seen: &'a std::cell::Cell<usize>,
+    /// The repeated key, in Go's `%#v`, when the walk stopped at one.
+    repeated: &'a std::cell::RefCell<Option<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for YamlWalk<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for YamlWalk<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        self.deserialize(d)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut keys = HashSet::new();
+        while map
+            .next_key_seed(YamlKey {
+                walk: self,
+                keys: &mut keys,
+            })?
+            .is_some()
+        {
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
+}
+
+/// A mapping key: checked against the mapping's earlier keys while the
+/// parser is on it, so that an error carries its line.
+struct YamlKey<'a, 'k> {
+    walk: YamlWalk<'a>,
+    keys: &'k mut HashSet<String>,
+}
+
+impl YamlKey<'_, '_> {
+    /// `shown` is the key as Go's `%#v` prints it; `tagged` tells a
+    /// string `"1"` from the number 1, as Go's decoder does.
+    fn check<E: serde::de::Error>(
+        self,
+        tagged: String,
+        shown: impl FnOnce() -> String,
+    ) -> Result<(), E> {
+        if self.keys.insert(tagged) {
+            return Ok(());
+        }
+        let seen = self.walk.seen.get();
+        self.walk.seen.set(seen + 1);
+        if seen < self.walk.skip {
+            return Ok(());
+        }
+        *self.walk.repeated.borrow_mut() = Some(shown());
+        Err(E::custom("key already set in map"))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for YamlKey<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for YamlKey<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a mapping key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.check(format!("s{v}"), || {
+            // Go's %#v of a string: double-quoted with Go escapes, which
+            // for keys in practice means `"` and `\`.
+            format!("\"{}\"", escape(v))
+        })
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+        self.check(format!("i{v}"), || v.to_string())
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+        self.check(format!("i{v}"), || v.to_string())
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
+        self.check(format!("b{v}"), || v.to_string())
+    }
+    // Other keys (floats, nulls, collections) are rare enough to pass.
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -673,5 +848,47 @@ mod tests {
         let raw = br#"{"x":1,"x":2}"#;
         let errors = strict_errors("", "v1", "Pod", raw).expect("valid json");
         assert_eq!(errors.len(), 1, "{errors:?}");
+    }
+
+    #[test]
+    fn yaml_duplicate_keys_are_reported_by_line_as_sigs_yaml_does() {
+        let body = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  paused: true
+  replicas: 1
+  paused: false
+  template:
+    spec:
+      containers:
+      - name: c
+        image: nginx
+        imagePullPolicy: Always
+        imagePullPolicy: Never
+      - name: d
+        image: nginx
+";
+        assert_eq!(
+            yaml_duplicate_keys(body.as_bytes()),
+            [
+                r#"line 8: key "paused" already set in map"#,
+                r#"line 15: key "imagePullPolicy" already set in map"#
+            ]
+        );
+        assert_eq!(
+            yaml_duplicate_keys(br#"{"a": 1, "b": {"a": 2, "q\"": 1, "q\"": 2}, "a": 3}"#),
+            [
+                r#"line 1: key "q\"" already set in map"#,
+                r#"line 1: key "a" already set in map"#
+            ]
+        );
+        assert_eq!(
+            yaml_duplicate_keys(b"1: a\n'1': b\n1: c\n"),
+            ["line 3: key 1 already set in map"]
+        );
+        assert!(yaml_duplicate_keys(b"a: 1\nb: {a: 2}\n").is_empty());
+        assert!(yaml_duplicate_keys(b"a: [1\n").is_empty());
     }
 }

@@ -51,6 +51,9 @@ pub struct WriteOptions {
     /// unknown fields are added. `None` for other bodies, whose unknown
     /// fields are found on the decoded object.
     pub body_field_errors: Option<Vec<String>>,
+    /// A server-side apply body's duplicate YAML keys, as sigs.k8s.io/yaml
+    /// reports them (`line 3: key "replicas" already set in map`).
+    pub apply_yaml_duplicates: Vec<String>,
 }
 
 /// `DeleteOptions`, from the query string and/or the request body.

@@ -806,10 +806,11 @@ where
                 if kind == PatchKind::Apply && sub == Subresource::Main {
                     self.check_apply_body(name, &patch)?;
                     let mut applied = managed::apply(self.info, None, &patch, sub, opts)?;
+                    let yaml_warnings = apply_yaml_verdict(opts)?;
                     if let (Some(ns), true) = (ns, self.info.namespaced()) {
                         applied["metadata"]["namespace"] = json!(ns);
                     }
-                    return self
+                    let mut created = self
                         .do_create(
                             ns,
                             applied,
@@ -818,7 +819,9 @@ where
                                 ..opts.clone()
                             },
                         )
-                        .await;
+                        .await?;
+                    created.warnings.splice(0..0, yaml_warnings);
+                    return Ok(created);
                 }
                 return Err(ApiError::not_found(self.info, name));
             };
@@ -852,7 +855,12 @@ where
                 (patched, sub, None)
             };
             let warnings = match (kind, &patched) {
-                (PatchKind::Apply, _) => self.check_body(&candidate, opts)?,
+                (PatchKind::Apply, _) => {
+                    let body_warnings = self.check_body(&candidate, opts)?;
+                    let mut warnings = apply_yaml_verdict(opts)?;
+                    warnings.extend(body_warnings);
+                    warnings
+                }
                 (_, Some(scale)) => {
                     self.check_identity(&candidate)?;
                     self.check_patched(scale, SCALE, &patch, kind, opts)?
@@ -1174,6 +1182,22 @@ fn warn_or_refuse(
 }
 
 /// The 400 of a create or update whose body `Strict` refuses.
+/// An apply body's repeated YAML keys, after the apply, as
+/// `handlers/patch.go` checks them: `Strict` refuses with 400, `Warn` gives
+/// one warning per key.
+fn apply_yaml_verdict(opts: &WriteOptions) -> Result<Vec<String>, ApiError> {
+    let duplicates = &opts.apply_yaml_duplicates;
+    match opts.field_validation {
+        _ if duplicates.is_empty() => Ok(Vec::new()),
+        FieldValidation::Ignore => Ok(Vec::new()),
+        FieldValidation::Warn => Ok(duplicates.clone()),
+        FieldValidation::Strict => Err(ApiError::bad_request(format!(
+            "error strict decoding YAML: error converting YAML to JSON: yaml: unmarshal errors:\n  {}",
+            duplicates.join("\n  ")
+        ))),
+    }
+}
+
 fn cannot_handle(kind: &str, version: &str, list: &str) -> ApiError {
     ApiError::bad_request(format!(
         "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {list}"
