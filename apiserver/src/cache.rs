@@ -8,9 +8,9 @@
 //! N API watchers of a resource cost one broadcast subscription, never a
 //! store watch of their own.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -27,8 +27,12 @@ const HISTORY_MIN: usize = 100;
 const HISTORY_MAX: usize = 10_000;
 const BROADCAST_CAPACITY: usize = 4096;
 
+fn same_buffer(a: &Bytes, b: &Bytes) -> bool {
+    a.as_ptr() == b.as_ptr() && a.len() == b.len()
+}
+
 /// One object as the cache holds it.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct CachedObject {
     pub namespace: String,
     pub name: String,
@@ -83,6 +87,19 @@ pub struct CacheEvent {
     at: Instant,
 }
 
+/// What a create through this server knows of the object it is about to
+/// store: applying the create's event then needs no decode. Decoding every
+/// event is what kube-apiserver's watch cache does, and for a created pod it
+/// cost as much as the rest of the create's request work.
+pub struct CreateHint {
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub fields: Vec<(&'static str, String)>,
+    /// The very bytes stored, and where their resourceVersion goes.
+    pub encoded: crate::encoded::WithManagedFields,
+}
+
 /// Decodes a stored value into a cached object with the given revision.
 pub type Decoder = Box<dyn Fn(&[u8], i64) -> Result<CachedObject, String> + Send + Sync>;
 
@@ -106,6 +123,13 @@ pub struct ResourceCache {
     epoch: watch::Sender<u64>,
     /// Shared with the other resources: the revision the cache has reached.
     revision: watch::Receiver<i64>,
+    /// Creates in flight through this server, by key. An event is matched
+    /// to its hint by the identity of its bytes (the embedded store hands
+    /// the written buffer to its watchers), so a hint is never applied to
+    /// other bytes; any event for the key, or the create's failure, ends it.
+    hints: Mutex<HashMap<String, CreateHint>>,
+    /// Events applied from a hint rather than decoded.
+    hints_taken: std::sync::atomic::AtomicU64,
 }
 
 /// What a watch starts with: events to send first, then the live feed.
@@ -251,6 +275,59 @@ impl ResourceCache {
         }
     }
 
+    /// Tells the cache that `key` is about to be created with
+    /// `hint.encoded.bytes`.
+    pub fn expect_create(&self, key: &str, hint: CreateHint) {
+        self.lock_hints().insert(key.to_string(), hint);
+    }
+
+    /// How many events were applied from a create's hint.
+    pub fn hints_taken(&self) -> u64 {
+        self.hints_taken.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The create of `key` with `bytes` failed: its hint goes.
+    pub fn withdraw_create(&self, key: &str, bytes: &Bytes) {
+        let mut hints = self.lock_hints();
+        if hints
+            .get(key)
+            .is_some_and(|h| same_buffer(&h.encoded.bytes, bytes))
+        {
+            hints.remove(key);
+        }
+    }
+
+    fn lock_hints(&self) -> std::sync::MutexGuard<'_, HashMap<String, CreateHint>> {
+        self.hints.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached form of a stored object: from its create's hint when the
+    /// event carries the hinted bytes themselves, else decoded.
+    fn cached(&self, kv: &KeyValue) -> Option<Arc<CachedObject>> {
+        let hint = self.lock_hints().remove(&kv.key);
+        match hint {
+            Some(h) if same_buffer(&h.encoded.bytes, &kv.value) => {
+                let hinted = Arc::new(CachedObject {
+                    json: Bytes::from(h.encoded.with_resource_version(kv.mod_revision)),
+                    namespace: h.namespace,
+                    name: h.name,
+                    labels: h.labels,
+                    fields: h.fields,
+                    rv: kv.mod_revision,
+                });
+                self.hints_taken
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                // Every test run checks the hint against the decode it saves.
+                #[cfg(debug_assertions)]
+                if let Some(decoded) = self.decode(kv, kv.mod_revision) {
+                    assert_eq!(hinted, decoded, "a create hint differs from its decode");
+                }
+                Some(hinted)
+            }
+            _ => self.decode(kv, kv.mod_revision),
+        }
+    }
+
     fn decode(&self, kv: &KeyValue, rv: i64) -> Option<Arc<CachedObject>> {
         match (self.decoder)(&kv.value, rv) {
             Ok(o) => Some(Arc::new(o)),
@@ -272,16 +349,24 @@ impl ResourceCache {
             history: VecDeque::new(),
             floor: revision,
         };
+        // Creates in flight may have been listed already; hints of the
+        // others only save a decode.
+        self.lock_hints().clear();
         self.epoch.send_modify(|e| *e += 1);
     }
 
     fn apply(&self, event: &WatchEvent, revision_tx: &watch::Sender<i64>) {
+        // Decoded before the lock: readers wait for the insert alone.
+        let put = match event {
+            WatchEvent::Put { kv, .. } => match self.cached(kv) {
+                Some(obj) => Some(obj),
+                None => return,
+            },
+            _ => None,
+        };
         let mut inner = self.lock_write();
-        let (key, ev) = match event {
-            WatchEvent::Put { kv, .. } => {
-                let Some(obj) = self.decode(kv, kv.mod_revision) else {
-                    return;
-                };
+        let (key, ev) = match (event, put) {
+            (WatchEvent::Put { kv, .. }, Some(obj)) => {
                 let prev = inner.objects.insert(kv.key.clone(), obj.clone());
                 let kind = if prev.is_some() {
                     EventType::Modified
@@ -290,7 +375,8 @@ impl ResourceCache {
                 };
                 (kv.key.clone(), (kind, obj, prev))
             }
-            WatchEvent::Delete { prev, revision } => {
+            (WatchEvent::Put { .. }, None) => return,
+            (WatchEvent::Delete { prev, revision }, _) => {
                 let Some(obj) = self.decode(prev, *revision) else {
                     inner.objects.remove(&prev.key);
                     return;
@@ -298,7 +384,7 @@ impl ResourceCache {
                 let old = inner.objects.remove(&prev.key);
                 (prev.key.clone(), (EventType::Deleted, obj, old))
             }
-            WatchEvent::Progress { .. } => return,
+            (WatchEvent::Progress { .. }, _) => return,
         };
         let (kind, obj, prev) = ev;
         let rv = event.revision();
@@ -358,6 +444,8 @@ impl Cache {
             tx,
             epoch,
             revision: self.revision.clone(),
+            hints: Mutex::new(HashMap::new()),
+            hints_taken: Default::default(),
         });
         self.resources.push(rc.clone());
         rc
@@ -476,7 +564,10 @@ mod tests {
                 name: v["name"].as_str().unwrap_or_default().to_string(),
                 labels,
                 fields: Vec::new(),
-                json: Bytes::copy_from_slice(bytes),
+                // As the registry's decoder: with the revision when the
+                // value has metadata.
+                json: crate::encoded::with_resource_version(bytes, rv)
+                    .map_or_else(|| Bytes::copy_from_slice(bytes), Bytes::from),
                 rv,
             })
         })
@@ -500,6 +591,64 @@ mod tests {
         let cache = Arc::new(cache);
         cache.start(storage.clone()).await.expect("start");
         (dir, storage, cache, pods)
+    }
+
+    /// A create's bytes and a hint that describes them.
+    fn hinted(name: &str, app: &str) -> (Bytes, CreateHint) {
+        let object = serde_json::json!({"ns": "a", "name": name, "app": app, "metadata": {}});
+        let raw = serde_json::to_vec(&object).expect("encodes");
+        let encoded =
+            crate::encoded::with_managed_fields(&raw, br#"[{"manager":"m"}]"#).expect("spliced");
+        let hint = CreateHint {
+            namespace: "a".into(),
+            name: name.into(),
+            labels: BTreeMap::from([("app".to_string(), app.to_string())]),
+            fields: Vec::new(),
+            encoded: encoded.clone(),
+        };
+        (encoded.bytes, hint)
+    }
+
+    #[tokio::test]
+    async fn a_create_hint_stands_in_for_a_decode_of_its_own_bytes_only() {
+        let (_dir, storage, cache, pods) = setup().await;
+        // The very bytes hinted: the event is applied from the hint (which,
+        // in a debug build, is checked against the decode it saves).
+        let (bytes, hint) = hinted("p", "web");
+        pods.expect_create("/registry/pods/a/p", hint);
+        let r = storage
+            .create("/registry/pods/a/p", bytes)
+            .await
+            .expect("create");
+        assert!(cache.wait_for(r, Duration::from_secs(5)).await);
+        assert_eq!(pods.hints_taken(), 1);
+        let cached = pods.get("/registry/pods/a/p").expect("cached");
+        assert_eq!(cached.rv, r);
+        let json: serde_json::Value = serde_json::from_slice(&cached.json).expect("JSON");
+        assert_eq!(json["metadata"]["resourceVersion"], r.to_string());
+        assert!(pods.lock_hints().is_empty(), "the event took its hint");
+
+        // Equal bytes in another buffer (what etcd's watch hands back) are
+        // decoded, and the stale hint goes with the event.
+        let (bytes, hint) = hinted("q", "web");
+        pods.expect_create("/registry/pods/a/q", hint);
+        let copy = Bytes::copy_from_slice(&bytes);
+        let r = storage
+            .create("/registry/pods/a/q", copy)
+            .await
+            .expect("create");
+        assert!(cache.wait_for(r, Duration::from_secs(5)).await);
+        assert_eq!(pods.hints_taken(), 1);
+        assert!(pods.get("/registry/pods/a/q").is_some());
+        assert!(pods.lock_hints().is_empty());
+
+        // A failed create withdraws its own hint, not another's.
+        let (bytes, hint) = hinted("p", "db");
+        pods.expect_create("/registry/pods/a/p", hint);
+        pods.withdraw_create("/registry/pods/a/p", &Bytes::copy_from_slice(&bytes));
+        assert_eq!(pods.lock_hints().len(), 1);
+        pods.withdraw_create("/registry/pods/a/p", &bytes);
+        assert!(pods.lock_hints().is_empty());
     }
 
     #[tokio::test]

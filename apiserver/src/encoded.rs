@@ -25,6 +25,7 @@ pub fn with_metadata_member(json: &[u8], key: &[u8], value: &[u8]) -> Option<Vec
 /// A created object's encoding with its managed fields, and where its
 /// resourceVersion goes once the store has given it one: the create's
 /// answer then needs no second scan of the object.
+#[derive(Clone)]
 pub struct WithManagedFields {
     pub bytes: bytes::Bytes,
     resource_version_at: Insertion,

@@ -16,6 +16,7 @@ use super::rest::{
 use super::store::{BodyKind, SCALE, Store};
 use super::strategies::validation::validate_object_meta;
 use super::{FieldError, FieldPath, Printer, Strategy};
+use crate::cache::CreateHint;
 use crate::error::ApiError;
 use crate::storage::{KeyValue, StorageError};
 
@@ -393,8 +394,21 @@ where
             .as_deref()
             .filter(|g| !name_given && !g.is_empty())
             .map(|g| g.chars().take(58).collect::<String>());
-        let (bytes, spliced) = match self.encode_created(&obj, opts)? {
-            Some(encoded) => encoded,
+        let (encoded, hint) = match self.encode_created(&obj, opts)? {
+            Some(encoded) => {
+                // The watch cache is told what it would decode from these bytes.
+                let hint = encoded.1.as_ref().map(|with| {
+                    let meta = obj.metadata();
+                    CreateHint {
+                        namespace: meta.namespace.clone().unwrap_or_default(),
+                        name: name.clone(),
+                        labels: meta.labels.clone().unwrap_or_default(),
+                        fields: self.strategy.selectable_fields(&obj),
+                        encoded: with.clone(),
+                    }
+                });
+                (encoded, hint)
+            }
             None => {
                 let mut v = to_json(&obj)?;
                 drop(obj);
@@ -408,10 +422,10 @@ where
                         encoded: None,
                     });
                 }
-                self.encode_created_tree(v, opts, &key, &name).await?
+                (self.encode_created_tree(v, opts, &key, &name).await?, None)
             }
         };
-        self.store_created(key, name, bytes, spliced, generated, warnings)
+        self.store_created(key, name, encoded, generated, warnings, hint)
             .await
     }
 
@@ -485,17 +499,25 @@ where
         &self,
         mut key: String,
         mut name: String,
-        mut bytes: Bytes,
-        // Where the answer's resourceVersion goes, found while splicing.
-        mut spliced: Option<crate::encoded::WithManagedFields>,
+        // The bytes, and where the answer's resourceVersion goes when it
+        // was found while splicing.
+        (mut bytes, mut spliced): Encoded,
         generated: Option<String>,
         warnings: Vec<String>,
+        mut hint: Option<CreateHint>,
     ) -> Result<WriteResult, ApiError> {
         // A generated name that happens to be taken is generated again, as
         // Kubernetes does (RetryGenerateName, GA in 1.31, 7 retries).
         let mut retries = if generated.is_some() { 7 } else { 0 };
         loop {
-            match self.shared.storage.create(&key, bytes.clone()).await {
+            if let Some(hint) = hint.take() {
+                self.cache.expect_create(&key, hint);
+            }
+            let created = self.shared.storage.create(&key, bytes.clone()).await;
+            if created.is_err() {
+                self.cache.withdraw_create(&key, &bytes);
+            }
+            match created {
                 Ok(rev) => {
                     // The answer is the stored bytes with their revision.
                     let answer = match &spliced {
