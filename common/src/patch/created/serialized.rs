@@ -101,7 +101,7 @@ impl<'o, 'z> Walk<'o, 'z> {
     }
 
     fn map(self) -> Result<Members<'o, 'z>, Unsupported> {
-        let granular = !matches!(self.field.shape, Shape::AtomicMap | Shape::ReplaceMap);
+        let granular = granular_map(self.field);
         if !granular && self.role != Role::Member {
             return Err(Unsupported);
         }
