@@ -202,7 +202,19 @@ pub fn create_record_typed<T: serde::Serialize>(
     }
     let api_version = info.api_version();
     let written = with_request(info, manager, Subresource::Main, |req| {
-        patch::created_managed_fields_of(obj, &api_version, info.kind, req)
+        let written = patch::created_managed_fields_of(obj, &api_version, info.kind, req);
+        // Every test run checks the typed walk against the tree writer.
+        #[cfg(debug_assertions)]
+        if let (Ok(walked), Ok(tree)) = (&written, serde_json::to_value(obj)) {
+            assert_eq!(
+                walked.as_deref().map(String::from_utf8_lossy),
+                patch::created_managed_fields(&tree, req)
+                    .as_deref()
+                    .map(String::from_utf8_lossy),
+                "the typed walk's managed fields differ from the tree writer's for {tree}"
+            );
+        }
+        written
     });
     match written {
         Ok(Some(json)) => Some(CreateRecord::Json(json)),
