@@ -26,6 +26,8 @@ const HISTORY_WINDOW: Duration = Duration::from_secs(75);
 const HISTORY_MIN: usize = 100;
 const HISTORY_MAX: usize = 10_000;
 const BROADCAST_CAPACITY: usize = 4096;
+/// Creates in flight with a hint, at most (see [`ResourceCache::expect_create`]).
+const MAX_HINTS: usize = 4096;
 
 fn same_buffer(a: &Bytes, b: &Bytes) -> bool {
     a.as_ptr() == b.as_ptr() && a.len() == b.len()
@@ -278,7 +280,12 @@ impl ResourceCache {
     /// Tells the cache that `key` is about to be created with
     /// `hint.encoded.bytes`.
     pub fn expect_create(&self, key: &str, hint: CreateHint) {
-        self.lock_hints().insert(key.to_string(), hint);
+        let mut hints = self.lock_hints();
+        // A create whose request was dropped after its write failed leaves
+        // its hint until the key's next event; the cap bounds such leftovers.
+        if hints.len() < MAX_HINTS {
+            hints.insert(key.to_string(), hint);
+        }
     }
 
     /// How many events were applied from a create's hint.
@@ -649,6 +656,14 @@ mod tests {
         assert_eq!(pods.lock_hints().len(), 1);
         pods.withdraw_create("/registry/pods/a/p", &bytes);
         assert!(pods.lock_hints().is_empty());
+
+        // Leftover hints are bounded.
+        for i in 0..=MAX_HINTS {
+            let (_, hint) = hinted(&format!("r{i}"), "web");
+            pods.expect_create(&format!("/registry/pods/a/r{i}"), hint);
+        }
+        assert_eq!(pods.lock_hints().len(), MAX_HINTS);
+        assert!(storage.watchers_get_written_buffers());
     }
 
     #[tokio::test]

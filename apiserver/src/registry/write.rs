@@ -396,8 +396,10 @@ where
             .map(|g| g.chars().take(58).collect::<String>());
         let (encoded, hint) = match self.encode_created(&obj, opts)? {
             Some(encoded) => {
-                // The watch cache is told what it would decode from these bytes.
-                let hint = encoded.1.as_ref().map(|with| {
+                // The watch cache is told what it would decode from these
+                // bytes, when its events will carry them.
+                let hinted = self.shared.storage.watchers_get_written_buffers();
+                let hint = encoded.1.as_ref().filter(|_| hinted).map(|with| {
                     let meta = obj.metadata();
                     CreateHint {
                         namespace: meta.namespace.clone().unwrap_or_default(),

@@ -146,6 +146,13 @@ pub trait Storage: Send + Sync + 'static {
     /// The latest revision of the whole store.
     async fn current_revision(&self) -> Result<i64, StorageError>;
 
+    /// Whether watch events carry the very `Bytes` a write was given (an
+    /// in-process store), so that a writer may tell the watch cache what
+    /// those bytes hold instead of having them decoded.
+    fn watchers_get_written_buffers(&self) -> bool {
+        false
+    }
+
     /// Discards history older than `revision`: watches and lists from
     /// earlier revisions then answer `Compacted`.
     async fn compact(&self, revision: i64) -> Result<(), StorageError>;

@@ -227,6 +227,10 @@ impl Storage for EmbeddedStore {
         .await
     }
 
+    fn watchers_get_written_buffers(&self) -> bool {
+        true
+    }
+
     async fn current_revision(&self) -> Result<i64, StorageError> {
         Ok(self.shared.current.load(Ordering::Acquire))
     }
