@@ -167,46 +167,56 @@ fn entry(v: &Value, field: Field, zero: Zero<'_>, out: &mut Vec<u8>) -> Written 
             let Some(items) = index_items(field, list) else {
                 return leaf(v, zero);
             };
-            let mut items: Vec<(String, &Value)> = items
+            let items: Vec<(String, &Value)> = items
                 .into_iter()
                 .map(|(element, item)| (element.serialize(), item))
                 .collect();
-            // The encoding's key order; a duplicate counts once, as its
-            // first item (the sort is stable).
-            items.sort_by(|a, b| a.0.cmp(&b.0));
-            items.dedup_by(|later, earlier| later.0 == earlier.0);
             let item_field = Field {
                 node: field.node,
                 shape: Shape::Plain,
             };
-            out.push(b'{');
-            if added {
-                out.extend_from_slice(b"\".\":{},");
-            }
-            for (i, (element, item)) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                member_key(out, "", element);
+            list_entry(out, added, items, |out, item| match item {
                 // Zero objects hold no list items: each is added.
-                match item {
-                    Value::Object(m)
-                        if field.shape != Shape::Set
-                            && !m.is_empty()
-                            && is_granular_map(item_field, item) =>
-                    {
-                        out.extend_from_slice(b"{\".\":{}");
-                        members(m, item_field, Zero::Absent, out, true, |_, _| false);
-                        out.push(b'}');
-                    }
-                    _ => out.extend_from_slice(b"{}"),
+                Value::Object(m)
+                    if field.shape != Shape::Set
+                        && !m.is_empty()
+                        && is_granular_map(item_field, item) =>
+                {
+                    out.extend_from_slice(b"{\".\":{}");
+                    members(m, item_field, Zero::Absent, out, true, |_, _| false);
+                    out.push(b'}');
                 }
-            }
-            out.push(b'}');
+                _ => out.extend_from_slice(b"{}"),
+            });
             Written::Entry
         }
         _ => leaf(v, zero),
     }
+}
+
+/// Writes a granular list's entry from its items' path elements, in the
+/// encoding's key order; a duplicate counts once, as its first item (the
+/// sort is stable). `body` writes one item's entry.
+fn list_entry<T>(
+    out: &mut Vec<u8>,
+    added: bool,
+    mut items: Vec<(String, T)>,
+    mut body: impl FnMut(&mut Vec<u8>, &T),
+) {
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    items.dedup_by(|later, earlier| later.0 == earlier.0);
+    out.push(b'{');
+    if added {
+        out.extend_from_slice(b"\".\":{},");
+    }
+    for (i, (element, item)) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        member_key(out, "", element);
+        body(out, item);
+    }
+    out.push(b'}');
 }
 
 fn leaf(v: &Value, zero: Zero<'_>) -> Written {

@@ -17,6 +17,26 @@ use serde_json::{Map, Value};
 use super::fieldpath::{FieldSet, Path, PathElement};
 use super::schema::{self, Field, Shape};
 
+/// A list-map item's path element from its key fields, as `get` finds them;
+/// `Err` names the first key when it is missing and has no default.
+pub(super) fn keyed_element<'v>(
+    keys: &'static [&'static str],
+    get: impl Fn(&str) -> Option<&'v Value>,
+) -> Result<PathElement, &'static str> {
+    let mut fields = Vec::with_capacity(keys.len());
+    for &key in keys {
+        match (get(key), schema::key_default(key)) {
+            (Some(v), _) if !v.is_null() => fields.push((key, v.clone())),
+            (_, Some(default)) => fields.push((key, Value::String(default.into()))),
+            // Only the first key is required; Kubernetes' optional extra
+            // keys (e.g. `whenUnsatisfiable`) may be absent.
+            (_, None) if fields.is_empty() => return Err(key),
+            (_, None) => {}
+        }
+    }
+    Ok(PathElement::key(&fields))
+}
+
 /// The path element naming `item` inside a list with `shape`, or why it
 /// has none (a list-map item that omits a key with no default).
 fn item_element(shape: Shape, item: &Value) -> Result<Option<PathElement>, String> {
@@ -27,22 +47,11 @@ fn item_element(shape: Shape, item: &Value) -> Result<Option<PathElement>, Strin
                     "associative list item must be an object, got {item}"
                 ));
             };
-            let mut fields = Vec::with_capacity(keys.len());
-            for key in keys {
-                match (m.get(*key), schema::key_default(key)) {
-                    (Some(v), _) if !v.is_null() => fields.push((*key, v.clone())),
-                    (_, Some(default)) => fields.push((*key, Value::String(default.into()))),
-                    // Only the first key is required; Kubernetes' optional
-                    // extra keys (e.g. `whenUnsatisfiable`) may be absent.
-                    (_, None) if fields.is_empty() => {
-                        return Err(format!(
-                            "associative list with keys has an element that omits key field {key:?} (and doesn't have default value)"
-                        ));
-                    }
-                    (_, None) => {}
-                }
-            }
-            Ok(Some(PathElement::key(&fields)))
+            keyed_element(keys, |key| m.get(key)).map(Some).map_err(|key| {
+                format!(
+                    "associative list with keys has an element that omits key field {key:?} (and doesn't have default value)"
+                )
+            })
         }
         Shape::Set => Ok(Some(PathElement::Value(item.to_string()))),
         _ => Ok(None),

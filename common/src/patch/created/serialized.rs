@@ -13,10 +13,13 @@ use std::fmt;
 use serde::ser::{self, Impossible, Serialize, Serializer};
 use serde_json::Value;
 
-use super::{Written, Zero, entry, envelope, is_metadata_stripped, member_key, separate};
+use super::{
+    Written, Zero, entry, envelope, is_metadata_stripped, list_entry, member_key, separate,
+};
 use crate::patch::ManagerRequest;
 use crate::patch::fieldpath::PathElement;
-use crate::patch::schema::{self, Field, Shape, TypeHint, key_default};
+use crate::patch::schema::{self, Field, Shape, TypeHint};
+use crate::patch::typed::keyed_element;
 use crate::patch::zero::zero_object;
 
 /// What [`super::created_managed_fields`] gives for `obj` encoded as JSON,
@@ -322,7 +325,8 @@ impl Items<'_> {
                 });
                 let written = written?;
                 // An item that is no object has no element either.
-                let Some(element) = element(keys, captured) else {
+                let found = |key: &str| captured.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
+                let Ok(element) = keyed_element(keys, found) else {
                     self.atomic = true;
                     return Ok(());
                 };
@@ -337,43 +341,15 @@ impl Items<'_> {
         Ok(())
     }
 
-    fn end(mut self) -> Result<Written, Unsupported> {
+    fn end(self) -> Result<Written, Unsupported> {
         if self.atomic || self.items.is_empty() {
             return Ok(Written::Leaf);
         }
-        // The encoding's key order; a duplicate counts once, as its first
-        // item (the sort is stable).
-        self.items.sort_by(|a, b| a.0.cmp(&b.0));
-        self.items.dedup_by(|later, earlier| later.0 == earlier.0);
-        self.out.push(b'{');
-        if self.added {
-            self.out.extend_from_slice(b"\".\":{},");
-        }
-        for (i, (element, chunk)) in self.items.iter().enumerate() {
-            if i > 0 {
-                self.out.push(b',');
-            }
-            member_key(self.out, "", element);
-            self.out.extend_from_slice(chunk);
-        }
-        self.out.push(b'}');
+        list_entry(self.out, self.added, self.items, |out, chunk| {
+            out.extend_from_slice(chunk);
+        });
         Ok(Written::Entry)
     }
-}
-
-/// A keyed item's path element from its captured key fields, as
-/// `typed::item_element` builds it from the item's JSON.
-fn element(keys: &[&str], captured: Captured) -> Option<PathElement> {
-    let mut fields = Vec::with_capacity(keys.len());
-    for key in keys {
-        match (captured.iter().find(|(k, _)| k == key), key_default(key)) {
-            (Some((k, v)), _) if !v.is_null() => fields.push((*k, v.clone())),
-            (_, Some(default)) => fields.push((*key, Value::String(default.into()))),
-            (_, None) if fields.is_empty() => return None,
-            (_, None) => {}
-        }
-    }
-    Some(PathElement::key(&fields))
 }
 
 /// A list nobody walks into: an atomic list is one leaf.
