@@ -365,10 +365,7 @@ impl ResourceCache {
     fn apply(&self, event: &WatchEvent, revision_tx: &watch::Sender<i64>) {
         // Decoded before the lock: readers wait for the insert alone.
         let put = match event {
-            WatchEvent::Put { kv, .. } => match self.cached(kv) {
-                Some(obj) => Some(obj),
-                None => return,
-            },
+            WatchEvent::Put { kv, .. } => self.cached(kv),
             _ => None,
         };
         let mut inner = self.lock_write();

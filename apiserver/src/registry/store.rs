@@ -21,9 +21,9 @@ use crate::cache::{Cache, CacheError, CachedObject, ResourceCache};
 use crate::error::ApiError;
 use crate::storage::{KeyValue, Storage};
 
-/// Checks an incoming object for fields its schema does not have; returns
-/// their paths (`.spec.foo`). Supplied by the OpenAPI module.
-/// Unknown fields of a body as an object of `(group, version, kind)`.
+/// Checks a body, as an object of `(group, version, kind)`, for fields its
+/// schema does not have; returns their paths (`.spec.foo`). Supplied by the
+/// OpenAPI module.
 pub type UnknownFieldCheck = Arc<dyn Fn(BodyKind, &Value) -> Vec<String> + Send + Sync>;
 
 /// What a body is decoded as: `(group, version, kind)`.

@@ -506,15 +506,16 @@ where
         (mut bytes, mut spliced): Encoded,
         generated: Option<String>,
         warnings: Vec<String>,
-        mut hint: Option<CreateHint>,
+        hint: Option<CreateHint>,
     ) -> Result<WriteResult, ApiError> {
         // A generated name that happens to be taken is generated again, as
-        // Kubernetes does (RetryGenerateName, GA in 1.31, 7 retries).
+        // Kubernetes does (RetryGenerateName, GA in 1.31, 7 retries); the
+        // hint is for the first key and bytes only.
         let mut retries = if generated.is_some() { 7 } else { 0 };
+        if let Some(hint) = hint {
+            self.cache.expect_create(&key, hint);
+        }
         loop {
-            if let Some(hint) = hint.take() {
-                self.cache.expect_create(&key, hint);
-            }
             let created = self.shared.storage.create(&key, bytes.clone()).await;
             if created.is_err() {
                 self.cache.withdraw_create(&key, &bytes);
@@ -885,13 +886,13 @@ where
                     warnings.extend(body_warnings);
                     warnings
                 }
-                (_, Some(scale)) => {
+                (_, patched) => {
                     self.check_identity(&candidate)?;
-                    self.check_patched(scale, SCALE, &patch, kind, opts)?
-                }
-                (_, None) => {
-                    self.check_identity(&candidate)?;
-                    self.check_patched(&candidate, self.body_kind(), &patch, kind, opts)?
+                    let (checked, body_kind) = match patched {
+                        Some(scale) => (scale, SCALE),
+                        None => (&candidate, self.body_kind()),
+                    };
+                    self.check_patched(checked, body_kind, &patch, kind, opts)?
                 }
             };
             let opts_for_write = if kind == PatchKind::Apply {
@@ -1205,23 +1206,20 @@ fn warn_or_refuse(
     Err(refuse(&problems.join(", ")))
 }
 
-/// The 400 of a create or update whose body `Strict` refuses.
 /// An apply body's repeated YAML keys, after the apply, as
 /// `handlers/patch.go` checks them: `Strict` refuses with 400, `Warn` gives
-/// one warning per key.
+/// one warning per key (the HTTP layer finds none under `Ignore`).
 fn apply_yaml_verdict(opts: &WriteOptions) -> Result<Vec<String>, ApiError> {
     let duplicates = &opts.apply_yaml_duplicates;
-    match opts.field_validation {
-        _ if duplicates.is_empty() => Ok(Vec::new()),
-        FieldValidation::Ignore => Ok(Vec::new()),
-        FieldValidation::Warn => Ok(duplicates.clone()),
-        FieldValidation::Strict => Err(ApiError::bad_request(format!(
+    warn_or_refuse(opts.field_validation, duplicates.clone(), |_| {
+        ApiError::bad_request(format!(
             "error strict decoding YAML: error converting YAML to JSON: yaml: unmarshal errors:\n  {}",
             duplicates.join("\n  ")
-        ))),
-    }
+        ))
+    })
 }
 
+/// The 400 of a create or update whose body `Strict` refuses.
 fn cannot_handle(kind: &str, version: &str, list: &str) -> ApiError {
     ApiError::bad_request(format!(
         "{kind} in version {version:?} cannot be handled as a {kind}: strict decoding error: {list}"
