@@ -19,7 +19,7 @@ pub fn with_resource_version(json: &[u8], rv: i64) -> Option<Vec<u8>> {
 /// `value` being encoded JSON; `None` as for [`with_resource_version`].
 pub fn with_metadata_member(json: &[u8], key: &[u8], value: &[u8]) -> Option<Vec<u8>> {
     let [at] = metadata_insertions(json, [key])?;
-    Some(splice(json, &[(at, key, value)]))
+    Some(splice(json, at, key, value))
 }
 
 /// A created object's encoding with its managed fields, and where its
@@ -36,7 +36,7 @@ pub struct WithManagedFields {
 pub fn with_managed_fields(json: &[u8], managed: &[u8]) -> Option<WithManagedFields> {
     let [at, rv_at] = metadata_insertions(json, [b"managedFields", b"resourceVersion"])?;
     let inserted_before_rv = member_len(&at, b"managedFields", managed);
-    let bytes = splice(json, &[(at, b"managedFields", managed)]);
+    let bytes = splice(json, at, b"managedFields", managed);
     Some(WithManagedFields {
         bytes: bytes.into(),
         resource_version_at: Insertion {
@@ -52,11 +52,9 @@ impl WithManagedFields {
         let value = format!("\"{rv}\"");
         splice(
             &self.bytes,
-            &[(
-                self.resource_version_at,
-                b"resourceVersion",
-                value.as_bytes(),
-            )],
+            self.resource_version_at,
+            b"resourceVersion",
+            value.as_bytes(),
         )
     }
 }
@@ -105,26 +103,20 @@ fn member_len(insertion: &Insertion, key: &[u8], value: &[u8]) -> usize {
         + usize::from(insertion.comma_after)
 }
 
-/// `json` with each member inserted; insertions in order of position.
-fn splice(json: &[u8], members: &[(Insertion, &[u8], &[u8])]) -> Vec<u8> {
-    let added: usize = members.iter().map(|(at, k, v)| member_len(at, k, v)).sum();
-    let mut out = Vec::with_capacity(json.len() + added);
-    let mut copied = 0;
-    for (insertion, key, value) in members {
-        out.extend_from_slice(&json[copied..insertion.at]);
-        copied = insertion.at;
-        if insertion.comma_before {
-            out.push(b',');
-        }
-        out.push(b'"');
-        out.extend_from_slice(key);
-        out.extend_from_slice(b"\":");
-        out.extend_from_slice(value);
-        if insertion.comma_after {
-            out.push(b',');
-        }
+fn splice(json: &[u8], insertion: Insertion, key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len() + member_len(&insertion, key, value));
+    out.extend_from_slice(&json[..insertion.at]);
+    if insertion.comma_before {
+        out.push(b',');
     }
-    out.extend_from_slice(&json[copied..]);
+    out.push(b'"');
+    out.extend_from_slice(key);
+    out.extend_from_slice(b"\":");
+    out.extend_from_slice(value);
+    if insertion.comma_after {
+        out.push(b',');
+    }
+    out.extend_from_slice(&json[insertion.at..]);
     out
 }
 
