@@ -589,7 +589,7 @@ impl<'de> Visitor<'de> for YamlWalk<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut keys = HashSet::new();
+        let mut keys = Keys::Few(Vec::new());
         while map
             .next_key_seed(YamlKey {
                 walk: self,
@@ -607,7 +607,7 @@ impl<'de> Visitor<'de> for YamlWalk<'_> {
 /// parser is on it, so that an error carries its line.
 struct YamlKey<'a, 'k> {
     walk: YamlWalk<'a>,
-    keys: &'k mut HashSet<String>,
+    keys: &'k mut Keys<'static>,
 }
 
 impl YamlKey<'_, '_> {
@@ -618,7 +618,7 @@ impl YamlKey<'_, '_> {
         tagged: String,
         shown: impl FnOnce() -> String,
     ) -> Result<(), E> {
-        if self.keys.insert(tagged) {
+        if self.keys.insert(Cow::Owned(tagged)) {
             return Ok(());
         }
         let seen = self.walk.seen.get();
