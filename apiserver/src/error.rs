@@ -32,7 +32,7 @@ fn qualified_resource(info: &ResourceInfo) -> String {
     }
 }
 
-/// `Pod` or `Deployment.apps`, as Kubernetes qualifies a kind.
+/// One `details.causes` entry per field error.
 fn causes(errs: &[FieldError]) -> Vec<Value> {
     errs.iter()
         .map(|e| {
@@ -45,6 +45,7 @@ fn causes(errs: &[FieldError]) -> Vec<Value> {
         .collect()
 }
 
+/// `Pod` or `Deployment.apps`, as Kubernetes qualifies a kind.
 fn qualified_kind(info: &ResourceInfo) -> String {
     if info.group.is_empty() {
         info.kind.to_string()
