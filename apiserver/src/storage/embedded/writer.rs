@@ -65,27 +65,59 @@ const GATHER_STEP: Duration = Duration::from_micros(50);
 /// Never delay a commit by more than this.
 const GATHER_MAX: Duration = Duration::from_micros(500);
 
-/// Takes what is queued, then keeps gathering while requests are still
-/// arriving. Writers behind an API server arrive spread out (each request is
-/// decoded and validated first), so committing on the first arrival would
-/// pay an fsync for a group of one while the rest queue behind it; a short,
-/// adaptive wait lets one fsync serve them all. An idle writer adds at most
-/// one step of latency.
-fn collect(requests: &mut mpsc::UnboundedReceiver<Request>, group: &mut Vec<Request>) {
-    let started = Instant::now();
-    loop {
-        let before = group.len();
-        while group.len() < MAX_GROUP {
-            match requests.try_recv() {
-                Ok(request) => group.push(request),
-                Err(_) => break,
-            }
+/// Gathers a group while applying it. Writers behind an API server arrive
+/// spread out (each request is decoded and validated first), so committing on
+/// the first arrival would pay an fsync for a group of one while the rest
+/// queue behind it; a short, adaptive wait lets one fsync serve them all. The
+/// requests gathered so far are applied during that wait rather than after
+/// it, so the wait costs the group's callers no extra time. An idle writer
+/// adds at most one step of latency.
+struct Gather {
+    started: Instant,
+    /// The last step brought nothing: the next empty look ends the group.
+    waited: bool,
+}
+
+impl Gather {
+    fn new() -> Self {
+        Gather {
+            started: Instant::now(),
+            waited: false,
         }
-        let grew = group.len() > before || before == 1;
-        if group.len() >= MAX_GROUP || !grew || started.elapsed() >= GATHER_MAX {
-            return;
+    }
+
+    /// Takes what has arrived into `group`; false when the group is complete.
+    fn more(
+        &mut self,
+        requests: &mut mpsc::UnboundedReceiver<Request>,
+        group: &mut Vec<Request>,
+    ) -> bool {
+        if group.len() >= MAX_GROUP || self.started.elapsed() >= GATHER_MAX {
+            return false;
+        }
+        let before = group.len();
+        drain(requests, group);
+        if group.len() > before {
+            self.waited = false;
+            return true;
+        }
+        if self.waited {
+            return false;
         }
         std::thread::sleep(GATHER_STEP);
+        drain(requests, group);
+        // A step that brought nothing ends the group at the next empty look.
+        self.waited = group.len() == before;
+        true
+    }
+}
+
+fn drain(requests: &mut mpsc::UnboundedReceiver<Request>, group: &mut Vec<Request>) {
+    while group.len() < MAX_GROUP {
+        match requests.try_recv() {
+            Ok(request) => group.push(request),
+            Err(_) => break,
+        }
     }
 }
 
@@ -118,8 +150,7 @@ pub(super) fn run(
     let mut group = Vec::new();
     while let Some(first) = requests.blocking_recv() {
         group.push(first);
-        collect(&mut requests, &mut group);
-        match apply_group(&db, revision, &group) {
+        match apply_group(&db, revision, &mut requests, &mut group) {
             Ok((next, outcomes, committed)) => {
                 revision = next;
                 current.store(revision, Ordering::Release);
@@ -147,10 +178,12 @@ pub(super) fn run(
 
 type GroupResult = (i64, Vec<Result<Outcome, StorageError>>, Vec<WatchEvent>);
 
+/// Gathers and applies one group in one transaction, then commits it.
 fn apply_group(
     db: &Database,
     revision: i64,
-    group: &[Request],
+    requests: &mut mpsc::UnboundedReceiver<Request>,
+    group: &mut Vec<Request>,
 ) -> Result<GroupResult, redb::Error> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
@@ -162,14 +195,20 @@ fn apply_group(
     let mut events = Vec::new();
     {
         let mut tables = Tables::open(&txn)?;
-        for request in group {
-            match tables.apply(&request.op, next + 1)? {
-                Ok((outcome, event)) => {
-                    next += 1;
-                    outcomes.push(Ok(outcome));
-                    events.push(event);
+        let mut gather = Gather::new();
+        loop {
+            for request in &group[outcomes.len()..] {
+                match tables.apply(&request.op, next + 1)? {
+                    Ok((outcome, event)) => {
+                        next += 1;
+                        outcomes.push(Ok(outcome));
+                        events.push(event);
+                    }
+                    Err(refused) => outcomes.push(Err(refused)),
                 }
-                Err(refused) => outcomes.push(Err(refused)),
+            }
+            if !gather.more(requests, group) {
+                break;
             }
         }
         if next != revision {
