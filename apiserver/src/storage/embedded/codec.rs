@@ -1,12 +1,15 @@
-//! The byte layout of the embedded store's two tables. Values are written by
-//! hand (fixed-width little-endian integers, then the opaque payload) so the
+//! The byte layout of the embedded store's log. Entries are written by hand
+//! (fixed-width little-endian integers, then the opaque payload) so the
 //! on-disk format does not depend on a serialization crate's version.
 //!
-//! - current-values table (`key -> row`): `create_revision | mod_revision | value`
 //! - log table (`revision -> entry`): `kind | create_revision | prev_revision |
 //!   key length | key | value`, where `prev_revision` is the revision of the
 //!   key's previous log entry in the same incarnation (0 for a create) and a
 //!   delete's entry (a tombstone) carries no value.
+//! - live-keys table (`key -> (create_revision, mod_revision)`): redb's own
+//!   tuple encoding. A live key's value is its log entry at `mod_revision`,
+//!   which compaction never removes (it is no entry's predecessor), so every
+//!   value is stored once.
 
 use bytes::Bytes;
 
@@ -15,25 +18,40 @@ use crate::storage::{KeyValue, StorageError};
 const PUT: u8 = 0;
 const DELETE: u8 = 1;
 
-/// Encodes a row of the current-values table.
-pub(super) fn encode_row(create_revision: i64, mod_revision: i64, value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + value.len());
-    out.extend_from_slice(&create_revision.to_le_bytes());
-    out.extend_from_slice(&mod_revision.to_le_bytes());
-    out.extend_from_slice(value);
-    out
+/// A live key's revisions, as the live-keys table holds them.
+pub(super) type LiveRow = (i64, i64);
+
+/// A live key's value, from its row and the log entry at its `mod_revision`
+/// (`entry`, `None` if the log has none).
+pub(super) fn live_value(
+    key: &str,
+    (create_revision, mod_revision): LiveRow,
+    entry: Option<&[u8]>,
+) -> Result<KeyValue, StorageError> {
+    let missing = || {
+        StorageError::Internal(format!(
+            "log entry {mod_revision} with the value of {key} is missing"
+        ))
+    };
+    let view = LogView::parse(mod_revision, entry.ok_or_else(missing)?)?;
+    match view.value {
+        Some(value) if view.key == key => Ok(KeyValue {
+            key: key.to_owned(),
+            value: Bytes::copy_from_slice(value),
+            create_revision,
+            mod_revision,
+        }),
+        _ => Err(missing()),
+    }
 }
 
-/// Decodes a row of the current-values table into the key's value.
-pub(super) fn decode_row(key: &str, row: &[u8]) -> Result<KeyValue, StorageError> {
-    let (create_revision, rest) = take_i64(row, key)?;
-    let (mod_revision, value) = take_i64(rest, key)?;
-    Ok(KeyValue {
-        key: key.to_owned(),
-        value: Bytes::copy_from_slice(value),
-        create_revision,
-        mod_revision,
-    })
+/// The revisions at the head of a row of the legacy current-values table
+/// (`create_revision | mod_revision | value`), which also held the value.
+pub(super) fn legacy_row(key: &str, row: &[u8]) -> Result<LiveRow, StorageError> {
+    let corrupt = || StorageError::Internal(format!("row of key {key} is corrupt"));
+    let (create_revision, rest) = split_i64(row).ok_or_else(corrupt)?;
+    let (mod_revision, _) = split_i64(rest).ok_or_else(corrupt)?;
+    Ok((create_revision, mod_revision))
 }
 
 /// One entry of the revision log.
@@ -123,10 +141,6 @@ fn split_i64(bytes: &[u8]) -> Option<(i64, &[u8])> {
     Some((i64::from_le_bytes(head.try_into().ok()?), rest))
 }
 
-fn take_i64<'a>(bytes: &'a [u8], key: &str) -> Result<(i64, &'a [u8]), StorageError> {
-    split_i64(bytes).ok_or_else(|| StorageError::Internal(format!("row of key {key} is corrupt")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,14 +174,35 @@ mod tests {
     }
 
     #[test]
-    fn rows_round_trip_and_truncated_bytes_are_refused() {
-        let row = encode_row(4, 9, b"value");
-        let kv = decode_row("/k", &row).expect("decodes");
+    fn live_values_come_from_their_own_key_s_put_and_truncated_bytes_are_refused() {
+        let put = LogEntry {
+            key: "/k".into(),
+            value: Some(Bytes::from_static(b"value")),
+            create_revision: 4,
+            prev_revision: 4,
+        }
+        .encode();
+        let kv = live_value("/k", (4, 9), Some(&put)).expect("decodes");
         assert_eq!(
             (kv.create_revision, kv.mod_revision, &kv.value[..]),
             (4, 9, &b"value"[..])
         );
-        assert!(decode_row("/k", &row[..10]).is_err());
+        assert!(live_value("/other", (4, 9), Some(&put)).is_err());
+        assert!(live_value("/k", (4, 9), None).is_err());
+        let tombstone = LogEntry {
+            key: "/k".into(),
+            value: None,
+            create_revision: 4,
+            prev_revision: 9,
+        };
+        assert!(live_value("/k", (4, 9), Some(&tombstone.encode())).is_err());
+        assert!(live_value("/k", (4, 9), Some(&put[..10])).is_err());
+
+        let mut legacy = 4i64.to_le_bytes().to_vec();
+        legacy.extend_from_slice(&9i64.to_le_bytes());
+        legacy.extend_from_slice(b"value");
+        assert_eq!(legacy_row("/k", &legacy).expect("decodes"), (4, 9));
+        assert!(legacy_row("/k", &legacy[..10]).is_err());
         assert!(LogEntry::decode(1, &[0, 1, 2]).is_err());
         assert!(LogEntry::decode(1, &[]).is_err());
     }

@@ -2,10 +2,12 @@
 //! on `redb`, modelled on kine's log-structured backend
 //! (`k3s-io/kine`, `pkg/logstructured/`). Three tables:
 //!
-//! - `kv`: each live key's current value (what `get` and latest `list` read);
 //! - `log`: revision → (key, value or tombstone, create revision, revision of
 //!   the key's previous entry): the history that watches replay and that
 //!   `list` at an older revision walks back through;
+//! - `keys`: each live key's create and mod revision; `get` and latest `list`
+//!   read the value from the log entry at the mod revision, so a write stores
+//!   its value once;
 //! - `meta`: the current and the compacted revision.
 //!
 //! Writes go through one writer thread that group-commits ([`writer`]);
@@ -30,13 +32,16 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use redb::{Builder, Database, ReadableTable, TableDefinition};
+use redb::{Builder, Database, ReadableTable, TableDefinition, TableHandle};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{KeyValue, ListResult, Storage, StorageError, WatchStream};
 use writer::{Committed, Op, Outcome, Request};
 
-const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+const KEYS: TableDefinition<&str, codec::LiveRow> = TableDefinition::new("keys");
+/// Before `keys`, live keys were rows of their revisions followed by a second
+/// copy of the value; opening such a store moves them to `keys`.
+const LEGACY_KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const LOG: TableDefinition<i64, &[u8]> = TableDefinition::new("log");
 const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
 const CURRENT_REVISION: &str = "current_revision";
@@ -146,13 +151,36 @@ fn init_tables(db: &Database) -> Result<i64, redb::Error> {
     let mut txn = db.begin_write()?;
     txn.set_quick_repair(true);
     let revision = {
-        txn.open_table(KV)?;
+        txn.open_table(KEYS)?;
         txn.open_table(LOG)?;
         let meta = txn.open_table(META)?;
         meta.get(CURRENT_REVISION)?.map_or(0, |r| r.value())
     };
+    migrate_legacy_kv(&txn)?;
     txn.commit()?;
     Ok(revision)
+}
+
+/// Moves a legacy `kv` table's keys to `keys`, in the opening transaction, so
+/// a crash leaves either the old layout or the new one.
+fn migrate_legacy_kv(txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    let legacy_name = LEGACY_KV.name();
+    if !txn.list_tables()?.any(|table| table.name() == legacy_name) {
+        return Ok(());
+    }
+    {
+        let legacy = txn.open_table(LEGACY_KV)?;
+        let mut keys = txn.open_table(KEYS)?;
+        for item in legacy.iter()? {
+            let (key, row) = item?;
+            let revisions = codec::legacy_row(key.value(), row.value())
+                .map_err(|e| redb::Error::Corrupted(e.to_string()))?;
+            keys.insert(key.value(), revisions)?;
+        }
+    }
+    txn.delete_table(LEGACY_KV)?;
+    tracing::info!("embedded store: moved live keys to the `keys` table");
+    Ok(())
 }
 
 fn internal(error: &impl Display) -> StorageError {

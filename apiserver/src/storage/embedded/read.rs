@@ -7,17 +7,28 @@ use std::ops::Bound;
 
 use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase};
 
-use super::codec::{LogEntry, LogView, decode_row};
-use super::{COMPACT_REVISION, CURRENT_REVISION, KV, LOG, META, internal};
+use super::codec::{LiveRow, LogEntry, LogView, live_value};
+use super::{COMPACT_REVISION, CURRENT_REVISION, KEYS, LOG, META, internal};
 use crate::storage::{KeyValue, ListResult, StorageError, WatchEvent};
 
 pub(super) fn get(db: &Database, key: &str) -> Result<Option<KeyValue>, StorageError> {
     let txn = db.begin_read().map_err(|e| internal(&e))?;
-    let kv = txn.open_table(KV).map_err(|e| internal(&e))?;
-    match kv.get(key).map_err(|e| internal(&e))? {
-        Some(row) => decode_row(key, row.value()).map(Some),
-        None => Ok(None),
-    }
+    let keys = txn.open_table(KEYS).map_err(|e| internal(&e))?;
+    let Some(row) = keys.get(key).map_err(|e| internal(&e))? else {
+        return Ok(None);
+    };
+    let log = txn.open_table(LOG).map_err(|e| internal(&e))?;
+    read_live(&log, key, row.value()).map(Some)
+}
+
+/// A live key's value, from the log entry its row points at.
+fn read_live(
+    log: &ReadOnlyTable<i64, &'static [u8]>,
+    key: &str,
+    row: LiveRow,
+) -> Result<KeyValue, StorageError> {
+    let entry = log.get(row.1).map_err(|e| internal(&e))?;
+    live_value(key, row, entry.as_ref().map(|entry| entry.value()))
 }
 
 /// The current and compacted revision as of this snapshot.
@@ -41,7 +52,8 @@ pub(super) fn list(
 ) -> Result<ListResult, StorageError> {
     let txn = db.begin_read().map_err(|e| internal(&e))?;
     let (current, compacted) = revisions(&txn)?;
-    let kv = txn.open_table(KV).map_err(|e| internal(&e))?;
+    let keys = txn.open_table(KEYS).map_err(|e| internal(&e))?;
+    let log = txn.open_table(LOG).map_err(|e| internal(&e))?;
     let limit = if limit == 0 { usize::MAX } else { limit };
     let at = match revision {
         Some(r) if r > current => {
@@ -58,7 +70,7 @@ pub(super) fn list(
         }
         Some(r) if r < current => r,
         _ => {
-            let kvs = current_rows(&kv, prefix, start_after)?
+            let kvs = current_rows(&keys, &log, prefix, start_after)?
                 .take(limit)
                 .collect::<Result<_, _>>()?;
             return Ok(ListResult {
@@ -67,12 +79,11 @@ pub(super) fn list(
             });
         }
     };
-    let log = txn.open_table(LOG).map_err(|e| internal(&e))?;
     let changed = changed_since(&log, prefix, start_after, at)?;
     // Keys untouched since `at` read from the current table; every other key
     // under the prefix has a log entry after `at` and its state at `at` is in
     // `changed`. Both iterate in key order, so a merge keeps the paging cheap.
-    let mut unchanged = current_rows(&kv, prefix, start_after)?
+    let mut unchanged = current_rows(&keys, &log, prefix, start_after)?
         .filter(|row| !matches!(row, Ok(kv) if changed.contains_key(&kv.key)))
         .peekable();
     let mut historic = changed.values().flatten().cloned().peekable();
@@ -97,9 +108,11 @@ pub(super) fn list(
     Ok(ListResult { kvs, revision: at })
 }
 
-/// The rows of the current table under `prefix`, strictly after `start_after`.
+/// The live keys under `prefix`, strictly after `start_after`, with their
+/// values.
 fn current_rows<'t>(
-    kv: &'t ReadOnlyTable<&'static str, &'static [u8]>,
+    keys: &'t ReadOnlyTable<&'static str, LiveRow>,
+    log: &'t ReadOnlyTable<i64, &'static [u8]>,
     prefix: &'t str,
     start_after: Option<&'t str>,
 ) -> Result<impl Iterator<Item = Result<KeyValue, StorageError>> + 't, StorageError> {
@@ -107,15 +120,16 @@ fn current_rows<'t>(
         Some(after) if after >= prefix => Bound::Excluded(after),
         _ => Bound::Included(prefix),
     };
-    let range = kv
+    let range = keys
         .range::<&str>((lower, Bound::Unbounded))
         .map_err(|e| internal(&e))?;
     Ok(range
+        .map(|item| item.map_err(|e| internal(&e)))
+        .take_while(move |item| !matches!(item, Ok((key, _)) if !key.value().starts_with(prefix)))
         .map(|item| {
-            let (key, row) = item.map_err(|e| internal(&e))?;
-            decode_row(key.value(), row.value())
-        })
-        .take_while(move |row| !matches!(row, Ok(kv) if !kv.key.starts_with(prefix))))
+            let (key, row) = item?;
+            read_live(log, key.value(), row.value())
+        }))
 }
 
 /// For every key under `prefix` (after `start_after`) written after revision

@@ -205,3 +205,93 @@ async fn a_compaction_larger_than_one_sweep_chunk_completes() {
         .expect("list at now");
     assert_eq!(at.kvs, before.kvs);
 }
+
+/// A store written before values were kept once: live keys are rows of their
+/// revisions followed by a copy of the value.
+fn write_legacy_store(path: &std::path::Path) {
+    use super::codec::LogEntry;
+    use super::{CURRENT_REVISION, FILE_NAME, LEGACY_KV, LOG, META};
+    let db = redb::Database::create(path.join(FILE_NAME)).expect("create");
+    let txn = db.begin_write().expect("write");
+    {
+        let mut kv = txn.open_table(LEGACY_KV).expect("kv");
+        let mut log = txn.open_table(LOG).expect("log");
+        let mut meta = txn.open_table(META).expect("meta");
+        // a created at 1, updated at 3; b created at 2 and deleted at 4.
+        let entries = [
+            (1, "/registry/pods/ns/a", Some(value(1)), 1, 0),
+            (2, "/registry/pods/ns/b", Some(value(2)), 2, 0),
+            (3, "/registry/pods/ns/a", Some(value(3)), 1, 1),
+            (4, "/registry/pods/ns/b", None, 2, 2),
+        ];
+        for (revision, key, value, create_revision, prev_revision) in entries {
+            let entry = LogEntry {
+                key: key.into(),
+                value,
+                create_revision,
+                prev_revision,
+            };
+            log.insert(revision, entry.encode().as_slice())
+                .expect("log");
+        }
+        let mut row = 1i64.to_le_bytes().to_vec();
+        row.extend_from_slice(&3i64.to_le_bytes());
+        row.extend_from_slice(&value(3));
+        kv.insert("/registry/pods/ns/a", row.as_slice())
+            .expect("kv");
+        meta.insert(CURRENT_REVISION, 4).expect("meta");
+    }
+    txn.commit().expect("commit");
+}
+
+#[tokio::test]
+async fn a_store_of_the_earlier_layout_opens_with_its_keys_values_and_history() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    write_legacy_store(dir.path());
+    {
+        let store = EmbeddedStore::open(dir.path()).expect("open");
+        let a = store
+            .get("/registry/pods/ns/a")
+            .await
+            .expect("get")
+            .expect("present");
+        assert_eq!(
+            (a.value, a.create_revision, a.mod_revision),
+            (value(3), 1, 3)
+        );
+        assert!(
+            store
+                .get("/registry/pods/ns/b")
+                .await
+                .expect("get")
+                .is_none()
+        );
+        let at_2 = store
+            .list("/registry/", None, 0, Some(2))
+            .await
+            .expect("list");
+        let keys: Vec<_> = at_2.kvs.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(keys, ["/registry/pods/ns/a", "/registry/pods/ns/b"]);
+        assert_eq!(at_2.kvs[0].value, value(1));
+        let revision = store
+            .update("/registry/pods/ns/a", value(5), 3)
+            .await
+            .expect("update");
+        assert_eq!(revision, 5);
+    }
+    use redb::{ReadableDatabase, TableHandle};
+    let store = EmbeddedStore::open(dir.path()).expect("reopen");
+    let latest = store.list("/registry/", None, 0, None).await.expect("list");
+    assert_eq!(latest.kvs.len(), 1);
+    assert_eq!(
+        (latest.kvs[0].value.clone(), latest.revision),
+        (value(5), 5)
+    );
+    let txn = store.shared.db.begin_read().expect("read");
+    let tables: Vec<_> = txn
+        .list_tables()
+        .expect("tables")
+        .map(|table| table.name().to_owned())
+        .collect();
+    assert!(!tables.contains(&"kv".to_owned()), "{tables:?}");
+}

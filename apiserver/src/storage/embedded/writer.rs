@@ -14,8 +14,8 @@ use bytes::Bytes;
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::codec::{LogEntry, decode_row, encode_row};
-use super::{CURRENT_REVISION, KV, LOG, META, internal};
+use super::codec::{LiveRow, LogEntry, live_value};
+use super::{CURRENT_REVISION, KEYS, LOG, META, internal};
 use crate::storage::{KeyValue, StorageError, WatchEvent};
 
 /// At most this many requests share one transaction, so one huge burst
@@ -220,7 +220,7 @@ fn apply_group(
 }
 
 struct Tables<'txn> {
-    kv: Table<'txn, &'static str, &'static [u8]>,
+    keys: Table<'txn, &'static str, LiveRow>,
     log: Table<'txn, i64, &'static [u8]>,
     meta: Table<'txn, &'static str, i64>,
 }
@@ -232,25 +232,26 @@ type Applied = Result<Result<(Outcome, WatchEvent), StorageError>, redb::Error>;
 impl<'txn> Tables<'txn> {
     fn open(txn: &'txn WriteTransaction) -> Result<Self, redb::Error> {
         Ok(Tables {
-            kv: txn.open_table(KV)?,
+            keys: txn.open_table(KEYS)?,
             log: txn.open_table(LOG)?,
             meta: txn.open_table(META)?,
         })
     }
 
     fn current(&self, key: &str) -> Result<Option<KeyValue>, redb::Error> {
-        match self.kv.get(key)? {
-            Some(row) => decode_row(key, row.value())
-                .map(Some)
-                .map_err(|e| redb::Error::Corrupted(e.to_string())),
-            None => Ok(None),
-        }
+        let Some(row) = self.keys.get(key)?.map(|row| row.value()) else {
+            return Ok(None);
+        };
+        let entry = self.log.get(row.1)?;
+        live_value(key, row, entry.as_ref().map(|entry| entry.value()))
+            .map(Some)
+            .map_err(|e| redb::Error::Corrupted(e.to_string()))
     }
 
     fn apply(&mut self, op: &Op, revision: i64) -> Applied {
         match op {
             Op::Create { key, value } => {
-                if self.current(key)?.is_some() {
+                if self.keys.get(key.as_str())?.is_some() {
                     return Ok(Err(StorageError::AlreadyExists { key: key.clone() }));
                 }
                 let kv = self.put(key, value, revision, revision, 0)?;
@@ -307,7 +308,7 @@ impl<'txn> Tables<'txn> {
                     prev_revision: prev.mod_revision,
                 };
                 self.log.insert(revision, tombstone.encode().as_slice())?;
-                self.kv.remove(key.as_str())?;
+                self.keys.remove(key.as_str())?;
                 let event = WatchEvent::Delete {
                     prev: prev.clone(),
                     revision,
@@ -332,8 +333,7 @@ impl<'txn> Tables<'txn> {
             prev_revision,
         };
         self.log.insert(revision, entry.encode().as_slice())?;
-        self.kv
-            .insert(key, encode_row(create_revision, revision, value).as_slice())?;
+        self.keys.insert(key, (create_revision, revision))?;
         Ok(KeyValue {
             key: key.to_owned(),
             value: value.clone(),
