@@ -299,8 +299,10 @@ async fn one_round(
     let base = format!("http://{addr}");
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
 
+    // Built before the CPU count starts: only the requests are measured.
+    let bodies = pod_bodies(args.pods)?;
     settle_disk().await?;
-    let (creates, api_cpu) = with_cpu(api_creates(addr, args)).await;
+    let (creates, api_cpu) = with_cpu(api_creates(addr, bodies, args.clients)).await;
     let creates = creates?;
     let api = Phase {
         rate: args.pods as f64 / creates.elapsed.as_secs_f64(),
@@ -368,7 +370,8 @@ async fn transport_floor(args: &Args) -> anyhow::Result<Row> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
-    let (creates, cpu) = with_cpu(api_creates(addr, args)).await;
+    let bodies = pod_bodies(args.pods)?;
+    let (creates, cpu) = with_cpu(api_creates(addr, bodies, args.clients)).await;
     let creates = creates?;
     server.abort();
     let rate = args.pods as f64 / creates.elapsed.as_secs_f64();
@@ -443,11 +446,14 @@ struct Creates {
     latencies: Vec<Duration>,
 }
 
-async fn api_creates(addr: SocketAddr, args: &Args) -> anyhow::Result<Creates> {
+async fn api_creates(
+    addr: SocketAddr,
+    bodies: Arc<Vec<Bytes>>,
+    clients: usize,
+) -> anyhow::Result<Creates> {
     let path = "/api/v1/namespaces/default/pods";
-    let bodies = pod_bodies(args.pods)?;
-    let mut connections = Vec::with_capacity(args.clients);
-    for _ in 0..args.clients {
+    let mut connections = Vec::with_capacity(clients);
+    for _ in 0..clients {
         connections.push(Connection::open(addr).await?);
     }
     let next = Arc::new(AtomicUsize::new(0));
@@ -455,7 +461,7 @@ async fn api_creates(addr: SocketAddr, args: &Args) -> anyhow::Result<Creates> {
     let clients: Vec<_> = connections
         .into_iter()
         .map(|mut connection| {
-            let (next, total) = (next.clone(), args.pods);
+            let (next, total) = (next.clone(), bodies.len());
             let bodies = bodies.clone();
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
@@ -477,7 +483,7 @@ async fn api_creates(addr: SocketAddr, args: &Args) -> anyhow::Result<Creates> {
             })
         })
         .collect();
-    let mut latencies = Vec::with_capacity(args.pods);
+    let mut latencies = Vec::with_capacity(bodies.len());
     for client in clients {
         latencies.extend(client.await??);
     }
