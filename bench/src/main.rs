@@ -12,6 +12,8 @@
 //!   API server's.
 //! - `pod-startup`: pod creation to Running through the kubelet on a real
 //!   containerd, one pod and 30 at once, beside the raw container start.
+//! - `recovery`: the embedded store's reopening after a crash under load, after
+//!   a crash while idle, and after a clean shutdown.
 //! - `proxy`: 1,000 Services × 10 endpoints into a real `nft -f` (and fewer into iptables-restore)
 //!   (in a private network namespace): from scratch, and per endpoint change.
 
@@ -20,6 +22,7 @@ mod controllers;
 mod lean_client;
 mod pod_startup;
 mod proxy;
+mod recovery;
 mod report;
 mod scheduler;
 mod startup;
@@ -47,6 +50,8 @@ enum Command {
     Proxy(proxy::Args),
     /// Pod creation to Running on a real containerd against the raw start.
     PodStartup(pod_startup::Args),
+    /// The embedded store's reopening after a crash, under load and idle.
+    Recovery(recovery::Args),
 }
 
 /// The storage backends the benchmarks run on.
@@ -97,5 +102,9 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(pod_startup::run(args)),
+        Command::Recovery(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(recovery::run(args)),
     }
 }

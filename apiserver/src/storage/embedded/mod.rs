@@ -33,7 +33,9 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use bytes::Bytes;
 use redb::{Builder, Database, ReadableTable, TableDefinition, TableHandle};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use std::sync::mpsc;
+
+use tokio::sync::{broadcast, oneshot};
 
 use super::{KeyValue, ListResult, Storage, StorageError, WatchStream};
 use writer::{Committed, Op, Outcome, Request};
@@ -65,7 +67,7 @@ pub struct EmbeddedStore {
 /// its channel close, then the join waits for its last commit to finish,
 /// which lets the same directory be reopened as soon as the store is dropped.
 struct Shared {
-    requests: mpsc::UnboundedSender<Request>,
+    requests: mpsc::Sender<Request>,
     _writer: JoinOnDrop,
     db: Arc<Database>,
     events: broadcast::Sender<Arc<Committed>>,
@@ -103,7 +105,7 @@ impl EmbeddedStore {
         let revision = init_tables(&db).map_err(|e| internal(&e))?;
         let db = Arc::new(db);
         let current = Arc::new(AtomicI64::new(revision));
-        let (requests, receiver) = mpsc::unbounded_channel();
+        let (requests, receiver) = mpsc::channel();
         let (events, _) = broadcast::channel(event_buffer);
         let writer = std::thread::Builder::new()
             .name("embedded-store-writer".into())
