@@ -71,7 +71,7 @@ pub(super) struct Committed {
 /// While requests keep arriving, wait this long for more before committing.
 const GATHER_STEP: Duration = Duration::from_micros(50);
 /// Never delay a commit by more than this.
-const GATHER_MAX: Duration = Duration::from_micros(500);
+const GATHER_MAX: Duration = Duration::from_micros(200);
 
 /// Gathers a group while applying it. Writers behind an API server arrive
 /// spread out (each request is decoded and validated first), so committing on
