@@ -184,6 +184,7 @@ impl Sync {
                 }
                 self.sets.push(created);
                 self.set_deployment_revision(revision).await?;
+                self.record_new_replica_set(&name).await?;
                 Ok(Some(self.sets.len() - 1))
             }
             Err(kube::Error::Api(s)) if s.code == 409 => {

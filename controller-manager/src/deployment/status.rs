@@ -124,6 +124,24 @@ impl Sync {
         self.write(s).await
     }
 
+    /// `getNewReplicaSet` in `sync.go`: creating the new set is progress,
+    /// recorded at once. Otherwise a rollout whose first look already saw the
+    /// new set's pods would find no progress to record, keep the finished
+    /// rollout's `NewReplicaSetAvailable`, and never time out.
+    pub async fn record_new_replica_set(&mut self, name: &str) -> Result<(), Error> {
+        let mut s = self.d.status.clone().unwrap_or_default();
+        set_condition(
+            &mut s,
+            cond(
+                "Progressing",
+                "True",
+                "NewReplicaSetCreated",
+                format!("Created new replica set \"{name}\""),
+            ),
+        );
+        self.write(s).await
+    }
+
     /// Status with the `Progressing` condition (`syncRolloutStatus`).
     pub async fn sync_rollout_status(&mut self, new: Option<usize>) -> Result<(), Error> {
         let old = self.d.status.clone().unwrap_or_default();
