@@ -112,3 +112,15 @@ impl Drop for TestServer {
         self.task.abort();
     }
 }
+
+/// Copies an embedded store's directory file by file. Taken while no write
+/// is in progress, the copy is the image a crash at that moment leaves on
+/// disk (the store's crash tests and `bench recovery` open such images).
+pub fn copy_store_files(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+    }
+    Ok(())
+}

@@ -109,12 +109,8 @@ async fn fill(store: &EmbeddedStore, args: &Args) -> anyhow::Result<()> {
 /// crash at this moment leaves on disk.
 fn copy_store(from: &Path, to: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        std::fs::copy(entry.path(), to.join(entry.file_name()))
-            .with_context(|| format!("copying {}", entry.path().display()))?;
-    }
+    apiserver::testing::copy_store_files(from, to)
+        .with_context(|| format!("copying {}", from.display()))?;
     if started.elapsed() > COPY_LIMIT {
         bail!(
             "copying the store took {}, which may overlap the writer's next commit",

@@ -301,11 +301,7 @@ async fn a_store_of_the_earlier_layout_opens_with_its_keys_values_and_history() 
 /// its allocator state.
 fn crash_image_needs_full_repair(live: &std::path::Path, image: &std::path::Path) -> bool {
     use std::sync::atomic::{AtomicBool, Ordering};
-    std::fs::create_dir_all(image).expect("image directory");
-    for entry in std::fs::read_dir(live).expect("store directory") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), image.join(entry.file_name())).expect("copy");
-    }
+    crate::testing::copy_store_files(live, image).expect("copy the store");
     let repaired = std::sync::Arc::new(AtomicBool::new(false));
     let flag = repaired.clone();
     let db = redb::Builder::new()
