@@ -11,12 +11,31 @@ use serde_json::{Value, json};
 use super::rest::{PatchKind, Subresource, WriteOptions};
 use crate::error::ApiError;
 
-fn now_rfc3339() -> String {
+/// Runs `f` with the time now as managed fields record it (whole seconds,
+/// RFC 3339). Every write records it: it is formatted once a second per
+/// thread, not once a write.
+fn with_now<R>(f: impl FnOnce(&str) -> R) -> R {
+    // A copy, not a borrow, so that `f` may ask for the time again.
+    type Text = (i64, usize, [u8; 32]);
+    thread_local! {
+        static NOW: std::cell::Cell<Text> = const { std::cell::Cell::new((i64::MIN, 0, [0; 32])) };
+    }
     let now = jiff::Timestamp::now();
-    jiff::Timestamp::from_second(now.as_second())
-        .unwrap_or(now)
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    let second = now.as_second();
+    let (mut cached_second, mut len, mut text) = NOW.get();
+    if cached_second != second {
+        let formatted = jiff::Timestamp::from_second(second)
+            .unwrap_or(now)
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        let Some(slot) = text.get_mut(..formatted.len()) else {
+            return f(&formatted);
+        };
+        slot.copy_from_slice(formatted.as_bytes());
+        (cached_second, len) = (second, formatted.len());
+        NOW.set((cached_second, len, text));
+    }
+    f(std::str::from_utf8(&text[..len]).unwrap_or_default())
 }
 
 /// Runs `f` with the request of `manager` writing `info`'s kind (or its
@@ -27,13 +46,14 @@ fn with_request<R>(
     sub: Subresource,
     f: impl FnOnce(&ManagerRequest<'_>) -> R,
 ) -> R {
-    let now = now_rfc3339();
     let api_version = info.api_version();
-    f(&ManagerRequest {
-        manager,
-        api_version: &api_version,
-        subresource: subresource_name(sub),
-        now: &now,
+    with_now(|now| {
+        f(&ManagerRequest {
+            manager,
+            api_version: &api_version,
+            subresource: subresource_name(sub),
+            now,
+        })
     })
 }
 

@@ -270,49 +270,134 @@ fn member_key(out: &mut Vec<u8>, prefix: &str, text: &str) {
     out.push(b':');
 }
 
+/// Whether any byte of `bytes` is one JSON escapes (a control character,
+/// `"` or `\\`), checked eight bytes at a time: this runs for every member
+/// key of every created object.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Whether any byte of `x` is zero (the classic SWAR test).
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // The same test for "any byte below 0x20" (`hasless`).
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0;
+        if control
+            || has_zero(x ^ (ONES * u64::from(b'"')))
+            || has_zero(x ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// Writes `"<prefix><text>"` with `text` escaped as serde_json escapes it.
 fn write_key(out: &mut Vec<u8>, prefix: &str, text: &str) {
-    let bytes = text.as_bytes();
-    out.reserve(prefix.len() + bytes.len() + 2);
-    out.push(b'"');
-    out.extend_from_slice(prefix.as_bytes());
     // Field names almost never need escaping: check before the byte loop.
-    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
-        out.extend_from_slice(bytes);
-        out.push(b'"');
+    if !needs_escape(text.as_bytes()) {
+        write_plain_key(out, prefix, text);
         return;
     }
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if escape.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(b >> 4)]);
-            out.push(HEX[usize::from(b & 0xf)]);
-        } else {
-            out.extend_from_slice(escape);
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
+    out.reserve(prefix.len() + 2 * text.len() + 2);
     out.push(b'"');
+    out.extend_from_slice(prefix.as_bytes());
+    for &b in text.as_bytes() {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0..=0x1f => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            }
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
+/// [`write_key`] of a `text` known to need no escaping.
+fn write_plain_key(out: &mut Vec<u8>, prefix: &str, text: &str) {
+    debug_assert!(!needs_escape(text.as_bytes()), "{text:?} needs escaping");
+    out.reserve(prefix.len() + text.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(prefix.as_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
+}
+
+/// [`member_key`] of a struct field's name, as a type's `Serialize` names
+/// it: a Rust-generated identifier, which never needs escaping.
+fn field_member_key(out: &mut Vec<u8>, prefix: &str, name: &'static str) {
+    write_plain_key(out, prefix, name);
+    out.push(b':');
 }
 
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
+
+    use super::needs_escape;
+
+    #[test]
+    fn keys_are_escaped_as_serde_json_escapes_strings() {
+        for text in [
+            "plain",
+            "k:{\"name\":\"web\"}",
+            "back\\slash",
+            "nl\n\r\t\u{8}\u{c}",
+            "\u{1}\u{1f}x",
+            "é\u{7f}",
+        ] {
+            let mut out = Vec::new();
+            super::write_key(&mut out, "", text);
+            assert_eq!(
+                String::from_utf8(out).expect("utf-8"),
+                serde_json::to_string(text).expect("encodes")
+            );
+        }
+    }
+
+    #[test]
+    fn the_word_wise_escape_check_agrees_with_the_byte_loop() {
+        let naive = |b: &[u8]| b.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        // Every byte value at every position of a 19-byte key (two words
+        // and a remainder), among bytes that need no escaping.
+        for byte in 0..=255u8 {
+            for at in 0..19 {
+                let mut key = *b"containerPort-name1";
+                key[at] = byte;
+                assert_eq!(needs_escape(&key), naive(&key), "{byte:#x} at {at}");
+            }
+        }
+        for key in [
+            "",
+            "a",
+            "f:metadata",
+            "k:{\"name\":\"web\"}",
+            "\u{7f}\u{80}é",
+            "tab\there",
+        ] {
+            assert_eq!(
+                needs_escape(key.as_bytes()),
+                naive(key.as_bytes()),
+                "{key:?}"
+            );
+        }
+    }
 
     use super::{created_managed_fields, created_managed_fields_of};
     use crate::patch::zero::zero_of;

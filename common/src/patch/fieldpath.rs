@@ -27,21 +27,12 @@ pub(crate) enum PathElement {
 impl PathElement {
     /// The key element of a list-map item from its key fields.
     pub(crate) fn key(fields: &[(&str, Value)]) -> PathElement {
-        let sorted: BTreeMap<&str, &Value> = fields.iter().map(|(k, v)| (*k, v)).collect();
-        // Written straight as compact JSON: this runs for every list-map
-        // item of every created object, where `Display` costs add up.
+        let mut refs: Vec<(&str, KeyValue<'_>)> = fields
+            .iter()
+            .map(|(k, v)| (*k, KeyValue::Given(v)))
+            .collect();
         let mut out = Vec::with_capacity(32);
-        out.push(b'{');
-        for (i, (k, v)) in sorted.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            // Writing a str or a Value into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut out, k);
-            out.push(b':');
-            let _ = serde_json::to_writer(&mut out, v);
-        }
-        out.push(b'}');
+        write_key_fields(&mut out, &mut refs);
         PathElement::Key(String::from_utf8(out).unwrap_or_default())
     }
 
@@ -286,6 +277,35 @@ impl FieldSet {
         }
         Ok(out)
     }
+}
+
+/// A key field's value in a list-map item's key: the item's own, or the
+/// schema's default for a key the item omits.
+#[derive(Clone, Copy)]
+pub(crate) enum KeyValue<'v> {
+    Given(&'v Value),
+    Default(&'static str),
+}
+
+/// Writes the canonical compact JSON of a list-map item's key fields
+/// (`{"containerPort":80,"protocol":"TCP"}`): sorted by name, and written
+/// straight, as this runs for every list-map item of every created object.
+pub(crate) fn write_key_fields(out: &mut Vec<u8>, fields: &mut [(&str, KeyValue<'_>)]) {
+    fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    out.push(b'{');
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // Writing a str or a Value into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, k);
+        out.push(b':');
+        let _ = match v {
+            KeyValue::Given(v) => serde_json::to_writer(&mut *out, v),
+            KeyValue::Default(text) => serde_json::to_writer(&mut *out, text),
+        };
+    }
+    out.push(b'}');
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::fieldpath::{FieldSet, Path, PathElement};
+use super::fieldpath::{FieldSet, KeyValue, Path, PathElement, write_key_fields};
 use super::schema::{self, Field, Shape};
 
 /// A list-map item's path element from its key fields, as `get` finds them;
@@ -23,18 +23,32 @@ pub(super) fn keyed_element<'v>(
     keys: &'static [&'static str],
     get: impl Fn(&str) -> Option<&'v Value>,
 ) -> Result<PathElement, &'static str> {
+    let mut out = Vec::with_capacity(32);
+    write_keyed_element(&mut out, keys, get)?;
+    Ok(PathElement::Key(String::from_utf8(out).unwrap_or_default()))
+}
+
+/// Writes a list-map item's key (the JSON of [`PathElement::Key`]) after
+/// what `out` holds; `Err` names the first key when it is missing and has
+/// no default.
+pub(super) fn write_keyed_element<'v>(
+    out: &mut Vec<u8>,
+    keys: &'static [&'static str],
+    get: impl Fn(&str) -> Option<&'v Value>,
+) -> Result<(), &'static str> {
     let mut fields = Vec::with_capacity(keys.len());
     for &key in keys {
         match (get(key), schema::key_default(key)) {
-            (Some(v), _) if !v.is_null() => fields.push((key, v.clone())),
-            (_, Some(default)) => fields.push((key, Value::String(default.into()))),
+            (Some(v), _) if !v.is_null() => fields.push((key, KeyValue::Given(v))),
+            (_, Some(default)) => fields.push((key, KeyValue::Default(default))),
             // Only the first key is required; Kubernetes' optional extra
             // keys (e.g. `whenUnsatisfiable`) may be absent.
             (_, None) if fields.is_empty() => return Err(key),
             (_, None) => {}
         }
     }
-    Ok(PathElement::key(&fields))
+    write_key_fields(out, &mut fields);
+    Ok(())
 }
 
 /// The path element naming `item` inside a list with `shape`, or why it

@@ -9,17 +9,19 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 
 use serde::ser::{self, Impossible, Serialize, Serializer};
 use serde_json::Value;
 
 use super::{
-    Written, Zero, entry, envelope, is_metadata_stripped, list_entry, member_key, separate,
+    Written, Zero, entry, envelope, field_member_key, is_metadata_stripped, list_entry, member_key,
+    separate,
 };
 use crate::patch::ManagerRequest;
 use crate::patch::fieldpath::PathElement;
 use crate::patch::schema::{self, Field, Shape, TypeHint};
-use crate::patch::typed::keyed_element;
+use crate::patch::typed::write_keyed_element;
 use crate::patch::zero::zero_object;
 
 /// What [`super::created_managed_fields`] gives for `obj` encoded as JSON,
@@ -31,18 +33,21 @@ pub fn created_managed_fields_of<T: Serialize + ?Sized>(
     kind: &str,
     req: &ManagerRequest<'_>,
 ) -> Result<Option<Vec<u8>>, Unsupported> {
-    let mut fields = Vec::with_capacity(2048);
+    let mut sink = Sink {
+        out: Vec::with_capacity(2048),
+        written: Vec::with_capacity(64),
+    };
     let root = TypeHint::for_kind(kind).root();
     let zero = Zero::Present(zero_object(api_version, kind));
     let written = obj.serialize(Walk {
         field: root,
         zero,
-        out: &mut fields,
+        sink: &mut sink,
         role: Role::Root,
         capture: None,
     })?;
     match written {
-        Written::Entry => Ok(Some(envelope(&fields, req))),
+        Written::Entry => Ok(Some(envelope(&sink.out, req))),
         Written::Leaf | Written::Nothing => Ok(None),
     }
 }
@@ -82,11 +87,22 @@ enum Role {
 /// The key fields of a keyed list's item, captured as the item is walked.
 type Captured = Vec<(&'static str, Value)>;
 
+/// What a walk writes, shared by all its levels so that none allocates
+/// its own buffers.
+struct Sink {
+    /// The entries written so far.
+    out: Vec<u8>,
+    /// The members written of the maps being walked, innermost last: each
+    /// map's key, start (after its comma) and end, for sorting them when
+    /// they came unsorted. A map drops its own when it ends.
+    written: Vec<(Cow<'static, str>, usize, usize)>,
+}
+
 /// Walks one value, writing its entry as [`super::entry`] does.
 struct Walk<'o, 'z> {
     field: Field,
     zero: Zero<'z>,
-    out: &'o mut Vec<u8>,
+    sink: &'o mut Sink,
     role: Role,
     capture: Option<(&'static [&'static str], &'o mut Captured)>,
 }
@@ -108,7 +124,8 @@ impl<'o, 'z> Walk<'o, 'z> {
         if !granular && self.role != Role::Member {
             return Err(Unsupported);
         }
-        let mark = self.out.len();
+        let out = &mut self.sink.out;
+        let mark = out.len();
         let added = matches!(self.zero, Zero::Absent);
         let dot = match self.role {
             Role::Root | Role::Metadata => false,
@@ -116,12 +133,13 @@ impl<'o, 'z> Walk<'o, 'z> {
             Role::Item => true,
         };
         if granular {
-            self.out.push(b'{');
+            out.push(b'{');
             if dot {
-                self.out.extend_from_slice(b"\".\":{}");
+                out.extend_from_slice(b"\".\":{}");
             }
         }
-        let region = self.out.len();
+        let region = out.len();
+        let written = self.sink.written.len();
         Ok(Members {
             walk: self,
             granular,
@@ -130,7 +148,7 @@ impl<'o, 'z> Walk<'o, 'z> {
             dot,
             first: !dot,
             seen: 0,
-            written: Vec::new(),
+            written,
             pending_key: None,
         })
     }
@@ -150,9 +168,8 @@ struct Members<'o, 'z> {
     first: bool,
     /// Members met, owned or not: none means an empty object.
     seen: usize,
-    /// The members written, by key, with where each starts (after its
-    /// comma) and ends: they are sorted at the end if they came unsorted.
-    written: Vec<(Cow<'static, str>, usize, usize)>,
+    /// Where this map's members start in the sink's `written`.
+    written: usize,
     /// A map's key, between `serialize_key` and `serialize_value`.
     pending_key: Option<String>,
 }
@@ -186,11 +203,14 @@ impl Members<'_, '_> {
         }
         let field = schema::field(self.walk.field.node, &key);
         let zero = self.walk.zero.child(&key);
-        let out = &mut *self.walk.out;
-        let mark = (out.len(), self.first);
-        separate(out, &mut self.first);
-        let start = out.len();
-        member_key(out, "f:", &key);
+        let sink = &mut *self.walk.sink;
+        let mark = (sink.out.len(), self.first);
+        separate(&mut sink.out, &mut self.first);
+        let start = sink.out.len();
+        match &key {
+            Cow::Borrowed(name) => field_member_key(&mut sink.out, "f:", name),
+            Cow::Owned(key) => member_key(&mut sink.out, "f:", key),
+        }
         let role = match (self.walk.role, &*key) {
             (Role::Root, "metadata") => Role::Metadata,
             _ => Role::Member,
@@ -204,36 +224,37 @@ impl Members<'_, '_> {
                     || z.is_object() && role == Role::Member && !granular_map(field) =>
             {
                 let v = serde_json::to_value(value).map_err(|_| Unsupported)?;
-                entry(&v, field, zero, out)
+                entry(&v, field, zero, &mut sink.out)
             }
             _ => value.serialize(Walk {
                 field,
                 zero,
-                out: &mut *out,
+                sink: &mut *sink,
                 role,
                 capture: None,
             })?,
         };
         match written {
             Written::Entry => {}
-            Written::Leaf => out.extend_from_slice(b"{}"),
+            Written::Leaf => sink.out.extend_from_slice(b"{}"),
             Written::Nothing => {
-                out.truncate(mark.0);
+                sink.out.truncate(mark.0);
                 self.first = mark.1;
                 return Ok(());
             }
         }
-        self.written.push((key, start, out.len()));
+        let end = sink.out.len();
+        sink.written.push((key, start, end));
         Ok(())
     }
 
-    fn end(mut self) -> Result<Written, Unsupported> {
+    fn end(self) -> Result<Written, Unsupported> {
         let walk = self.walk;
         if !self.granular {
             return walk.leaf(|_| false);
         }
         if self.seen == 0 {
-            walk.out.truncate(self.mark);
+            walk.sink.out.truncate(self.mark);
             return match walk.role {
                 // Nothing below: nothing owned.
                 Role::Root | Role::Metadata => Ok(Written::Nothing),
@@ -246,20 +267,23 @@ impl Members<'_, '_> {
                 .leaf(|z| z.as_object().is_some_and(serde_json::Map::is_empty)),
             };
         }
-        if !self.written.is_sorted_by(|a, b| a.0 <= b.0) {
-            sort_members(walk.out, self.region, self.dot, &mut self.written);
+        let sink = &mut *walk.sink;
+        let written = &mut sink.written[self.written..];
+        if !written.is_sorted_by(|a, b| a.0 <= b.0) {
+            sort_members(&mut sink.out, self.region, self.dot, written);
         }
-        let any = !self.written.is_empty();
+        let any = !written.is_empty();
+        sink.written.truncate(self.written);
         let unowned = match walk.role {
             Role::Root | Role::Metadata => !any,
             Role::Member => !any && !matches!(walk.zero, Zero::Absent),
             Role::Item => false,
         };
         if unowned {
-            walk.out.truncate(self.mark);
+            walk.sink.out.truncate(self.mark);
             return Ok(Written::Nothing);
         }
-        walk.out.push(b'}');
+        walk.sink.out.push(b'}');
         Ok(Written::Entry)
     }
 }
@@ -291,9 +315,12 @@ struct Items<'o> {
     field: Field,
     /// The zero object lacks the list: it is a member itself.
     added: bool,
-    out: &'o mut Vec<u8>,
-    /// Each item's path element and entry.
-    items: Vec<(String, Vec<u8>)>,
+    sink: &'o mut Sink,
+    /// Where the list's entry goes; each item's entry is written after it
+    /// until the list ends.
+    region: usize,
+    /// Each item's path element and where its entry lies in the sink.
+    items: Vec<(String, Range<usize>)>,
     /// An item without a path element makes the whole list one leaf.
     atomic: bool,
 }
@@ -306,12 +333,15 @@ impl Items<'_> {
         match self.field.shape {
             Shape::Set => {
                 let text = serde_json::to_string(value).map_err(|_| Unsupported)?;
+                let out = &mut self.sink.out;
+                let start = out.len();
+                out.extend_from_slice(b"{}");
                 self.items
-                    .push((PathElement::Value(text).serialize(), b"{}".to_vec()));
+                    .push((PathElement::Value(text).serialize(), start..out.len()));
             }
             Shape::Keyed(keys) => {
                 let mut captured = Captured::with_capacity(keys.len());
-                let mut chunk = Vec::with_capacity(256);
+                let start = self.sink.out.len();
                 let item_field = Field {
                     node: self.field.node,
                     shape: Shape::Plain,
@@ -319,22 +349,26 @@ impl Items<'_> {
                 let written = value.serialize(Walk {
                     field: item_field,
                     zero: Zero::Absent,
-                    out: &mut chunk,
+                    sink: &mut *self.sink,
                     role: Role::Item,
                     capture: Some((keys, &mut captured)),
                 });
                 let written = written?;
                 // An item that is no object has no element either.
                 let found = |key: &str| captured.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
-                let Ok(element) = keyed_element(keys, found) else {
+                let mut element = Vec::with_capacity(32);
+                element.extend_from_slice(b"k:");
+                if write_keyed_element(&mut element, keys, found).is_err() {
                     self.atomic = true;
                     return Ok(());
-                };
-                if !matches!(written, Written::Entry) {
-                    chunk.clear();
-                    chunk.extend_from_slice(b"{}");
                 }
-                self.items.push((element.serialize(), chunk));
+                let out = &mut self.sink.out;
+                if !matches!(written, Written::Entry) {
+                    out.truncate(start);
+                    out.extend_from_slice(b"{}");
+                }
+                let element = String::from_utf8(element).map_err(|_| Unsupported)?;
+                self.items.push((element, start..out.len()));
             }
             _ => return Err(Unsupported),
         }
@@ -342,11 +376,15 @@ impl Items<'_> {
     }
 
     fn end(self) -> Result<Written, Unsupported> {
+        let out = &mut self.sink.out;
         if self.atomic || self.items.is_empty() {
+            out.truncate(self.region);
             return Ok(Written::Leaf);
         }
-        list_entry(self.out, self.added, self.items, |out, chunk| {
-            out.extend_from_slice(chunk);
+        let chunks = out.split_off(self.region);
+        let region = self.region;
+        list_entry(out, self.added, self.items, |out, range| {
+            out.extend_from_slice(&chunks[range.start - region..range.end - region]);
         });
         Ok(Written::Entry)
     }
@@ -459,10 +497,12 @@ impl<'o, 'z> Serializer for Walk<'o, 'z> {
                 self.leaf(|z| z.as_array().is_some_and(Vec::is_empty))?,
             ));
         }
+        let region = self.sink.out.len();
         Ok(Seq::Granular(Items {
             field: self.field,
             added: matches!(self.zero, Zero::Absent),
-            out: self.out,
+            sink: self.sink,
+            region,
             items: Vec::with_capacity(len.unwrap_or(0)),
             atomic: false,
         }))
