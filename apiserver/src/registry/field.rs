@@ -4,53 +4,119 @@
 
 use std::fmt;
 
-/// A path to a field, built as validation descends into an object.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldPath(String);
+/// A path to a field, built as validation descends into an object. Each
+/// step borrows the path above it, so building one costs nothing: it is
+/// written out only when an error names it, and validation builds a path
+/// for every field it looks at.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FieldPath<'a> {
+    parent: Option<&'a FieldPath<'a>>,
+    step: Step<'a>,
+}
 
-impl FieldPath {
-    pub fn new(root: &str) -> FieldPath {
-        FieldPath(root.to_string())
+#[derive(Debug, Clone, Copy, Default)]
+enum Step<'a> {
+    /// The empty path.
+    #[default]
+    Root,
+    /// `.name` (without the dot at the start of a path).
+    Name(&'a str),
+    /// `[3]`.
+    Index(usize),
+    /// `.name[3]`: an item of the list `name`, in one step.
+    Item(&'a str, usize),
+    /// `[key]`.
+    Key(&'a str),
+}
+
+impl<'a> FieldPath<'a> {
+    /// A path starting at `root`, which may itself hold several steps
+    /// (`spec.template`).
+    pub fn new(root: &'a str) -> FieldPath<'a> {
+        FieldPath {
+            parent: None,
+            step: Step::Name(root),
+        }
     }
 
     /// `spec` → `spec.containers`.
-    pub fn child(&self, name: &str) -> FieldPath {
-        if self.0.is_empty() {
-            return FieldPath(name.to_string());
+    pub fn child<'b>(&'b self, name: &'b str) -> FieldPath<'b> {
+        FieldPath {
+            parent: Some(self),
+            step: Step::Name(name),
         }
-        self.extended(&[".", name])
     }
 
     /// `spec.containers` → `spec.containers[0]`.
-    pub fn index(&self, i: usize) -> FieldPath {
-        // Paths are built for every field validated, not only for errors:
-        // building them without `format!` keeps validation cheap.
-        self.extended(&["[", itoa::Buffer::new().format(i), "]"])
+    pub fn index(&self, i: usize) -> FieldPath<'_> {
+        FieldPath {
+            parent: Some(self),
+            step: Step::Index(i),
+        }
+    }
+
+    /// `spec` → `spec.containers[0]`: [`Self::child`] then [`Self::index`]
+    /// in one step, so that it needs no path of its own in between.
+    pub fn item<'b>(&'b self, name: &'b str, i: usize) -> FieldPath<'b> {
+        FieldPath {
+            parent: Some(self),
+            step: Step::Item(name, i),
+        }
     }
 
     /// `metadata.labels` → `metadata.labels[app]`.
-    pub fn key(&self, k: &str) -> FieldPath {
-        self.extended(&["[", k, "]"])
-    }
-
-    fn extended(&self, parts: &[&str]) -> FieldPath {
-        let len = self.0.len() + parts.iter().map(|p| p.len()).sum::<usize>();
-        let mut path = String::with_capacity(len);
-        path.push_str(&self.0);
-        for part in parts {
-            path.push_str(part);
+    pub fn key<'b>(&'b self, k: &'b str) -> FieldPath<'b> {
+        FieldPath {
+            parent: Some(self),
+            step: Step::Key(k),
         }
-        FieldPath(path)
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    fn write_to(&self, out: &mut String) {
+        if let Some(parent) = self.parent {
+            parent.write_to(out);
+        }
+        match self.step {
+            Step::Root => {}
+            Step::Name(name) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(name);
+            }
+            Step::Index(i) => {
+                out.push('[');
+                out.push_str(itoa::Buffer::new().format(i));
+                out.push(']');
+            }
+            Step::Item(name, i) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(name);
+                out.push('[');
+                out.push_str(itoa::Buffer::new().format(i));
+                out.push(']');
+            }
+            Step::Key(k) => {
+                out.push('[');
+                out.push_str(k);
+                out.push(']');
+            }
+        }
+    }
+
+    /// The path as kubectl prints it.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        self.write_to(&mut out);
+        out
     }
 }
 
-impl fmt::Display for FieldPath {
+impl fmt::Display for FieldPath<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.render())
     }
 }
 
@@ -88,7 +154,8 @@ impl FieldErrorKind {
 /// One validation failure of one field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
-    pub field: FieldPath,
+    /// The path, as kubectl prints it.
+    pub field: String,
     pub kind: FieldErrorKind,
     pub detail: String,
 }
@@ -96,7 +163,7 @@ pub struct FieldError {
 impl FieldError {
     pub fn required(field: &FieldPath, detail: &str) -> FieldError {
         FieldError {
-            field: field.clone(),
+            field: field.render(),
             kind: FieldErrorKind::Required,
             detail: detail.to_string(),
         }
@@ -105,7 +172,7 @@ impl FieldError {
     /// `value` is any JSON-like value; strings are shown quoted.
     pub fn invalid(field: &FieldPath, value: impl fmt::Debug, detail: &str) -> FieldError {
         FieldError {
-            field: field.clone(),
+            field: field.render(),
             kind: FieldErrorKind::Invalid(format!("{value:?}")),
             detail: detail.to_string(),
         }
@@ -113,7 +180,7 @@ impl FieldError {
 
     pub fn not_supported(field: &FieldPath, value: &str, supported: &[&str]) -> FieldError {
         FieldError {
-            field: field.clone(),
+            field: field.render(),
             kind: FieldErrorKind::NotSupported {
                 value: value.to_string(),
                 supported: supported.iter().map(|s| s.to_string()).collect(),
@@ -124,7 +191,7 @@ impl FieldError {
 
     pub fn forbidden(field: &FieldPath, detail: &str) -> FieldError {
         FieldError {
-            field: field.clone(),
+            field: field.render(),
             kind: FieldErrorKind::Forbidden,
             detail: detail.to_string(),
         }
@@ -132,7 +199,7 @@ impl FieldError {
 
     pub fn duplicate(field: &FieldPath, value: impl fmt::Debug) -> FieldError {
         FieldError {
-            field: field.clone(),
+            field: field.render(),
             kind: FieldErrorKind::Duplicate(format!("{value:?}")),
             detail: String::new(),
         }
@@ -140,7 +207,7 @@ impl FieldError {
 
     pub fn too_long(field: &FieldPath, max: usize) -> FieldError {
         FieldError {
-            field: field.clone(),
+            field: field.render(),
             kind: FieldErrorKind::TooLong(max),
             detail: String::new(),
         }
@@ -148,7 +215,7 @@ impl FieldError {
 
     pub fn not_found(field: &FieldPath, value: impl fmt::Debug) -> FieldError {
         FieldError {
-            field: field.clone(),
+            field: field.render(),
             kind: FieldErrorKind::NotFound(format!("{value:?}")),
             detail: String::new(),
         }
@@ -192,20 +259,19 @@ mod tests {
 
     #[test]
     fn messages_read_as_kubectl_prints_them() {
-        let p = FieldPath::new("spec")
-            .child("containers")
-            .index(0)
-            .child("image");
+        let spec = FieldPath::new("spec");
+        let container = spec.item("containers", 0);
+        let p = container.child("image");
         assert_eq!(
             FieldError::required(&p, "").to_string(),
             "spec.containers[0].image: Required value"
         );
-        let n = FieldPath::new("metadata").child("name");
+        let n = FieldPath::new("metadata.name");
         assert_eq!(
             FieldError::invalid(&n, "Foo", "must be lowercase").to_string(),
             "metadata.name: Invalid value: \"Foo\": must be lowercase"
         );
-        let r = FieldPath::new("spec").child("restartPolicy");
+        let r = FieldPath::new("spec.restartPolicy");
         assert_eq!(
             FieldError::not_supported(&r, "Sometimes", &["Always", "Never"]).to_string(),
             "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"Never\""
@@ -219,14 +285,24 @@ mod tests {
     #[test]
     fn paths_render_indexes_and_keys() {
         let root = FieldPath::default();
-        assert_eq!(root.child("spec").as_str(), "spec");
-        let list = FieldPath::new("spec").child("containers");
+        assert_eq!(root.render(), "");
+        assert_eq!(root.child("spec").render(), "spec");
+        assert_eq!(root.index(2).render(), "[2]");
+        assert_eq!(root.item("items", 1).render(), "items[1]");
+        let spec = FieldPath::new("spec");
+        let list = spec.child("containers");
         for (i, text) in [(0, "[0]"), (7, "[7]"), (12, "[12]"), (305, "[305]")] {
-            assert_eq!(list.index(i).as_str(), format!("spec.containers{text}"));
+            assert_eq!(list.index(i).render(), format!("spec.containers{text}"));
+            assert_eq!(spec.item("containers", i).render(), list.index(i).render());
         }
         let max = usize::MAX;
-        assert_eq!(list.index(max).as_str(), format!("spec.containers[{max}]"));
-        let labels = FieldPath::new("metadata").child("labels").key("app");
-        assert_eq!(labels.as_str(), "metadata.labels[app]");
+        assert_eq!(list.index(max).render(), format!("spec.containers[{max}]"));
+        let metadata = FieldPath::new("metadata");
+        let labels = metadata.child("labels");
+        assert_eq!(labels.key("app").render(), "metadata.labels[app]");
+        assert_eq!(labels.key("app").to_string(), "metadata.labels[app]");
+        // A step may hold several names; it reads as the steps would.
+        let port = spec.item("ports", 0);
+        assert_eq!(port.child("a.b").render(), "spec.ports[0].a.b");
     }
 }

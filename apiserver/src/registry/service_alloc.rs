@@ -175,12 +175,12 @@ impl ServiceAllocator {
             .as_str()
             .filter(|s| !s.is_empty())
             .map(str::to_string);
-        let path = FieldPath::new("spec").child("clusterIPs");
+        let path = FieldPath::new("spec.clusterIPs");
         let ip = match requested {
             Some(ip) => {
                 let parsed: Ipv4Addr = ip
                     .parse()
-                    .map_err(|_| invalid(path.clone(), [&ip], "must be a valid IP address", obj))?;
+                    .map_err(|_| invalid(path, [&ip], "must be a valid IP address", obj))?;
                 if !self.range.contains(parsed) {
                     return Err(invalid(
                         path,
@@ -253,10 +253,9 @@ impl ServiceAllocator {
             let requested = obj["spec"]["ports"][i]["nodePort"]
                 .as_u64()
                 .filter(|p| *p != 0);
-            let path = FieldPath::new("spec")
-                .child("ports")
-                .index(i)
-                .child("nodePort");
+            let spec = FieldPath::new("spec");
+            let port_path = spec.item("ports", i);
+            let path = port_path.child("nodePort");
             let port = match requested {
                 Some(p) if keep.contains(&p) => p,
                 Some(p) => {

@@ -112,11 +112,8 @@ fn validate_has_label(
     key: &str,
     expected: &str,
 ) -> Vec<FieldError> {
-    let path = FieldPath::new("spec")
-        .child("template")
-        .child("metadata")
-        .child("labels")
-        .key(key);
+    let labels_path = FieldPath::new("spec.template.metadata.labels");
+    let path = labels_path.key(key);
     let detail = format!("must be '{expected}'");
     match labels.get(key) {
         None => vec![FieldError::required(&path, &detail)],
@@ -249,7 +246,7 @@ fn validate_job_spec_common(spec: &JobSpec, path: &FieldPath) -> Vec<FieldError>
     }
     let tp = path.child("template");
     errs.extend(validate_pod_template(&spec.template, &tp));
-    let rp_path = tp.child("spec").child("restartPolicy");
+    let rp_path = tp.child("spec.restartPolicy");
     let rp = spec
         .template
         .spec
@@ -536,7 +533,7 @@ fn validate_cron_job_spec(spec: &CronJobSpec, old: Option<&CronJobSpec>) -> Vec<
             CONCURRENCY_POLICIES,
         )),
     }
-    let jp = path.child("jobTemplate").child("spec");
+    let jp = path.child("jobTemplate.spec");
     let job_spec = spec.job_template.spec.clone().unwrap_or_default();
     errs.extend(validate_job_spec_common(&job_spec, &jp));
     if let Some(sel) = &job_spec.selector {
@@ -549,7 +546,7 @@ fn validate_cron_job_spec(spec: &CronJobSpec, old: Option<&CronJobSpec>) -> Vec<
     if job_spec.manual_selector == Some(true) {
         // Go prints the dereferenced bool unquoted.
         errs.push(FieldError {
-            field: jp.child("manualSelector"),
+            field: jp.child("manualSelector").render(),
             kind: FieldErrorKind::NotSupported {
                 value: "true".to_string(),
                 supported: vec!["nil".to_string(), "false".to_string()],

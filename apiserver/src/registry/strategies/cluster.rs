@@ -138,7 +138,7 @@ fn validate_node(node: &Node) -> Vec<FieldError> {
             .collect();
         if cidrs.len() > 2 || families.len() != 2 {
             errs.push(FieldError {
-                field: cidr_path.clone(),
+                field: cidr_path.render(),
                 kind: FieldErrorKind::Invalid(super::gofmt::go_string_slice(&cidrs)),
                 detail: "may specify no more than one CIDR for each IP family".to_string(),
             });
@@ -146,7 +146,7 @@ fn validate_node(node: &Node) -> Vec<FieldError> {
     }
     let mut unique: BTreeSet<(String, String)> = BTreeSet::new();
     for (i, taint) in spec.taints.iter().flatten().enumerate() {
-        let tp = path.child("taints").index(i);
+        let tp = path.item("taints", i);
         errs.extend(invalid_all(
             &tp.child("key"),
             &taint.key,
@@ -172,7 +172,7 @@ fn validate_node(node: &Node) -> Vec<FieldError> {
         }
         if !unique.insert((taint.effect.clone(), taint.key.clone())) {
             errs.push(FieldError {
-                field: tp,
+                field: tp.render(),
                 kind: FieldErrorKind::Duplicate(format!(
                     "core.Taint{{Key:{:?}, Value:{value:?}, Effect:{:?}, TimeAdded:(*v1.Time)(nil)}}",
                     taint.key, taint.effect
@@ -221,7 +221,7 @@ impl Strategy for NodeStrategy {
         let old_spec = old.spec.clone().unwrap_or_default();
         let old_cidrs = old_spec.pod_cidrs.unwrap_or_default();
         let new_cidrs = new_spec.pod_cidrs.unwrap_or_default();
-        let cidr_path = FieldPath::new("spec").child("podCIDRs");
+        let cidr_path = FieldPath::new("spec.podCIDRs");
         if !old_cidrs.is_empty() {
             if old_cidrs.len() != new_cidrs.len() {
                 errs.push(FieldError::forbidden(&cidr_path, POD_CIDR_FORBIDDEN));

@@ -60,7 +60,7 @@ pub fn validate_container(
     }
     let mut port_names = BTreeSet::new();
     for (i, port) in c.ports.iter().flatten().enumerate() {
-        let pp = p.child("ports").index(i);
+        let pp = p.item("ports", i);
         if let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) {
             let msgs = is_valid_port_name(name);
             if !msgs.is_empty() {
@@ -100,7 +100,7 @@ pub fn validate_container(
     ));
     let mut mount_paths = BTreeSet::new();
     for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
-        let mp = p.child("volumeMounts").index(i);
+        let mp = p.item("volumeMounts", i);
         if m.name.is_empty() {
             errs.push(FieldError::required(&mp.child("name"), ""));
         }
@@ -227,7 +227,8 @@ fn validate_env_from(sources: &[EnvFromSource], path: &FieldPath) -> Vec<FieldEr
         for (field, name) in refs {
             let Some(name) = name else { continue };
             count += 1;
-            let np = p.child(field).child("name");
+            let field_path = p.child(field);
+            let np = field_path.child("name");
             if name.is_empty() {
                 errs.push(FieldError::required(&np, ""));
             } else {

@@ -96,7 +96,7 @@ fn too_long(path: &str, limit: usize) -> FieldError {
 fn legacy_validate(e: &EventView, core_v1: bool) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let involved_ns = e.involved.namespace.clone().unwrap_or_default();
-    let ns_path = FieldPath::new("involvedObject").child("namespace");
+    let ns_path = FieldPath::new("involvedObject.namespace");
     let mismatch = || FieldError::invalid(&ns_path, &involved_ns, "does not match event.namespace");
     if !e.has_event_time {
         if involved_ns.is_empty() {

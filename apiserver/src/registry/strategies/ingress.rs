@@ -167,7 +167,7 @@ fn validate_spec(spec: &IngressSpec, path: &FieldPath) -> Vec<FieldError> {
         errs.extend(validate_backend(b, &path.child("defaultBackend")));
     }
     for (i, rule) in rules.iter().enumerate() {
-        let rp = path.child("rules").index(i);
+        let rp = path.item("rules", i);
         if let Some(host) = rule.host.as_deref().filter(|h| !h.is_empty()) {
             let hp = rp.child("host");
             if host.parse::<std::net::IpAddr>().is_ok() {
@@ -185,7 +185,7 @@ fn validate_spec(spec: &IngressSpec, path: &FieldPath) -> Vec<FieldError> {
             errs.extend(invalid_all(&hp, host, msgs));
         }
         if let Some(http) = &rule.http {
-            let hp = rp.child("http").child("paths");
+            let hp = rp.child("http.paths");
             if http.paths.is_empty() {
                 errs.push(FieldError::required(&hp, ""));
             }
@@ -195,7 +195,7 @@ fn validate_spec(spec: &IngressSpec, path: &FieldPath) -> Vec<FieldError> {
         }
     }
     for (i, tls) in spec.tls.iter().flatten().enumerate() {
-        let tp = path.child("tls").index(i);
+        let tp = path.item("tls", i);
         for (j, host) in tls.hosts.iter().flatten().enumerate() {
             let msgs = if host.contains('*') {
                 is_wildcard_dns1123_subdomain(host)

@@ -34,7 +34,7 @@ impl Strategy for LeaseStrategy {
         let strategy = spec.strategy.clone().unwrap_or_default();
         if let Some(s) = &spec.strategy {
             // Kubernetes nests the field name twice here.
-            let sp = path.child("strategy").child("strategy");
+            let sp = path.child("strategy.strategy");
             if !s.contains('/') {
                 if !LEASE_STRATEGIES.contains(&s.as_str()) {
                     errs.push(FieldError::not_supported(&sp, s, LEASE_STRATEGIES));

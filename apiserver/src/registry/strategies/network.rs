@@ -80,7 +80,7 @@ fn validate_endpoints(ep: &Endpoints) -> Vec<FieldError> {
         }
         let ports = ss.ports.as_deref().unwrap_or(&[]);
         for (j, p) in ports.iter().enumerate() {
-            let pp = sp.child("ports").index(j);
+            let pp = sp.item("ports", j);
             let name = p.name.as_deref().unwrap_or("");
             if ports.len() > 1 && name.is_empty() {
                 errs.push(FieldError::required(&pp.child("name"), ""));
@@ -203,7 +203,8 @@ fn validate_slice(s: &EndpointSlice) -> Vec<FieldError> {
     }
     let mut names = BTreeSet::new();
     for (i, p) in s.ports.iter().flatten().enumerate() {
-        let pp = FieldPath::new("ports").index(i);
+        let ports = FieldPath::new("ports");
+        let pp = ports.index(i);
         let name = p.name.clone().unwrap_or_default();
         if !name.is_empty() {
             errs.extend(validate_dns1123_label(&name, &pp.child("name")));

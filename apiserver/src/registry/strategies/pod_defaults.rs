@@ -193,10 +193,13 @@ fn default_field_selector(f: &mut ObjectFieldSelector) {
     set_if_empty(&mut f.api_version, "v1");
 }
 
-fn has_source(v: &Volume) -> bool {
-    let mut probe = v.clone();
-    probe.name = String::new();
-    probe != Volume::default()
+fn has_source(v: &mut Volume) -> bool {
+    // Compared without its name, which is set aside rather than cloning
+    // the whole volume.
+    let name = std::mem::take(&mut v.name);
+    let has = *v != Volume::default();
+    v.name = name;
+    has
 }
 
 /// `SetDefaults_Volume` and the per-source defaults.

@@ -296,7 +296,9 @@ fn host_port_conflicts(containers: &[Container], path: &FieldPath) -> Vec<FieldE
                 port.protocol.as_deref().unwrap_or("")
             );
             if !seen.insert(key.clone()) {
-                let p = path.index(i).child("ports").index(j).child("hostPort");
+                let container = path.index(i);
+                let port = container.item("ports", j);
+                let p = port.child("hostPort");
                 errs.push(FieldError::duplicate(&p, &key));
             }
         }

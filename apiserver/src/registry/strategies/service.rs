@@ -261,7 +261,7 @@ fn validate_service(svc: &Service) -> Vec<FieldError> {
         let protocol = port.protocol.clone().unwrap_or_default();
         if !seen_ports.insert((protocol.clone(), port.port)) {
             errs.push(FieldError {
-                field: pp.clone(),
+                field: pp.render(),
                 kind: crate::registry::FieldErrorKind::Duplicate(go_port_key(&protocol, port.port)),
                 detail: String::new(),
             });

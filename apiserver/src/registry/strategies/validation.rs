@@ -146,10 +146,9 @@ fn is_qualified_name_part(s: &str) -> bool {
 /// `IsQualifiedName`: label keys, annotation keys, finalizers.
 pub fn is_qualified_name(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
-    let parts: Vec<&str> = value.split('/').collect();
-    let name = match parts.as_slice() {
-        [name] => *name,
-        [prefix, name] => {
+    let name = match value.split_once('/') {
+        None => value,
+        Some((prefix, name)) if !name.contains('/') => {
             if prefix.is_empty() {
                 errs.push("prefix part must be non-empty".to_string());
             } else {
@@ -157,9 +156,9 @@ pub fn is_qualified_name(value: &str) -> Vec<String> {
                     errs.push(format!("prefix part {msg}"));
                 }
             }
-            *name
+            name
         }
-        _ => {
+        Some(_) => {
             return vec![format!(
                 "{} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
                 regex_error(
@@ -298,7 +297,7 @@ pub fn invalid_all(path: &FieldPath, value: &str, msgs: Vec<String>) -> Vec<Fiel
 /// An `Invalid` error whose value is pre-rendered (Go's `%#v` of a struct).
 pub fn invalid_rendered(path: &FieldPath, rendered: String, detail: &str) -> FieldError {
     FieldError {
-        field: path.clone(),
+        field: path.render(),
         kind: FieldErrorKind::Invalid(rendered),
         detail: detail.to_string(),
     }
@@ -508,7 +507,7 @@ pub fn validate_finalizers(finalizers: &[String], path: &FieldPath) -> Vec<Field
 pub fn validate_label_selector(sel: &LabelSelector, path: &FieldPath) -> Vec<FieldError> {
     let mut errs = Vec::new();
     for (i, req) in sel.match_expressions.iter().flatten().enumerate() {
-        let rp = path.child("matchExpressions").index(i);
+        let rp = path.item("matchExpressions", i);
         let values = req.values.as_deref().unwrap_or(&[]);
         match req.operator.as_str() {
             "In" | "NotIn" => {

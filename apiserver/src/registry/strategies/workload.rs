@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn percent_fields_accept_numbers_and_percentages_only() {
-        let p = FieldPath::new("spec").child("maxSurge");
+        let p = FieldPath::new("spec.maxSurge");
         assert!(validate_int_or_percent(Some(&IntOrString::String("25%".into())), &p).is_empty());
         assert!(validate_int_or_percent(Some(&IntOrString::Int(3)), &p).is_empty());
         let errs = validate_int_or_percent(Some(&IntOrString::String("x".into())), &p);
