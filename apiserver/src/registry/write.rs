@@ -81,6 +81,42 @@ fn spec_part(v: &Value) -> Value {
 /// when they came with spliced managed fields.
 type Encoded = (Bytes, Option<crate::encoded::WithManagedFields>);
 
+/// What a create records in `metadata.managedFields`. It is decided on the
+/// object as decoded and defaulted, before admission and the strategy's
+/// preparation change it, because kube-apiserver's create handler runs the
+/// field manager there (`handlers/create.go`): what those add (a pod's
+/// service-account volume and mounts, its tolerations and priority, a
+/// Job's generated selector) belongs to no manager.
+enum Recorded {
+    /// No manager is named: the object's own managed fields stay as sent.
+    Unchanged,
+    /// The entry as JSON text, to splice into the encoded object.
+    Json(Vec<u8>),
+    /// Nothing to record, and the object brings none.
+    Nothing,
+    /// What the general bookkeeping made of managed fields the object
+    /// brought: the whole `managedFields` value, or none.
+    Tree(Option<Value>),
+}
+
+impl Recorded {
+    /// Puts the managed fields into the object's tree.
+    fn apply_to(&self, v: &mut Value) -> Result<(), ApiError> {
+        let managed = match self {
+            Recorded::Unchanged | Recorded::Nothing => return Ok(()),
+            Recorded::Json(json) => Some(decode_value(json)?),
+            Recorded::Tree(managed) => managed.clone(),
+        };
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            match managed {
+                Some(managed) => meta.insert("managedFields".to_string(), managed),
+                None => meta.remove("managedFields"),
+            };
+        }
+        Ok(())
+    }
+}
+
 fn to_json<T: serde::Serialize>(obj: &T) -> Result<Value, ApiError> {
     serde_json::to_value(obj).map_err(|e| ApiError::internal(e.to_string()))
 }
@@ -380,7 +416,11 @@ where
         if let (true, Some(ns)) = (self.info.namespaced(), obj.metadata().namespace.clone()) {
             self.check_namespace(&ns, &name).await?;
         }
+        self.strategy.default(&mut obj);
+        let recorded = self.record_create(&obj, opts)?;
         self.strategy.prepare_for_create(&mut obj);
+        // What preparation added is defaulted too, as Kubernetes does when
+        // it reads the stored object back.
         self.strategy.default(&mut obj);
         let mut errs = self.validate_meta(&obj);
         errs.extend(self.strategy.validate(&obj));
@@ -394,7 +434,7 @@ where
             .as_deref()
             .filter(|g| !name_given && !g.is_empty())
             .map(|g| g.chars().take(58).collect::<String>());
-        let (encoded, hint) = match self.encode_created(&obj, opts)? {
+        let (encoded, hint) = match self.encode_created(&obj, &recorded, opts)? {
             Some(encoded) => {
                 // The watch cache is told what it would decode from these
                 // bytes, when its events will carry them.
@@ -415,8 +455,7 @@ where
                 let mut v = to_json(&obj)?;
                 drop(obj);
                 if opts.dry_run {
-                    let manager = &opts.field_manager;
-                    managed::record_value(self.info, None, &mut v, manager, Subresource::Main);
+                    recorded.apply_to(&mut v)?;
                     return Ok(WriteResult {
                         object: v,
                         code: 201,
@@ -424,37 +463,64 @@ where
                         encoded: None,
                     });
                 }
-                (self.encode_created_tree(v, opts, &key, &name).await?, None)
+                (
+                    self.encode_created_tree(v, &recorded, &key, &name).await?,
+                    None,
+                )
             }
         };
         self.store_created(key, name, encoded, generated, warnings, hint)
             .await
     }
 
+    /// [`Recorded`] for a create of `obj`: written from the typed object
+    /// where the walk can, else from its tree.
+    fn record_create(&self, obj: &S::Object, opts: &WriteOptions) -> Result<Recorded, ApiError> {
+        let manager = &opts.field_manager;
+        if manager.is_empty() {
+            return Ok(Recorded::Unchanged);
+        }
+        let has_managed_fields = obj.metadata().managed_fields.is_some();
+        if let Some(record) =
+            managed::create_record_typed(self.info, obj, has_managed_fields, manager)
+        {
+            return Ok(match record {
+                managed::CreateRecord::Json(json) => Recorded::Json(json),
+                _ => Recorded::Nothing,
+            });
+        }
+        let mut v = to_json(obj)?;
+        Ok(match managed::create_record(self.info, &v, manager) {
+            managed::CreateRecord::Json(json) => Recorded::Json(json),
+            managed::CreateRecord::Nothing => Recorded::Nothing,
+            managed::CreateRecord::General => {
+                managed::record_value(self.info, None, &mut v, manager, Subresource::Main);
+                Recorded::Tree(
+                    v.get_mut("metadata")
+                        .and_then(|m| m.as_object_mut())
+                        .and_then(|m| m.remove("managedFields")),
+                )
+            }
+        })
+    }
+
     /// The common create: the typed object encoded straight to bytes, its
-    /// managed fields written from it, both without a JSON tree. `None`
-    /// when the tree path must run (dry run, write hooks, managed fields in
-    /// the body, or what the typed walk leaves to the tree writer).
+    /// managed fields spliced in, without a JSON tree. `None` when the tree
+    /// path must run (dry run, write hooks, or managed fields the general
+    /// bookkeeping made).
     fn encode_created(
         &self,
         obj: &S::Object,
+        recorded: &Recorded,
         opts: &WriteOptions,
     ) -> Result<Option<Encoded>, ApiError> {
-        if opts.dry_run || self.hooks.is_some() {
+        if opts.dry_run || self.hooks.is_some() || matches!(recorded, Recorded::Tree(_)) {
             return Ok(None);
         }
-        let has_managed_fields = obj.metadata().managed_fields.is_some();
-        let Some(record) =
-            managed::create_record_typed(self.info, obj, has_managed_fields, &opts.field_manager)
-        else {
-            return Ok(None);
-        };
         let encoded = serde_json::to_vec(obj).map_err(|e| ApiError::internal(e.to_string()))?;
-        Ok(match record {
-            managed::CreateRecord::Json(json) => {
-                crate::encoded::with_managed_fields(&encoded, &json)
-                    .map(|with| (with.bytes.clone(), Some(with)))
-            }
+        Ok(match recorded {
+            Recorded::Json(json) => crate::encoded::with_managed_fields(&encoded, json)
+                .map(|with| (with.bytes.clone(), Some(with))),
             _ => Some((Bytes::from(encoded), None)),
         })
     }
@@ -463,18 +529,14 @@ where
     async fn encode_created_tree(
         &self,
         mut v: Value,
-        opts: &WriteOptions,
+        recorded: &Recorded,
         key: &str,
         name: &str,
     ) -> Result<Encoded, ApiError> {
-        // The create's managed fields are written as JSON text and spliced
-        // into the encoded object below, unless the body brought its own.
-        let record_in_tree = |v: &mut Value| {
-            managed::record_value(self.info, None, v, &opts.field_manager, Subresource::Main)
-        };
-        let record = managed::create_record(self.info, &v, &opts.field_manager);
-        if matches!(record, managed::CreateRecord::General) {
-            record_in_tree(&mut v);
+        // The create's managed fields are spliced into the encoded object
+        // as JSON text where they can be, else put into the tree.
+        if !matches!(recorded, Recorded::Json(_)) {
+            recorded.apply_to(&mut v)?;
         }
         if let Some(h) = &self.hooks {
             // A duplicate is AlreadyExists, not a clash of its allocations.
@@ -484,11 +546,11 @@ where
             h.before_create(&mut v).await?;
         }
         let bytes = encode_value(&v)?;
-        if let managed::CreateRecord::Json(json) = &record {
+        if let Recorded::Json(json) = recorded {
             return Ok(match crate::encoded::with_managed_fields(&bytes, json) {
                 Some(with) => (with.bytes.clone(), Some(with)),
                 None => {
-                    record_in_tree(&mut v);
+                    recorded.apply_to(&mut v)?;
                     (encode_value(&v)?, None)
                 }
             });
