@@ -125,39 +125,32 @@ async fn a_body_with_managed_fields_gets_the_same_creators_entry() {
     }
 }
 
+/// Creates `body` at `collection` as `kubectl create` does, and answers
+/// the created object.
+async fn create(app: &axum::Router, collection: &str, body: &Value) -> Value {
+    let uri = format!("{collection}?fieldManager=kubectl-create");
+    let created = call(app, "POST", &uri, "application/json", &body.to_string()).await;
+    assert_eq!(created.code, 201, "{}", created.body);
+    created.body
+}
+
 #[tokio::test]
 async fn preparation_adds_no_owned_fields() {
     let (_dir, app) = server().await;
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}});
-    let created = call(
-        &app,
-        "POST",
-        "/api/v1/namespaces?fieldManager=kubectl-create",
-        "application/json",
-        &ns.to_string(),
-    )
-    .await;
-    assert_eq!(created.code, 201, "{}", created.body);
-    assert_eq!(created.body["spec"]["finalizers"], json!(["kubernetes"]));
+    let created = create(&app, "/api/v1/namespaces", &ns).await;
+    assert_eq!(created["spec"]["finalizers"], json!(["kubernetes"]));
     assert_eq!(
-        only_entry(&created.body)["fieldsV1"],
+        only_entry(&created)["fieldsV1"],
         json!({"f:metadata": {"f:labels": {".": {}, "f:kubernetes.io/metadata.name": {}}}})
     );
 
     let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
         "spec": {"template": {"spec": {"restartPolicy": "Never",
             "containers": [{"name": "j", "image": "busybox"}]}}}});
-    let created = call(
-        &app,
-        "POST",
-        "/apis/batch/v1/namespaces/default/jobs?fieldManager=kubectl-create",
-        "application/json",
-        &job.to_string(),
-    )
-    .await;
-    assert_eq!(created.code, 201, "{}", created.body);
-    assert!(created.body["spec"]["selector"]["matchLabels"].is_object());
-    let fields = &only_entry(&created.body)["fieldsV1"];
+    let created = create(&app, "/apis/batch/v1/namespaces/default/jobs", &job).await;
+    assert!(created["spec"]["selector"]["matchLabels"].is_object());
+    let fields = &only_entry(&created)["fieldsV1"];
     assert!(fields["f:spec"].get("f:selector").is_none(), "{fields}");
     assert!(fields.get("f:metadata").is_none(), "{fields}");
     assert!(fields["f:spec"]["f:backoffLimit"].is_object(), "{fields}");
