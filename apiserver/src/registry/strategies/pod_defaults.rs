@@ -144,6 +144,9 @@ pub fn default_container(c: &mut Container) {
     }
     set_if_empty(&mut c.termination_message_path, "/dev/termination-log");
     set_if_empty(&mut c.termination_message_policy, "File");
+    // Kubernetes' ResourceRequirements is a struct, not a pointer: every
+    // container has `resources: {}` at least, and its creator owns it.
+    c.resources.get_or_insert_with(Default::default);
     for p in c.ports.iter_mut().flatten() {
         set_if_empty(&mut p.protocol, "TCP");
     }

@@ -99,6 +99,14 @@ fn a_minimal_pod_gets_exactly_kubernetes_defaults() {
 }
 
 #[test]
+fn a_container_without_resources_gets_empty_resources() {
+    let p = defaulted(pod(vec![container("web", "nginx:1.27")]));
+    let spec = serde_json::to_value(&p.spec).expect("serializable");
+    assert_eq!(spec["containers"][0]["resources"], serde_json::json!({}));
+    assert_eq!(defaulted(p.clone()), p, "defaulting is idempotent");
+}
+
+#[test]
 fn a_created_pod_is_pending_with_its_qos_class() {
     let cases = [
         (vec![container("a", "nginx")], "BestEffort"),

@@ -67,6 +67,7 @@ pub fn defaulted_template_json(pairs: &[(&str, &str)]) -> serde_json::Value {
                 "name": "web",
                 "image": "nginx:1.27",
                 "imagePullPolicy": "IfNotPresent",
+                "resources": {},
                 "terminationMessagePath": "/dev/termination-log",
                 "terminationMessagePolicy": "File",
             }],
