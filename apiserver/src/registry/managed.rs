@@ -22,8 +22,8 @@ fn with_now<R>(f: impl FnOnce(&str) -> R) -> R {
     }
     let now = jiff::Timestamp::now();
     let second = now.as_second();
-    let (mut cached_second, mut len, mut text) = NOW.get();
-    if cached_second != second {
+    let (cached, mut len, mut text) = NOW.get();
+    if cached != second {
         let formatted = jiff::Timestamp::from_second(second)
             .unwrap_or(now)
             .strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -32,8 +32,8 @@ fn with_now<R>(f: impl FnOnce(&str) -> R) -> R {
             return f(&formatted);
         };
         slot.copy_from_slice(formatted.as_bytes());
-        (cached_second, len) = (second, formatted.len());
-        NOW.set((cached_second, len, text));
+        len = formatted.len();
+        NOW.set((second, len, text));
     }
     f(std::str::from_utf8(&text[..len]).unwrap_or_default())
 }

@@ -88,12 +88,11 @@ type Encoded = (Bytes, Option<crate::encoded::WithManagedFields>);
 /// service-account volume and mounts, its tolerations and priority, a
 /// Job's generated selector) belongs to no manager.
 enum Recorded {
-    /// No manager is named: the object's own managed fields stay as sent.
-    Unchanged,
+    /// Nothing to record (no manager is named, or the create owns
+    /// nothing): the object's own managed fields, if any, stay as sent.
+    Nothing,
     /// The entry as JSON text, to splice into the encoded object.
     Json(Vec<u8>),
-    /// Nothing to record, and the object brings none.
-    Nothing,
     /// What the general bookkeeping made of managed fields the object
     /// brought: the whole `managedFields` value, or none.
     Tree(Option<Value>),
@@ -103,7 +102,7 @@ impl Recorded {
     /// Puts the managed fields into the object's tree.
     fn apply_to(&self, v: &mut Value) -> Result<(), ApiError> {
         let managed = match self {
-            Recorded::Unchanged | Recorded::Nothing => return Ok(()),
+            Recorded::Nothing => return Ok(()),
             Recorded::Json(json) => Some(decode_value(json)?),
             Recorded::Tree(managed) => managed.clone(),
         };
@@ -478,7 +477,7 @@ where
     fn record_create(&self, obj: &S::Object, opts: &WriteOptions) -> Result<Recorded, ApiError> {
         let manager = &opts.field_manager;
         if manager.is_empty() {
-            return Ok(Recorded::Unchanged);
+            return Ok(Recorded::Nothing);
         }
         let has_managed_fields = obj.metadata().managed_fields.is_some();
         if let Some(record) =

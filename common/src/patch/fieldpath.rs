@@ -31,8 +31,13 @@ impl PathElement {
             .iter()
             .map(|(k, v)| (*k, KeyValue::Given(v)))
             .collect();
+        PathElement::key_of(&mut refs)
+    }
+
+    /// [`Self::key`] of key fields that may take the schema's defaults.
+    pub(crate) fn key_of(fields: &mut [(&str, KeyValue<'_>)]) -> PathElement {
         let mut out = Vec::with_capacity(32);
-        write_key_fields(&mut out, &mut refs);
+        write_key_fields(&mut out, fields);
         PathElement::Key(String::from_utf8(out).unwrap_or_default())
     }
 

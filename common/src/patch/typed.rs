@@ -23,19 +23,26 @@ pub(super) fn keyed_element<'v>(
     keys: &'static [&'static str],
     get: impl Fn(&str) -> Option<&'v Value>,
 ) -> Result<PathElement, &'static str> {
-    let mut out = Vec::with_capacity(32);
-    write_keyed_element(&mut out, keys, get)?;
-    Ok(PathElement::Key(String::from_utf8(out).unwrap_or_default()))
+    Ok(PathElement::key_of(&mut key_fields(keys, get)?))
 }
 
-/// Writes a list-map item's key (the JSON of [`PathElement::Key`]) after
-/// what `out` holds; `Err` names the first key when it is missing and has
-/// no default.
+/// Writes [`keyed_element`]'s key (the JSON of [`PathElement::Key`]) after
+/// what `out` holds, without building the element.
 pub(super) fn write_keyed_element<'v>(
     out: &mut Vec<u8>,
     keys: &'static [&'static str],
     get: impl Fn(&str) -> Option<&'v Value>,
 ) -> Result<(), &'static str> {
+    write_key_fields(out, &mut key_fields(keys, get)?);
+    Ok(())
+}
+
+/// A list-map item's key fields, with the schema's defaults for those it
+/// omits.
+fn key_fields<'v>(
+    keys: &'static [&'static str],
+    get: impl Fn(&str) -> Option<&'v Value>,
+) -> Result<Vec<(&'static str, KeyValue<'v>)>, &'static str> {
     let mut fields = Vec::with_capacity(keys.len());
     for &key in keys {
         match (get(key), schema::key_default(key)) {
@@ -47,8 +54,7 @@ pub(super) fn write_keyed_element<'v>(
             (_, None) => {}
         }
     }
-    write_key_fields(out, &mut fields);
-    Ok(())
+    Ok(fields)
 }
 
 /// The path element naming `item` inside a list with `shape`, or why it
