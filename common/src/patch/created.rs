@@ -220,10 +220,20 @@ fn list_entry<T>(
 }
 
 fn leaf(v: &Value, zero: Zero<'_>) -> Written {
+    let empty = v.as_object().is_some_and(Map::is_empty);
     match zero {
-        Zero::Present(z) if z == v => Written::Nothing,
+        Zero::Present(z) if z == v || empty && is_zero_struct(z) => Written::Nothing,
         _ => Written::Leaf,
     }
+}
+
+/// Whether the zero object's `z` is what an empty object stands for: Go
+/// encodes a zero struct with its non-omitempty fields as null
+/// (`ObjectMeta` is `{"creationTimestamp":null}`) where our types leave
+/// them out, and the field-set comparison sees no change between the two.
+fn is_zero_struct(z: &Value) -> bool {
+    z.as_object()
+        .is_some_and(|m| m.values().all(Value::is_null))
 }
 
 /// Writes the members of a granular map, comma-separated (after a comma if
@@ -348,9 +358,10 @@ fn field_member_key(out: &mut Vec<u8>, prefix: &str, name: &'static str) {
 
 #[cfg(test)]
 mod tests {
+    use super::{created_managed_fields, created_managed_fields_of, needs_escape};
+    use crate::patch::zero::zero_of;
+    use crate::patch::{ManagerRequest, update_managed_fields};
     use serde_json::{Value, json};
-
-    use super::needs_escape;
 
     #[test]
     fn keys_are_escaped_as_serde_json_escapes_strings() {
@@ -399,10 +410,6 @@ mod tests {
         }
     }
 
-    use super::{created_managed_fields, created_managed_fields_of};
-    use crate::patch::zero::zero_of;
-    use crate::patch::{ManagerRequest, update_managed_fields};
-
     const REQ: ManagerRequest<'static> = ManagerRequest {
         manager: "kubectl-\"client\"-side\\apply",
         api_version: "v1",
@@ -435,7 +442,7 @@ mod tests {
     /// The walk over a typed object writes what the tree writer writes
     /// for the same object as JSON.
     fn assert_serialized_walk_agrees(obj: &Value) {
-        use k8s_openapi::api::{apps, core, scheduling};
+        use k8s_openapi::api::{apps, batch, core, scheduling};
         fn check<T>(obj: &Value)
         where
             T: serde::Serialize + serde::de::DeserializeOwned + k8s_openapi::Resource,
@@ -462,7 +469,28 @@ mod tests {
             Some("ReplicaSet") => check::<apps::v1::ReplicaSet>(obj),
             Some("StatefulSet") => check::<apps::v1::StatefulSet>(obj),
             Some("PriorityClass") => check::<scheduling::v1::PriorityClass>(obj),
+            Some("Job") => check::<batch::v1::Job>(obj),
             _ => {}
+        }
+    }
+
+    /// Go encodes a zero struct with its non-omitempty fields as null
+    /// (`ObjectMeta` is `{"creationTimestamp":null}`); our types encode it
+    /// as `{}`. Where the zero object holds such a struct, an empty one is
+    /// no change: `kubectl create job` sends the template's metadata so.
+    #[test]
+    fn an_empty_struct_where_the_zero_object_has_its_nulls_is_not_owned() {
+        for metadata in [json!({}), json!({"creationTimestamp": null})] {
+            let job = json!({"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": "j"},
+                "spec": {"template": {"metadata": metadata,
+                    "spec": {"containers": [{"name": "j", "image": "busybox"}]}}}});
+            assert_same(job.clone());
+            let text = created_managed_fields(&job, &REQ).expect("records the spec");
+            let entry: Value = serde_json::from_slice(&text).expect("JSON");
+            let template = &entry[0]["fieldsV1"]["f:spec"]["f:template"];
+            assert!(template.get("f:metadata").is_none(), "{template}");
+            assert!(template["f:spec"]["f:containers"].is_object(), "{template}");
         }
     }
 

@@ -15,8 +15,8 @@ use serde::ser::{self, Impossible, Serialize, Serializer};
 use serde_json::Value;
 
 use super::{
-    Written, Zero, entry, envelope, field_member_key, is_metadata_stripped, list_entry, member_key,
-    separate,
+    Written, Zero, entry, envelope, field_member_key, is_metadata_stripped, is_zero_struct,
+    list_entry, member_key, separate,
 };
 use crate::patch::ManagerRequest;
 use crate::patch::fieldpath::PathElement;
@@ -259,12 +259,13 @@ impl Members<'_, '_> {
                 // Nothing below: nothing owned.
                 Role::Root | Role::Metadata => Ok(Written::Nothing),
                 // An empty object is a leaf, unchanged where the zero
-                // object has an empty object.
+                // object has an empty one (or one of nulls, as Go writes a
+                // zero struct).
                 _ => Walk {
                     role: Role::Member,
                     ..walk
                 }
-                .leaf(|z| z.as_object().is_some_and(serde_json::Map::is_empty)),
+                .leaf(is_zero_struct),
             };
         }
         let sink = &mut *walk.sink;
