@@ -6,6 +6,8 @@
 
 mod support;
 
+use serde::Deserialize as _;
+use serde_json::{Value, json};
 use support::{call, server};
 
 /// A duplicate inside metadata, then an unknown field in a container, then
@@ -354,4 +356,184 @@ async fn an_apply_bodys_repeated_yaml_keys_are_reported_by_line() {
     let ignored = call(&app, "PATCH", &uri("Ignore"), apply, &twice).await;
     assert_eq!(ignored.code, 200, "{}", ignored.body);
     assert!(ignored.warnings.is_empty(), "{:?}", ignored.warnings);
+}
+
+/// Every object of every example manifest (and of the kinds they lack),
+/// given an unknown member or a repeated key in turn: a create answers
+/// exactly the warnings the exact check finds in that body, whichever way
+/// the server decodes it. (The one-pass check the typed create uses is
+/// also asserted against the exact one on every create of a debug build.)
+#[tokio::test]
+async fn each_object_of_each_kind_reports_an_unknown_or_repeated_member_put_into_it() {
+    let (_dir, app) = server().await;
+    let mut bodies: Vec<Value> = Vec::new();
+    let manifests = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests");
+    let mut files: Vec<_> = std::fs::read_dir(manifests)
+        .expect("manifests")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("manifest");
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let doc = Value::deserialize(doc).expect("a YAML document");
+            if doc.is_object() {
+                bodies.push(doc);
+            }
+        }
+    }
+    bodies.extend([
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs"},
+            "spec": {"selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "l"}, "spec": {"holderIdentity": "h", "leaseDurationSeconds": 15}}),
+        json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": "pc"}, "value": 1000}),
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "es"}, "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": true}}],
+            "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}),
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"},
+            "status": {"capacity": {"cpu": "2"}, "conditions": [{"type": "Ready", "status": "True"}]}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"},
+            "secrets": [{"name": "s"}]}),
+    ]);
+
+    let mut reported = 0;
+    let mut variants = 0;
+    for body in &mut bodies {
+        let (api_version, kind) = (body["apiVersion"].clone(), body["kind"].clone());
+        let info = common::RESOURCES
+            .iter()
+            .find(|r| r.kind == kind && r.api_version() == api_version)
+            .unwrap_or_else(|| panic!("a served kind: {kind}"));
+        body["metadata"]
+            .as_object_mut()
+            .expect("metadata")
+            .remove("namespace");
+        let prefix = if info.group.is_empty() {
+            "/api/v1".to_string()
+        } else {
+            format!("/apis/{}/{}", info.group, info.version)
+        };
+        let ns = if info.namespaced() {
+            "/namespaces/default"
+        } else {
+            ""
+        };
+        let url = format!("{prefix}{ns}/{}?dryRun=All", info.plural);
+        let clean = call(
+            &app,
+            "POST",
+            &format!("{url}&fieldValidation=Strict"),
+            "application/json",
+            &body.to_string(),
+        )
+        .await;
+        assert_eq!(clean.code, 201, "{kind}: {}", clean.body);
+        assert!(clean.warnings.is_empty(), "{kind}: {:?}", clean.warnings);
+
+        let objects = object_count(body);
+        for target in 0..objects {
+            for change in [Change::Unknown, Change::Repeat] {
+                let mut text = String::new();
+                let mut at = 0;
+                write_changed(body, target, change, &mut at, &mut text);
+                let exact = apiserver::openapi::validate::strict_errors(
+                    info.group,
+                    info.version,
+                    info.kind,
+                    text.as_bytes(),
+                )
+                .expect("well-formed JSON");
+                let answer = call(
+                    &app,
+                    "POST",
+                    &format!("{url}&fieldValidation=Warn"),
+                    "application/json",
+                    &text,
+                )
+                .await;
+                let want: Vec<String> = exact
+                    .iter()
+                    .map(apiserver::openapi::validate::warning_header_value)
+                    .collect();
+                // A member added to a map may be refused as a key.
+                if answer.code != 201 {
+                    assert!(want.is_empty(), "{text}: {}", answer.body);
+                    continue;
+                }
+                assert_eq!(answer.warnings, want, "{text}");
+                variants += 1;
+                reported += usize::from(!want.is_empty());
+            }
+        }
+    }
+    // Most objects are typed (opaque ones, such as a map's values or
+    // fieldsV1, have nothing to report).
+    assert!(reported * 2 > variants, "{reported} of {variants} reported");
+}
+
+#[derive(Clone, Copy)]
+enum Change {
+    /// A member no kind has.
+    Unknown,
+    /// The object's first member, once more.
+    Repeat,
+}
+
+fn object_count(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => 1 + m.values().map(object_count).sum::<usize>(),
+        Value::Array(items) => items.iter().map(object_count).sum(),
+        _ => 0,
+    }
+}
+
+/// `v` as JSON text, with `change` made to its `target`th object (in
+/// document order, counted by `at`).
+fn write_changed(v: &Value, target: usize, change: Change, at: &mut usize, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let here = *at == target;
+            *at += 1;
+            let mut members: Vec<(String, String)> = Vec::new();
+            for (k, value) in m {
+                let mut text = String::new();
+                write_changed(value, target, change, at, &mut text);
+                members.push((serde_json::to_string(k).expect("a key"), text));
+            }
+            if here {
+                match change {
+                    // The first member's value: the type a map's values have.
+                    Change::Unknown => {
+                        let value = members.first().map_or("1".to_string(), |m| m.1.clone());
+                        members.push((r#""zzUnknownMember""#.to_string(), value));
+                    }
+                    Change::Repeat => {
+                        if let Some(first) = members.first().cloned() {
+                            members.push(first);
+                        }
+                    }
+                }
+            }
+            let members: Vec<String> = members.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+            out.push('{');
+            out.push_str(&members.join(","));
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_changed(item, target, change, at, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }

@@ -150,6 +150,8 @@ macro_rules! forward_deserialize {
     )*};
 }
 
+pub(crate) use forward_deserialize;
+
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for Filter<D> {
     type Error = D::Error;
 
@@ -206,6 +208,8 @@ macro_rules! forward_visit {
         }
     )*};
 }
+
+pub(crate) use forward_visit;
 
 impl<'de, V: Visitor<'de>> Visitor<'de> for FilterVisitor<V> {
     type Value = V::Value;
@@ -277,7 +281,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for FilterVisitor<V> {
 }
 
 /// A map key, borrowed from the input when it can be.
-enum Key<'de> {
+pub(crate) enum Key<'de> {
     Borrowed(&'de str),
     Owned(String),
 }

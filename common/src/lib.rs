@@ -8,5 +8,6 @@ pub mod lean;
 pub mod patch;
 pub mod resources;
 pub mod selector;
+pub mod strict;
 
 pub use resources::{RESOURCES, ResourceInfo, Scope};

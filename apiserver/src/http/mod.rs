@@ -363,9 +363,7 @@ async fn dispatch_inner(
                 Ok(list_response(reg.as_ref(), list, output, &q)?)
             }
             Method::POST => {
-                let body_kind = (info.group, info.version, info.kind);
-                let opts =
-                    with_field_errors(write_options(&q, &headers)?, body_kind, &headers, &body);
+                let opts = write_options(&q, &headers)?;
                 if info.plural == "bindings" {
                     return Err(ApiError::method_not_allowed("use pods/binding"));
                 }
@@ -376,6 +374,8 @@ async fn dispatch_inner(
                 {
                     return Ok(write_response(created));
                 }
+                let body_kind = (info.group, info.version, info.kind);
+                let opts = with_field_errors(opts, body_kind, &headers, &body);
                 let obj = negotiate::decode_body(&headers, &body)?;
                 Ok(write_response(reg.create(ns, obj, &opts).await?))
             }

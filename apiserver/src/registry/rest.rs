@@ -159,8 +159,8 @@ pub trait Registry: Send + Sync {
 
     /// A create from a JSON body's bytes, decoded straight into the kind's
     /// type; `None` when the body needs [`Registry::create`]'s general path
-    /// (it does not decode, or its field errors refuse it), which then
-    /// answers exactly as it would have.
+    /// (it does not decode, or strict decoding may have something to say
+    /// about it), which then answers exactly as it would have.
     async fn create_json(
         &self,
         ns: Option<&str>,

@@ -420,7 +420,10 @@ where
         opts: &WriteOptions,
     ) -> Result<Option<WriteResult>, ApiError> {
         match self.decode_create(body, opts) {
-            Some((obj, warnings)) => self.create_object(ns, obj, warnings, opts).await.map(Some),
+            Some(obj) => self
+                .create_object(ns, obj, Vec::new(), opts)
+                .await
+                .map(Some),
             None => Ok(None),
         }
     }
