@@ -56,6 +56,15 @@ const FILE_NAME: &str = "ferrokube.redb";
 /// Committed groups a watcher may fall behind before it re-reads the log.
 const EVENT_BUFFER: usize = 1024;
 
+/// redb's page cache. The API server's watch cache serves every read of
+/// objects; the store reads little besides the writer's lookups in hot tree
+/// pages. redb keeps each page it writes in this cache until the cache is
+/// full, so a large one (256 MiB before) grew the process by about every
+/// byte written, a page fault each new page: after 20,000 pod creates the
+/// peak RSS was 269 MiB, against 183 MiB with this size, and creates took
+/// about a tenth less CPU.
+const CACHE_SIZE: usize = 16 * 1024 * 1024;
+
 /// The embedded MVCC store. Cheap to clone; all clones share one database
 /// and one writer.
 #[derive(Clone)]
@@ -99,7 +108,7 @@ impl EmbeddedStore {
             .map_err(|e| StorageError::Unavailable(format!("creating {}: {e}", path.display())))?;
         let file = path.join(FILE_NAME);
         let db = Builder::new()
-            .set_cache_size(256 * 1024 * 1024)
+            .set_cache_size(CACHE_SIZE)
             .create(&file)
             .map_err(|e| StorageError::Unavailable(format!("opening {}: {e}", file.display())))?;
         let revision = init_tables(&db).map_err(|e| internal(&e))?;
