@@ -141,7 +141,44 @@ impl<D> Filter<D> {
     }
 }
 
+/// `Deserializer` methods of an adapter with a `split(self, visitor)` into
+/// the inner deserializer and a wrapped visitor, which each pass on. With
+/// no list: every method but `deserialize_any` and
+/// `deserialize_ignored_any`, which adapters tell apart.
 macro_rules! forward_deserialize {
+    () => {
+        $crate::lean::forward_deserialize!(
+            deserialize_bool(),
+            deserialize_i8(),
+            deserialize_i16(),
+            deserialize_i32(),
+            deserialize_i64(),
+            deserialize_i128(),
+            deserialize_u8(),
+            deserialize_u16(),
+            deserialize_u32(),
+            deserialize_u64(),
+            deserialize_u128(),
+            deserialize_f32(),
+            deserialize_f64(),
+            deserialize_char(),
+            deserialize_str(),
+            deserialize_string(),
+            deserialize_bytes(),
+            deserialize_byte_buf(),
+            deserialize_option(),
+            deserialize_unit(),
+            deserialize_seq(),
+            deserialize_map(),
+            deserialize_identifier(),
+            deserialize_unit_struct(name: &'static str),
+            deserialize_newtype_struct(name: &'static str),
+            deserialize_tuple(len: usize),
+            deserialize_tuple_struct(name: &'static str, len: usize),
+            deserialize_struct(name: &'static str, fields: &'static [&'static str]),
+            deserialize_enum(name: &'static str, variants: &'static [&'static str]),
+        );
+    };
     ($($method:ident($($arg:ident: $ty:ty),*)),* $(,)?) => {$(
         fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
             let (inner, visitor) = self.split(visitor);
@@ -155,39 +192,8 @@ pub(crate) use forward_deserialize;
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for Filter<D> {
     type Error = D::Error;
 
-    forward_deserialize!(
-        deserialize_any(),
-        deserialize_bool(),
-        deserialize_i8(),
-        deserialize_i16(),
-        deserialize_i32(),
-        deserialize_i64(),
-        deserialize_i128(),
-        deserialize_u8(),
-        deserialize_u16(),
-        deserialize_u32(),
-        deserialize_u64(),
-        deserialize_u128(),
-        deserialize_f32(),
-        deserialize_f64(),
-        deserialize_char(),
-        deserialize_str(),
-        deserialize_string(),
-        deserialize_bytes(),
-        deserialize_byte_buf(),
-        deserialize_option(),
-        deserialize_unit(),
-        deserialize_seq(),
-        deserialize_map(),
-        deserialize_identifier(),
-        deserialize_ignored_any(),
-        deserialize_unit_struct(name: &'static str),
-        deserialize_newtype_struct(name: &'static str),
-        deserialize_tuple(len: usize),
-        deserialize_tuple_struct(name: &'static str, len: usize),
-        deserialize_struct(name: &'static str, fields: &'static [&'static str]),
-        deserialize_enum(name: &'static str, variants: &'static [&'static str]),
-    );
+    forward_deserialize!();
+    forward_deserialize!(deserialize_any(), deserialize_ignored_any());
 
     fn is_human_readable(&self) -> bool {
         self.inner.is_human_readable()
@@ -201,53 +207,59 @@ struct FilterVisitor<V> {
     level: Level,
 }
 
-macro_rules! forward_visit {
-    ($($method:ident($ty:ty)),*) => {$(
+/// The `Visitor` methods of an adapter around `self.inner: V` that pass
+/// every scalar, `None` and unit on unchanged (the adapter writes the
+/// methods that take a nested value).
+macro_rules! forward_scalar_visits {
+    () => {
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            self.inner.expecting(f)
+        }
+
+        $crate::lean::forward_scalar_visits!(@each
+            visit_bool(bool),
+            visit_i8(i8),
+            visit_i16(i16),
+            visit_i32(i32),
+            visit_i64(i64),
+            visit_i128(i128),
+            visit_u8(u8),
+            visit_u16(u16),
+            visit_u32(u32),
+            visit_u64(u64),
+            visit_u128(u128),
+            visit_f32(f32),
+            visit_f64(f64),
+            visit_char(char),
+            visit_str(&str),
+            visit_borrowed_str(&'de str),
+            visit_string(String),
+            visit_bytes(&[u8]),
+            visit_borrowed_bytes(&'de [u8]),
+            visit_byte_buf(Vec<u8>)
+        );
+
+        fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
+            self.inner.visit_none()
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<V::Value, E> {
+            self.inner.visit_unit()
+        }
+    };
+    (@each $($method:ident($ty:ty)),*) => {$(
         fn $method<E: de::Error>(self, v: $ty) -> Result<V::Value, E> {
             self.inner.$method(v)
         }
     )*};
 }
 
-pub(crate) use forward_visit;
+pub(crate) use forward_scalar_visits;
 
 impl<'de, V: Visitor<'de>> Visitor<'de> for FilterVisitor<V> {
     type Value = V::Value;
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        self.inner.expecting(f)
-    }
-
-    forward_visit!(
-        visit_bool(bool),
-        visit_i8(i8),
-        visit_i16(i16),
-        visit_i32(i32),
-        visit_i64(i64),
-        visit_i128(i128),
-        visit_u8(u8),
-        visit_u16(u16),
-        visit_u32(u32),
-        visit_u64(u64),
-        visit_u128(u128),
-        visit_f32(f32),
-        visit_f64(f64),
-        visit_char(char),
-        visit_str(&str),
-        visit_borrowed_str(&'de str),
-        visit_string(String),
-        visit_bytes(&[u8]),
-        visit_borrowed_bytes(&'de [u8]),
-        visit_byte_buf(Vec<u8>)
-    );
-
-    fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
-        self.inner.visit_none()
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<V::Value, E> {
-        self.inner.visit_unit()
-    }
+    forward_scalar_visits!();
 
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
         self.inner.visit_some(Filter {
