@@ -298,11 +298,22 @@ pub(crate) enum Key<'de> {
     Owned(String),
 }
 
-impl Key<'_> {
+impl<'de> Key<'de> {
     fn as_str(&self) -> &str {
         match self {
             Key::Borrowed(s) => s,
             Key::Owned(s) => s,
+        }
+    }
+
+    /// Hands the key on to `seed`, as the map that was read would have.
+    pub(crate) fn into_seed<S: DeserializeSeed<'de>, E: de::Error>(
+        self,
+        seed: S,
+    ) -> Result<S::Value, E> {
+        match self {
+            Key::Borrowed(s) => seed.deserialize(BorrowedStrDeserializer::new(s)),
+            Key::Owned(s) => seed.deserialize(StringDeserializer::new(s)),
         }
     }
 }
@@ -354,11 +365,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for FilterMap<A> {
                 continue;
             };
             self.next = next;
-            return match key {
-                Key::Borrowed(s) => seed.deserialize(BorrowedStrDeserializer::new(s)),
-                Key::Owned(s) => seed.deserialize(StringDeserializer::new(s)),
-            }
-            .map(Some);
+            return key.into_seed(seed).map(Some);
         }
     }
 

@@ -19,7 +19,6 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 
-use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::lean::{Key, forward_deserialize, forward_scalar_visits};
@@ -57,6 +56,11 @@ impl<'de> StrictCheck<'de> {
 
     fn doubt(&self) {
         self.unsure.set(true);
+    }
+
+    /// `seed`, deserializing through a watched deserializer.
+    fn seed<S>(&self, seed: S) -> StrictSeed<'_, 'de, S> {
+        StrictSeed { seed, check: self }
     }
 }
 
@@ -151,10 +155,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for StrictSeq<'_, 'de, A> {
         &mut self,
         seed: S,
     ) -> Result<Option<S::Value>, A::Error> {
-        self.inner.next_element_seed(StrictSeed {
-            seed,
-            check: self.check,
-        })
+        self.inner.next_element_seed(self.check.seed(seed))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -190,23 +191,15 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for StrictMap<'_, 'de, A> {
                 } else {
                     keys.push(key);
                 }
-                drop(keys);
-                seed.deserialize(BorrowedStrDeserializer::new(key))
-                    .map(Some)
             }
             // An escaped key is not kept to compare: let the exact walk look.
-            Key::Owned(key) => {
-                self.check.doubt();
-                seed.deserialize(StringDeserializer::new(key)).map(Some)
-            }
+            Key::Owned(_) => self.check.doubt(),
         }
+        key.into_seed(seed).map(Some)
     }
 
     fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, A::Error> {
-        self.inner.next_value_seed(StrictSeed {
-            seed,
-            check: self.check,
-        })
+        self.inner.next_value_seed(self.check.seed(seed))
     }
 
     fn size_hint(&self) -> Option<usize> {

@@ -76,27 +76,24 @@ impl<'a> FieldPath<'a> {
         if let Some(parent) = self.parent {
             parent.write_to(out);
         }
+        let name = |out: &mut String, name: &str| {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(name);
+        };
+        let index = |out: &mut String, i: usize| {
+            out.push('[');
+            out.push_str(itoa::Buffer::new().format(i));
+            out.push(']');
+        };
         match self.step {
             Step::Root => {}
-            Step::Name(name) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(name);
-            }
-            Step::Index(i) => {
-                out.push('[');
-                out.push_str(itoa::Buffer::new().format(i));
-                out.push(']');
-            }
-            Step::Item(name, i) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(name);
-                out.push('[');
-                out.push_str(itoa::Buffer::new().format(i));
-                out.push(']');
+            Step::Name(n) => name(out, n),
+            Step::Index(i) => index(out, i),
+            Step::Item(n, i) => {
+                name(out, n);
+                index(out, i);
             }
             Step::Key(k) => {
                 out.push('[');
